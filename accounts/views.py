@@ -1,0 +1,116 @@
+"""Sign-in (password, then a code from an authenticator app), sign-out and invitations.
+The same views serve the operator console and every council: each host has its own users."""
+
+from __future__ import annotations
+
+import base64
+
+import segno
+from axes.handlers.proxy import AxesProxyHandler
+from django.contrib.auth import authenticate, login, logout, user_login_failed
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+
+from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm
+from accounts.models import User
+from accounts.selectors import invitation_by_token, user_confirmed_device
+from accounts.services import invitation_accept, invitation_device
+
+PENDING_USER = "patchwork_pending_user"
+NEXT_URL = "patchwork_next"
+LOCKED_OUT = (
+    "This account is locked after too many failed attempts. Try again later, "
+    "or ask your administrator to unlock it."
+)
+
+
+def _safe_next(request: HttpRequest, url: str | None) -> str:
+    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=False):
+        return url
+    return "/"
+
+
+def sign_in(request: HttpRequest) -> HttpResponse:
+    form = SignInForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].lower()
+        user = authenticate(request, email=email, password=form.cleaned_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            form.add_error(None, LOCKED_OUT)
+        elif user is None:
+            form.add_error(None, "The email address or password is not right")
+        elif user_confirmed_device(user) is None:
+            form.add_error(
+                None,
+                "Your account has no authenticator app set up. "
+                "Ask your administrator to send you a new invitation.",
+            )
+        else:
+            request.session.cycle_key()
+            request.session[PENDING_USER] = user.pk
+            request.session[NEXT_URL] = _safe_next(request, request.GET.get("next"))
+            return redirect("accounts:sign_in_code")
+    return render(request, "accounts/sign_in.html", {"form": form})
+
+
+def sign_in_code(request: HttpRequest) -> HttpResponse:
+    user = User.objects.filter(pk=request.session.get(PENDING_USER), is_active=True).first()
+    if user is None:
+        return redirect("accounts:sign_in")
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        credentials = {"email": user.email}
+        device = user_confirmed_device(user)
+        code = form.cleaned_data["code"].replace(" ", "").strip()
+        if not AxesProxyHandler.is_allowed(request, credentials):
+            form.add_error(None, LOCKED_OUT)
+        elif device is not None and device.verify_token(code):
+            next_url = request.session.get(NEXT_URL, "/")
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            otp_login(request, device)
+            return redirect(next_url)
+        else:
+            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+            form.add_error("code", "The code is not right. Enter the code your app shows now.")
+    return render(request, "accounts/sign_in_code.html", {"form": form})
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("accounts:sign_in")
+
+
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    invite = invitation_by_token(token)
+    if invite is None:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    device = invitation_device(invitation=invite)
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation_accept(
+                invitation=invite,
+                password=form.cleaned_data["password"],
+                code=form.cleaned_data["code"],
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error("password", exc.messages)
+        else:
+            return render(request, "accounts/invitation_done.html", {"invited": invite.user})
+    qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, title="QR code")
+    context = {
+        "form": form,
+        "invited": invite.user,
+        "qr_svg": qr_svg,
+        "secret": base64.b32encode(device.bin_key).decode(),
+    }
+    return render(request, "accounts/invitation.html", context)

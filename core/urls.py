@@ -1,0 +1,11 @@
+from django.urls import path
+
+from core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/users/", views.users, name="users"),
+    path("admin/organisations/", views.organisations, name="organisations"),
+]

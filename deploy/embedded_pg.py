@@ -1,0 +1,36 @@
+"""An embedded PostgreSQL for the demo and the tests when no DATABASE_URL is configured.
+
+`pgserver` ships a PostgreSQL 16 build inside a wheel: a new user can try Patchwork with
+nothing but Python. The server keeps running between commands (the demo's web server,
+worker and CLI share it) and keeps its data in PATCHWORK_DATA_DIR, never in the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "patchwork"
+
+
+def embedded_database_url(pgdata: Path) -> str:
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - only without the dev/embedded extra
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "No DATABASE_URL is set and the embedded PostgreSQL is not installed: "
+            "`pip install 'patchwork[embedded]'` or set DATABASE_URL"
+        ) from exc
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root and in CI).
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+    if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    return server.get_uri(DATABASE_NAME)

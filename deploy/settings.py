@@ -1,0 +1,320 @@
+"""Patchwork settings, read from the environment.
+
+`PATCHWORK_ENV` picks the mode: `production` (the default, so a forgotten variable fails
+safe), `development` (the demo) or `test`. Production refuses to start without a real
+secret key, key-encryption key, database and platform domain.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name: str, default: str = "") -> str:
+    """A string from the environment; `NAME_FILE` (a path) wins, for container secrets."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        return Path(file_path).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from exc
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+PATCHWORK_ENV = envstr("PATCHWORK_ENV", "production")
+if PATCHWORK_ENV not in {"production", "development", "test"}:
+    raise ImproperlyConfigured("PATCHWORK_ENV must be production, development or test")
+PRODUCTION = PATCHWORK_ENV == "production"
+TESTING = PATCHWORK_ENV == "test"
+
+DEBUG = envbool("DEBUG", PATCHWORK_ENV == "development")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG cannot be on in production")
+
+# Where the embedded PostgreSQL and other local state live: never inside the repository.
+DATA_DIR = Path(envstr("PATCHWORK_DATA_DIR", str(Path.home() / ".local/share/patchwork")))
+
+INSECURE_SECRET_KEY = "insecure-development-key-never-use-in-production"
+SECRET_KEY = envstr("SECRET_KEY")
+if PRODUCTION:
+    if not SECRET_KEY or SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a random value of at least 50 characters in production"
+        )
+elif not SECRET_KEY:
+    SECRET_KEY = INSECURE_SECRET_KEY
+
+# The key-encryption key (KEK) that seals every council's private signing key and other
+# federation secrets at rest: base64 of 32 random bytes.
+_kek = envstr("KEY_ENCRYPTION_KEY")
+if not _kek:
+    if PRODUCTION:
+        raise ImproperlyConfigured("KEY_ENCRYPTION_KEY must be set in production")
+    # Development and tests: a fixed, obviously-not-secret key so the demo restarts cleanly.
+    _kek = base64.b64encode(b"patchwork-development-kek-000000").decode()
+try:
+    KEY_ENCRYPTION_KEY = base64.b64decode(_kek, validate=True)
+except ValueError as exc:
+    raise ImproperlyConfigured("KEY_ENCRYPTION_KEY must be base64") from exc
+if len(KEY_ENCRYPTION_KEY) != 32:
+    raise ImproperlyConfigured("KEY_ENCRYPTION_KEY must decode to exactly 32 bytes")
+
+PLATFORM_DOMAIN = envstr("PLATFORM_DOMAIN", "" if PRODUCTION else "localhost").lower()
+if not PLATFORM_DOMAIN:
+    raise ImproperlyConfigured("PLATFORM_DOMAIN must be set in production (e.g. patchwork.gov.uk)")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", f"{PLATFORM_DOMAIN},.{PLATFORM_DOMAIN}")
+if not PRODUCTION:
+    ALLOWED_HOSTS += ["testserver"]
+
+# --- Applications: the platform (public schema) and each council (its own schema) ---
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    # Accounts, sessions, second factors and lockouts exist in both scopes: operators in the
+    # public schema, each council's users in its own (sessions live beside their users).
+    "accounts",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+]
+TENANT_APPS = [
+    "accounts",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "core",
+    "federation",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Council"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# New councils are cloned from this schema, kept migrated by `patchwork migrate`.
+TENANT_BASE_SCHEMA = "council_template"
+TENANT_CREATION_FAKES_MIGRATIONS = True
+PUBLIC_SCHEMA_URLCONF = "deploy.urls_public"
+ROOT_URLCONF = "deploy.urls_tenant"
+
+MIDDLEWARE = [
+    "tenants.middleware.CouncilRoutingMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tenants.middleware.SuspendedCouncilMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "deploy" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tenants.context_processors.council",
+            ],
+        },
+    }
+]
+
+WSGI_APPLICATION = "deploy.wsgi.application"
+
+# --- Database: DATABASE_URL, or (outside production) an embedded PostgreSQL ---
+DATABASE_URL = envstr("DATABASE_URL")
+if not DATABASE_URL:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL must be set in production")
+    from deploy.embedded_pg import embedded_database_url
+
+    DATABASE_URL = embedded_database_url(DATA_DIR / "pgdata")
+
+import dj_database_url  # noqa: E402
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))}
+DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+if envstr("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache and Celery broker. Without REDIS_URL, tasks run eagerly in-process ---
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+        }
+    }
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "Europe/London"
+
+# --- Accounts, passwords, second factor, lockout ---
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+if TESTING:
+    # Argon2 stays the hasher under test; only its cost is lowered to keep the suite quick.
+    PASSWORD_HASHERS = ["accounts.hashers.FastArgon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "accounts:sign_in"
+AXES_FAILURE_LIMIT = envint("LOCKOUT_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = envint("LOCKOUT_MINUTES", 30) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_FORM_FIELD = "email"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = "Patchwork"
+INVITE_VALID_DAYS = envint("INVITE_VALID_DAYS", 7)
+
+# --- Sessions and cookies: host-only (never shared across councils' subdomains) ---
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_NAME = "patchwork_session"
+SESSION_COOKIE_AGE = envint("SESSION_HOURS", 9) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", PRODUCTION)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- Email ---
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", PRODUCTION)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", f"Patchwork <no-reply@{PLATFORM_DOMAIN}>")
+
+# --- Static and media files (tenant-aware media) ---
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "build" / "static")))
+MEDIA_ROOT = envstr("MEDIA_ROOT", str(DATA_DIR / "media"))
+MEDIA_URL = "/media/"
+MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+STORAGES = {
+    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "Europe/London"
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+}
+
+# Lockout is per account, not per address: a council's staff share one egress address, and
+# locking it would lock out a whole office (axes warns of the trade-off).
+SILENCED_SYSTEM_CHECKS: list[str] = ["axes.W006"]
+
+# How links to a council's host are written (invitations, emails): https in production; the
+# demo serves plain http on port 8000.
+SITE_SCHEME = envstr("SITE_SCHEME", "https" if PRODUCTION else "http")
+SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
+EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
+STATICFILES_DIRS = [BASE_DIR / "build" / "frontend", BASE_DIR / "deploy" / "static"]

@@ -1,0 +1,41 @@
+"""Routing by host: the platform domain serves the operator console from the public schema;
+`<slug>.<platform domain>` serves that council from its own schema; anything else is 404."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_tenants.middleware.main import TenantMainMiddleware
+
+from tenants.models import Council
+
+
+class CouncilRoutingMiddleware(TenantMainMiddleware):
+    def get_tenant(self, domain_model, hostname):  # type: ignore[no-untyped-def]
+        if hostname == settings.PLATFORM_DOMAIN:
+            # The platform itself is not a council and has no row: an unsaved instance
+            # carries the public schema name for django-tenants.
+            return Council(schema_name="public", name="Patchwork platform", code="", slug="")
+        return super().get_tenant(domain_model, hostname)
+
+    def no_tenant_found(self, request, hostname):  # type: ignore[no-untyped-def]
+        connection.set_schema_to_public()
+        return render(request, "tenants/no_council.html", {"hostname": hostname}, status=404)
+
+
+class SuspendedCouncilMiddleware:
+    """A suspended council answers every request with the "suspended" page: no sign-in,
+    and open sessions are useless. Health checks are not council pages and are not here."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        council = getattr(request, "tenant", None)
+        if isinstance(council, Council) and council.is_suspended:
+            return render(request, "tenants/suspended.html", {"council": council}, status=503)
+        return self.get_response(request)

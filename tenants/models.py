@@ -1,0 +1,82 @@
+"""The platform's own records, in the public schema: councils, their domains and keys."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+# ONS Government Statistical Service codes for local authorities: a country letter
+# (E England, W Wales, S Scotland, N Northern Ireland) and eight digits, e.g. E06000043.
+GSS_CODE = re.compile(r"^[EWSN]\d{8}$")
+
+
+def validate_gss_code(value: str) -> None:
+    if not GSS_CODE.match(value):
+        raise ValidationError(
+            "Enter the council's ONS code: a letter E, W, S or N and eight digits, like E06000043"
+        )
+
+
+class Council(TenantMixin):
+    """A council using Patchwork: one PostgreSQL schema holds everything that is its own."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=120, unique=True)
+    code = models.CharField(
+        "ONS code", max_length=9, unique=True, validators=[validate_gss_code]
+    )
+    slug = models.SlugField(max_length=63, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+
+    # Schemas are created by cloning the template in `council_onboard` and dropped only by
+    # `council_offboard`, after an export: never as a side effect of save() or delete().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def is_platform(self) -> bool:
+        return self.schema_name == "public"
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
+
+    @property
+    def federation_id(self) -> str:
+        return f"council:{self.code}"
+
+
+class Domain(DomainMixin):
+    """A host name that routes to a council, e.g. brighton-and-hove.patchwork.example."""
+
+
+class CouncilSigningKey(models.Model):
+    """One of a council's Ed25519 federation keys. The private half is sealed under the
+    deployment's key-encryption key and never stored or logged in clear."""
+
+    council = models.ForeignKey(Council, on_delete=models.CASCADE, related_name="signing_keys")
+    key_id = models.CharField(max_length=80, unique=True)
+    public_key = models.BinaryField()
+    sealed_private_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.key_id

@@ -1,0 +1,180 @@
+"""Writes for the platform: onboard, suspend, resume and offboard councils; keep the
+template schema current; issue signing keys."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
+
+from accounts.models import User
+from accounts.services import user_invite
+from tenants import archives, keys
+from tenants.models import GSS_CODE, Council, CouncilSigningKey, Domain
+from tenants.selectors import council_host, council_url, migration_state, template_is_current
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    council: Council
+    admin_email: str
+    invitation_url: str
+
+
+def template_refresh() -> None:
+    """Bring the template schema, from which every new council is cloned, up to date.
+    Run on every deploy (by `patchwork migrate`) so a new council starts current."""
+    base = get_tenant_base_schema()
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{base}"')
+    call_command("migrate_schemas", schema_name=base, interactive=False, verbosity=0)
+
+
+def _clean_council_fields(*, name: str, code: str, slug: str) -> tuple[str, str, str]:
+    name = " ".join(name.split())
+    code = code.strip().upper()
+    slug = slug.strip().lower()
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Enter the council's name"
+    elif len(name) > 120:
+        errors["name"] = "The council's name must be 120 characters or fewer"
+    elif Council.objects.filter(name__iexact=name).exists():
+        errors["name"] = f"A council called {name} is already on this platform"
+    if not GSS_CODE.match(code):
+        errors["code"] = (
+            "Enter the council's ONS code: a letter E, W, S or N and eight digits, like E06000043"
+        )
+    elif Council.objects.filter(code=code).exists():
+        errors["code"] = f"A council with the code {code} is already on this platform"
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", slug):
+        errors["slug"] = (
+            "The web address name can use only letters, numbers and hyphens, "
+            "and cannot start or end with a hyphen"
+        )
+    else:
+        host = f"{slug}.{settings.PLATFORM_DOMAIN}"
+        if Council.objects.filter(slug=slug).exists() or Domain.objects.filter(domain=host).exists():
+            errors["slug"] = f"The web address {host} is already in use"
+    if errors:
+        raise ValidationError(errors)
+    return name, code, slug
+
+
+def council_signing_key_create(*, council: Council) -> CouncilSigningKey:
+    """A new Ed25519 signing key for `council`, its private half sealed under the KEK."""
+    key_id = f"{council.code}-{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+    public, private = keys.new_key_pair()
+    return CouncilSigningKey.objects.create(
+        council=council,
+        key_id=key_id,
+        public_key=public,
+        sealed_private_key=keys.seal(private, context=keys.private_key_context(key_id)),
+    )
+
+
+def council_onboard(
+    *,
+    name: str,
+    code: str,
+    admin_email: str,
+    admin_name: str = "",
+    slug: str = "",
+) -> Onboarded:
+    """Create a council: its schema (cloned from the template), its domain, its federation
+    signing key and its first administrator, who gets a one-time invitation link.
+
+    Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
+    raises ValidationError and leaves nothing behind."""
+    name, code, slug = _clean_council_fields(
+        name=name, code=code, slug=slug or slugify(name)
+    )
+    if not template_is_current():
+        template_refresh()
+    with transaction.atomic():
+        council = Council(
+            name=name, code=code, slug=slug, schema_name=f"council_{code.lower()}"
+        )
+        council.full_clean()
+        council.save()
+        CloneSchema().clone_schema(get_tenant_base_schema(), council.schema_name, "DATA")
+        Domain.objects.create(
+            domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
+        )
+        council_signing_key_create(council=council)
+        with schema_context(council.schema_name):
+            admin, token = user_invite(
+                email=admin_email,
+                full_name=admin_name or admin_email.split("@")[0],
+                role=User.Role.COUNCIL_ADMIN,
+            )
+    log.info("Onboarded %s as %s", council, council.schema_name)
+    return Onboarded(
+        council=council,
+        admin_email=admin.email,
+        invitation_url=council_url(council, f"/invitation/{token}/"),
+    )
+
+
+@transaction.atomic
+def council_suspend(*, council: Council) -> Council:
+    """Stop a council's host from serving anything but the "suspended" page; its users
+    cannot sign in and their open sessions stop working at once. Nothing is deleted."""
+    council.status = Council.Status.SUSPENDED
+    council.suspended_at = timezone.now()
+    council.save(update_fields=["status", "suspended_at"])
+    return council
+
+
+@transaction.atomic
+def council_resume(*, council: Council) -> Council:
+    council.status = Council.Status.ACTIVE
+    council.suspended_at = None
+    council.save(update_fields=["status", "suspended_at"])
+    return council
+
+
+def council_export(*, council: Council, directory: Path | None = None) -> Path:
+    """Write a sealed, checksummed archive of all the council's data; return its path."""
+    stamp: datetime = timezone.now()
+    target = (directory or settings.EXPORT_DIR) / f"{council.code}-{stamp:%Y%m%dT%H%M%S}.pwa"
+    manifest = {
+        "council": {"name": council.name, "code": council.code, "slug": council.slug},
+        "host": council_host(council),
+        "exported_at": stamp.isoformat(),
+        "pending_migrations": migration_state(council.schema_name).pending,
+    }
+    return archives.schema_export(council.schema_name, manifest, target)
+
+
+def council_offboard(*, council: Council, confirm_code: str, directory: Path | None = None) -> Path:
+    """Export the council's data, check the archive opens and matches, then drop its schema
+    and platform records. Returns the archive's path; nothing is dropped if the export fails."""
+    if confirm_code.strip().upper() != council.code:
+        raise ValidationError(
+            f"To offboard {council.name}, confirm with its code {council.code}"
+        )
+    archive = council_export(council=council, directory=directory)
+    archives.archive_manifest(archive)
+    with transaction.atomic():
+        schema = council.schema_name
+        council.delete()
+        if schema_exists(schema):
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    log.info("Offboarded %s; archive at %s", council, archive)
+    return archive
