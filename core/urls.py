@@ -8,4 +8,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/users/", views.users, name="users"),
     path("admin/organisations/", views.organisations, name="organisations"),
+    path(
+        "admin/organisations/<int:organisation_id>/",
+        views.organisation_detail,
+        name="organisation_detail",
+    ),
 ]

@@ -14,7 +14,7 @@ from accounts.selectors import users_for_admin
 from accounts.services import user_invite
 from core.forms import OrganisationForm
 from core.models import Organisation
-from core.selectors import organisations_list
+from core.selectors import organisation_for_admin, organisations_list
 from core.services import organisation_create
 
 admin_required = role_required(User.Role.COUNCIL_ADMIN)
@@ -68,3 +68,9 @@ def organisations(request: HttpRequest) -> HttpResponse:
             return redirect("core:organisations")
     context = {"form": form, "organisations": organisations_list()}
     return render(request, "core/organisations.html", context)
+
+
+@admin_required
+def organisation_detail(request: HttpRequest, organisation_id: int) -> HttpResponse:
+    organisation = organisation_for_admin(organisation_id)
+    return render(request, "core/organisation_detail.html", {"organisation": organisation})

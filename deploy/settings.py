@@ -281,7 +281,8 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", f"Patchwork <no-reply@{PLATFOR
 
 # --- Static and media files (tenant-aware media) ---
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "build" / "static")))
+# Production serves collected files from STATIC_ROOT; elsewhere WhiteNoise reads the finders.
+STATIC_ROOT = Path(envstr("STATIC_ROOT", "/opt/patchwork/static")) if PRODUCTION or envstr("STATIC_ROOT") else None
 MEDIA_ROOT = envstr("MEDIA_ROOT", str(DATA_DIR / "media"))
 MEDIA_URL = "/media/"
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
@@ -318,3 +319,11 @@ SITE_SCHEME = envstr("SITE_SCHEME", "https" if PRODUCTION else "http")
 SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
 STATICFILES_DIRS = [BASE_DIR / "build" / "frontend", BASE_DIR / "deploy" / "static"]
+
+CELERY_BEAT_SCHEDULE = {
+    "clear-expired-sessions": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": 3600.0,
+        "args": ["accounts.tasks.sessions_clear_expired"],
+    },
+}

@@ -175,6 +175,8 @@ def council_offboard(*, council: Council, confirm_code: str, directory: Path | N
         council.delete()
         if schema_exists(schema):
             with connection.cursor() as cursor:
+                # Deferred foreign-key checks pending in this transaction would block the drop.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
     log.info("Offboarded %s; archive at %s", council, archive)
     return archive

@@ -1,0 +1,45 @@
+# Patchwork: `make demo` runs it with two demo councils; `make test` runs every check.
+# Both create the virtualenv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+STATIC := build/frontend/govuk/govuk-frontend.min.css
+
+.PHONY: demo test install lint typecheck pytest bench clean
+
+install: $(STAMP) $(STATIC)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(STATIC): package.json package-lock.json deploy/build_frontend.py
+	npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python deploy/build_frontend.py
+
+demo: install
+	PATCHWORK_ENV=development $(BIN)/patchwork migrate_platform
+	PATCHWORK_ENV=development $(BIN)/patchwork demo_setup
+	PATCHWORK_ENV=development $(BIN)/patchwork runserver 127.0.0.1:8000
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+pytest: install
+	PATCHWORK_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	PATCHWORK_ENV=test $(BIN)/python tests/bench/bench_onboarding.py
+
+clean:
+	rm -rf $(VENV) build node_modules
