@@ -1,8 +1,17 @@
-"""One council's own records (each council's schema has its own copy of these tables)."""
+"""One council's own records: each council's schema has its own copy of these tables.
+
+Patchwork records *that* someone is involved with a child or family and how to reach them,
+never case notes. See ARCHITECTURE.md for the data model."""
 
 from __future__ import annotations
 
+from datetime import date
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from core.identifiers import name_key, postcode_key, validate_nhs_number, validate_postcode
 
 
 class Organisation(models.Model):
@@ -27,7 +36,7 @@ class Organisation(models.Model):
         YOUTH = "youth", "Youth service"
         VOLUNTARY = "voluntary", "Voluntary sector"
 
-    # Involvement with these services is itself sensitive information by default.
+    # Involvement with these services is itself sensitive information.
     SENSITIVE_BY_DEFAULT = frozenset(
         {AgencyType.MENTAL_HEALTH, AgencyType.SUBSTANCE_MISUSE, AgencyType.SEXUAL_HEALTH}
     )
@@ -48,3 +57,298 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Practitioner(models.Model):
+    """A user's working profile: where they work and how colleagues reach them."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="practitioner"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="practitioners"
+    )
+    job_title = models.CharField(max_length=120)
+    team = models.CharField(max_length=120, blank=True)
+    work_phone = models.CharField(max_length=40, blank=True)
+    secure_email = models.EmailField(blank=True)
+    # Child-protection practitioners (e.g. a MASH or child-protection social worker) may
+    # make a reviewed "break-glass" opening of a shielded record.
+    child_protection = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["user__full_name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.job_title}, {self.organisation})"
+
+
+class InvolvementRole(models.Model):
+    """The council-managed list of roles a practitioner can hold with a person."""
+
+    name = models.CharField(max_length=120, unique=True)
+    child_protection = models.BooleanField(
+        default=False,
+        help_text="Child-protection roles are always visible and can never be sensitive.",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Person(models.Model):
+    """A child or an adult in a family."""
+
+    class Sex(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Not known"
+
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    date_of_birth = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    nhs_number = models.CharField(
+        max_length=10, null=True, blank=True, unique=True, validators=[validate_nhs_number]
+    )
+    local_identifiers = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"LCS": "123456", "UPN": "A123..."}'
+    )
+    address = models.TextField(blank=True)
+    postcode = models.CharField(max_length=8, blank=True, validators=[validate_postcode])
+    postcode_key = models.CharField(max_length=8, blank=True, db_index=True, editable=False)
+    date_of_death = models.DateField(null=True, blank=True)
+    shielded = models.BooleanField(
+        default=False,
+        help_text="Hidden from search except for the person's own team (for example, a child "
+        "at risk from a parent).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+        indexes = [models.Index(fields=["date_of_birth"])]
+
+    def __str__(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.postcode_key = postcode_key(self.postcode)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def age_on(self, day: date) -> int | None:
+        if self.date_of_birth is None:
+            return None
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class PersonName(models.Model):
+    """Every name a person is or was known by, folded for search (current, previous, alias)."""
+
+    class Kind(models.TextChoices):
+        CURRENT = "current", "Current name"
+        PREVIOUS = "previous", "Previous name"
+        ALIAS = "alias", "Also known as"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="names")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    given_key = models.CharField(max_length=100, editable=False)
+    family_key = models.CharField(max_length=100, editable=False, db_index=True)
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.given_key = name_key(self.given_name)
+        self.family_key = name_key(self.family_name)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.given_name} {self.family_name} ({self.get_kind_display()})"
+
+
+class FamilyRelationship(models.Model):
+    """`relative` is the `person`'s parent, carer, sibling or household member."""
+
+    class Kind(models.TextChoices):
+        PARENT = "parent", "Parent"
+        CARER = "carer", "Carer"
+        SIBLING = "sibling", "Sibling"
+        HOUSEHOLD = "household", "Household member"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="relationships")
+    relative = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="relatives_of")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(person=models.F("relative")), name="relationship_not_to_self"
+            ),
+            models.UniqueConstraint(
+                fields=["person", "relative", "kind"],
+                condition=Q(end_date__isnull=True),
+                name="one_current_relationship_of_a_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.relative} is {self.get_kind_display().lower()} of {self.person}"
+
+
+class Involvement(models.Model):
+    """A practitioner is (or was) involved with a person: who, in what role, since when."""
+
+    class LegalBasis(models.TextChoices):
+        PUBLIC_TASK = "public_task", "Public task (UK GDPR 6(1)(e))"
+        LEGAL_OBLIGATION = "legal_obligation", "Legal obligation (UK GDPR 6(1)(c))"
+        VITAL_INTERESTS = "vital_interests", "Vital interests (UK GDPR 6(1)(d))"
+        CONSENT = "consent", "Consent (UK GDPR 6(1)(a))"
+
+    class EndReason(models.TextChoices):
+        CASE_CLOSED = "case_closed", "Work finished"
+        TRANSFERRED = "transferred", "Transferred to a colleague"
+        MOVED_AWAY = "moved_away", "The person moved away"
+        LEFT_ROLE = "left_role", "Practitioner left the role"
+        NOT_CONFIRMED = "not_confirmed", "No longer involved (reminder answered)"
+        RECORDED_IN_ERROR = "recorded_in_error", "Recorded in error"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="involvements")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="involvements"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="involvements"
+    )
+    role = models.ForeignKey(InvolvementRole, on_delete=models.PROTECT, related_name="+")
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    last_contact_date = models.DateField(null=True, blank=True)
+    last_confirmed_at = models.DateTimeField(null=True, blank=True)
+    legal_basis = models.CharField(
+        max_length=20, choices=LegalBasis.choices, default=LegalBasis.PUBLIC_TASK
+    )
+    sensitive = models.BooleanField(default=False)
+    lead_professional = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-start_date"]
+        indexes = [
+            models.Index(fields=["person", "end_date"]),
+            models.Index(fields=["practitioner", "end_date"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person"],
+                condition=Q(lead_professional=True, end_date__isnull=True),
+                name="one_lead_professional_per_person",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="involvement_ends_after_it_starts",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.practitioner.user} – {self.role} for {self.person}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.end_date is None
+
+
+class RecordOpening(models.Model):
+    """Someone outside a person's team opened their record, having stated why."""
+
+    class Reason(models.TextChoices):
+        SECTION_47 = "section_47", "Section 47 enquiry"
+        SAFEGUARDING = "safeguarding", "Safeguarding concern"
+        NEW_REFERRAL = "new_referral", "New referral"
+        WORKING_WITH_FAMILY = "working_with_family", "Already working with the family"
+        STARTING_WORK = "starting_work", "About to start work with this person"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="openings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    note = models.TextField()
+    break_glass = models.BooleanField(default=False)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "person", "opened_at"])]
+
+
+class ContactRequest(models.Model):
+    """A request, brokered by a sensitive service, to be put in touch about a person."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the service"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="contact_requests")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    message = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    response = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Notification(models.Model):
+    """Something a user should know, shown in the app (and emailed where they chose)."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=40)
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["recipient", "read_at"])]
+
+
+class AuditEvent(models.Model):
+    """Append-only and hash-chained: each event holds the hash of the one before, so any
+    change, deletion or reordering is found by `patchwork verify_audit`. A database trigger
+    refuses UPDATE and DELETE."""
+
+    at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True)
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=40, db_index=True)
+    person_id = models.BigIntegerField(null=True, db_index=True)
+    detail = models.JSONField(default=dict)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"

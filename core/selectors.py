@@ -1,11 +1,50 @@
-"""Reads inside one council, with the access rules."""
+"""Reads inside one council, with the access rules. Every rule about who may see a person,
+their network or a sensitive involvement lives here, and views and the API go through it.
+
+- Practitioners (and managers) search; administrators and IG officers manage but do not
+  read records.
+- Search needs enough to identify one person: an NHS number, or surname and date of birth,
+  or surname, first name and postcode. It is audited, always.
+- A shielded person is found only by their own team, or by a child-protection practitioner
+  who searches with break-glass (reviewed later). A search never confirms they exist.
+- A person's current team sees their record. Anyone else who found them by search states a
+  reason first; the opening is audited and the lead professional is told.
+- A sensitive involvement is shown in full only to its own organisation; to others as
+  "a sensitive service is involved – request contact"."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from django.http import Http404
+import enum
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
-from core.models import Organisation
+import jellyfish
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User
+from core.audit import audit_record
+from core.identifiers import name_key, nhs_number_clean, nhs_number_is_valid, postcode_key
+from core.models import (
+    AuditEvent,
+    FamilyRelationship,
+    Involvement,
+    Notification,
+    Organisation,
+    Person,
+    PersonName,
+    Practitioner,
+    RecordOpening,
+)
+
+# How long a stated reason keeps a record open for the person who stated it, and how long
+# after a search its results may be opened.
+OPENING_VALID = timedelta(hours=getattr(settings, "RECORD_OPENING_HOURS", 8))
+SEARCH_VALID = timedelta(hours=1)
+READER_ROLES = {User.Role.PRACTITIONER, User.Role.MANAGER}
 
 
 def organisations_list() -> QuerySet[Organisation]:
@@ -18,3 +57,410 @@ def organisation_for_admin(organisation_id: int) -> Organisation:
     if organisation is None:
         raise Http404("No organisation with that id here")
     return organisation
+
+
+def practitioner_of(user: User) -> Practitioner | None:
+    if not user.is_authenticated or user.role not in READER_ROLES:
+        return None
+    return Practitioner.objects.select_related("organisation").filter(user=user).first()
+
+
+def can_read_records(user: User) -> bool:
+    return practitioner_of(user) is not None
+
+
+# --- Search ---------------------------------------------------------------------------
+
+
+class SearchRefused(Exception):
+    """The query is too broad or malformed; the message says what to add or fix."""
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    nhs_number: str = ""
+    family_name: str = ""
+    given_name: str = ""
+    date_of_birth: date | None = None
+    postcode: str = ""
+
+    def mode(self) -> str:
+        if self.nhs_number:
+            if not nhs_number_is_valid(self.nhs_number):
+                raise SearchRefused(
+                    "That is not a valid NHS number: check the 10 digits and try again"
+                )
+            return "nhs_number"
+        if not name_key(self.family_name):
+            raise SearchRefused(
+                "Enter an NHS number, or a surname with a date of birth, "
+                "or a surname, first name and postcode"
+            )
+        if self.date_of_birth:
+            return "surname_dob"
+        if name_key(self.given_name) and len(postcode_key(self.postcode)) >= 5:
+            return "names_postcode"
+        raise SearchRefused(
+            "Add a date of birth, or a first name and a full postcode, to search by surname: "
+            "Patchwork only finds a person you can already identify"
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    person_id: int
+    name: str
+    date_of_birth: date | None
+    sex: str
+    postcode_area: str
+    on_team: bool
+    shielded: bool
+
+
+def _names_match(query_key: str, candidate_key: str) -> bool:
+    """Tolerant of one typo (a letter wrong, missing, extra or swapped) and of sound-alike
+    spellings; names are already folded for case, accents and hyphens."""
+    if not query_key:
+        return True
+    if query_key == candidate_key:
+        return True
+    if len(query_key) >= 4 and jellyfish.damerau_levenshtein_distance(query_key, candidate_key) <= 1:
+        return True
+    return len(query_key) >= 3 and jellyfish.metaphone(query_key) == jellyfish.metaphone(
+        candidate_key
+    )
+
+
+def _team_person_ids(user: User, person_ids: list[int]) -> set[int]:
+    return set(
+        Involvement.objects.filter(
+            person_id__in=person_ids, practitioner__user=user, end_date__isnull=True
+        ).values_list("person_id", flat=True)
+    )
+
+
+def person_search(*, user: User, query: SearchQuery, break_glass: bool = False) -> list[SearchResult]:
+    """Find the people matching an identifying query. Refused (SearchRefused) when too broad.
+    The search is audited whatever it finds, including the ids it returned."""
+    practitioner = practitioner_of(user)
+    if practitioner is None:
+        raise PermissionError("Only practitioners can search for people")
+    if break_glass and not practitioner.child_protection:
+        raise PermissionError("Only child-protection practitioners can search with break-glass")
+    mode = query.mode()
+    people = Person.objects.filter(archived_at__isnull=True)
+    if mode == "nhs_number":
+        candidates = list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
+    else:
+        if mode == "surname_dob":
+            narrowed = people.filter(date_of_birth=query.date_of_birth)
+        else:
+            narrowed = people.filter(postcode_key=postcode_key(query.postcode))
+        family, given = name_key(query.family_name), name_key(query.given_name)
+        names = PersonName.objects.filter(person__in=narrowed).select_related("person")
+        matched: dict[int, Person] = {}
+        for name in names:
+            if _names_match(family, name.family_key) and _names_match(given, name.given_key):
+                matched[name.person_id] = name.person
+        candidates = list(matched.values())
+    team = _team_person_ids(user, [p.pk for p in candidates])
+    visible = [p for p in candidates if not p.shielded or p.pk in team or break_glass]
+    visible.sort(key=lambda p: (p.family_name, p.given_name, p.pk))
+    audit_record(
+        actor=user,
+        action="search_break_glass" if break_glass else "search",
+        detail={
+            "mode": mode,
+            "terms": {
+                k: v for k, v in {
+                    "nhs_number": nhs_number_clean(query.nhs_number),
+                    "family_name": query.family_name,
+                    "given_name": query.given_name,
+                    "date_of_birth": query.date_of_birth.isoformat() if query.date_of_birth else "",
+                    "postcode": postcode_key(query.postcode),
+                }.items() if v
+            },
+            "result_ids": [p.pk for p in visible],
+        },
+    )
+    return [
+        SearchResult(
+            person_id=p.pk,
+            name=p.full_name,
+            date_of_birth=p.date_of_birth,
+            sex=p.get_sex_display(),
+            postcode_area=p.postcode_key[:-3] if len(p.postcode_key) >= 5 else "",
+            on_team=p.pk in team,
+            shielded=p.shielded,
+        )
+        for p in visible
+    ]
+
+
+# --- Access to one person ---------------------------------------------------------------
+
+
+class Access(enum.Enum):
+    TEAM = "team"  # currently involved: sees the network
+    OPENED = "opened"  # stated a reason recently: sees the network
+    NEEDS_REASON = "needs_reason"  # found them by search: must state a reason first
+
+
+@dataclass(frozen=True)
+class PersonAccess:
+    person: Person
+    access: Access
+    break_glass: bool = False
+
+    @property
+    def can_see_network(self) -> bool:
+        return self.access in {Access.TEAM, Access.OPENED}
+
+
+def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
+    actions = ["search_break_glass"] if break_glass else ["search", "search_break_glass"]
+    return AuditEvent.objects.filter(
+        actor_id=user.pk,
+        action__in=actions,
+        at__gte=timezone.now() - SEARCH_VALID,
+        detail__result_ids__contains=[person.pk],
+    ).exists()
+
+
+def person_access(user: User, person_id: int) -> PersonAccess:
+    """How `user` may see person `person_id`; Http404 when they may not know it exists
+    (which looks exactly like a person who does not exist)."""
+    if practitioner_of(user) is None:
+        raise Http404("No such person")
+    person = Person.objects.filter(pk=person_id, archived_at__isnull=True).first()
+    if person is None:
+        raise Http404("No such person")
+    if _team_person_ids(user, [person.pk]):
+        return PersonAccess(person, Access.TEAM)
+    opening = (
+        RecordOpening.objects.filter(
+            user=user, person=person, opened_at__gte=timezone.now() - OPENING_VALID
+        )
+        .order_by("-opened_at")
+        .first()
+    )
+    if opening is not None:
+        return PersonAccess(person, Access.OPENED, break_glass=opening.break_glass)
+    if person.shielded:
+        if _found_by_search(user, person, break_glass=True):
+            return PersonAccess(person, Access.NEEDS_REASON, break_glass=True)
+        raise Http404("No such person")
+    if _found_by_search(user, person, break_glass=False):
+        return PersonAccess(person, Access.NEEDS_REASON)
+    raise Http404("No such person")
+
+
+def person_viewable(user: User, person_id: int) -> PersonAccess:
+    """Like person_access, but only for someone who may see the network now."""
+    access = person_access(user, person_id)
+    if not access.can_see_network:
+        raise PermissionError("State a reason before opening this record")
+    return access
+
+
+# --- The network picture ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    involvement_id: int | None
+    practitioner_name: str
+    job_title: str
+    role: str
+    organisation: str
+    agency_type: str
+    agency_label: str
+    phone: str
+    email: str
+    start_date: date | None
+    end_date: date | None
+    end_reason: str
+    last_contact_date: date | None
+    last_confirmed_at: object
+    lead_professional: bool
+    child_protection: bool
+    is_me: bool
+    # A sensitive involvement seen from outside its service: every other field is blank.
+    masked: bool = False
+    masked_organisation_id: int | None = None
+
+    @property
+    def last_contact_days(self) -> int | None:
+        if self.last_contact_date is None:
+            return None
+        return (timezone.localdate() - self.last_contact_date).days
+
+
+@dataclass
+class Network:
+    person: Person
+    current: list[TeamMember]
+    history: list[TeamMember]
+    family: list[tuple[FamilyRelationship, Person, list[TeamMember]]] = field(default_factory=list)
+
+    def current_by_agency(self) -> list[tuple[str, list[TeamMember]]]:
+        groups: dict[str, list[TeamMember]] = defaultdict(list)
+        for member in self.current:
+            groups["A sensitive service" if member.masked else member.agency_label].append(member)
+        return sorted(groups.items())
+
+    @property
+    def lead(self) -> TeamMember | None:
+        return next((m for m in self.current if m.lead_professional), None)
+
+
+AGENCY_LABELS = dict(Organisation.AgencyType.choices)
+
+
+def _member(involvement: Involvement, viewer: Practitioner) -> TeamMember:
+    practitioner = involvement.practitioner
+    if involvement.sensitive and involvement.organisation_id != viewer.organisation_id:
+        return TeamMember(
+            involvement_id=None, practitioner_name="", job_title="", role="",
+            organisation="", agency_type="", agency_label="", phone="", email="",
+            start_date=None, end_date=involvement.end_date, end_reason="",
+            last_contact_date=None, last_confirmed_at=None, lead_professional=False,
+            child_protection=False, is_me=False, masked=True,
+            masked_organisation_id=involvement.organisation_id,
+        )
+    return TeamMember(
+        involvement_id=involvement.pk,
+        practitioner_name=practitioner.user.full_name,
+        job_title=practitioner.job_title,
+        role=involvement.role.name,
+        organisation=involvement.organisation.name,
+        agency_type=involvement.organisation.agency_type,
+        agency_label=AGENCY_LABELS.get(involvement.organisation.agency_type, ""),
+        phone=practitioner.work_phone or involvement.organisation.phone,
+        email=practitioner.secure_email or practitioner.user.email,
+        start_date=involvement.start_date,
+        end_date=involvement.end_date,
+        end_reason=involvement.get_end_reason_display() if involvement.end_reason else "",
+        last_contact_date=involvement.last_contact_date,
+        last_confirmed_at=involvement.last_confirmed_at,
+        lead_professional=involvement.lead_professional,
+        child_protection=involvement.role.child_protection,
+        is_me=practitioner.user_id == viewer.user_id,
+    )
+
+
+def _members(involvements: list[Involvement], viewer: Practitioner) -> list[TeamMember]:
+    members = [_member(inv, viewer) for inv in involvements]
+    # One masked line per sensitive service, however many of its staff are involved.
+    seen: set[int] = set()
+    unique = []
+    for m in members:
+        if m.masked:
+            if m.masked_organisation_id in seen:
+                continue
+            seen.add(m.masked_organisation_id)  # type: ignore[arg-type]
+        unique.append(m)
+    return unique
+
+
+INVOLVEMENT_RELATED = ("practitioner__user", "organisation", "role")
+
+
+def person_network(*, user: User, person_id: int, audit: bool = True) -> Network:
+    """The team around a person: current members by agency, history, and family members with
+    their own teams. Only for someone who may see it (team member or reason stated)."""
+    access = person_viewable(user, person_id)
+    viewer = practitioner_of(user)
+    assert viewer is not None
+    person = access.person
+    involvements = list(
+        Involvement.objects.filter(person=person).select_related(*INVOLVEMENT_RELATED)
+        .order_by("-lead_professional", "organisation__agency_type", "start_date")
+    )
+    current = _members([i for i in involvements if i.end_date is None], viewer)
+    history = [
+        m for m in _members([i for i in involvements if i.end_date is not None], viewer)
+        if not m.masked
+    ]
+    relationships = list(
+        FamilyRelationship.objects.filter(Q(person=person) | Q(relative=person), end_date__isnull=True)
+        .select_related("person", "relative")
+    )
+    relatives = {
+        (r.relative if r.person_id == person.pk else r.person).pk: r for r in relationships
+    }
+    viewer_teams = _team_person_ids(user, list(relatives))
+    family_people = [
+        p for p in Person.objects.filter(pk__in=relatives, archived_at__isnull=True)
+        .prefetch_related(
+            Prefetch(
+                "involvements",
+                queryset=Involvement.objects.filter(end_date__isnull=True)
+                .select_related(*INVOLVEMENT_RELATED),
+                to_attr="current_involvements",
+            )
+        )
+        # A shielded relative is left out entirely unless the viewer is on their team.
+        if not p.shielded or p.pk in viewer_teams
+    ]
+    family = [
+        (relatives[p.pk], p, _members(p.current_involvements, viewer))  # type: ignore[attr-defined]
+        for p in family_people
+    ]
+    if audit:
+        audit_record(
+            actor=user, action="person_viewed", person_id=person.pk,
+            detail={"access": access.access.value, "break_glass": access.break_glass},
+        )
+    return Network(person=person, current=current, history=history, family=family)
+
+
+def relationship_label(relationship: FamilyRelationship, person: Person) -> str:
+    """How the relative stands to `person`, in words: 'Parent', 'Child', 'Sibling'…"""
+    if relationship.person_id == person.pk:
+        return relationship.get_kind_display()
+    inverse = {
+        FamilyRelationship.Kind.PARENT: "Child",
+        FamilyRelationship.Kind.CARER: "Cared-for person",
+    }
+    return inverse.get(relationship.kind, relationship.get_kind_display())  # type: ignore[call-overload]
+
+
+def person_viewers(*, user: User, person_id: int) -> QuerySet[AuditEvent]:
+    """Who has viewed this record: shown to the person's team only."""
+    access = person_access(user, person_id)
+    if access.access != Access.TEAM:
+        raise PermissionError("Only the person's team sees who has viewed the record")
+    return AuditEvent.objects.filter(
+        person_id=person_id,
+        action__in=["person_viewed", "record_opened", "record_break_glass"],
+    ).order_by("-id")
+
+
+def my_involvements(user: User) -> QuerySet[Involvement]:
+    return (
+        Involvement.objects.filter(practitioner__user=user)
+        .select_related("person", "role", "organisation")
+        .order_by("end_date", "person__family_name")
+    )
+
+
+def involvement_for_actor(user: User, involvement_id: int) -> Involvement:
+    """An involvement the user may change (their own, or their staff's), or 404."""
+    involvement = (
+        Involvement.objects.select_related("practitioner__user", "person", "role", "organisation")
+        .filter(pk=involvement_id)
+        .first()
+    )
+    viewer = practitioner_of(user)
+    if involvement is None or viewer is None:
+        raise Http404("No such involvement")
+    if involvement.practitioner.user_id == user.pk:
+        return involvement
+    if user.role == User.Role.MANAGER and involvement.organisation_id == viewer.organisation_id:
+        return involvement
+    raise Http404("No such involvement")
+
+
+def notifications_for(user: User) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user).select_related("person")

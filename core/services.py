@@ -1,11 +1,29 @@
-"""Writes inside one council, with their rules."""
+"""Writes inside one council, with their rules. Every change is audited."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
+from datetime import date
+from typing import Any
 
-from core.models import Organisation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.audit import audit_record
+from core.identifiers import nhs_number_clean
+from core.models import (
+    ContactRequest,
+    FamilyRelationship,
+    Involvement,
+    InvolvementRole,
+    Notification,
+    Organisation,
+    Person,
+    PersonName,
+    Practitioner,
+    RecordOpening,
+)
 
 
 @transaction.atomic
@@ -18,7 +36,7 @@ def organisation_create(
     secure_email: str = "",
 ) -> Organisation:
     """Add an agency. Mental health, substance misuse and sexual health services are
-    sensitive unless the administrator says otherwise."""
+    always sensitive; an administrator may mark others sensitive too."""
     name = " ".join(name.split())
     if not name:
         raise ValidationError({"name": "Enter the organisation's name"})
@@ -26,12 +44,412 @@ def organisation_create(
         raise ValidationError({"agency_type": "Choose the kind of agency from the list"})
     if Organisation.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"{name} is already on the list of organisations"})
-    if sensitive_service is None:
-        sensitive_service = agency_type in Organisation.SENSITIVE_BY_DEFAULT
+    sensitive = bool(sensitive_service) or agency_type in Organisation.SENSITIVE_BY_DEFAULT
     return Organisation.objects.create(
         name=name,
         agency_type=agency_type,
-        sensitive_service=sensitive_service,
+        sensitive_service=sensitive,
         phone=phone.strip(),
         secure_email=secure_email.strip().lower(),
     )
+
+
+@transaction.atomic
+def practitioner_profile_set(
+    *,
+    user: User,
+    organisation: Organisation,
+    job_title: str,
+    team: str = "",
+    work_phone: str = "",
+    secure_email: str = "",
+    child_protection: bool = False,
+) -> Practitioner:
+    if not job_title.strip():
+        raise ValidationError({"job_title": "Enter a job title, like School nurse"})
+    practitioner, _ = Practitioner.objects.update_or_create(
+        user=user,
+        defaults={
+            "organisation": organisation,
+            "job_title": job_title.strip(),
+            "team": team.strip(),
+            "work_phone": work_phone.strip(),
+            "secure_email": secure_email.strip().lower(),
+            "child_protection": child_protection,
+        },
+    )
+    return practitioner
+
+
+@transaction.atomic
+def person_create(
+    *,
+    actor: User | None,
+    given_name: str,
+    family_name: str,
+    date_of_birth: date | None = None,
+    sex: str = Person.Sex.UNKNOWN,
+    nhs_number: str = "",
+    address: str = "",
+    postcode: str = "",
+    shielded: bool = False,
+    previous_names: list[tuple[str, str]] | None = None,
+    local_identifiers: dict[str, str] | None = None,
+) -> Person:
+    """Record a child or adult. The NHS number is checked with its modulus-11 digit."""
+    person = Person(
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        date_of_birth=date_of_birth,
+        sex=sex,
+        nhs_number=nhs_number_clean(nhs_number) or None,
+        address=address.strip(),
+        postcode=postcode.strip().upper(),
+        shielded=shielded,
+        local_identifiers=local_identifiers or {},
+    )
+    person.full_clean()
+    if date_of_birth and date_of_birth > timezone.localdate():
+        raise ValidationError({"date_of_birth": "The date of birth must be in the past"})
+    person.save()
+    PersonName.objects.create(
+        person=person, kind=PersonName.Kind.CURRENT, given_name=person.given_name,
+        family_name=person.family_name,
+    )
+    for given, family in previous_names or []:
+        PersonName.objects.create(
+            person=person, kind=PersonName.Kind.PREVIOUS, given_name=given, family_name=family
+        )
+    audit_record(actor=actor, action="person_created", person_id=person.pk)
+    return person
+
+
+@transaction.atomic
+def relationship_add(
+    *, actor: User | None, person: Person, relative: Person, kind: str, start: date | None = None
+) -> FamilyRelationship:
+    if person.pk == relative.pk:
+        raise ValidationError("A person cannot be their own relative")
+    if kind not in FamilyRelationship.Kind.values:
+        raise ValidationError({"kind": "Choose parent, carer, sibling or household member"})
+    relationship = FamilyRelationship.objects.create(
+        person=person, relative=relative, kind=kind, start_date=start
+    )
+    audit_record(
+        actor=actor, action="relationship_added", person_id=person.pk,
+        detail={"relative_id": relative.pk, "kind": kind},
+    )
+    return relationship
+
+
+def _notify(recipients: list[User], *, person: Person | None, kind: str, text: str) -> None:
+    Notification.objects.bulk_create(
+        Notification(recipient=user, person=person, kind=kind, text=text[:300])
+        for user in recipients
+    )
+
+
+def _team_users(person: Person, *, exclude: User | None = None) -> list[User]:
+    users = [
+        inv.practitioner.user
+        for inv in Involvement.objects.filter(person=person, end_date__isnull=True)
+        .select_related("practitioner__user")
+    ]
+    return [u for u in dict.fromkeys(users) if exclude is None or u.pk != exclude.pk]
+
+
+def _lead_or_team(person: Person, *, exclude: User | None = None) -> list[User]:
+    lead = (
+        Involvement.objects.filter(person=person, end_date__isnull=True, lead_professional=True)
+        .select_related("practitioner__user")
+        .first()
+    )
+    if lead and (exclude is None or lead.practitioner.user_id != exclude.pk):
+        return [lead.practitioner.user]
+    return _team_users(person, exclude=exclude)
+
+
+def _may_act_for(actor: User, practitioner: Practitioner) -> bool:
+    """A practitioner acts for themselves; a manager for their organisation's staff."""
+    if actor.pk == practitioner.user_id:
+        return True
+    own = getattr(actor, "practitioner", None)
+    return (
+        actor.role == User.Role.MANAGER
+        and own is not None
+        and own.organisation_id == practitioner.organisation_id
+    )
+
+
+@transaction.atomic
+def involvement_add(
+    *,
+    actor: User,
+    person: Person,
+    practitioner: Practitioner,
+    role: InvolvementRole,
+    start_date: date | None = None,
+    legal_basis: str = Involvement.LegalBasis.PUBLIC_TASK,
+    sensitive: bool | None = None,
+    lead_professional: bool = False,
+    last_contact_date: date | None = None,
+) -> Involvement:
+    """Record that `practitioner` is involved with `person`. Involvements of a sensitive
+    service are sensitive; child-protection roles never are, and are always visible."""
+    if not _may_act_for(actor, practitioner):
+        raise PermissionDenied("You can only record your own involvement, or your staff's")
+    if not role.active:
+        raise ValidationError({"role": "That role is no longer in use: choose another"})
+    start_date = start_date or timezone.localdate()
+    if start_date > timezone.localdate():
+        raise ValidationError({"start_date": "The start date cannot be in the future"})
+    if sensitive is None:
+        sensitive = practitioner.organisation.sensitive_service
+    if role.child_protection and sensitive:
+        raise ValidationError(
+            {"sensitive": "A child-protection role cannot be marked sensitive: it must always "
+             "be visible to anyone who can see the child"}
+        )
+    if practitioner.organisation.sensitive_service and not sensitive:
+        sensitive = True  # a sensitive service's involvement is always sensitive
+        if role.child_protection:
+            raise ValidationError(
+                {"role": "A sensitive service cannot hold a child-protection role here"}
+            )
+    if Involvement.objects.filter(
+        person=person, practitioner=practitioner, role=role, end_date__isnull=True
+    ).exists():
+        raise ValidationError(f"{practitioner.user} is already involved as {role}")
+    if lead_professional:
+        _lead_check_free(person)
+    involvement = Involvement.objects.create(
+        person=person,
+        practitioner=practitioner,
+        organisation=practitioner.organisation,
+        role=role,
+        start_date=start_date,
+        legal_basis=legal_basis,
+        sensitive=sensitive,
+        lead_professional=lead_professional,
+        last_contact_date=last_contact_date,
+        last_confirmed_at=timezone.now(),
+    )
+    audit_record(
+        actor=actor, action="involvement_added", person_id=person.pk,
+        detail={"involvement_id": involvement.pk, "role": role.name, "sensitive": sensitive},
+    )
+    if not sensitive:
+        _notify(
+            _team_users(person, exclude=practitioner.user),
+            person=person,
+            kind="team_joined",
+            text=f"{practitioner.user} ({practitioner.organisation}) joined the team as {role}",
+        )
+    return involvement
+
+
+def _lead_check_free(person: Person, *, except_id: int | None = None) -> None:
+    current = Involvement.objects.filter(
+        person=person, end_date__isnull=True, lead_professional=True
+    ).exclude(pk=except_id)
+    if current.exists():
+        raise ValidationError(
+            {"lead_professional": f"{current.first().practitioner.user} is already the lead "  # type: ignore[union-attr]
+             "professional: they must hand over first"}
+        )
+
+
+@transaction.atomic
+def involvement_confirm(*, actor: User, involvement: Involvement) -> Involvement:
+    """The practitioner confirms they are still involved."""
+    if not _may_act_for(actor, involvement.practitioner):
+        raise PermissionDenied("You can only confirm your own involvement, or your staff's")
+    if not involvement.is_current:
+        raise ValidationError("This involvement has ended; add a new one instead")
+    involvement.last_confirmed_at = timezone.now()
+    involvement.save(update_fields=["last_confirmed_at"])
+    audit_record(
+        actor=actor, action="involvement_confirmed", person_id=involvement.person_id,
+        detail={"involvement_id": involvement.pk},
+    )
+    return involvement
+
+
+@transaction.atomic
+def involvement_update(
+    *,
+    actor: User,
+    involvement: Involvement,
+    last_contact_date: date | None = None,
+    lead_professional: bool | None = None,
+) -> Involvement:
+    if not _may_act_for(actor, involvement.practitioner):
+        raise PermissionDenied("You can only change your own involvement, or your staff's")
+    if not involvement.is_current:
+        raise ValidationError("This involvement has ended and cannot be changed")
+    changed: dict[str, Any] = {}
+    if last_contact_date is not None:
+        if last_contact_date > timezone.localdate():
+            raise ValidationError({"last_contact_date": "The contact date cannot be in the future"})
+        if last_contact_date < involvement.start_date:
+            raise ValidationError(
+                {"last_contact_date": "The contact date cannot be before the involvement started"}
+            )
+        involvement.last_contact_date = last_contact_date
+        changed["last_contact_date"] = last_contact_date.isoformat()
+    if lead_professional is not None and lead_professional != involvement.lead_professional:
+        if lead_professional:
+            _lead_check_free(involvement.person, except_id=involvement.pk)
+        involvement.lead_professional = lead_professional
+        changed["lead_professional"] = lead_professional
+    involvement.save()
+    audit_record(
+        actor=actor, action="involvement_updated", person_id=involvement.person_id,
+        detail={"involvement_id": involvement.pk, **changed},
+    )
+    if "lead_professional" in changed and not involvement.sensitive:
+        _notify(
+            _team_users(involvement.person, exclude=actor),
+            person=involvement.person,
+            kind="lead_changed",
+            text=f"{involvement.practitioner.user} is "
+            + ("now" if lead_professional else "no longer")
+            + f" the lead professional for {involvement.person}",
+        )
+    return involvement
+
+
+@transaction.atomic
+def involvement_end(
+    *, actor: User, involvement: Involvement, reason: str, end_date: date | None = None
+) -> Involvement:
+    """End an involvement. It stays visible as history; nothing is deleted."""
+    if not _may_act_for(actor, involvement.practitioner):
+        raise PermissionDenied("You can only end your own involvement, or your staff's")
+    if not involvement.is_current:
+        raise ValidationError("This involvement has already ended")
+    if reason not in Involvement.EndReason.values:
+        raise ValidationError({"end_reason": "Choose why the involvement is ending"})
+    end_date = end_date or timezone.localdate()
+    if end_date < involvement.start_date:
+        raise ValidationError({"end_date": "The end date cannot be before the start date"})
+    involvement.end_date = end_date
+    involvement.end_reason = reason
+    involvement.lead_professional = False
+    involvement.save(update_fields=["end_date", "end_reason", "lead_professional"])
+    audit_record(
+        actor=actor, action="involvement_ended", person_id=involvement.person_id,
+        detail={"involvement_id": involvement.pk, "reason": reason},
+    )
+    if not involvement.sensitive:
+        _notify(
+            _team_users(involvement.person, exclude=involvement.practitioner.user),
+            person=involvement.person,
+            kind="team_left",
+            text=f"{involvement.practitioner.user} ({involvement.organisation}) is no longer "
+            f"involved with {involvement.person}",
+        )
+    return involvement
+
+
+@transaction.atomic
+def record_open(
+    *, user: User, person: Person, reason: str, note: str, break_glass: bool = False
+) -> RecordOpening:
+    """A non-member opens a record, having stated why. The lead professional (or, without
+    one, the whole team) is told who looked and why."""
+    if reason not in RecordOpening.Reason.values:
+        raise ValidationError({"reason": "Choose the reason you need to see this record"})
+    if len(note.strip()) < 10:
+        raise ValidationError(
+            {"note": "Say in a sentence why you need to see this record (at least 10 characters)"}
+        )
+    opening = RecordOpening.objects.create(
+        person=person, user=user, reason=reason, note=note.strip(), break_glass=break_glass
+    )
+    audit_record(
+        actor=user,
+        action="record_break_glass" if break_glass else "record_opened",
+        person_id=person.pk,
+        detail={"reason": reason, "note": note.strip()[:500], "opening_id": opening.pk},
+    )
+    organisation = getattr(getattr(user, "practitioner", None), "organisation", None)
+    _notify(
+        _lead_or_team(person, exclude=user),
+        person=person,
+        kind="record_opened",
+        text=f"{user} ({organisation or 'no organisation'}) opened the record of {person}: "
+        f"{opening.get_reason_display()}" + (" (break-glass, will be reviewed)" if break_glass else ""),
+    )
+    return opening
+
+
+@transaction.atomic
+def contact_request_send(
+    *, user: User, person: Person, organisation: Organisation, message: str
+) -> ContactRequest:
+    """Ask a sensitive service to get in touch. The requester is not told who the service
+    is; the service decides whether to accept."""
+    if len(message.strip()) < 10:
+        raise ValidationError({"message": "Say in a sentence why you want to be put in touch"})
+    if not Involvement.objects.filter(
+        person=person, organisation=organisation, end_date__isnull=True, sensitive=True
+    ).exists():
+        raise ValidationError("That service is no longer involved")
+    request = ContactRequest.objects.create(
+        person=person, organisation=organisation, requested_by=user, message=message.strip()
+    )
+    audit_record(
+        actor=user, action="contact_requested", person_id=person.pk,
+        detail={"contact_request_id": request.pk},
+    )
+    service_staff = [
+        inv.practitioner.user
+        for inv in Involvement.objects.filter(
+            person=person, organisation=organisation, end_date__isnull=True
+        ).select_related("practitioner__user")
+    ]
+    _notify(
+        service_staff, person=person, kind="contact_requested",
+        text=f"{user} asks to be put in touch about {person}",
+    )
+    return request
+
+
+@transaction.atomic
+def contact_request_decide(
+    *, user: User, request: ContactRequest, accept: bool, response: str = ""
+) -> ContactRequest:
+    own = getattr(user, "practitioner", None)
+    if own is None or own.organisation_id != request.organisation_id:
+        raise PermissionDenied("Only the service asked can answer this request")
+    if request.status != ContactRequest.Status.PENDING:
+        raise ValidationError("This request has already been answered")
+    request.status = ContactRequest.Status.ACCEPTED if accept else ContactRequest.Status.DECLINED
+    request.decided_by = user
+    request.decided_at = timezone.now()
+    request.response = response.strip()
+    request.save()
+    audit_record(
+        actor=user, action="contact_request_decided", person_id=request.person_id,
+        detail={"contact_request_id": request.pk, "accepted": accept},
+    )
+    text = (
+        f"{user} ({own.organisation}) accepted your request about {request.person}: "
+        f"{own.work_phone or own.secure_email or user.email}"
+        if accept
+        else f"The service declined your request about {request.person}"
+    )
+    _notify([request.requested_by], person=request.person, kind="contact_answered", text=text)
+    return request
+
+
+def role_create(*, name: str, child_protection: bool = False) -> InvolvementRole:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError({"name": "Enter the role's name"})
+    try:
+        with transaction.atomic():
+            return InvolvementRole.objects.create(name=name, child_protection=child_protection)
+    except IntegrityError as exc:
+        raise ValidationError({"name": f"{name} is already on the list of roles"}) from exc

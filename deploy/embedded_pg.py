@@ -31,6 +31,6 @@ def embedded_database_url(pgdata: Path) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root and in CI).
         warnings.simplefilter("ignore")
         server = pgserver.get_server(pgdata, cleanup_mode=None)
-    if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
-        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
-    return server.get_uri(DATABASE_NAME)
+        if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
+            server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        return server.get_uri(DATABASE_NAME)

@@ -1,0 +1,63 @@
+"""Identifiers and the normalisation that makes names, postcodes and NHS numbers
+comparable: case, accents, hyphens, apostrophes and spacing never decide a match."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from django.core.exceptions import ValidationError
+
+
+def nhs_number_clean(value: str) -> str:
+    return re.sub(r"[\s-]", "", value or "")
+
+
+def nhs_number_is_valid(value: str) -> bool:
+    """The NHS number's modulus-11 check: ten digits, the last a check digit over the nine
+    before it (weights 10 down to 2); a check digit of 10 means the number is invalid."""
+    digits = nhs_number_clean(value)
+    if not re.fullmatch(r"\d{10}", digits):
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def validate_nhs_number(value: str) -> None:
+    if not nhs_number_is_valid(value):
+        raise ValidationError(
+            "Enter a valid NHS number: 10 digits, like 943 476 5919 (check for a mistyped digit)"
+        )
+
+
+def nhs_number_display(value: str) -> str:
+    digits = nhs_number_clean(value)
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
+
+
+def name_key(value: str) -> str:
+    """A name folded for comparison: 'Zoë O'Brien-Smith' -> 'zoeobriensmith'."""
+    decomposed = unicodedata.normalize("NFKD", value or "")
+    without_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[^a-z]", "", without_accents.lower())
+
+
+POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}$")
+
+
+def postcode_key(value: str) -> str:
+    """A UK postcode without spaces, upper case: 'bn1 1aa' -> 'BN11AA'."""
+    return re.sub(r"\s", "", value or "").upper()
+
+
+def postcode_display(value: str) -> str:
+    key = postcode_key(value)
+    return f"{key[:-3]} {key[-3:]}" if len(key) >= 5 else key
+
+
+def validate_postcode(value: str) -> None:
+    if value and not POSTCODE.match(postcode_key(value)):
+        raise ValidationError("Enter a real postcode, like BN1 1AA")
