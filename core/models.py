@@ -352,3 +352,40 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"
+
+
+class CouncilPolicy(models.Model):
+    """The council's own settings (one row): retention and confirmation schedules."""
+
+    involvement_retention_years = models.PositiveSmallIntegerField(
+        default=6, help_text="Ended involvements are archived this many years after they end."
+    )
+    person_retention_years = models.PositiveSmallIntegerField(
+        default=6,
+        help_text="A person with no current involvement and no family link to one is archived "
+        "this many years after their last involvement ended.",
+    )
+    purge_after_archive_days = models.PositiveSmallIntegerField(
+        default=90, help_text="Archived records are purged this many days later."
+    )
+    confirmation_interval_days = models.PositiveSmallIntegerField(
+        default=90, help_text="Practitioners confirm each involvement this often."
+    )
+    confirmation_grace_days = models.PositiveSmallIntegerField(
+        default=14, help_text="An unconfirmed involvement is flagged to the team after this."
+    )
+    duty_team_contact = models.CharField(
+        max_length=200, blank=True,
+        help_text="How another council reaches this council's children's services duty team.",
+    )
+
+    class Meta:
+        verbose_name_plural = "council policy"
+
+    def __str__(self) -> str:
+        return "Council policy"
+
+    @classmethod
+    def current(cls) -> CouncilPolicy:
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy
