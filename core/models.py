@@ -389,3 +389,235 @@ class CouncilPolicy(models.Model):
     def current(cls) -> CouncilPolicy:
         policy, _ = cls.objects.get_or_create(pk=1)
         return policy
+
+
+# --- Working as one team: contacts, tasks, messages, meetings, reminders, email -----------
+# Patchwork records who and when, never case notes: the free text below is short
+# coordination text, and its length is capped in the database as well as on the pages.
+
+COORDINATION_TEXT_MAX = 280
+
+
+class ContactLog(models.Model):
+    """A practitioner saw or spoke to the person on a day (no notes: just the fact)."""
+
+    class Kind(models.TextChoices):
+        SAW = "saw", "Saw"
+        SPOKE = "spoke", "Spoke to"
+
+    involvement = models.ForeignKey(Involvement, on_delete=models.CASCADE, related_name="contacts")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="contacts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    contact_date = models.DateField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["person", "contact_date"])]
+
+
+class Task(models.Model):
+    """A short piece of coordination work on a person, assigned to one of their team."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="tasks")
+    text = models.CharField(max_length=COORDINATION_TEXT_MAX)
+    assignee = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="tasks")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    due_date = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["due_date", "pk"]
+        indexes = [
+            models.Index(fields=["assignee", "status", "due_date"]),
+            models.Index(fields=["person", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def is_overdue(self) -> bool:
+        from django.utils import timezone
+
+        return self.status == self.Status.OPEN and self.due_date < timezone.localdate()
+
+
+class TeamMessage(models.Model):
+    """A short message to some or all of a person's team, shown in the app and emailed."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="team_messages")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="team_messages")
+    text = models.CharField(max_length=COORDINATION_TEXT_MAX)
+    whole_team = models.BooleanField(default=False)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        indexes = [models.Index(fields=["person", "sent_at"])]
+
+
+class Meeting(models.Model):
+    """A meeting about a person. `uid` stays the same for the meeting's whole life so
+    calendars update (or cancel) the same event; `sequence` rises with every change."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="meetings")
+    organiser = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    title = models.CharField(max_length=120)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    place = models.CharField(max_length=200, blank=True)
+    link = models.URLField(blank=True)
+    uid = models.CharField(max_length=120, unique=True)
+    sequence = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        indexes = [models.Index(fields=["person", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="meeting_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class MeetingInvitation(models.Model):
+    """One invitee of a meeting and their reply."""
+
+    class Response(models.TextChoices):
+        NEEDS_ACTION = "needs_action", "Not replied"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="meeting_invitations"
+    )
+    response = models.CharField(
+        max_length=12, choices=Response.choices, default=Response.NEEDS_ACTION
+    )
+    responded_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "invitee"], name="one_invitation_each")
+        ]
+
+
+class NotificationPreference(models.Model):
+    """How one user wants to hear of one kind of change: an email straight away, in the
+    daily digest, or only in the app. Without a row, the kind's default applies."""
+
+    class Delivery(models.TextChoices):
+        IMMEDIATE = "immediate", "Email straight away"
+        DIGEST = "digest", "In a daily digest email"
+        IN_APP = "in_app", "Only in Patchwork"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    kind = models.CharField(max_length=40)
+    delivery = models.CharField(max_length=10, choices=Delivery.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="one_preference_per_kind")
+        ]
+
+
+class NotificationEmail(models.Model):
+    """Which notifications have gone out by email (straight away or in a digest), so none
+    is emailed twice. Kept apart from Notification, whose rows core's services create."""
+
+    notification = models.OneToOneField(
+        Notification, on_delete=models.CASCADE, related_name="email", primary_key=True
+    )
+    delivery = models.CharField(max_length=10)
+    outbox = models.ForeignKey(
+        "EmailOutbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+
+class InvolvementReminder(models.Model):
+    """One "are you still involved?" reminder. Its links are single use (`answered_at`) and
+    expire (`expires_at`); an unanswered one is flagged to the team after the grace period."""
+
+    class Answer(models.TextChoices):
+        STILL_INVOLVED = "still", "Still involved"
+        NO_LONGER = "ended", "No longer involved"
+
+    involvement = models.ForeignKey(
+        Involvement, on_delete=models.CASCADE, related_name="reminders"
+    )
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer = models.CharField(max_length=10, choices=Answer.choices, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["involvement", "sent_at"])]
+
+
+class EmailOutbox(models.Model):
+    """One email to send. The idempotency key makes enqueueing the same email twice a
+    no-op; the sending task marks the row sent in the transaction that sent it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to send"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=40)
+    to_email = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    # Rendered at send time from this (e.g. reminder links), so bulk runs insert rows in SQL.
+    context = models.JSONField(default=dict, blank=True)
+    ics = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    provider_reference = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["to_email"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} to {self.to_email}"
