@@ -278,6 +278,14 @@ EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", PRODUCTION)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", f"Patchwork <no-reply@{PLATFORM_DOMAIN}>")
+# GOV.UK Notify sends instead of SMTP when a key is set: one template whose subject is
+# ((subject)) and body ((body)) (and ((calendar)) for meeting invitations).
+NOTIFY_API_KEY = envstr("NOTIFY_API_KEY")
+NOTIFY_TEMPLATE_ID = envstr("NOTIFY_TEMPLATE_ID")
+if NOTIFY_API_KEY and not NOTIFY_TEMPLATE_ID:
+    raise ImproperlyConfigured("NOTIFY_TEMPLATE_ID must be set with NOTIFY_API_KEY")
+EMAIL_MAX_RETRIES = envint("EMAIL_MAX_RETRIES", 8)
+EMAIL_RETRY_SECONDS = envint("EMAIL_RETRY_SECONDS", 60)
 
 # --- Static and media files (tenant-aware media) ---
 STATIC_URL = "/static/"
@@ -320,10 +328,27 @@ SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
 STATICFILES_DIRS = [BASE_DIR / "build" / "frontend", BASE_DIR / "deploy" / "static"]
 
+from celery.schedules import crontab  # noqa: E402
+
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "tenants.tasks.for_each_council",
         "schedule": 3600.0,
         "args": ["accounts.tasks.sessions_clear_expired"],
+    },
+    "team-notifications-email": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": 60.0,
+        "args": ["core.tasks.notifications_email_immediate"],
+    },
+    "team-notifications-digest": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=7, minute=0),
+        "args": ["core.tasks.notifications_digest_send"],
+    },
+    "involvement-reminders": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=6, minute=0),
+        "args": ["core.tasks.reminders_run"],
     },
 }
