@@ -2,6 +2,7 @@
 (`tenants.tasks.for_each_council`). Tasks are thin: they call services."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -26,10 +27,8 @@ def retention_run() -> dict[str, object]:
 # --- Teamwork: email outbox, notifications and involvement reminders ---------------------
 # (Restored by the scale helper after it overwrote this part by mistake; see its report.)
 
-EMAIL_MAX_RETRIES = 6
 
-
-@shared_task(bind=True, max_retries=EMAIL_MAX_RETRIES)
+@shared_task(bind=True, max_retries=settings.EMAIL_MAX_RETRIES)
 def email_send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
     """Send one outbox email; retried with back-off, except when the address will never
     accept it."""
@@ -41,11 +40,12 @@ def email_send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
         email_attempt_failed(outbox_id=outbox_id, error=str(exc), final=True)
         return "failed"
     except Exception as exc:
-        final = self.request.retries >= EMAIL_MAX_RETRIES
+        final = self.request.retries >= settings.EMAIL_MAX_RETRIES
         email_attempt_failed(outbox_id=outbox_id, error=str(exc), final=final)
         if final:
             return "failed"
-        raise self.retry(exc=exc, countdown=min(3600, 30 * 2**self.request.retries)) from exc
+        countdown = settings.EMAIL_RETRY_SECONDS * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=min(countdown, 6 * 3600)) from exc
 
 
 @shared_task

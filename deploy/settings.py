@@ -351,4 +351,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=6, minute=0),
         "args": ["core.tasks.reminders_run"],
     },
+    "retention": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=2, minute=30),
+        "args": ["core.tasks.retention_run"],
+    },
 }
