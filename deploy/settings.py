@@ -109,6 +109,9 @@ SHARED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    # The API (no models of their own: we do not use DRF's authtoken).
+    "rest_framework",
+    "drf_spectacular",
 ]
 TENANT_APPS = [
     "accounts",
@@ -356,4 +359,30 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=2, minute=30),
         "args": ["core.tasks.retention_run"],
     },
+}
+
+# --- The REST API (/api/v1/) and FHIR (/fhir/): deny by default; JSON only ---
+API_TOKEN_HOURS = envint("API_TOKEN_HOURS", 8)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Bearer first, so an anonymous call gets 401 with a WWW-Authenticate challenge.
+        "core.api.auth.BearerTokenAuthentication",
+        "core.api.auth.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Patchwork API",
+    "DESCRIPTION": "Who else is involved with this child, and how do I reach them: search, "
+    "a person's record and network, and your own involvements, with the same access rules "
+    "and audit as the pages.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
 }

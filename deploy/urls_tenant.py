@@ -2,10 +2,13 @@
 
 from django.urls import include, path
 
+from core.api_urls import fhir_urlpatterns
 from deploy import health
 
 urlpatterns = [
     path("healthz", health.healthz),
     path("", include("accounts.urls")),
     path("", include("core.urls")),
+    path("api/v1/", include("core.api_urls")),
+    path("fhir/", include((fhir_urlpatterns, "fhir"))),
 ]

@@ -1,0 +1,41 @@
+"""URLs of the REST API (mounted at /api/v1/) and of FHIR (mounted at /fhir/)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from core import fhir
+from core.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("tokens/", views.TokenCreate.as_view(), name="tokens"),
+    path("search", views.Search.as_view(), name="search"),
+    path("roles", views.Roles.as_view(), name="roles"),
+    path("people/<int:person_id>", views.PersonDetail.as_view(), name="person"),
+    path("people/<int:person_id>/network", views.PersonNetwork.as_view(), name="person-network"),
+    path("people/<int:person_id>/openings", views.PersonOpenings.as_view(), name="person-openings"),
+    path(
+        "people/<int:person_id>/involvements",
+        views.PersonInvolvements.as_view(),
+        name="person-involvements",
+    ),
+    path(
+        "involvements/<int:involvement_id>", views.InvolvementDetail.as_view(), name="involvement"
+    ),
+    path(
+        "involvements/<int:involvement_id>/confirm",
+        views.InvolvementConfirm.as_view(),
+        name="involvement-confirm",
+    ),
+    path(
+        "involvements/<int:involvement_id>/end",
+        views.InvolvementEnd.as_view(),
+        name="involvement-end",
+    ),
+]
+
+fhir_urlpatterns = [
+    path("CareTeam", fhir.CareTeamSearch.as_view(), name="careteam"),
+]

@@ -1,0 +1,353 @@
+"""What the API reads and writes. Input serializers only check shape and say what is wrong
+in the user's words; the rules stay in the services. Output serializers render what the
+selectors decided the caller may see, and nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from core.models import Involvement, InvolvementRole, Practitioner, RecordOpening
+from core.selectors import SearchQuery, TeamMember, relationship_label
+
+MASKED_MESSAGE = "A sensitive service is involved – request contact"
+DATE_INVALID = "Enter the date as year-month-day, like 2025-03-14"
+TRUE_OR_FALSE = "Answer true or false"
+
+
+def _date(label: str, **kwargs: Any) -> serializers.DateField:
+    return serializers.DateField(
+        error_messages={"invalid": f"Enter the {label} as year-month-day, like 2025-03-14"},
+        **kwargs,
+    )
+
+
+def _text(label: str, max_length: int, **kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=max_length,
+        error_messages={
+            "required": f"Enter the {label}",
+            "blank": f"Enter the {label}",
+            "max_length": f"The {label} must be {max_length} characters or fewer",
+            "invalid": f"Enter the {label} as text",
+        },
+        **kwargs,
+    )
+
+
+def _boolean(**kwargs: Any) -> serializers.BooleanField:
+    return serializers.BooleanField(error_messages={"invalid": TRUE_OR_FALSE}, **kwargs)
+
+
+def _choice(choices: Any, message: str, **kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=choices,
+        error_messages={"required": message, "invalid_choice": message, "null": message},
+        **kwargs,
+    )
+
+
+# --- Search ---------------------------------------------------------------------------
+
+
+class SearchInput(serializers.Serializer):
+    """NHS number; or surname and date of birth; or surname, first name and postcode."""
+
+    nhs_number = _text("NHS number", 20, required=False, allow_blank=True, default="")
+    family_name = _text("surname", 100, required=False, allow_blank=True, default="")
+    given_name = _text("first name", 100, required=False, allow_blank=True, default="")
+    date_of_birth = _date("date of birth", required=False, allow_null=True, default=None)
+    postcode = _text("postcode", 10, required=False, allow_blank=True, default="")
+    break_glass = _boolean(
+        required=False,
+        default=False,
+        help_text="Child-protection practitioners only: also find shielded people. Every "
+        "break-glass search and opening is reviewed.",
+    )
+
+    def query(self) -> SearchQuery:
+        data = self.validated_data
+        return SearchQuery(
+            nhs_number=data["nhs_number"],
+            family_name=data["family_name"],
+            given_name=data["given_name"],
+            date_of_birth=data["date_of_birth"],
+            postcode=data["postcode"],
+        )
+
+
+class SearchResultOut(serializers.Serializer):
+    """The minimum to pick the right person."""
+
+    id = serializers.IntegerField(source="person_id")
+    name = serializers.CharField()
+    date_of_birth = serializers.DateField(allow_null=True)
+    sex = serializers.CharField()
+    postcode_area = serializers.CharField()
+    on_team = serializers.BooleanField(help_text="You are currently involved with this person")
+    shielded = serializers.BooleanField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, result: Any) -> str:
+        return reverse("api:person", args=[result.person_id])
+
+
+class SearchResultsOut(serializers.Serializer):
+    results = SearchResultOut(many=True)
+
+
+# --- A person and their network ---------------------------------------------------------
+
+
+class PersonNameOut(serializers.Serializer):
+    kind = serializers.CharField(source="get_kind_display")
+    given_name = serializers.CharField()
+    family_name = serializers.CharField()
+
+
+class PersonOut(serializers.Serializer):
+    """A person's record, for someone on their team or who has stated a reason."""
+
+    id = serializers.IntegerField(source="person.pk")
+    given_name = serializers.CharField(source="person.given_name")
+    family_name = serializers.CharField(source="person.family_name")
+    other_names = serializers.SerializerMethodField()
+    date_of_birth = serializers.DateField(source="person.date_of_birth", allow_null=True)
+    date_of_death = serializers.DateField(source="person.date_of_death", allow_null=True)
+    sex = serializers.CharField(source="person.get_sex_display")
+    nhs_number = serializers.CharField(source="person.nhs_number", allow_null=True)
+    address = serializers.CharField(source="person.address")
+    postcode = serializers.CharField(source="person.postcode")
+    shielded = serializers.BooleanField(source="person.shielded")
+    access = serializers.ChoiceField(
+        source="access.value",
+        choices=["team", "opened"],
+        help_text="team: you are involved now; opened: you stated a reason recently",
+    )
+    break_glass = serializers.BooleanField(help_text="Opened by break-glass: will be reviewed")
+    network_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(PersonNameOut(many=True))
+    def get_other_names(self, access: Any) -> list[dict[str, Any]]:
+        names = access.person.names.exclude(kind="current").order_by("kind", "id")
+        return list(PersonNameOut(names, many=True).data)
+
+    def get_network_url(self, access: Any) -> str:
+        return reverse("api:person-network", args=[access.person.pk])
+
+
+class TeamMemberOut(serializers.Serializer):
+    """Someone involved with the person, with how to reach them."""
+
+    involvement_id = serializers.IntegerField()
+    practitioner_name = serializers.CharField()
+    job_title = serializers.CharField()
+    role = serializers.CharField()
+    organisation = serializers.CharField()
+    agency_type = serializers.CharField()
+    agency = serializers.CharField(source="agency_label")
+    phone = serializers.CharField()
+    email = serializers.CharField()
+    start_date = serializers.DateField(allow_null=True)
+    end_date = serializers.DateField(allow_null=True)
+    end_reason = serializers.CharField()
+    last_contact_date = serializers.DateField(allow_null=True)
+    last_contact_days = serializers.IntegerField(allow_null=True)
+    last_confirmed_at = serializers.DateTimeField(allow_null=True)
+    lead_professional = serializers.BooleanField()
+    child_protection = serializers.BooleanField()
+    is_me = serializers.BooleanField()
+
+
+class SensitiveServiceOut(serializers.Serializer):
+    """A sensitive service's involvement, seen from outside that service: nothing else."""
+
+    sensitive_service = serializers.BooleanField(default=True)
+    message = serializers.CharField(default=MASKED_MESSAGE)
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="NetworkEntry",
+        serializers=[TeamMemberOut, SensitiveServiceOut],
+        resource_type_field_name=None,
+    )
+)
+class NetworkEntryField(serializers.Field):
+    """A team member in full, or the masked notice for a sensitive service."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, member: TeamMember) -> dict[str, Any]:
+        if member.masked:
+            return {"sensitive_service": True, "message": MASKED_MESSAGE}
+        return dict(TeamMemberOut(member).data)
+
+
+class NetworkEntryListOut(serializers.Serializer):
+    results = serializers.ListField(child=NetworkEntryField())
+
+
+class PersonSummaryOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    name = serializers.CharField(source="full_name")
+    date_of_birth = serializers.DateField(allow_null=True)
+
+
+class FamilyMemberOut(serializers.Serializer):
+    relationship = serializers.CharField(help_text="How they stand to the person: Parent, Child…")
+    person = PersonSummaryOut()
+    current = serializers.ListField(child=NetworkEntryField())
+
+
+class NetworkOut(serializers.Serializer):
+    """The team around a person now, who was involved before, and the family's teams."""
+
+    person = PersonSummaryOut()
+    current = serializers.ListField(child=NetworkEntryField())
+    history = serializers.ListField(child=NetworkEntryField())
+    family = serializers.SerializerMethodField()
+
+    @extend_schema_field(FamilyMemberOut(many=True))
+    def get_family(self, network: Any) -> list[dict[str, Any]]:
+        return [
+            dict(
+                FamilyMemberOut(
+                    {
+                        "relationship": relationship_label(relationship, network.person),
+                        "person": relative,
+                        "current": members,
+                    }
+                ).data
+            )
+            for relationship, relative, members in network.family
+        ]
+
+
+class ReasonRequiredOut(serializers.Serializer):
+    """403: the caller found the person by search but is not on their team."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    openings_url = serializers.CharField()
+    reasons = serializers.DictField(child=serializers.CharField())
+    break_glass = serializers.BooleanField()
+
+
+class ErrorOut(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_at = serializers.DateTimeField()
+
+
+# --- Openings ---------------------------------------------------------------------------
+
+REASON_MESSAGE = "Choose the reason you need to see this record"
+
+
+class OpeningInput(serializers.Serializer):
+    reason = _choice(RecordOpening.Reason.choices, REASON_MESSAGE)
+    note = _text("note saying why you need to see this record", 2000)
+
+
+class OpeningOut(serializers.Serializer):
+    access = serializers.ChoiceField(choices=["team", "opened"])
+    break_glass = serializers.BooleanField()
+    valid_until = serializers.DateTimeField(allow_null=True)
+    person_url = serializers.CharField()
+
+
+# --- Involvements -----------------------------------------------------------------------
+
+
+class InvolvementOut(serializers.ModelSerializer):
+    """An involvement as its own practitioner (or their manager) sees it."""
+
+    person = serializers.IntegerField(source="person_id")
+    practitioner = serializers.IntegerField(source="practitioner_id")
+    practitioner_name = serializers.CharField(source="practitioner.user.full_name")
+    role = serializers.IntegerField(source="role_id")
+    role_name = serializers.CharField(source="role.name")
+    organisation = serializers.CharField(source="organisation.name")
+
+    class Meta:
+        model = Involvement
+        fields = [
+            "id", "person", "practitioner", "practitioner_name", "role", "role_name",
+            "organisation", "start_date", "end_date", "end_reason", "last_contact_date",
+            "last_confirmed_at", "legal_basis", "sensitive", "lead_professional",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+# Roles are the council's shared list, not anyone's record: no access rule applies.
+ROLES_IN_USE = InvolvementRole.objects.filter(active=True).order_by("name")
+
+
+class RoleOut(serializers.ModelSerializer):
+    class Meta:
+        model = InvolvementRole
+        fields = ["id", "name", "child_protection"]
+        read_only_fields = fields
+
+
+class InvolvementInput(serializers.Serializer):
+    """Record that you (or, for a manager, one of your staff) are involved."""
+
+    role = serializers.PrimaryKeyRelatedField(
+        queryset=ROLES_IN_USE,
+        help_text="A role id from GET /api/v1/roles",
+        error_messages={
+            "required": "Choose the role you have with this person",
+            "null": "Choose the role you have with this person",
+            "does_not_exist": "Choose a role from the council's list",
+            "incorrect_type": "Choose a role from the council's list",
+        },
+    )
+    practitioner = serializers.PrimaryKeyRelatedField(
+        queryset=Practitioner.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Managers only, for one of their staff; leave out for yourself",
+        error_messages={
+            "does_not_exist": "Choose yourself or one of your own staff",
+            "incorrect_type": "Choose yourself or one of your own staff",
+        },
+    )
+    start_date = _date("start date", required=False, allow_null=True, default=None)
+    legal_basis = _choice(
+        Involvement.LegalBasis.choices,
+        "Choose the legal basis for recording this involvement",
+        required=False,
+        default=Involvement.LegalBasis.PUBLIC_TASK,
+    )
+    sensitive = _boolean(required=False, allow_null=True, default=None)
+    lead_professional = _boolean(required=False, default=False)
+    last_contact_date = _date("last contact date", required=False, allow_null=True, default=None)
+
+
+class InvolvementChange(serializers.Serializer):
+    last_contact_date = _date("last contact date", required=False, allow_null=False)
+    lead_professional = _boolean(required=False, allow_null=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                "Give a last contact date, or say whether you are the lead professional"
+            )
+        return attrs
+
+
+class InvolvementEnd(serializers.Serializer):
+    end_reason = _choice(Involvement.EndReason.choices, "Choose why the involvement is ending")
+    end_date = _date("end date", required=False, allow_null=True, default=None)
