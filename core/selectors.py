@@ -30,8 +30,10 @@ from core.audit import audit_record
 from core.identifiers import name_key, nhs_number_clean, nhs_number_is_valid, postcode_key
 from core.models import (
     AuditEvent,
+    ContactRequest,
     FamilyRelationship,
     Involvement,
+    InvolvementRole,
     Notification,
     Organisation,
     Person,
@@ -464,3 +466,135 @@ def involvement_for_actor(user: User, involvement_id: int) -> Involvement:
 
 def notifications_for(user: User) -> QuerySet[Notification]:
     return Notification.objects.filter(recipient=user).select_related("person")
+
+
+# --- Reads for the pages ------------------------------------------------------------------
+
+
+def notifications_unread_count(user: User) -> int:
+    if not user.is_authenticated:
+        return 0
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def roles_active() -> QuerySet[InvolvementRole]:
+    return InvolvementRole.objects.filter(active=True).order_by("name")
+
+
+def roles_list() -> QuerySet[InvolvementRole]:
+    return InvolvementRole.objects.order_by("name")
+
+
+def practitioners_actor_may_act_for(user: User) -> list[Practitioner]:
+    """Whose involvement `user` may record: their own, and a manager's organisation's staff
+    (the same rule `core.services` applies when the involvement is added)."""
+    own = practitioner_of(user)
+    if own is None:
+        return []
+    if user.role != User.Role.MANAGER:
+        return [own]
+    staff = (
+        Practitioner.objects.filter(organisation=own.organisation, user__is_active=True)
+        .exclude(pk=own.pk)
+        .select_related("user", "organisation")
+    )
+    return [own, *staff]
+
+
+def staff_involvements(user: User) -> QuerySet[Involvement]:
+    """A manager's staff's current involvements (not their own); nothing for anyone else."""
+    own = practitioner_of(user)
+    if own is None or user.role != User.Role.MANAGER:
+        return Involvement.objects.none()
+    return (
+        Involvement.objects.filter(organisation=own.organisation, end_date__isnull=True)
+        .exclude(practitioner=own)
+        .select_related("person", "role", "practitioner__user")
+        .order_by("practitioner__user__full_name", "person__family_name")
+    )
+
+
+def sensitive_service_for_contact(user: User, person_id: int, organisation_id: int) -> Organisation:
+    """The sensitive service a practitioner may ask to get in touch about a person they may
+    see: only one currently involved through a sensitive involvement; 404 otherwise."""
+    access = person_viewable(user, person_id)
+    involved = Involvement.objects.filter(
+        person=access.person, organisation_id=organisation_id, end_date__isnull=True,
+        sensitive=True,
+    ).exists()
+    if not involved:
+        raise Http404("No such service")
+    return Organisation.objects.get(pk=organisation_id)
+
+
+def contact_requests_for_service(user: User) -> QuerySet[ContactRequest]:
+    """Requests to the user's own service, waiting ones first."""
+    own = practitioner_of(user)
+    if own is None:
+        return ContactRequest.objects.none()
+    return (
+        ContactRequest.objects.filter(organisation=own.organisation)
+        .select_related("person", "requested_by", "decided_by")
+        .order_by("-status", "-created_at")  # descending: "pending" before the answered ones
+    )
+
+
+def contact_request_for_decider(user: User, request_id: int) -> ContactRequest:
+    """A request to the user's own service, or 404."""
+    request = contact_requests_for_service(user).filter(pk=request_id).first()
+    if request is None:
+        raise Http404("No such request")
+    return request
+
+
+def contact_requests_sent(user: User) -> QuerySet[ContactRequest]:
+    """The user's own requests; the service's name is never shown to them."""
+    return (
+        ContactRequest.objects.filter(requested_by=user)
+        .select_related("person")
+        .order_by("-created_at")
+    )
+
+
+@dataclass(frozen=True)
+class Viewing:
+    at: object
+    name: str
+    organisation: str
+    what: str
+    reason: str
+
+
+VIEWING_WORDS = {
+    "person_viewed": "Viewed the record",
+    "record_opened": "Opened the record, stating a reason",
+    "record_break_glass": "Break-glass opening (will be reviewed)",
+}
+
+
+def person_viewings(*, user: User, person_id: int, limit: int = 50) -> list[Viewing]:
+    """The latest views of a record, with names and organisations: for the team only."""
+    events = list(person_viewers(user=user, person_id=person_id)[:limit])
+    practitioners = {
+        p.user_id: p
+        for p in Practitioner.objects.filter(user_id__in={e.actor_id for e in events})
+        .select_related("user", "organisation")
+    }
+    reasons = dict(RecordOpening.Reason.choices)
+    viewings = []
+    for event in events:
+        practitioner = practitioners.get(event.actor_id)  # type: ignore[arg-type]
+        viewings.append(
+            Viewing(
+                at=event.at,
+                name=practitioner.user.full_name if practitioner else event.actor_email,
+                organisation=practitioner.organisation.name if practitioner else "",
+                what=VIEWING_WORDS.get(event.action, event.action),
+                reason=reasons.get(event.detail.get("reason", ""), ""),
+            )
+        )
+    return viewings
+
+
+def audit_events_count() -> int:
+    return AuditEvent.objects.count()

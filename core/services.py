@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -13,6 +15,7 @@ from accounts.models import User
 from core.audit import audit_record
 from core.identifiers import nhs_number_clean
 from core.models import (
+    AuditEvent,
     ContactRequest,
     FamilyRelationship,
     Involvement,
@@ -444,12 +447,62 @@ def contact_request_decide(
     return request
 
 
-def role_create(*, name: str, child_protection: bool = False) -> InvolvementRole:
+def role_create(
+    *, name: str, child_protection: bool = False, actor: User | None = None
+) -> InvolvementRole:
+    """Add a role to the council's list (audited when an administrator adds it)."""
     name = " ".join(name.split())
     if not name:
         raise ValidationError({"name": "Enter the role's name"})
+    if InvolvementRole.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": f"{name} is already on the list of roles"})
     try:
         with transaction.atomic():
-            return InvolvementRole.objects.create(name=name, child_protection=child_protection)
+            role = InvolvementRole.objects.create(name=name, child_protection=child_protection)
+            if actor is not None:
+                audit_record(
+                    actor=actor, action="role_created",
+                    detail={"role_id": role.pk, "name": name, "child_protection": child_protection},
+                )
+            return role
     except IntegrityError as exc:
         raise ValidationError({"name": f"{name} is already on the list of roles"}) from exc
+
+
+@transaction.atomic
+def notifications_read(*, user: User) -> int:
+    """Mark the user's unread notifications as read (they have seen the list)."""
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+AUDIT_EXPORT_COLUMNS = [
+    "id", "at", "actor_id", "actor_email", "action", "person_id", "detail", "previous_hash",
+    "hash",
+]
+
+
+def audit_export(*, actor: User) -> Iterator[list[str]]:
+    """The whole audit log, oldest first, as rows for a CSV file (header first). The export
+    is itself audited before the first row is read, with the id of the last event it covers,
+    so the log shows who took a copy and how much of it they took."""
+    last_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    audit_record(actor=actor, action="audit_exported", detail={"up_to_event_id": last_id})
+    return _audit_rows(last_id)
+
+
+def _audit_rows(last_id: int) -> Iterator[list[str]]:
+    yield AUDIT_EXPORT_COLUMNS
+    for event in AuditEvent.objects.filter(id__lte=last_id).order_by("id").iterator(2000):
+        yield [
+            str(event.id),
+            event.at.isoformat(),
+            "" if event.actor_id is None else str(event.actor_id),
+            event.actor_email,
+            event.action,
+            "" if event.person_id is None else str(event.person_id),
+            json.dumps(event.detail, sort_keys=True),
+            event.previous_hash,
+            event.hash,
+        ]

@@ -6,6 +6,41 @@ app_name = "core"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
+    path("search/break-glass/", views.search_break_glass, name="search_break_glass"),
+    path("people/<int:person_id>/", views.person, name="person"),
+    path("people/<int:person_id>/family/", views.family, name="family"),
+    path(
+        "people/<int:person_id>/involvements/new/",
+        views.involvement_new,
+        name="involvement_new",
+    ),
+    path(
+        "people/<int:person_id>/contact-requests/new/",
+        views.contact_request_new,
+        name="contact_request_new",
+    ),
+    path("involvements/<int:involvement_id>/", views.involvement_detail, name="involvement"),
+    path(
+        "involvements/<int:involvement_id>/confirm/",
+        views.involvement_confirm,
+        name="involvement_confirm",
+    ),
+    path(
+        "involvements/<int:involvement_id>/update/",
+        views.involvement_update,
+        name="involvement_update",
+    ),
+    path("involvements/<int:involvement_id>/end/", views.involvement_end, name="involvement_end"),
+    path("my/involvements/", views.my_involvements, name="my_involvements"),
+    path("my/profile/", views.profile, name="profile"),
+    path("my/notifications/", views.notifications, name="notifications"),
+    path("my/contact-requests/", views.contact_requests, name="contact_requests"),
+    path(
+        "my/contact-requests/<int:request_id>/",
+        views.contact_request_decide,
+        name="contact_request_decide",
+    ),
     path("admin/users/", views.users, name="users"),
     path("admin/organisations/", views.organisations, name="organisations"),
     path(
@@ -13,4 +48,7 @@ urlpatterns = [
         views.organisation_detail,
         name="organisation_detail",
     ),
+    path("admin/roles/", views.roles, name="roles"),
+    path("admin/audit/", views.audit, name="audit"),
+    path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
 ]

@@ -1,33 +1,502 @@
-"""Pages inside a council's host. Thin: they call services and selectors."""
+"""Pages inside a council's host. Thin: they call services and selectors, which hold the
+rules (who may see what) and the audit."""
 
 from __future__ import annotations
 
+import csv
+from typing import Any
+
+from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from accounts.access import role_required, verified_required
 from accounts.forms import InviteUserForm
 from accounts.models import User
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
-from core.forms import OrganisationForm
+from core import selectors, services
+from core.forms import (
+    ContactRequestDecisionForm,
+    ContactRequestForm,
+    InvolvementEndForm,
+    InvolvementForm,
+    InvolvementUpdateForm,
+    OrganisationForm,
+    ProfileForm,
+    RecordOpeningForm,
+    RoleForm,
+    SearchForm,
+)
 from core.models import Organisation
-from core.selectors import organisation_for_admin, organisations_list
-from core.services import organisation_create
+from core.network_svg import network_svg
+from core.selectors import Access, Network, SearchRefused, TeamMember
 
 admin_required = role_required(User.Role.COUNCIL_ADMIN)
+audit_reader_required = role_required(User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
+reader_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _apply_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _next_or(request: HttpRequest, fallback: str) -> str:
+    url = request.POST.get("next") or request.GET.get("next")
+    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=False):
+        return url
+    return fallback
 
 
 @verified_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
+    user = _user(request)
+    context: dict[str, Any] = {"search_form": SearchForm(prefix="quick")}
+    if user.role in selectors.READER_ROLES:
+        practitioner = selectors.practitioner_of(user)
+        context.update(
+            practitioner=practitioner,
+            involvements=[i for i in selectors.my_involvements(user) if i.is_current],
+            unread=selectors.notifications_unread_count(user),
+        )
+    return render(request, "core/home.html", context)
 
 
-def _apply_errors(form, exc: ValidationError) -> None:  # type: ignore[no-untyped-def]
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
+# --- Search -----------------------------------------------------------------------------
+
+
+def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
+    user = _user(request)
+    practitioner = selectors.practitioner_of(user)
+    if practitioner is None:
+        if user.role in selectors.READER_ROLES:
+            messages.info(request, "Tell us where you work before you search for anyone.")
+            return redirect("core:profile")
+        raise PermissionDenied("Administrators manage Patchwork but do not search records")
+    if break_glass and not practitioner.child_protection:
+        raise PermissionDenied("Only child-protection practitioners can search with break-glass")
+    form = SearchForm(request.POST or None)
+    results = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            results = selectors.person_search(
+                user=user, query=form.query(), break_glass=break_glass
+            )
+        except SearchRefused as exc:
+            form.add_error(None, str(exc))
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+    context = {
+        "form": form,
+        "results": results,
+        "break_glass": break_glass,
+        "may_break_glass": practitioner.child_protection,
+    }
+    return render(request, "core/search.html", context)
+
+
+@verified_required
+def search(request: HttpRequest) -> HttpResponse:
+    return _search(request, break_glass=False)
+
+
+@verified_required
+def search_break_glass(request: HttpRequest) -> HttpResponse:
+    return _search(request, break_glass=True)
+
+
+# --- A person, their family and their network --------------------------------------------
+
+
+def _contact_token(user: User, person_id: int, organisation_id: int) -> str:
+    # The masked service's id never appears in the page: colleagues must not be able to
+    # tell which sensitive service it is by comparing ids.
+    return signing.dumps(organisation_id, salt=f"patchwork.contact:{person_id}:{user.pk}")
+
+
+def _member_rows(
+    user: User, person_id: int, members: list[TeamMember]
+) -> list[tuple[TeamMember, str]]:
+    return [
+        (m, _contact_token(user, person_id, m.masked_organisation_id) if m.masked else "")  # type: ignore[arg-type]
+        for m in members
+    ]
+
+
+def _grouped(user: User, network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]:
+    return [
+        (agency, _member_rows(user, network.person.pk, members))
+        for agency, members in network.current_by_agency()
+    ]
+
+
+def _picture(network: Network, svg_id: str = "network") -> Any:
+    members = [m for _, group in network.current_by_agency() for m in group]
+    caption = _born(network.person)
+    return network_svg(
+        svg_id=svg_id, centre_name=network.person.full_name, centre_caption=caption,
+        members=members,
+    )
+
+
+def _born(person: Any) -> str:
+    return f"Born {person.date_of_birth:%-d %b %Y}" if person.date_of_birth else "Born: not known"
+
+
+@verified_required
+def person(request: HttpRequest, person_id: int) -> HttpResponse:
+    user = _user(request)
+    access = selectors.person_access(user, person_id)
+    if not access.can_see_network:
+        return _state_reason(request, access)
+    if request.method == "POST":
+        return redirect("core:person", person_id=person_id)
+    network = selectors.person_network(user=user, person_id=person_id)
+    context = {
+        "person": network.person,
+        "access": access,
+        "network": network,
+        "picture": _picture(network),
+        "groups": _grouped(user, network),
+        "family": [
+            (selectors.relationship_label(rel, network.person), relative, members)
+            for rel, relative, members in network.family
+        ],
+        "viewings": selectors.person_viewings(user=user, person_id=person_id)
+        if access.access == Access.TEAM
+        else None,
+    }
+    return render(request, "core/person.html", context)
+
+
+def _state_reason(request: HttpRequest, access: selectors.PersonAccess) -> HttpResponse:
+    form = RecordOpeningForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_open(
+                user=_user(request),
+                person=access.person,
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                break_glass=access.break_glass,
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            return redirect("core:person", person_id=access.person.pk)
+    context = {"person": access.person, "access": access, "form": form}
+    return render(request, "core/person_reason.html", context, status=200)
+
+
+@verified_required
+def family(request: HttpRequest, person_id: int) -> HttpResponse:
+    user = _user(request)
+    access = selectors.person_access(user, person_id)
+    if not access.can_see_network:
+        return redirect("core:person", person_id=person_id)
+    network = selectors.person_network(user=user, person_id=person_id)
+    relatives = []
+    for index, (relationship, relative, members) in enumerate(network.family, start=1):
+        relative_network = Network(person=relative, current=members, history=[])
+        relatives.append(
+            {
+                "label": selectors.relationship_label(relationship, network.person),
+                "person": relative,
+                "picture": _picture(relative_network, svg_id=f"family-{index}"),
+                "groups": _grouped(user, relative_network),
+            }
+        )
+    context = {
+        "person": network.person,
+        "network": network,
+        "picture": _picture(network),
+        "groups": _grouped(user, network),
+        "relatives": relatives,
+    }
+    return render(request, "core/family.html", context)
+
+
+@verified_required
+def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
+    user = _user(request)
+    token = request.POST.get("service") or request.GET.get("service", "")
+    try:
+        organisation_id = signing.loads(
+            token, salt=f"patchwork.contact:{person_id}:{user.pk}", max_age=12 * 3600
+        )
+    except signing.BadSignature as exc:
+        raise Http404("No such service") from exc
+    try:
+        access = selectors.person_viewable(user, person_id)
+        organisation = selectors.sensitive_service_for_contact(user, person_id, organisation_id)
+    except PermissionError:
+        return redirect("core:person", person_id=person_id)
+    form = ContactRequestForm(request.POST or None, initial={"service": token})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.contact_request_send(
+                user=user, person=access.person, organisation=organisation,
+                message=form.cleaned_data["message"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                "Your request is sent. The service will decide whether to get in touch; "
+                "you will get a notification either way.",
+            )
+            return redirect("core:person", person_id=person_id)
+    return render(request, "core/contact_request_new.html", {"person": access.person, "form": form})
+
+
+# --- Involvements -------------------------------------------------------------------------
+
+
+@verified_required
+def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
+    user = _user(request)
+    access = selectors.person_access(user, person_id)
+    if not access.can_see_network:
+        return redirect("core:person", person_id=person_id)
+    practitioners = selectors.practitioners_actor_may_act_for(user)
+    own = practitioners[0]
+    form = InvolvementForm(
+        request.POST or None,
+        practitioners=practitioners,
+        roles=selectors.roles_active(),
+        may_mark_sensitive=not own.organisation.sensitive_service,
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            involvement = services.involvement_add(
+                actor=user,
+                person=access.person,
+                practitioner=data.get("practitioner") or own,
+                role=data["role"],
+                start_date=data["start_date"],
+                legal_basis=data["legal_basis"],
+                sensitive=data["sensitive"] if "sensitive" in data else None,
+                lead_professional=data["lead_professional"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        except PermissionDenied:
+            form.add_error(None, "You can only record your own involvement, or your staff's")
+        else:
+            who = "You are" if involvement.practitioner == own else (
+                f"{involvement.practitioner.user.full_name} is"
+            )
+            messages.success(
+                request, f"{who} now on the team around {access.person.full_name}."
+            )
+            return redirect("core:person", person_id=person_id)
+    context = {
+        "person": access.person,
+        "form": form,
+        "own": own,
+        "sensitive_service": own.organisation.sensitive_service,
+    }
+    return render(request, "core/involvement_new.html", context)
+
+
+@verified_required
+def involvement_detail(request: HttpRequest, involvement_id: int) -> HttpResponse:
+    involvement = selectors.involvement_for_actor(_user(request), involvement_id)
+    return render(request, "core/involvement_detail.html", {"involvement": involvement})
+
+
+@require_POST
+@verified_required
+def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpResponse:
+    user = _user(request)
+    involvement = selectors.involvement_for_actor(user, involvement_id)
+    try:
+        services.involvement_confirm(actor=user, involvement=involvement)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"You confirmed the involvement with {involvement.person.full_name}."
+        )
+    return redirect(_next_or(request, reverse("core:my_involvements")))
+
+
+@verified_required
+def involvement_update(request: HttpRequest, involvement_id: int) -> HttpResponse:
+    user = _user(request)
+    involvement = selectors.involvement_for_actor(user, involvement_id)
+    if not involvement.is_current:
+        return redirect("core:involvement", involvement_id=involvement.pk)
+    form = InvolvementUpdateForm(
+        request.POST or None,
+        initial={
+            "last_contact_date": involvement.last_contact_date,
+            "lead_professional": involvement.lead_professional,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.involvement_update(
+                actor=user,
+                involvement=involvement,
+                last_contact_date=form.cleaned_data["last_contact_date"],
+                lead_professional=form.cleaned_data["lead_professional"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"The involvement with {involvement.person} is updated.")
+            return redirect("core:involvement", involvement_id=involvement.pk)
+    context = {"involvement": involvement, "form": form}
+    return render(request, "core/involvement_update.html", context)
+
+
+@verified_required
+def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
+    user = _user(request)
+    involvement = selectors.involvement_for_actor(user, involvement_id)
+    if not involvement.is_current:
+        return redirect("core:involvement", involvement_id=involvement.pk)
+    form = InvolvementEndForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.involvement_end(
+                actor=user,
+                involvement=involvement,
+                reason=form.cleaned_data["end_reason"],
+                end_date=form.cleaned_data["end_date"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"The involvement with {involvement.person} has ended. It stays on the "
+                "record as history.",
+            )
+            return redirect("core:my_involvements")
+    context = {"involvement": involvement, "form": form}
+    return render(request, "core/involvement_end.html", context)
+
+
+# --- Me -------------------------------------------------------------------------------------
+
+
+@reader_required
+def my_involvements(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    involvements = list(selectors.my_involvements(user))
+    context = {
+        "current": [i for i in involvements if i.is_current],
+        "ended": [i for i in involvements if not i.is_current],
+        "staff": list(selectors.staff_involvements(user)),
+        "is_manager": user.role == User.Role.MANAGER,
+    }
+    return render(request, "core/my_involvements.html", context)
+
+
+@reader_required
+def profile(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    existing = selectors.practitioner_of(user)
+    initial = (
+        {
+            "organisation": existing.organisation_id,
+            "job_title": existing.job_title,
+            "team": existing.team,
+            "work_phone": existing.work_phone,
+            "secure_email": existing.secure_email,
+        }
+        if existing
+        else {}
+    )
+    form = ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.practitioner_profile_set(
+                user=user,
+                organisation=data["organisation"],
+                job_title=data["job_title"],
+                team=data["team"],
+                work_phone=data["work_phone"],
+                secure_email=data["secure_email"],
+                # Set by the council, not by the practitioner: keep whatever it was.
+                child_protection=existing.child_protection if existing else False,
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, "Your profile is saved.")
+            return redirect("core:profile")
+    context = {"form": form, "practitioner": existing}
+    return render(request, "core/profile.html", context)
+
+
+@verified_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    items = list(selectors.notifications_for(user)[:200])
+    services.notifications_read(user=user)
+    return render(request, "core/notifications.html", {"notifications": items})
+
+
+@reader_required
+def contact_requests(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    context = {
+        "received": list(selectors.contact_requests_for_service(user)[:200]),
+        "sent": list(selectors.contact_requests_sent(user)[:200]),
+        "practitioner": selectors.practitioner_of(user),
+    }
+    return render(request, "core/contact_requests.html", context)
+
+
+@reader_required
+def contact_request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    user = _user(request)
+    contact_request = selectors.contact_request_for_decider(user, request_id)
+    form = ContactRequestDecisionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        accept = form.cleaned_data["decision"] == "accept"
+        try:
+            services.contact_request_decide(
+                user=user, request=contact_request, accept=accept,
+                response=form.cleaned_data["response"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        except PermissionDenied as exc:
+            raise Http404("No such request") from exc
+        else:
+            messages.success(
+                request,
+                "You accepted the request: your contact details are sent."
+                if accept
+                else "You declined the request. The requester is told, without your name.",
+            )
+            return redirect("core:contact_requests")
+    context = {"contact_request": contact_request, "form": form}
+    return render(request, "core/contact_request_decide.html", context)
+
+
+# --- Council administration ----------------------------------------------------------------
 
 
 @admin_required
@@ -52,9 +521,11 @@ def organisations(request: HttpRequest) -> HttpResponse:
     form = OrganisationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        sensitive = data["sensitive_service"] or data["agency_type"] in Organisation.SENSITIVE_BY_DEFAULT
+        sensitive = (
+            data["sensitive_service"] or data["agency_type"] in Organisation.SENSITIVE_BY_DEFAULT
+        )
         try:
-            organisation = organisation_create(
+            organisation = services.organisation_create(
                 name=data["name"],
                 agency_type=data["agency_type"],
                 sensitive_service=sensitive,
@@ -66,11 +537,55 @@ def organisations(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{organisation.name} is added.")
             return redirect("core:organisations")
-    context = {"form": form, "organisations": organisations_list()}
+    context = {"form": form, "organisations": selectors.organisations_list()}
     return render(request, "core/organisations.html", context)
 
 
 @admin_required
 def organisation_detail(request: HttpRequest, organisation_id: int) -> HttpResponse:
-    organisation = organisation_for_admin(organisation_id)
+    organisation = selectors.organisation_for_admin(organisation_id)
     return render(request, "core/organisation_detail.html", {"organisation": organisation})
+
+
+@admin_required
+def roles(request: HttpRequest) -> HttpResponse:
+    form = RoleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            role = services.role_create(
+                name=form.cleaned_data["name"],
+                child_protection=form.cleaned_data["child_protection"],
+                actor=_user(request),
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"{role.name} is added to the list of roles.")
+            return redirect("core:roles")
+    return render(request, "core/roles.html", {"form": form, "roles": selectors.roles_list()})
+
+
+@audit_reader_required
+def audit(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/audit.html", {"events": selectors.audit_events_count()})
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, so rows stream one at a time."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@audit_reader_required
+def audit_export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    rows = services.audit_export(actor=_user(request))
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    council = getattr(request, "tenant", None)
+    name = getattr(council, "slug", "") or "council"
+    response["Content-Disposition"] = f'attachment; filename="patchwork-audit-{name}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response

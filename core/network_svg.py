@@ -1,0 +1,206 @@
+"""The network picture, drawn on the server as SVG: the person in the centre and the team
+around them, grouped by agency. It needs no JavaScript and nothing from the internet, prints
+as it looks, and says everything in text (agency, role, name, "Lead professional"): colour
+only repeats what the words already say. The accessible list on the page holds the same
+facts; the picture is a summary of it, not a replacement."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+from core.selectors import TeamMember
+
+NODE_WIDTH = 230
+NODE_HEIGHT = 84
+CENTRE_RADIUS = 78
+MARGIN = 24
+CHARS_PER_LINE = 29  # at 14px Arial in a 230px box, with padding
+
+# Light fills, one per kind of agency, all dark-text-readable (contrast well above 4.5:1).
+AGENCY_FILLS = {
+    "social_care": "#f6d7d2",
+    "early_help": "#fbe3c8",
+    "school": "#d2e2f1",
+    "early_years": "#dcebf7",
+    "gp": "#d4ecd9",
+    "health_visiting": "#dff0e2",
+    "school_nursing": "#e3f2e6",
+    "hospital": "#cfe8e3",
+    "police": "#d9dcef",
+    "housing": "#efe6cf",
+    "probation": "#e4d9ec",
+    "youth_justice": "#eadcf0",
+    "youth": "#f3e1ec",
+    "voluntary": "#e8ecd2",
+}
+MASKED_FILL = "#f3f2f1"
+DEFAULT_FILL = "#ffffff"
+
+
+@dataclass(frozen=True)
+class _Placed:
+    member: TeamMember
+    x: float  # centre of the box
+    y: float
+
+
+def _fit(text: str, limit: int = CHARS_PER_LINE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _text(x: float, y: float, text: str, *, size: int = 14, weight: str = "normal",
+          anchor: str = "middle") -> str:
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size}" font-weight="{weight}" '
+        f'text-anchor="{anchor}">{escape(text)}</text>'
+    )
+
+
+def _member_lines(member: TeamMember) -> list[tuple[str, int, str]]:
+    """(text, size, weight) lines for one box, most important first."""
+    if member.masked:
+        return [
+            ("A sensitive service", 14, "bold"),
+            ("is involved", 14, "bold"),
+            ("Contact is brokered:", 13, "normal"),
+            ("request contact below", 13, "normal"),
+        ]
+    lines = [(_fit(member.agency_label, 32).upper(), 11, "bold")]
+    if member.lead_professional:
+        lines = [(_fit("LEAD PROFESSIONAL · " + member.agency_label, 32).upper(), 11, "bold")]
+    lines += [
+        (_fit(member.practitioner_name), 14, "bold"),
+        (_fit(member.role), 13, "normal"),
+        (_fit(member.organisation), 13, "normal"),
+    ]
+    return lines
+
+
+def _member_title(member: TeamMember) -> str:
+    if member.masked:
+        return "A sensitive service is involved. Contact is brokered: request contact."
+    parts = [
+        member.practitioner_name,
+        member.role,
+        member.organisation,
+        member.agency_label,
+    ]
+    if member.lead_professional:
+        parts.insert(0, "Lead professional")
+    if member.phone:
+        parts.append(f"Phone {member.phone}")
+    return ", ".join(p for p in parts if p)
+
+
+def _layout(members: Sequence[TeamMember]) -> tuple[float, float, float, float, list[_Placed]]:
+    """Place the boxes evenly on an ellipse around the centre, agency by agency, starting
+    at the top and going clockwise. Larger teams get a larger ellipse (the picture then
+    scales down to the page width, and the list below stays full size)."""
+    n = len(members)
+    rx = max(330.0, n * (NODE_WIDTH + 14) / (2 * math.pi) * 1.15)
+    ry = max(170.0, n * (NODE_HEIGHT + 12) / (2 * math.pi) * 1.1)
+    if n <= 2:
+        ry = 150.0
+    width = 2 * rx + NODE_WIDTH + 2 * MARGIN
+    height = 2 * ry + NODE_HEIGHT + 2 * MARGIN
+    cx, cy = width / 2, height / 2
+    placed = []
+    for i, member in enumerate(members):
+        angle = -math.pi / 2 + (2 * math.pi * i / n if n else 0)
+        if n == 2:
+            angle = math.pi * i  # side by side rather than top and bottom
+        placed.append(_Placed(member, cx + rx * math.cos(angle), cy + ry * math.sin(angle)))
+    return width, height, cx, cy, placed
+
+
+def network_svg(
+    *,
+    svg_id: str,
+    centre_name: str,
+    centre_caption: str,
+    members: Sequence[TeamMember],
+) -> SafeString:
+    """An inline <svg> of `members` around `centre_name`. Members are expected grouped by
+    agency (Network.current_by_agency keeps each agency's boxes next to each other)."""
+    width, height, cx, cy, placed = _layout(members)
+    lead = next((m for m in members if m.lead_professional), None)
+    masked = sum(1 for m in members if m.masked)
+    named = len(members) - masked
+    summary = [
+        f"{named} {'person' if named == 1 else 'people'} involved now"
+        if members
+        else "No one is recorded as involved now",
+    ]
+    if masked:
+        summary.append(
+            f"{masked} sensitive {'service' if masked == 1 else 'services'} involved"
+        )
+    if lead is not None:
+        summary.append(f"lead professional {lead.practitioner_name} ({lead.role})")
+    title = f"The team around {centre_name}"
+    desc = "; ".join(summary) + ". The same facts are listed in text below the picture."
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="pw-network" id="{escape(svg_id)}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
+        f'role="img" aria-labelledby="{escape(svg_id)}-title {escape(svg_id)}-desc" '
+        f'font-family="Arial, Helvetica, sans-serif" fill="#0b0c0c">',
+        f'<title id="{escape(svg_id)}-title">{escape(title)}</title>',
+        f'<desc id="{escape(svg_id)}-desc">{escape(desc)}</desc>',
+        f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" fill="#ffffff"/>',
+    ]
+    for p in placed:
+        stroke = "#0b0c0c" if p.member.lead_professional else "#505a5f"
+        dash = ' stroke-dasharray="6 5"' if p.member.masked else ""
+        thickness = 4 if p.member.lead_professional else 2
+        out.append(
+            f'<line x1="{cx:.0f}" y1="{cy:.0f}" x2="{p.x:.0f}" y2="{p.y:.0f}" '
+            f'stroke="{stroke}" stroke-width="{thickness}"{dash}/>'
+        )
+    for p in placed:
+        m = p.member
+        fill = MASKED_FILL if m.masked else AGENCY_FILLS.get(m.agency_type, DEFAULT_FILL)
+        left, top = p.x - NODE_WIDTH / 2, p.y - NODE_HEIGHT / 2
+        border = 4 if m.lead_professional else 2
+        dash = ' stroke-dasharray="6 5"' if m.masked else ""
+        kind = "masked" if m.masked else ("lead" if m.lead_professional else "member")
+        out.append(f'<g class="pw-network__member pw-network__member--{kind}">')
+        out.append(f"<title>{escape(_member_title(m))}</title>")
+        out.append(
+            f'<rect x="{left:.0f}" y="{top:.0f}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" '
+            f'rx="6" fill="{fill}" stroke="#0b0c0c" stroke-width="{border}"{dash}/>'
+        )
+        lines = _member_lines(m)
+        y = top + 20
+        for text, size, weight in lines:
+            out.append(_text(p.x, y, text, size=size, weight=weight))
+            y += size + 6
+        out.append("</g>")
+    out.append('<g class="pw-network__centre">')
+    out.append(
+        f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{CENTRE_RADIUS}" fill="#ffffff" '
+        f'stroke="#0b0c0c" stroke-width="4"/>'
+    )
+    name_lines = _wrap(centre_name, 16)[:3]
+    y = cy - (len(name_lines) * 20) / 2 + 6
+    for line in name_lines:
+        out.append(_text(cx, y, line, size=17, weight="bold"))
+        y += 20
+    out.append(_text(cx, y + 2, _fit(centre_caption, 20), size=12))
+    out.append("</g></svg>")
+    return mark_safe("".join(out))  # every piece of user text above went through escape()
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(_fit(word, width))
+    return lines or [""]

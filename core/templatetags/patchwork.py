@@ -1,0 +1,79 @@
+"""Template helpers for a council's pages: GOV.UK field kinds, dates in words, the unread
+notifications count in the header."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from django import forms, template
+from django.utils import timezone
+
+from core.forms import GovukDateWidget
+from core.identifiers import nhs_number_display
+from core.selectors import notifications_unread_count
+
+register = template.Library()
+
+
+@register.filter
+def field_kind(field: forms.BoundField) -> str:
+    """Which GOV.UK component draws this field."""
+    widget = field.field.widget
+    if isinstance(widget, GovukDateWidget):
+        return "date"
+    if isinstance(widget, forms.HiddenInput):
+        return "hidden"
+    if isinstance(widget, forms.RadioSelect):
+        return "radios"
+    if isinstance(widget, forms.Textarea):
+        return "textarea"
+    if isinstance(widget, forms.CheckboxInput):
+        return "checkbox"
+    if isinstance(widget, forms.Select):
+        return "select"
+    return "input"
+
+
+@register.filter
+def date_parts(field: forms.BoundField) -> dict[str, str]:
+    """The day, month and year to show in a GOV.UK date input (as typed, or from a date)."""
+    value = field.value()
+    if isinstance(value, date):
+        return {"day": str(value.day), "month": str(value.month), "year": str(value.year)}
+    if isinstance(value, dict):
+        return {k: str(value.get(k, "")) for k in GovukDateWidget.parts}
+    return {"day": "", "month": "", "year": ""}
+
+
+@register.filter
+def is_selected(field: forms.BoundField, value: Any) -> bool:
+    current = field.value()
+    return current is not None and str(current) == str(value)
+
+
+@register.filter
+def days_ago(day: date | datetime | None) -> str:
+    """'today', 'yesterday', '12 days ago' – or 'Not recorded'."""
+    if day is None:
+        return "Not recorded"
+    if isinstance(day, datetime):
+        day = timezone.localtime(day).date()
+    days = (timezone.localdate() - day).days
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    return f"{days} days ago"
+
+
+@register.filter
+def nhs_number(value: str | None) -> str:
+    return nhs_number_display(value) if value else "Not known"
+
+
+@register.simple_tag(takes_context=True)
+def unread_notifications(context: template.Context) -> int:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    return notifications_unread_count(user) if user is not None else 0  # type: ignore[arg-type]
