@@ -178,7 +178,9 @@ if not DATABASE_URL:
 
 import dj_database_url  # noqa: E402
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
+}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 if envstr("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
@@ -293,7 +295,11 @@ EMAIL_RETRY_SECONDS = envint("EMAIL_RETRY_SECONDS", 60)
 # --- Static and media files (tenant-aware media) ---
 STATIC_URL = "/static/"
 # Production serves collected files from STATIC_ROOT; elsewhere WhiteNoise reads the finders.
-STATIC_ROOT = Path(envstr("STATIC_ROOT", "/opt/patchwork/static")) if PRODUCTION or envstr("STATIC_ROOT") else None
+STATIC_ROOT = (
+    Path(envstr("STATIC_ROOT", "/opt/patchwork/static"))
+    if PRODUCTION or envstr("STATIC_ROOT")
+    else None
+)
 MEDIA_ROOT = envstr("MEDIA_ROOT", str(DATA_DIR / "media"))
 MEDIA_URL = "/media/"
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
@@ -385,4 +391,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Federation: lookup timeout per peer, and the outbox's retry backoff ---
+FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECONDS", "3"))
+FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
+FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE["federation-outbox-sweep"] = {
+    "task": "tenants.tasks.for_each_council",
+    "schedule": 60.0,
+    "args": ["federation.tasks.outbox_sweep"],
 }

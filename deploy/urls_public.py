@@ -9,4 +9,5 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("", include("accounts.urls")),
     path("", include("tenants.urls")),
+    path("", include("federation.urls_operator")),
 ]

@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("", include("accounts.urls")),
     path("", include("core.urls")),
+    path("", include("federation.urls")),
     path("", include("core.urls_teamwork")),
     path("api/v1/", include("core.api_urls")),
     path("fhir/", include((fhir_urlpatterns, "fhir"))),

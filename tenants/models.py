@@ -28,9 +28,7 @@ class Council(TenantMixin):
         SUSPENDED = "suspended", "Suspended"
 
     name = models.CharField(max_length=120, unique=True)
-    code = models.CharField(
-        "ONS code", max_length=9, unique=True, validators=[validate_gss_code]
-    )
+    code = models.CharField("ONS code", max_length=9, unique=True, validators=[validate_gss_code])
     slug = models.SlugField(max_length=63, unique=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,3 +78,39 @@ class CouncilSigningKey(models.Model):
 
     def __str__(self) -> str:
         return self.key_id
+
+
+class FederationPeer(models.Model):
+    """A council this deployment may exchange pointers with. Councils on this deployment
+    are listed automatically; councils on other deployments are added by an operator from
+    the signed council card their deployment exports. A removed peer is refused at once."""
+
+    federation_id = models.CharField(max_length=40, unique=True, help_text="council:<ONS code>")
+    name = models.CharField(max_length=120)
+    # Set for a council on this deployment; its base URL and keys come from the platform.
+    council = models.OneToOneField(
+        Council, null=True, blank=True, on_delete=models.CASCADE, related_name="peer"
+    )
+    base_url = models.URLField(blank=True)
+    # The keys the operator accepted with the card: the trust anchor for key documents.
+    trusted_keys = models.JSONField(default=list, blank=True)
+    card = models.JSONField(default=dict, blank=True)
+    keys_document = models.JSONField(null=True, blank=True)
+    keys_fetched_at = models.DateTimeField(null=True, blank=True)
+    keys_valid_until = models.DateTimeField(null=True, blank=True)
+    added_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.federation_id})"
+
+    @property
+    def is_local(self) -> bool:
+        return self.council_id is not None
+
+    @property
+    def is_removed(self) -> bool:
+        return self.removed_at is not None

@@ -1,0 +1,544 @@
+"""Talking to other councils: fetching and caching their key documents, offering and
+countersigning agreements, the practitioner's parallel "who is involved?" fan-out, and
+delivering the outbox. Councils on this deployment are reached the same way, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import rfc8785
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.audit import audit_record
+from core.selectors import person_viewable
+from federation import protocol
+from federation.models import DataSharingAgreement, Exchange, OutboxMessage
+from federation.selectors import (
+    PeerAnswer,
+    agreements_in_force,
+    answer_from_document,
+    own_council,
+    peer_active,
+    peer_base_url,
+)
+from federation.services import (
+    AGREEMENT_PURPOSE,
+    agreement_secret,
+    agreement_sign_here,
+    agreement_signed_document,
+    person_identifiers,
+    practitioner_pseudonym,
+    signing_key,
+)
+from tenants.models import CouncilSigningKey, FederationPeer
+
+log = logging.getLogger(__name__)
+
+KEYS_PATH = "/.well-known/patchwork/keys"
+LOOKUP_PATH = "/federation/v1/who-is-involved"
+OFFER_PATH = "/federation/v1/agreements/offer"
+COUNTERSIGN_PATH = "/federation/v1/agreements/countersign"
+REVOKE_PATH = "/federation/v1/agreements/revoke"
+POINTER_UPDATE_PATH = "/federation/v1/pointer-updates"
+ANSWER_OUTCOMES = {"match", "no_match", "more_attributes_requested"}
+# An unknown key id makes us refetch a peer's key document, but not more often than this.
+KEY_REFETCH_INTERVAL = timedelta(seconds=30)
+
+
+def lookup_timeout() -> float:
+    return float(getattr(settings, "FEDERATION_LOOKUP_TIMEOUT_SECONDS", 3))
+
+
+def _address(url: str) -> tuple[str, dict[str, str]]:
+    """Where to connect for `url`. Names under .localhost are loopback (RFC 6761), which
+    the system resolver here does not know: connect to 127.0.0.1 and keep the Host."""
+    parts = urlsplit(url)
+    if parts.hostname and parts.hostname.endswith(".localhost"):
+        netloc = "127.0.0.1" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}
+    return url, {}
+
+
+def http_get(url: str, *, timeout: float) -> httpx.Response:
+    address, extra = _address(url)
+    return httpx.get(address, headers=extra, timeout=timeout)
+
+
+def http_post(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> httpx.Response:
+    address, extra = _address(url)
+    return httpx.post(address, headers={**headers, **extra}, content=body, timeout=timeout)
+
+
+# --- Peers' keys -------------------------------------------------------------------------------
+
+
+def _unexpired(entries: list[dict[str, Any]]) -> dict[str, bytes]:
+    now = timezone.now()
+    return {
+        str(e["key_id"]): protocol.unb64(str(e["public_key"]))
+        for e in entries
+        if not e.get("expires_at") or protocol.parse_timestamp(str(e["expires_at"])) > now
+    }
+
+
+def _remote_keys(peer: FederationPeer) -> dict[str, bytes]:
+    if peer.keys_document and peer.keys_valid_until and peer.keys_valid_until > timezone.now():
+        return _unexpired(peer.keys_document.get("keys", []))
+    return _unexpired(peer.trusted_keys)
+
+
+def peer_keys_refresh(peer: FederationPeer) -> bool:
+    """Fetch the peer's key document; accept it only if it is about this peer, valid for at
+    most seven days and signed by a key we already trust. Returns whether it was accepted."""
+    FederationPeer.objects.filter(pk=peer.pk).update(keys_fetched_at=timezone.now())
+    peer.keys_fetched_at = timezone.now()
+    try:
+        response = http_get(peer_base_url(peer) + KEYS_PATH, timeout=lookup_timeout())
+        document = response.json()
+        issued = protocol.parse_timestamp(str(document["issued_at"]))
+        valid_until = protocol.parse_timestamp(str(document["valid_until"]))
+        keys = document["keys"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        log.warning("Could not fetch the key document of %s", peer)
+        return False
+    trusted = _remote_keys(peer) | _unexpired(peer.trusted_keys)
+    if (
+        document.get("council") != peer.federation_id
+        or valid_until - issued > protocol.KEY_DOCUMENT_MAX_VALIDITY
+        or valid_until <= timezone.now()
+        or not protocol.verify_any_signature(document, trusted.get)
+    ):
+        log.warning("Refused the key document of %s", peer)
+        return False
+    peer.keys_document = document
+    peer.keys_valid_until = valid_until
+    peer.trusted_keys = [
+        {"key_id": k["key_id"], "public_key": k["public_key"], "expires_at": k.get("expires_at")}
+        for k in keys
+    ]
+    peer.save(update_fields=["keys_document", "keys_valid_until", "trusted_keys"])
+    return True
+
+
+def peer_public_key(peer: FederationPeer, key_id: str) -> bytes | None:
+    """The peer's public key `key_id`, if it is one of the peer's keys and still valid.
+    A council on this deployment: from the platform's own key table. Elsewhere: from its
+    cached key document, refetched before it expires or when a new key id appears."""
+    if peer.council_id is not None:
+        from federation.selectors import council_valid_keys
+
+        for key in council_valid_keys(peer.council):  # type: ignore[arg-type]
+            if key.key_id == key_id:
+                return bytes(key.public_key)
+        return None
+    now = timezone.now()
+    keys = _remote_keys(peer)
+    stale = peer.keys_valid_until is None or (peer.keys_valid_until - now) < timedelta(hours=6)
+    may_fetch = peer.keys_fetched_at is None or now - peer.keys_fetched_at > KEY_REFETCH_INTERVAL
+    if (stale or key_id not in keys) and may_fetch and peer_keys_refresh(peer):
+        keys = _remote_keys(peer)
+    return keys.get(key_id)
+
+
+def own_public_key(key_id: str) -> bytes | None:
+    key = CouncilSigningKey.objects.filter(council=own_council(), key_id=key_id).first()
+    return bytes(key.public_key) if key else None
+
+
+# --- Sending one signed request ------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    peer: FederationPeer
+    agreement_id: str
+    kind: str
+    url: str
+    payload: dict[str, Any]
+    body: bytes
+    headers: dict[str, str]
+    request_id: str
+    purpose: str
+    practitioner: str
+
+
+def prepare(
+    *,
+    peer: FederationPeer,
+    path: str,
+    kind: str,
+    agreement_id: str,
+    payload: dict[str, Any],
+    purpose: str,
+    practitioner: str = "system",
+    request_id: str | None = None,
+) -> Prepared:
+    url = peer_base_url(peer) + path
+    body = rfc8785.dumps(payload)
+    request_id = request_id or str(uuid.uuid4())
+    headers = protocol.sign_request(
+        url=url,
+        body=body,
+        key=signing_key(own_council()),
+        agreement_id=agreement_id,
+        request_id=request_id,
+        practitioner=practitioner,
+        purpose=purpose,
+    )
+    return Prepared(
+        peer, agreement_id, kind, url, payload, body, headers, request_id, purpose, practitioner
+    )
+
+
+def _record_sent(
+    prepared: Prepared,
+    *,
+    status: int | None,
+    outcome: str,
+    response: dict[str, Any],
+    user: User | None = None,
+    person_id: int | None = None,
+) -> None:
+    """Both ends keep the signed request and the answer: here, in the audit chain and the
+    traffic table."""
+    with transaction.atomic():
+        Exchange.objects.create(
+            direction=Exchange.Direction.OUT,
+            kind=prepared.kind,
+            peer_id=prepared.peer.federation_id,
+            agreement_id=prepared.agreement_id,
+            request_id=prepared.request_id,
+            nonce="",
+            body_sha256=protocol.body_digest(prepared.body),
+            purpose=prepared.purpose,
+            practitioner=prepared.practitioner,
+            status_code=status,
+            outcome=outcome,
+            payload=prepared.payload,
+            response=response,
+            person_id=person_id,
+            user=user,
+        )
+        audit_record(
+            actor=user,
+            action=f"federation_{prepared.kind}_sent",
+            person_id=person_id,
+            detail={
+                "peer": prepared.peer.federation_id,
+                "agreement_id": prepared.agreement_id,
+                "request": {
+                    "url": prepared.url,
+                    "headers": prepared.headers,
+                    "body": prepared.body.decode(),
+                },
+                "response": {"status": status or 0, "body": response},
+            },
+        )
+
+
+def send(prepared: Prepared, *, timeout: float | None = None) -> tuple[int | None, dict[str, Any]]:
+    try:
+        response = http_post(
+            prepared.url,
+            headers=prepared.headers,
+            body=prepared.body,
+            timeout=timeout or lookup_timeout(),
+        )
+    except httpx.HTTPError as exc:
+        return None, {"error": type(exc).__name__}
+    try:
+        document = response.json()
+    except ValueError:
+        document = {}
+    return response.status_code, document if isinstance(document, dict) else {}
+
+
+# --- Agreements over federation ------------------------------------------------------------------
+
+
+class PartnerUnreachable(Exception):
+    """The partner council did not accept the message; nothing here was undone."""
+
+
+def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
+    """Send the partner what it is waiting for: our first signature (with the agreement's
+    match-key secret) or our countersignature. Raises PartnerUnreachable."""
+    peer = peer_active(agreement.partner_id)
+    if peer is None:
+        raise PartnerUnreachable("The partner council is not in the directory of peers")
+    document = agreement_signed_document(agreement)
+    if agreement.status == DataSharingAgreement.Status.AWAITING_PARTNER:
+        path, kind = OFFER_PATH, Exchange.Kind.AGREEMENT_OFFER
+        payload = {
+            "type": "patchwork.agreement-offer",
+            "agreement": document,
+            "match_key_secret": protocol.b64(agreement_secret(agreement)),
+        }
+    elif agreement.status == DataSharingAgreement.Status.ACTIVE and not agreement.proposed_here:
+        path, kind = COUNTERSIGN_PATH, Exchange.Kind.AGREEMENT_COUNTERSIGN
+        payload = {"type": "patchwork.agreement-countersignature", "agreement": document}
+    else:
+        raise PartnerUnreachable("There is nothing to send for this agreement")
+    prepared = prepare(
+        peer=peer,
+        path=path,
+        kind=kind,
+        agreement_id=agreement.agreement_id,
+        payload=payload,
+        purpose=AGREEMENT_PURPOSE,
+    )
+    status, response = send(prepared)
+    # The secret never goes into our own audit or traffic tables.
+    prepared.payload = {"type": payload["type"], "agreement": document}
+    prepared.body = b""
+    _record_sent(
+        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+    )
+    if status not in {200, 202}:
+        raise PartnerUnreachable(f"{peer.name} did not accept it ({status or 'no answer'})")
+
+
+def agreement_sign(*, actor: User | None, agreement: DataSharingAgreement) -> DataSharingAgreement:
+    """Sign here, then send the partner the signed agreement. If the partner cannot be
+    reached the signature stands and `agreement_deliver` can send it again."""
+    agreement = agreement_sign_here(actor=actor, agreement=agreement)
+    agreement_deliver(agreement=agreement)
+    return agreement
+
+
+def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
+    """Tell the partner an agreement was revoked here (it stops working here regardless)."""
+    peer = peer_active(agreement.partner_id)
+    if peer is None:
+        return False
+    prepared = prepare(
+        peer=peer,
+        path=REVOKE_PATH,
+        kind=Exchange.Kind.AGREEMENT_REVOKE,
+        agreement_id=agreement.agreement_id,
+        purpose=AGREEMENT_PURPOSE,
+        payload={
+            "type": "patchwork.agreement-revocation",
+            "agreement_id": agreement.agreement_id,
+            "reason": agreement.revoked_reason,
+        },
+    )
+    status, response = send(prepared)
+    _record_sent(
+        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+    )
+    return status == 200
+
+
+# --- "Who is involved?" fan-out ------------------------------------------------------------------
+
+
+async def _post_all(prepared: list[Prepared], timeout: float) -> list[httpx.Response | None]:
+    limits = httpx.Limits(max_connections=max(10, len(prepared)), max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+        async def one(p: Prepared) -> httpx.Response | None:
+            address, extra = _address(p.url)
+            try:
+                return await client.post(address, headers={**p.headers, **extra}, content=p.body)
+            except httpx.HTTPError:
+                return None
+
+        return list(await asyncio.gather(*(one(p) for p in prepared)))
+
+
+def _verified_answer(prepared: Prepared, response: httpx.Response | None) -> dict[str, Any] | None:
+    """The answer document if it is a signed answer to exactly this request; else None."""
+    if response is None or response.status_code != 200:
+        return None
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    peer = prepared.peer
+    if (
+        not isinstance(document, dict)
+        or document.get("type") != "patchwork.lookup-answer"
+        or document.get("request_id") != prepared.request_id
+        or document.get("responder") != peer.federation_id
+        or document.get("outcome") not in ANSWER_OUTCOMES
+        or not protocol.verify_document_signature(
+            document, peer.federation_id, lambda kid: peer_public_key(peer, kid)
+        )
+    ):
+        return None
+    for pointer in document.get("pointers") or []:
+        if (
+            not isinstance(pointer, dict)
+            or pointer.get("agreement_id") != prepared.agreement_id
+            or not protocol.verify_document_signature(
+                pointer, peer.federation_id, lambda kid: peer_public_key(peer, kid)
+            )
+        ):
+            return None
+    return document
+
+
+def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[PeerAnswer]:
+    """Ask every council we hold an agreement with, in parallel, whether anyone there is
+    involved with this person. A council that does not give a signed answer in time is
+    shown as "could not be checked", never as "not known"."""
+    access = person_viewable(user, person_id)
+    if purpose not in protocol.PURPOSES:
+        raise ValidationError({"purpose": "Choose why you are checking"})
+    person = access.person
+    identifiers = person_identifiers(person)
+    pseudonym = practitioner_pseudonym(user)
+    prepared = []
+    for agreement in agreements_in_force(purpose):
+        peer = peer_active(agreement.partner_id)
+        assert peer is not None
+        keys = protocol.match_keys(
+            identifiers,
+            secret=agreement_secret(agreement),
+            demographic=agreement.demographic_matching,
+        )
+        prepared.append(
+            prepare(
+                peer=peer,
+                path=LOOKUP_PATH,
+                kind=Exchange.Kind.LOOKUP,
+                agreement_id=agreement.agreement_id,
+                purpose=purpose,
+                practitioner=pseudonym,
+                payload={"type": "patchwork.lookup", "match_keys": keys},
+            )
+        )
+    responses = asyncio.run(_post_all(prepared, lookup_timeout())) if prepared else []
+    answers = []
+    for p, response in zip(prepared, responses, strict=True):
+        document = _verified_answer(p, response)
+        if document is None:
+            answer = PeerAnswer(p.peer.federation_id, p.peer.name, "could_not_check", [])
+            kept: dict[str, Any] = {"outcome": "could_not_check"}
+        else:
+            answer = answer_from_document(p.peer.federation_id, p.peer.name, document)
+            kept = document
+        answer.at = timezone.now()
+        _record_sent(
+            p,
+            status=response.status_code if response is not None else None,
+            outcome=answer.outcome,
+            response=kept,
+            user=user,
+            person_id=person.pk,
+        )
+        answers.append(answer)
+    return sorted(answers, key=lambda a: a.peer_name)
+
+
+# --- The outbox ------------------------------------------------------------------------------
+
+
+def backoff_delay(attempts: int) -> float:
+    """Exponential backoff with jitter: half the step fixed, half random, so many councils
+    retrying one peer that was down do not all come back at the same second."""
+    base = float(getattr(settings, "FEDERATION_BACKOFF_BASE_SECONDS", 2))
+    ceiling = float(getattr(settings, "FEDERATION_BACKOFF_MAX_SECONDS", 3600))
+    step = min(ceiling, base * 2 ** max(0, attempts - 1))
+    return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    delivered: int
+    retry_in: float | None = None
+
+
+def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
+    """Deliver the peer's due messages in order, one transaction each (a worker killed
+    mid-delivery leaves the message undelivered, to be sent again and deduped by the
+    receiver). The first failure backs off every message waiting for that peer."""
+    delivered = 0
+    for _ in range(limit):
+        with transaction.atomic():
+            message = (
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(
+                    peer_id=peer_id,
+                    delivered_at__isnull=True,
+                    given_up_at__isnull=True,
+                    next_attempt_at__lte=timezone.now(),
+                )
+                .order_by("id")
+                .first()
+            )
+            if message is None:
+                return DeliveryReport(delivered)
+            peer = peer_active(peer_id)
+            agreement = DataSharingAgreement.objects.filter(
+                agreement_id=message.agreement_id
+            ).first()
+            if peer is None or agreement is None or not agreement.is_in_force:
+                message.given_up_at = timezone.now()
+                message.last_error = "The peer was removed or the agreement is no longer in force"
+                message.save(update_fields=["given_up_at", "last_error"])
+                continue
+            prepared = prepare(
+                peer=peer,
+                path=POINTER_UPDATE_PATH,
+                kind=Exchange.Kind.POINTER_UPDATE,
+                agreement_id=message.agreement_id,
+                payload=message.payload,
+                purpose=str(message.payload.get("purpose", "")),
+                request_id=message.idempotency_key,
+            )
+            status, response = send(prepared)
+            message.attempts += 1
+            if status == 200:
+                message.delivered_at = timezone.now()
+                message.last_error = ""
+                message.save(update_fields=["attempts", "delivered_at", "last_error"])
+                _record_sent(
+                    prepared,
+                    status=status,
+                    outcome=str(response.get("outcome", "")),
+                    response=response,
+                    person_id=message.person_id,
+                )
+                delivered += 1
+                continue
+            if status is not None and 400 <= status < 500 and status not in {408, 429}:
+                # The peer refused it for good (agreement ended there, or a conflict).
+                message.given_up_at = timezone.now()
+                message.last_error = f"Refused: {response.get('reason', status)}"[:300]
+                message.save(update_fields=["attempts", "given_up_at", "last_error"])
+                continue
+            delay = backoff_delay(message.attempts)
+            message.last_error = f"Not delivered ({status or response.get('error', 'no answer')})"[
+                :300
+            ]
+            message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+            OutboxMessage.objects.filter(
+                peer_id=peer_id, delivered_at__isnull=True, given_up_at__isnull=True
+            ).exclude(pk=message.pk).update(next_attempt_at=message.next_attempt_at)
+            return DeliveryReport(delivered, retry_in=delay)
+    return DeliveryReport(delivered)
+
+
+def outbox_due_peers() -> list[str]:
+    return list(
+        OutboxMessage.objects.filter(
+            delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=timezone.now()
+        )
+        .values_list("peer_id", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,343 @@
+"""The wire format of the pointer protocol, with no database: canonical JSON documents
+signed with Ed25519, RFC 9421 HTTP message signatures, and match keys.
+
+Documents (key documents, council cards, data-sharing agreements, pointers, answers) are
+RFC 8785 canonical JSON; each carries a `signatures` map {federation id: {key_id, value}}
+whose values are Ed25519 signatures over the canonical bytes of the document without
+`signatures`. Requests are signed with RFC 9421 over the method, target URI, Content-Digest
+(RFC 9530, sha-256) and the federation headers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, algorithms
+from http_message_signatures.exceptions import HTTPMessageSignaturesException
+
+from core.identifiers import name_key, nhs_number_clean
+
+SIGNATURE_TAG = "patchwork-federation"
+HEADER_COUNCIL = "patchwork-council"
+HEADER_AGREEMENT = "patchwork-agreement"
+HEADER_REQUEST_ID = "patchwork-request-id"
+HEADER_PRACTITIONER = "patchwork-practitioner"
+HEADER_PURPOSE = "patchwork-purpose"
+FEDERATION_HEADERS = (
+    HEADER_COUNCIL,
+    HEADER_AGREEMENT,
+    HEADER_REQUEST_ID,
+    HEADER_PRACTITIONER,
+    HEADER_PURPOSE,
+)
+COVERED_COMPONENTS = ("@method", "@target-uri", "content-digest", *FEDERATION_HEADERS)
+# A signed request is good for this long after it was made; the receiver also allows this
+# much difference between the two councils' clocks.
+REQUEST_LIFETIME = timedelta(seconds=60)
+CLOCK_SKEW = timedelta(seconds=30)
+# A key document is never valid for longer than this (the issue's ceiling).
+KEY_DOCUMENT_MAX_VALIDITY = timedelta(days=7)
+
+PURPOSES = {
+    "safeguarding": "Safeguarding a child",
+    "early_help": "Early help and family support",
+    "continuity_of_care": "Continuity of care after a move",
+}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def fingerprint(public_key: bytes) -> str:
+    """How people compare keys by eye: sha-256 of the raw public key, in hex."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def canonical(document: Mapping[str, Any]) -> bytes:
+    """RFC 8785 bytes of the document without its `signatures`."""
+    return rfc8785.dumps({k: v for k, v in document.items() if k != "signatures"})
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A council's private key, opened from its sealed form only for the moment of use."""
+
+    federation_id: str
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+
+def sign_document(
+    document: dict[str, Any], key: SigningKey, label: str | None = None
+) -> dict[str, Any]:
+    """The document with `key`'s signature added to its `signatures` map, under the
+    signer's federation id (or `label`, for a document signed by several of one council's
+    keys)."""
+    signature = key.private_key.sign(canonical(document))
+    signatures = dict(document.get("signatures") or {})
+    signatures[label or key.federation_id] = {"key_id": key.key_id, "value": b64(signature)}
+    return {**document, "signatures": signatures}
+
+
+def verify_document_signature(
+    document: Mapping[str, Any], signer: str, public_key_for: Callable[[str], bytes | None]
+) -> bool:
+    """Whether `signer` signed exactly this document with a key `public_key_for` accepts."""
+    entry = (document.get("signatures") or {}).get(signer)
+    if not isinstance(entry, dict):
+        return False
+    public = public_key_for(str(entry.get("key_id", "")))
+    if public is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(
+            unb64(str(entry.get("value", ""))), canonical(document)
+        )
+    except (CryptoInvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify_any_signature(
+    document: Mapping[str, Any], public_key_for: Callable[[str], bytes | None]
+) -> bool:
+    """Whether any one signature on the document is by a key `public_key_for` accepts."""
+    return any(
+        verify_document_signature(document, label, public_key_for)
+        for label in (document.get("signatures") or {})
+    )
+
+
+# --- Match keys ---------------------------------------------------------------------------
+
+
+def _variants_of_family_name(family_name: str) -> set[str]:
+    """The whole surname and, for double-barrelled names, each part: one council may have
+    recorded 'O'Brien-Smith' and the other only 'Smith'."""
+    whole = name_key(family_name)
+    parts = {name_key(part) for part in family_name.replace("-", " ").split()}
+    return {v for v in {whole, *parts} if len(v) >= 2}
+
+
+def match_key(secret: bytes, label: str) -> str:
+    return hmac.new(secret, label.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """What a council knows of one person, enough to compute match keys."""
+
+    nhs_number: str | None
+    date_of_birth: date | None
+    names: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (given, family)
+
+
+def match_keys(
+    identifiers: Identifiers, *, secret: bytes, demographic: bool
+) -> dict[str, list[str]]:
+    """HMAC-SHA256 keys of the person's normalised identifiers under the agreement's secret:
+    always the NHS number; name and date of birth variants only when `demographic`."""
+    keys: dict[str, list[str]] = {"nhs": [], "demographic": []}
+    nhs = nhs_number_clean(identifiers.nhs_number or "")
+    if nhs:
+        keys["nhs"].append(match_key(secret, f"nhs:{nhs}"))
+    if demographic and identifiers.date_of_birth is not None:
+        born = identifiers.date_of_birth.isoformat()
+        labels = {
+            f"dem:{family}|{name_key(given)}|{born}"
+            for given, family_name in identifiers.names
+            for family in _variants_of_family_name(family_name)
+            if name_key(given)
+        }
+        keys["demographic"] = sorted(match_key(secret, label) for label in labels)
+    return keys
+
+
+def new_agreement_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+# --- HTTP message signatures (RFC 9421) -----------------------------------------------------
+
+
+@dataclass
+class HttpMessage:
+    """The parts of an HTTP request the signature library reads and writes."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+class _Keys:
+    def __init__(
+        self,
+        private: Ed25519PrivateKey | None = None,
+        public_key_for: Callable[[str], bytes | None] | None = None,
+    ) -> None:
+        self.private = private
+        self.public_key_for = public_key_for
+
+    def resolve_private_key(self, key_id: str) -> Ed25519PrivateKey:
+        assert self.private is not None
+        return self.private
+
+    def resolve_public_key(self, key_id: str) -> Ed25519PublicKey | None:
+        raw = self.public_key_for(key_id) if self.public_key_for else None
+        return Ed25519PublicKey.from_public_bytes(raw) if raw else None
+
+
+def sign_request(
+    *,
+    url: str,
+    body: bytes,
+    key: SigningKey,
+    agreement_id: str,
+    request_id: str,
+    practitioner: str,
+    purpose: str,
+    now: datetime | None = None,
+    lifetime: timedelta = REQUEST_LIFETIME,
+) -> dict[str, str]:
+    """The headers of a signed POST of `body` to `url`."""
+    created = (now or datetime.now(UTC)).replace(microsecond=0)
+    message = HttpMessage(
+        method="POST",
+        url=url,
+        headers={
+            "Content-Type": "application/json",
+            HEADER_COUNCIL: key.federation_id,
+            HEADER_AGREEMENT: agreement_id,
+            HEADER_REQUEST_ID: request_id,
+            HEADER_PRACTITIONER: practitioner,
+            HEADER_PURPOSE: purpose,
+        },
+    )
+    HTTPMessageSigner(
+        signature_algorithm=algorithms.ED25519, key_resolver=_Keys(key.private_key)
+    ).sign(
+        message,
+        key_id=key.key_id,
+        created=created,
+        expires=created + lifetime,
+        nonce=secrets.token_urlsafe(18),
+        tag=SIGNATURE_TAG,
+        covered_component_ids=COVERED_COMPONENTS,
+        body=body,
+    )
+    return message.headers
+
+
+def signature_key_id(headers: Mapping[str, str]) -> str | None:
+    """The `keyid` a request claims, read before anything is verified (to find the key)."""
+    from http_message_signatures.signatures import HTTPSignatureHandler
+
+    value = {k.lower(): v for k, v in headers.items()}.get("signature-input")
+    if not value:
+        return None
+    try:
+        parsed = HTTPSignatureHandler._parse_signature_dictionary(value)
+    except Exception:  # noqa: BLE001 - any malformed header is simply "no key id"
+        return None
+    if len(parsed) != 1:
+        return None
+    keyid = next(iter(parsed.values())).params.get("keyid")
+    return keyid if isinstance(keyid, str) else None
+
+
+class RequestRefused(Exception):
+    """A request failed a check; `reason` is a short code, `status` the HTTP status."""
+
+    def __init__(self, reason: str, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    key_id: str
+    created: datetime
+    expires: datetime
+    nonce: str
+
+
+class _PatientVerifier(HTTPMessageVerifier):
+    # The library checks the time before the signature; the receiver's order is signature
+    # first, then its own time window, so the library's own window is opened wide here.
+    max_clock_skew = timedelta(days=3650)
+
+
+def verify_request(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    public_key: bytes,
+    now: datetime | None = None,
+) -> VerifiedSignature:
+    """Check the signature (covering every federation header and the body's digest), then
+    the time window. Raises RequestRefused."""
+    message = HttpMessage(method=method, url=url, headers=dict(headers))
+    verifier = _PatientVerifier(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=_Keys(public_key_for=lambda _: public_key),
+    )
+    try:
+        results = verifier.verify(
+            message,
+            max_age=None,
+            expect_tag=SIGNATURE_TAG,
+            require_components=COVERED_COMPONENTS,
+            body=body,
+        )
+    except (HTTPMessageSignaturesException, ValueError, TypeError) as exc:
+        raise RequestRefused("bad_signature") from exc
+    params = results[0].parameters
+    if not all(k in params for k in ("created", "expires", "nonce", "keyid")):
+        raise RequestRefused("bad_signature")
+    created = datetime.fromtimestamp(int(params["created"]), UTC)
+    expires = datetime.fromtimestamp(int(params["expires"]), UTC)
+    moment = now or datetime.now(UTC)
+    if (
+        created > moment + CLOCK_SKEW
+        or expires < moment - CLOCK_SKEW
+        or expires - created > REQUEST_LIFETIME
+        or created < moment - REQUEST_LIFETIME - CLOCK_SKEW
+    ):
+        raise RequestRefused("outside_time_window")
+    return VerifiedSignature(
+        key_id=str(params["keyid"]), created=created, expires=expires, nonce=str(params["nonce"])
+    )
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def header_values(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    lower = {k.lower(): v for k, v in headers.items()}
+    return {name: lower.get(name, "") for name in names}

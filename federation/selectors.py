@@ -1,0 +1,225 @@
+"""Reads for the federation, with their access rules: the peer directory, each council's
+keys, the agreements and traffic IG officers see, and the "other councils" answers a
+practitioner may see (only for a person they can already see: core.selectors.person_viewable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from accounts.models import User
+from core.models import AuditEvent
+from core.selectors import person_viewable
+from federation.models import DataSharingAgreement, Exchange, OutboxMessage
+from tenants.models import Council, CouncilSigningKey, FederationPeer
+from tenants.selectors import council_url
+
+# A retired key still verifies for this long, so exchanges signed just before a rotation
+# (and key documents cached by peers) keep working.
+RETIRED_KEY_VALID = timedelta(days=7)
+GOVERNANCE_ROLES = {User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN}
+
+
+# --- Councils, keys, peers ----------------------------------------------------------------
+
+
+def own_council() -> Council:
+    """The council whose schema this connection is using."""
+    council = Council.objects.filter(schema_name=connection.schema_name).first()
+    if council is None:
+        raise RuntimeError("Not inside a council's schema")
+    return council
+
+
+def key_expiry(key: CouncilSigningKey) -> datetime | None:
+    return key.retired_at + RETIRED_KEY_VALID if key.retired_at else None
+
+
+def council_valid_keys(council: Council) -> list[CouncilSigningKey]:
+    """The council's current key and any retired key still inside its grace period."""
+    now = timezone.now()
+    return [
+        key
+        for key in CouncilSigningKey.objects.filter(council=council).order_by("-created_at")
+        if key.retired_at is None or key.retired_at + RETIRED_KEY_VALID > now
+    ]
+
+
+def peer_directory_sync() -> None:
+    """Every council on this deployment is a peer of the others, automatically. A peer an
+    operator removed stays removed."""
+    known = set(FederationPeer.objects.values_list("federation_id", flat=True))
+    for council in Council.objects.exclude(schema_name="public"):
+        if council.federation_id not in known:
+            FederationPeer.objects.get_or_create(
+                federation_id=council.federation_id,
+                defaults={"name": council.name, "council": council},
+            )
+
+
+def peers_list() -> QuerySet[FederationPeer]:
+    peer_directory_sync()
+    return FederationPeer.objects.select_related("council").order_by("removed_at", "name")
+
+
+def peer_active(federation_id: str) -> FederationPeer | None:
+    """The peer with this id, unless it is unknown or removed."""
+    return (
+        FederationPeer.objects.select_related("council")
+        .filter(federation_id=federation_id, removed_at__isnull=True)
+        .first()
+    )
+
+
+def peer_for_operator(peer_id: int) -> FederationPeer:
+    peer = FederationPeer.objects.filter(pk=peer_id).first()
+    if peer is None:
+        raise Http404("No such peer")
+    return peer
+
+
+def peer_base_url(peer: FederationPeer) -> str:
+    if peer.council is not None:
+        return council_url(peer.council, "").rstrip("/")
+    return peer.base_url.rstrip("/")
+
+
+# --- Agreements, for information governance -------------------------------------------------
+
+
+def _governance_only(user: User) -> None:
+    if user.role not in GOVERNANCE_ROLES:
+        raise PermissionError("Only information governance officers and administrators")
+
+
+def agreements_for(user: User) -> QuerySet[DataSharingAgreement]:
+    _governance_only(user)
+    return DataSharingAgreement.objects.order_by("-created_at")
+
+
+def agreement_for(user: User, agreement_id: str) -> DataSharingAgreement:
+    _governance_only(user)
+    agreement = DataSharingAgreement.objects.filter(agreement_id=agreement_id).first()
+    if agreement is None:
+        raise Http404("No such agreement")
+    return agreement
+
+
+def agreement_history(agreement: DataSharingAgreement) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(
+        action__startswith="agreement_", detail__agreement_id=agreement.agreement_id
+    ).order_by("id")
+
+
+def agreement_traffic(agreement: DataSharingAgreement) -> QuerySet[Exchange]:
+    return Exchange.objects.filter(agreement_id=agreement.agreement_id).order_by("-at")
+
+
+def agreements_in_force(purpose: str | None = None) -> list[DataSharingAgreement]:
+    """Agreements that let pointers cross now, with peers that have not been removed."""
+    found = []
+    for agreement in DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE):
+        if not agreement.is_in_force:
+            continue
+        if purpose is not None and purpose not in agreement.purposes:
+            continue
+        if peer_active(agreement.partner_id) is None:
+            continue
+        found.append(agreement)
+    return found
+
+
+# --- The practitioner's "other councils" panel ----------------------------------------------
+
+
+@dataclass
+class PeerAnswer:
+    """One council's answer about a person, as the practitioner sees it."""
+
+    peer_id: str
+    peer_name: str
+    outcome: str  # match, no_match, more_attributes_requested, could_not_check
+    pointers: list[dict[str, Any]]
+    sensitive_service_involved: bool = False
+    duty_team_contact: str = ""
+    at: datetime | None = None
+    updated: bool = False
+
+    @property
+    def label(self) -> str:
+        return {
+            "match": f"Known to {self.peer_name}",
+            "no_match": f"Not known to {self.peer_name}",
+            "more_attributes_requested": f"{self.peer_name} needs more details to be sure",
+        }.get(self.outcome, f"{self.peer_name} could not be checked")
+
+
+def answer_from_document(peer_id: str, peer_name: str, document: dict[str, Any]) -> PeerAnswer:
+    return PeerAnswer(
+        peer_id=peer_id,
+        peer_name=peer_name,
+        outcome=str(document.get("outcome", "could_not_check")),
+        pointers=list(document.get("pointers", [])),
+        sensitive_service_involved=bool(document.get("sensitive_service_involved")),
+        duty_team_contact=str(document.get("duty_team_contact", "")),
+    )
+
+
+def other_councils_last_answers(*, user: User, person_id: int) -> list[PeerAnswer]:
+    """The latest answer from each council about this person, with any pointer updates
+    pushed since. Only for someone who may see the person's network."""
+    person_viewable(user, person_id)
+    names = dict(FederationPeer.objects.values_list("federation_id", "name"))
+    answers: dict[str, PeerAnswer] = {}
+    lookups = Exchange.objects.filter(
+        direction=Exchange.Direction.OUT, kind=Exchange.Kind.LOOKUP, person_id=person_id
+    ).order_by("at")
+    for lookup in lookups:
+        answer = answer_from_document(
+            lookup.peer_id, names.get(lookup.peer_id, lookup.peer_id), lookup.response
+        )
+        answer.at = lookup.at
+        answers[lookup.peer_id] = answer
+        update = (
+            Exchange.objects.filter(
+                direction=Exchange.Direction.IN,
+                kind=Exchange.Kind.POINTER_UPDATE,
+                peer_id=lookup.peer_id,
+                in_reply_to=lookup.request_id,
+            )
+            .order_by("-at")
+            .first()
+        )
+        if update is not None:
+            pushed = answer_from_document(lookup.peer_id, answer.peer_name, update.payload)
+            pushed.outcome, pushed.at, pushed.updated = "match", update.at, True
+            answers[lookup.peer_id] = pushed
+    return sorted(answers.values(), key=lambda a: a.peer_name)
+
+
+# --- The operator's outbox queue -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    council: Council
+    message: OutboxMessage
+
+
+def outbox_queue(limit_per_council: int = 50) -> list[QueueRow]:
+    """Pushes not yet delivered, across every council: metadata only, never the payload."""
+    rows: list[QueueRow] = []
+    for council in Council.objects.exclude(schema_name="public").order_by("name"):
+        with schema_context(council.schema_name):
+            pending = OutboxMessage.objects.filter(
+                delivered_at__isnull=True, given_up_at__isnull=True
+            ).order_by("id")[:limit_per_council]
+            rows.extend(QueueRow(council=council, message=m) for m in pending)
+    return rows

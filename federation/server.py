@@ -1,0 +1,283 @@
+"""Answering other councils. Every signed request is checked in this order, and refused at
+the first check it fails with nothing but a reason code:
+
+peer known → key valid → agreement active and covering the purpose → signature (covering
+the body's digest and every federation header) → time window → nonce unseen → request id
+(the same id with a different body is a conflict, 409; the same id and body gets the
+answer already given, so a retry or a redelivered push has no second effect)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from core.audit import audit_record
+from federation import protocol
+from federation.client import peer_public_key
+from federation.models import DataSharingAgreement, Exchange
+from federation.selectors import own_council, peer_active
+from federation.services import (
+    AGREEMENT_PURPOSE,
+    agreement_countersigned,
+    agreement_received,
+    agreement_revoke,
+    match_person,
+    notify_team_of_lookup,
+    pointers_for,
+    signing_key,
+)
+from tenants.models import FederationPeer
+
+log = logging.getLogger(__name__)
+RequestRefused = protocol.RequestRefused
+
+
+@dataclass
+class Incoming:
+    """A request that passed every check."""
+
+    peer: FederationPeer
+    agreement: DataSharingAgreement | None
+    headers: dict[str, str]
+    body: bytes
+    payload: dict[str, Any]
+    request_id: str
+    agreement_id: str
+    nonce: str
+    purpose: str
+    practitioner: str
+
+
+def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
+    headers = {k: v for k, v in request.headers.items()}
+    claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
+    council = own_council()
+    peer = peer_active(claimed[protocol.HEADER_COUNCIL])
+    if peer is None or peer.federation_id == council.federation_id:
+        raise RequestRefused("unknown_peer", 403)
+    key_id = protocol.signature_key_id(headers)
+    public_key = peer_public_key(peer, key_id) if key_id else None
+    if public_key is None:
+        raise RequestRefused("unknown_key", 401)
+    agreement = None
+    purpose = claimed[protocol.HEADER_PURPOSE]
+    if needs_agreement:
+        agreement = DataSharingAgreement.objects.filter(
+            agreement_id=claimed[protocol.HEADER_AGREEMENT], partner_id=peer.federation_id
+        ).first()
+        if agreement is None or not agreement.is_in_force:
+            raise RequestRefused("no_agreement_in_force", 403)
+        if purpose not in agreement.purposes:
+            raise RequestRefused("purpose_not_covered", 403)
+    elif purpose != AGREEMENT_PURPOSE:
+        raise RequestRefused("purpose_not_covered", 403)
+    body = request.body
+    verified = protocol.verify_request(
+        method=request.method or "",
+        url=request.build_absolute_uri(),
+        headers=headers,
+        body=body,
+        public_key=public_key,
+    )
+    if Exchange.objects.filter(
+        direction=Exchange.Direction.IN, peer_id=peer.federation_id, nonce=verified.nonce
+    ).exists():
+        raise RequestRefused("replayed", 401)
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise RequestRefused("not_json", 400) from exc
+    if not isinstance(payload, dict):
+        raise RequestRefused("not_json", 400)
+    return Incoming(
+        peer=peer,
+        agreement=agreement,
+        headers=headers,
+        body=body,
+        payload=payload,
+        request_id=claimed[protocol.HEADER_REQUEST_ID],
+        agreement_id=claimed[protocol.HEADER_AGREEMENT],
+        nonce=verified.nonce,
+        purpose=purpose,
+        practitioner=claimed[protocol.HEADER_PRACTITIONER],
+    )
+
+
+def _signed_request(incoming: Incoming) -> dict[str, Any]:
+    return {"headers": incoming.headers, "body": incoming.body.decode("utf-8", "replace")}
+
+
+Handler = Callable[[Incoming], tuple[int, dict[str, Any], int | None]]
+
+
+def receive(
+    request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool
+) -> tuple[int, dict[str, Any]]:
+    """Check a signed request, then let `handler` answer it once: (status, body)."""
+    try:
+        with transaction.atomic():
+            incoming = _check(request, needs_agreement=needs_agreement)
+            earlier = Exchange.objects.filter(
+                direction=Exchange.Direction.IN,
+                peer_id=incoming.peer.federation_id,
+                request_id=incoming.request_id,
+            ).first()
+            if earlier is not None:
+                if earlier.body_sha256 != protocol.body_digest(incoming.body):
+                    raise RequestRefused("request_id_reused", 409)
+                # A retry of something already done: the same answer, no second effect.
+                return earlier.status_code or 200, earlier.response
+            digest = protocol.body_digest(incoming.body)
+            status, response, person_id = handler(incoming)
+            Exchange.objects.create(
+                direction=Exchange.Direction.IN,
+                kind=kind,
+                peer_id=incoming.peer.federation_id,
+                agreement_id=incoming.agreement_id,
+                request_id=incoming.request_id,
+                nonce=incoming.nonce,
+                body_sha256=digest,
+                purpose=incoming.purpose,
+                practitioner=incoming.practitioner,
+                status_code=status,
+                outcome=str(response.get("outcome", "")),
+                payload=incoming.payload,
+                response=response,
+                person_id=person_id,
+                in_reply_to=str(incoming.payload.get("in_reply_to", ""))[:80],
+            )
+            audit_record(
+                actor=None,
+                action=f"federation_{kind}_received",
+                person_id=person_id,
+                detail={
+                    "peer": incoming.peer.federation_id,
+                    "agreement_id": incoming.agreement.agreement_id if incoming.agreement else "",
+                    "request": _signed_request(incoming),
+                    "response": {"status": status, "body": response},
+                },
+            )
+            return status, response
+    except IntegrityError:
+        # Two copies of one request raced: the nonce or request id is already taken.
+        return _refused(request, kind, RequestRefused("replayed", 409))
+    except RequestRefused as refusal:
+        return _refused(request, kind, refusal)
+
+
+def _refused(
+    request: HttpRequest, kind: str, refusal: RequestRefused
+) -> tuple[int, dict[str, Any]]:
+    claimed = protocol.header_values(dict(request.headers), protocol.FEDERATION_HEADERS)
+    audit_record(
+        actor=None,
+        action="federation_refused",
+        detail={"kind": kind, "reason": refusal.reason, "claimed": claimed},
+    )
+    log.info("Refused %s from %s: %s", kind, claimed[protocol.HEADER_COUNCIL], refusal.reason)
+    return refusal.status, {"outcome": "refused", "reason": refusal.reason}
+
+
+# --- Handlers ---------------------------------------------------------------------------------
+
+
+def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    agreement = incoming.agreement
+    assert agreement is not None
+    keys = incoming.payload.get("match_keys")
+    if incoming.payload.get("type") != "patchwork.lookup" or not isinstance(keys, dict):
+        raise RequestRefused("not_a_lookup", 400)
+    outcome, person = match_person(agreement=agreement, keys=keys)
+    key = signing_key(own_council())
+    answer: dict[str, Any] = {
+        "type": "patchwork.lookup-answer",
+        "responder": key.federation_id,
+        "agreement_id": agreement.agreement_id,
+        "request_id": incoming.request_id,
+        "issued_at": protocol.timestamp(timezone.now()),
+        "outcome": outcome,
+        "pointers": [],
+    }
+    if person is not None:
+        answer.update(pointers_for(person=person, agreement=agreement, key=key))
+        notify_team_of_lookup(person=person, peer=incoming.peer)
+    return 200, protocol.sign_document(answer, key), person.pk if person else None
+
+
+def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    document = incoming.payload
+    peer = incoming.peer
+    lookup = Exchange.objects.filter(
+        direction=Exchange.Direction.OUT,
+        kind=Exchange.Kind.LOOKUP,
+        peer_id=peer.federation_id,
+        request_id=str(document.get("in_reply_to", "")),
+    ).first()
+    if (
+        document.get("type") != "patchwork.pointer-update"
+        or document.get("responder") != peer.federation_id
+        or lookup is None
+        or not protocol.verify_document_signature(
+            document, peer.federation_id, lambda kid: peer_public_key(peer, kid)
+        )
+        or not all(
+            protocol.verify_document_signature(
+                p, peer.federation_id, lambda kid: peer_public_key(peer, kid)
+            )
+            for p in document.get("pointers") or []
+        )
+    ):
+        raise RequestRefused("not_a_pointer_update", 400)
+    return 200, {"outcome": "applied"}, lookup.person_id
+
+
+def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    document = incoming.payload.get("agreement")
+    if not isinstance(document, dict) or document.get("id") != incoming.agreement_id:
+        raise RequestRefused("not_an_agreement_for_us", 400)
+    secret = protocol.unb64(str(incoming.payload.get("match_key_secret", "")))
+    agreement_received(
+        peer=incoming.peer,
+        document=document,
+        secret=secret,
+        public_key_for=lambda kid: peer_public_key(incoming.peer, kid),
+    )
+    # The secret is sealed in the agreement; it is not kept in the traffic log.
+    incoming.payload = {"type": incoming.payload.get("type"), "agreement": document}
+    incoming.body = b""
+    return 202, {"outcome": "received"}, None
+
+
+def accept_countersignature(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    document = incoming.payload.get("agreement")
+    if not isinstance(document, dict):
+        raise RequestRefused("not_an_agreement_for_us", 400)
+    agreement_countersigned(
+        peer=incoming.peer,
+        document=document,
+        public_key_for=lambda kid: peer_public_key(incoming.peer, kid),
+    )
+    return 200, {"outcome": "active"}, None
+
+
+def accept_revocation(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    agreement = DataSharingAgreement.objects.filter(
+        agreement_id=str(incoming.payload.get("agreement_id", "")),
+        partner_id=incoming.peer.federation_id,
+    ).first()
+    if agreement is None:
+        raise RequestRefused("no_such_agreement", 404)
+    agreement_revoke(
+        actor=None,
+        agreement=agreement,
+        reason=f"Revoked by {incoming.peer.name}: {incoming.payload.get('reason', '')}"[:300],
+        by_partner=True,
+    )
+    return 200, {"outcome": "revoked"}, None

@@ -1,0 +1,662 @@
+"""Writes for the federation: keys and their published document, council cards and the
+peer directory, data-sharing agreements, the match-key index, pointers and the outbox.
+
+Talking to other councils over HTTP lives in `federation.client` (sending) and
+`federation.server` (receiving); both call these."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.audit import audit_record
+from core.models import CouncilPolicy, Involvement, Notification, Person
+from federation import protocol
+from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
+from federation.selectors import (
+    council_valid_keys,
+    key_expiry,
+    own_council,
+    peer_active,
+    peer_base_url,
+    peer_directory_sync,
+)
+from tenants import keys as sealing
+from tenants.models import Council, CouncilSigningKey, FederationPeer
+from tenants.selectors import council_current_key
+from tenants.services import council_signing_key_create
+
+KEY_DOCUMENT_VALIDITY = timedelta(days=1)
+AGREEMENT_PURPOSE = "agreement"
+
+
+# --- Keys ---------------------------------------------------------------------------------
+
+
+def signing_key(council: Council) -> protocol.SigningKey:
+    """The council's current private key, opened for one use."""
+    key = council_current_key(council)
+    if key is None:
+        raise RuntimeError(f"{council} has no signing key")
+    private = sealing.unseal(
+        bytes(key.sealed_private_key), context=sealing.private_key_context(key.key_id)
+    )
+    return protocol.SigningKey(
+        federation_id=council.federation_id,
+        key_id=key.key_id,
+        private_key=Ed25519PrivateKey.from_private_bytes(private),
+    )
+
+
+def _opened(key: CouncilSigningKey, council: Council) -> protocol.SigningKey:
+    private = sealing.unseal(
+        bytes(key.sealed_private_key), context=sealing.private_key_context(key.key_id)
+    )
+    return protocol.SigningKey(
+        council.federation_id, key.key_id, Ed25519PrivateKey.from_private_bytes(private)
+    )
+
+
+@transaction.atomic
+def council_keys_rotate(*, council: Council) -> CouncilSigningKey:
+    """Retire the council's current key and issue a new one. The retired key still
+    verifies for seven days (it is published with that expiry), so exchanges signed just
+    before the rotation, and peers holding the old key document, keep working."""
+    for key in CouncilSigningKey.objects.select_for_update().filter(
+        council=council, retired_at__isnull=True
+    ):
+        key.retired_at = timezone.now()
+        key.save(update_fields=["retired_at"])
+    return council_signing_key_create(council=council)
+
+
+def key_document(council: Council) -> dict[str, Any]:
+    """The council's public keys, signed by every one of them still valid, so a peer that
+    trusts only an older key learns the new one from the same document."""
+    now = timezone.now()
+    valid = council_valid_keys(council)
+    document: dict[str, Any] = {
+        "type": "patchwork.keys",
+        "council": council.federation_id,
+        "issued_at": protocol.timestamp(now),
+        "valid_until": protocol.timestamp(now + KEY_DOCUMENT_VALIDITY),
+        "keys": [
+            {
+                "key_id": key.key_id,
+                "public_key": protocol.b64(bytes(key.public_key)),
+                "fingerprint": protocol.fingerprint(bytes(key.public_key)),
+                "expires_at": protocol.timestamp(expiry) if (expiry := key_expiry(key)) else None,
+            }
+            for key in valid
+        ],
+    }
+    for key in valid:
+        document = protocol.sign_document(document, _opened(key, council), label=key.key_id)
+    return document
+
+
+# --- Council cards and the peer directory ----------------------------------------------------
+
+
+def council_card(council: Council) -> dict[str, Any]:
+    """What an operator on another deployment needs to add this council as a peer: its
+    id, name, address and key fingerprints, signed with its current key."""
+    card: dict[str, Any] = {
+        "type": "patchwork.council-card",
+        "id": council.federation_id,
+        "name": council.name,
+        "base_url": peer_base_url(FederationPeer(council=council)),
+        "issued_at": protocol.timestamp(timezone.now()),
+        "keys": [
+            {
+                "key_id": key.key_id,
+                "public_key": protocol.b64(bytes(key.public_key)),
+                "fingerprint": protocol.fingerprint(bytes(key.public_key)),
+            }
+            for key in council_valid_keys(council)
+        ],
+    }
+    return protocol.sign_document(card, signing_key(council))
+
+
+def _card_keys(card: dict[str, Any]) -> dict[str, bytes]:
+    found = {}
+    for entry in card.get("keys") or []:
+        try:
+            public = protocol.unb64(str(entry["public_key"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if len(public) == 32 and protocol.fingerprint(public) == entry.get("fingerprint"):
+            found[str(entry["key_id"])] = public
+    return found
+
+
+@transaction.atomic
+def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPeer:
+    """Add (or re-add) a council on another deployment from its signed card."""
+    if not isinstance(card, dict) or card.get("type") != "patchwork.council-card":
+        raise ValidationError("That file is not a Patchwork council card")
+    federation_id = str(card.get("id", ""))
+    if not federation_id.startswith("council:"):
+        raise ValidationError("The card does not say which council it is for")
+    keys = _card_keys(card)
+    if not keys or not protocol.verify_document_signature(card, federation_id, keys.get):
+        raise ValidationError(
+            "The card's signature does not match its keys: ask the other deployment's "
+            "operator to export it again"
+        )
+    base_url = str(card.get("base_url", ""))
+    if not base_url.startswith(("https://", "http://")):
+        raise ValidationError("The card has no web address for the council")
+    peer_directory_sync()
+    existing = FederationPeer.objects.filter(federation_id=federation_id).first()
+    if existing is not None and existing.council is not None:
+        raise ValidationError(f"{existing.name} is a council on this deployment already")
+    trusted = [
+        {"key_id": k, "public_key": protocol.b64(v), "expires_at": None} for k, v in keys.items()
+    ]
+    peer, _ = FederationPeer.objects.update_or_create(
+        federation_id=federation_id,
+        defaults={
+            "name": str(card.get("name", federation_id))[:120],
+            "base_url": base_url.rstrip("/"),
+            "trusted_keys": trusted,
+            "card": card,
+            "keys_document": None,
+            "keys_fetched_at": None,
+            "keys_valid_until": None,
+            "removed_at": None,
+        },
+    )
+    return peer
+
+
+@transaction.atomic
+def peer_remove(*, peer: FederationPeer) -> FederationPeer:
+    """Stop all exchange with the peer at once: its requests are refused from now on."""
+    peer.removed_at = timezone.now()
+    peer.save(update_fields=["removed_at"])
+    return peer
+
+
+@transaction.atomic
+def peer_restore(*, peer: FederationPeer) -> FederationPeer:
+    peer.removed_at = None
+    peer.save(update_fields=["removed_at"])
+    return peer
+
+
+# --- Data-sharing agreements -------------------------------------------------------------
+
+
+def _secret_context(agreement_id: str) -> str:
+    return f"patchwork:agreement-secret:{agreement_id}"
+
+
+def agreement_secret(agreement: DataSharingAgreement) -> bytes:
+    return sealing.unseal(
+        bytes(agreement.sealed_secret), context=_secret_context(agreement.agreement_id)
+    )
+
+
+def _clean_purposes(purposes: Iterable[str]) -> list[str]:
+    cleaned = sorted({p.strip() for p in purposes if p.strip()})
+    if not cleaned:
+        raise ValidationError({"purposes": "Choose at least one purpose"})
+    unknown = [p for p in cleaned if p not in protocol.PURPOSES]
+    if unknown:
+        raise ValidationError({"purposes": f"Choose purposes from the list, not {unknown[0]}"})
+    return cleaned
+
+
+@transaction.atomic
+def agreement_propose(
+    *,
+    actor: User | None,
+    partner_id: str,
+    purposes: Iterable[str],
+    shareable_roles: Iterable[str],
+    legal_basis: str,
+    demographic_matching: bool,
+    valid_from: date,
+    valid_until: date,
+) -> DataSharingAgreement:
+    """Draft an agreement with a partner council. Nothing crosses until both have signed."""
+    council = own_council()
+    partner = peer_active(partner_id.strip())
+    if partner is None or partner.federation_id == council.federation_id:
+        raise ValidationError({"partner_id": "Choose a council from the directory of peers"})
+    roles = sorted({r.strip() for r in shareable_roles if r.strip()})
+    if not roles:
+        raise ValidationError({"shareable_roles": "Choose at least one role that may be shared"})
+    if not legal_basis.strip():
+        raise ValidationError({"legal_basis": "Enter the legal basis for sharing"})
+    if valid_until <= valid_from:
+        raise ValidationError({"valid_until": "The end date must be after the start date"})
+    if valid_until < timezone.localdate():
+        raise ValidationError({"valid_until": "The end date must be in the future"})
+    agreement_id = str(uuid.uuid4())
+    document = {
+        "type": "patchwork.data-sharing-agreement",
+        "id": agreement_id,
+        "version": 1,
+        "parties": sorted([council.federation_id, partner.federation_id]),
+        "proposed_by": council.federation_id,
+        "purposes": _clean_purposes(purposes),
+        "legal_basis": legal_basis.strip(),
+        "shareable_roles": roles,
+        "demographic_matching": bool(demographic_matching),
+        "valid_from": valid_from.isoformat(),
+        "valid_until": valid_until.isoformat(),
+    }
+    agreement = DataSharingAgreement.objects.create(
+        agreement_id=agreement_id,
+        partner_id=partner.federation_id,
+        document=document,
+        sealed_secret=sealing.seal(
+            protocol.new_agreement_secret(), context=_secret_context(agreement_id)
+        ),
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action="agreement_proposed",
+        detail={"agreement_id": agreement_id, "partner": partner.federation_id},
+    )
+    return agreement
+
+
+def agreement_signed_document(agreement: DataSharingAgreement) -> dict[str, Any]:
+    return {**agreement.document, "signatures": agreement.signatures}
+
+
+@transaction.atomic
+def agreement_sign_here(
+    *, actor: User | None, agreement: DataSharingAgreement
+) -> DataSharingAgreement:
+    """Add this council's signature: the first signature of a draft (then it is offered to
+    the partner) or the countersignature of one the partner signed (then it is active)."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    council = own_council()
+    if agreement.status not in {
+        DataSharingAgreement.Status.DRAFT,
+        DataSharingAgreement.Status.AWAITING_US,
+    }:
+        raise ValidationError("This agreement is not waiting for our signature")
+    if agreement.is_expired:
+        raise ValidationError("This agreement has passed its end date: propose a new one")
+    signed = protocol.sign_document(agreement_signed_document(agreement), signing_key(council))
+    agreement.signatures = signed["signatures"]
+    if agreement.status == DataSharingAgreement.Status.DRAFT:
+        agreement.status = DataSharingAgreement.Status.AWAITING_PARTNER
+        action = "agreement_signed"
+    else:
+        agreement.status = DataSharingAgreement.Status.ACTIVE
+        agreement.activated_at = timezone.now()
+        action = "agreement_countersigned"
+    agreement.save()
+    audit_record(
+        actor=actor,
+        action=action,
+        detail={"agreement_id": agreement.agreement_id, "document": signed},
+    )
+    if agreement.status == DataSharingAgreement.Status.ACTIVE:
+        match_keys_rebuild(agreement=agreement)
+    return agreement
+
+
+@transaction.atomic
+def agreement_received(
+    *, peer: FederationPeer, document: dict[str, Any], secret: bytes, public_key_for: Any
+) -> DataSharingAgreement:
+    """A partner offered an agreement it has signed: keep it for our IG officer to sign."""
+    council = own_council()
+    if (
+        document.get("type") != "patchwork.data-sharing-agreement"
+        or sorted(document.get("parties") or [])
+        != sorted([council.federation_id, peer.federation_id])
+        or document.get("proposed_by") != peer.federation_id
+        or len(secret) != 32
+    ):
+        raise protocol.RequestRefused("not_an_agreement_for_us", 400)
+    if not protocol.verify_document_signature(document, peer.federation_id, public_key_for):
+        raise protocol.RequestRefused("agreement_not_signed", 400)
+    agreement_id = str(document["id"])
+    if DataSharingAgreement.objects.filter(agreement_id=agreement_id).exists():
+        raise protocol.RequestRefused("agreement_exists", 409)
+    agreement = DataSharingAgreement.objects.create(
+        agreement_id=agreement_id,
+        version=int(document.get("version", 1)),
+        partner_id=peer.federation_id,
+        document={k: v for k, v in document.items() if k != "signatures"},
+        signatures=document["signatures"],
+        status=DataSharingAgreement.Status.AWAITING_US,
+        proposed_here=False,
+        sealed_secret=sealing.seal(secret, context=_secret_context(agreement_id)),
+    )
+    audit_record(
+        actor=None,
+        action="agreement_received",
+        detail={"agreement_id": agreement_id, "partner": peer.federation_id, "document": document},
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_countersigned(
+    *, peer: FederationPeer, document: dict[str, Any], public_key_for: Any
+) -> DataSharingAgreement:
+    """The partner countersigned the agreement we offered: it is active from now."""
+    council = own_council()
+    agreement = (
+        DataSharingAgreement.objects.select_for_update()
+        .filter(agreement_id=str(document.get("id", "")), partner_id=peer.federation_id)
+        .first()
+    )
+    if agreement is None or agreement.status != DataSharingAgreement.Status.AWAITING_PARTNER:
+        raise protocol.RequestRefused("no_agreement_waiting", 409)
+    if {k: v for k, v in document.items() if k != "signatures"} != agreement.document:
+        raise protocol.RequestRefused("agreement_changed", 400)
+    own_keys = {k.key_id: bytes(k.public_key) for k in council_valid_keys(council)}
+    if not (
+        protocol.verify_document_signature(document, council.federation_id, own_keys.get)
+        and protocol.verify_document_signature(document, peer.federation_id, public_key_for)
+    ):
+        raise protocol.RequestRefused("agreement_not_signed", 400)
+    agreement.signatures = document["signatures"]
+    agreement.status = DataSharingAgreement.Status.ACTIVE
+    agreement.activated_at = timezone.now()
+    agreement.save()
+    audit_record(
+        actor=None,
+        action="agreement_activated",
+        detail={"agreement_id": agreement.agreement_id, "document": document},
+    )
+    match_keys_rebuild(agreement=agreement)
+    return agreement
+
+
+@transaction.atomic
+def agreement_revoke(
+    *, actor: User | None, agreement: DataSharingAgreement, reason: str, by_partner: bool = False
+) -> DataSharingAgreement:
+    """End an agreement now: no pointer crosses under it again, and its index is emptied."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.status == DataSharingAgreement.Status.REVOKED:
+        return agreement
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the agreement is being revoked"})
+    agreement.status = DataSharingAgreement.Status.REVOKED
+    agreement.revoked_at = timezone.now()
+    agreement.revoked_reason = reason.strip()[:300]
+    agreement.save()
+    MatchKey.objects.filter(agreement=agreement).delete()
+    OutboxMessage.objects.filter(
+        agreement_id=agreement.agreement_id, delivered_at__isnull=True
+    ).update(given_up_at=timezone.now(), last_error="The agreement was revoked")
+    audit_record(
+        actor=actor,
+        action="agreement_revoked",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "reason": agreement.revoked_reason,
+            "by_partner": by_partner,
+        },
+    )
+    return agreement
+
+
+# --- Match keys ------------------------------------------------------------------------------
+
+
+def person_identifiers(person: Person) -> protocol.Identifiers:
+    names = [(n.given_name, n.family_name) for n in person.names.all()]
+    if not names:
+        names = [(person.given_name, person.family_name)]
+    return protocol.Identifiers(
+        nhs_number=person.nhs_number, date_of_birth=person.date_of_birth, names=tuple(names)
+    )
+
+
+def _keys_rows(agreement: DataSharingAgreement, secret: bytes, person: Person) -> list[MatchKey]:
+    # Shielded and archived people are never indexed: they can never be matched.
+    if person.shielded or person.archived_at is not None:
+        return []
+    computed = protocol.match_keys(
+        person_identifiers(person), secret=secret, demographic=agreement.demographic_matching
+    )
+    return [
+        MatchKey(agreement=agreement, person=person, kind=kind, key=key)
+        for kind, values in computed.items()
+        for key in values
+    ]
+
+
+@transaction.atomic
+def match_keys_rebuild(*, agreement: DataSharingAgreement) -> int:
+    """Recompute the agreement's whole index; empty unless the agreement is in force."""
+    MatchKey.objects.filter(agreement=agreement).delete()
+    if not agreement.is_in_force:
+        return 0
+    secret = agreement_secret(agreement)
+    rows: list[MatchKey] = []
+    people = Person.objects.filter(archived_at__isnull=True, shielded=False).prefetch_related(
+        "names"
+    )
+    for person in people.iterator(chunk_size=2000):
+        rows.extend(_keys_rows(agreement, secret, person))
+    MatchKey.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)
+    return len(rows)
+
+
+def match_keys_refresh_person(*, person_id: int) -> None:
+    """Bring one person's keys up to date in every agreement in force (after a change to
+    the person or their names; a newly shielded person drops out of every index)."""
+    person = Person.objects.filter(pk=person_id).prefetch_related("names").first()
+    MatchKey.objects.filter(person_id=person_id).delete()
+    if person is None:
+        return
+    for agreement in DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE):
+        if agreement.is_in_force:
+            MatchKey.objects.bulk_create(
+                _keys_rows(agreement, agreement_secret(agreement), person), ignore_conflicts=True
+            )
+
+
+def match_person(
+    *, agreement: DataSharingAgreement, keys: dict[str, Any]
+) -> tuple[str, Person | None]:
+    """One person or none (IHE XCPD): an NHS number decides; otherwise a single
+    name-and-birth match where the agreement allows it; several means "ask for more"."""
+    nhs = [str(k) for k in keys.get("nhs") or []][:4]
+    demographic = [str(k) for k in keys.get("demographic") or []][:64]
+    index = MatchKey.objects.filter(agreement=agreement)
+    nhs_hits = set(
+        index.filter(kind=MatchKey.Kind.NHS, key__in=nhs).values_list("person_id", flat=True)
+    )
+    person_ids: set[int] = set()
+    if len(nhs_hits) > 1:
+        return "more_attributes_requested", None
+    if nhs_hits:
+        person_ids = nhs_hits
+    elif agreement.demographic_matching and demographic:
+        person_ids = set(
+            index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic).values_list(
+                "person_id", flat=True
+            )
+        )
+        if nhs:
+            # A candidate whose NHS number we know, and which is not the one asked about,
+            # is a different child who shares a name and birthday.
+            person_ids -= set(
+                index.filter(kind=MatchKey.Kind.NHS, person_id__in=person_ids).values_list(
+                    "person_id", flat=True
+                )
+            )
+        if len(person_ids) > 1:
+            return "more_attributes_requested", None
+    if not person_ids:
+        return "no_match", None
+    person = Person.objects.filter(
+        pk=person_ids.pop(), shielded=False, archived_at__isnull=True
+    ).first()
+    return ("match", person) if person is not None else ("no_match", None)
+
+
+# --- Pointers -----------------------------------------------------------------------------
+
+
+def pointers_for(
+    *, person: Person, agreement: DataSharingAgreement, key: protocol.SigningKey
+) -> dict[str, Any]:
+    """The signed pointers to a person's current involvements that the agreement lets
+    cross. Sensitive involvements never cross: at most a flag and the duty team's contact."""
+    now = protocol.timestamp(timezone.now())
+    roles = set(agreement.shareable_roles)
+    involvements = (
+        Involvement.objects.filter(person=person, end_date__isnull=True)
+        .select_related("organisation", "role", "practitioner")
+        .order_by("start_date", "id")
+    )
+    pointers, cores, sensitive = [], [], False
+    for involvement in involvements:
+        if involvement.sensitive or involvement.organisation.sensitive_service:
+            sensitive = True
+            continue
+        if involvement.role.name not in roles:
+            continue
+        practitioner = involvement.practitioner
+        core = {
+            "organisation": involvement.organisation.name,
+            "agency_type": involvement.organisation.agency_type,
+            "role": involvement.role.name,
+            "lead_professional": involvement.lead_professional,
+            "contact": {
+                "phone": practitioner.work_phone or involvement.organisation.phone,
+                "email": practitioner.secure_email or involvement.organisation.secure_email,
+            },
+            "since": involvement.start_date.isoformat(),
+        }
+        cores.append(core)
+        pointers.append(
+            protocol.sign_document(
+                {
+                    "type": "patchwork.pointer",
+                    "issuer": key.federation_id,
+                    "agreement_id": agreement.agreement_id,
+                    **core,
+                    "issued_at": now,
+                },
+                key,
+            )
+        )
+    duty = CouncilPolicy.current().duty_team_contact if sensitive else ""
+    digest = hashlib.sha256(rfc8785.dumps({"p": cores, "s": sensitive})).hexdigest()
+    return {
+        "pointers": pointers,
+        "sensitive_service_involved": sensitive,
+        "duty_team_contact": duty,
+        "digest": digest,
+    }
+
+
+def notify_team_of_lookup(*, person: Person, peer: FederationPeer) -> None:
+    """Tell the person's current team here that another council looked for them."""
+    users = {
+        inv.practitioner.user
+        for inv in Involvement.objects.filter(person=person, end_date__isnull=True).select_related(
+            "practitioner__user"
+        )
+    }
+    Notification.objects.bulk_create(
+        Notification(
+            recipient=user,
+            person=person,
+            kind="federation_lookup",
+            text=f"{peer.name} asked whether anyone here is involved with {person.full_name}",
+        )
+        for user in users
+    )
+
+
+def practitioner_pseudonym(user: User) -> str:
+    """A stable, meaningless id for the practitioner who asked: the other council can tell
+    repeat lookups apart in its audit, and can ask us who it was, but learns no name."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"{connection.schema_name}:{user.pk}".encode(), hashlib.sha256
+    )
+    return digest.hexdigest()[:32]
+
+
+# --- Pushes through the outbox ------------------------------------------------------------------
+
+
+def involvement_changed(*, person_id: int) -> list[OutboxMessage]:
+    """Queue a pointer update for every peer that matched this person earlier, when what it
+    would be told has changed. Runs inside the transaction of the change (transactional
+    outbox): the update is queued if and only if the change is committed."""
+    person = Person.objects.filter(pk=person_id).first()
+    if person is None or person.shielded:
+        return []
+    council = own_council()
+    key: protocol.SigningKey | None = None
+    queued = []
+    matched = (
+        Exchange.objects.filter(
+            direction=Exchange.Direction.IN,
+            kind=Exchange.Kind.LOOKUP,
+            outcome="match",
+            person_id=person_id,
+        )
+        .order_by("peer_id", "agreement_id", "-at")
+        .distinct("peer_id", "agreement_id")
+    )
+    for lookup in matched:
+        agreement = DataSharingAgreement.objects.filter(agreement_id=lookup.agreement_id).first()
+        if agreement is None or not agreement.is_in_force or peer_active(lookup.peer_id) is None:
+            continue
+        key = key or signing_key(council)
+        snapshot = pointers_for(person=person, agreement=agreement, key=key)
+        last = (
+            OutboxMessage.objects.filter(peer_id=lookup.peer_id, in_reply_to=lookup.request_id)
+            .order_by("-id")
+            .first()
+        )
+        previous = last.payload.get("digest") if last else lookup.response.get("digest")
+        if previous == snapshot["digest"]:
+            continue
+        document = protocol.sign_document(
+            {
+                "type": "patchwork.pointer-update",
+                "responder": council.federation_id,
+                "agreement_id": agreement.agreement_id,
+                "in_reply_to": lookup.request_id,
+                "purpose": lookup.purpose,
+                "issued_at": protocol.timestamp(timezone.now()),
+                **snapshot,
+            },
+            key,
+        )
+        queued.append(
+            OutboxMessage.objects.create(
+                idempotency_key=str(uuid.uuid4()),
+                peer_id=lookup.peer_id,
+                agreement_id=agreement.agreement_id,
+                in_reply_to=lookup.request_id,
+                payload=document,
+                person=person,
+            )
+        )
+    return queued

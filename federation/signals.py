@@ -1,0 +1,77 @@
+"""How the federation follows changes in core without core importing it: Django signals.
+
+- An involvement saved (added, updated, ended) queues pointer updates for peers that
+  matched the person, inside the same transaction (the transactional outbox), and asks
+  Celery to deliver them once that transaction commits.
+- A person or one of their names saved refreshes that person's match keys.
+- A council onboarded joins the peer directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django_tenants.utils import schema_context
+
+from core.models import Involvement, Person, PersonName
+from tenants.models import Council
+
+
+def _in_council_schema() -> bool:
+    return connection.schema_name not in {"public", ""}
+
+
+def _queue_delivery(peer_ids: set[str]) -> None:
+    schema = connection.schema_name
+
+    def enqueue() -> None:
+        from federation.tasks import outbox_deliver_task
+
+        with schema_context(schema):
+            for peer_id in sorted(peer_ids):
+                outbox_deliver_task.delay(peer_id)
+
+    transaction.on_commit(enqueue)
+
+
+def involvement_saved(sender: type, instance: Involvement, **kwargs: Any) -> None:
+    if not _in_council_schema():
+        return
+    from federation.services import involvement_changed
+
+    queued = involvement_changed(person_id=instance.person_id)
+    if queued:
+        _queue_delivery({m.peer_id for m in queued})
+
+
+def person_saved(sender: type, instance: Person, **kwargs: Any) -> None:
+    if _in_council_schema():
+        from federation.services import match_keys_refresh_person
+
+        match_keys_refresh_person(person_id=instance.pk)
+
+
+def person_name_saved(sender: type, instance: PersonName, **kwargs: Any) -> None:
+    if _in_council_schema():
+        from federation.services import match_keys_refresh_person
+
+        match_keys_refresh_person(person_id=instance.person_id)
+
+
+def council_saved(sender: type, instance: Council, created: bool, **kwargs: Any) -> None:
+    if instance.schema_name != "public" and instance.pk:
+        from tenants.models import FederationPeer
+
+        FederationPeer.objects.get_or_create(
+            federation_id=instance.federation_id,
+            defaults={"name": instance.name, "council": instance},
+        )
+
+
+def connect() -> None:
+    post_save.connect(involvement_saved, sender=Involvement, dispatch_uid="federation-involvement")
+    post_save.connect(person_saved, sender=Person, dispatch_uid="federation-person")
+    post_save.connect(person_name_saved, sender=PersonName, dispatch_uid="federation-name")
+    post_delete.connect(person_name_saved, sender=PersonName, dispatch_uid="federation-name-del")
+    post_save.connect(council_saved, sender=Council, dispatch_uid="federation-council")

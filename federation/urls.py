@@ -1,0 +1,43 @@
+"""Federation URLs on a council's host: the protocol endpoints and the council's pages."""
+
+from django.urls import path
+
+from federation import api, views
+
+app_name = "federation"
+
+urlpatterns = [
+    path(".well-known/patchwork/keys", api.keys, name="keys"),
+    path("federation/v1/who-is-involved", api.who_is_involved, name="who_is_involved"),
+    path("federation/v1/pointer-updates", api.pointer_updates, name="pointer_updates"),
+    path("federation/v1/agreements/offer", api.agreement_offer, name="agreement_offer"),
+    path(
+        "federation/v1/agreements/countersign",
+        api.agreement_countersign,
+        name="agreement_countersign",
+    ),
+    path("federation/v1/agreements/revoke", api.agreement_revoke, name="agreement_revoke"),
+    path("federation/agreements/", views.agreements, name="agreements"),
+    path("federation/agreements/new/", views.agreement_new, name="agreement_new"),
+    path("federation/agreements/<str:agreement_id>/", views.agreement_detail, name="agreement"),
+    path(
+        "federation/agreements/<str:agreement_id>/sign/",
+        views.agreement_sign,
+        name="agreement_sign",
+    ),
+    path(
+        "federation/agreements/<str:agreement_id>/send/",
+        views.agreement_send,
+        name="agreement_send",
+    ),
+    path(
+        "federation/agreements/<str:agreement_id>/revoke/",
+        views.agreement_revoke,
+        name="agreement_revoke_page",
+    ),
+    path(
+        "federation/people/<int:person_id>/other-councils/",
+        views.other_councils,
+        name="other_councils",
+    ),
+]
