@@ -1,30 +1,51 @@
-"""Encrypted, checksummed archives of a council's schema (used by offboarding and export).
+"""Encrypted, checksummed archives of PostgreSQL schemas: one council (export, offboarding)
+or a whole deployment (backup).
 
-An archive is a tar of one CSV file per table (PostgreSQL COPY) and a manifest with row
-counts, applied migrations and the SHA-256 of each table file. The tar is sealed in 1 MiB
-chunks with AES-256-GCM under the key-encryption key; each chunk's associated data binds the
-archive id, its position and whether it is the last, so chunks cannot be dropped, reordered
-or truncated without the opening failing.
+An archive streams to disk as it is written, so a county-scale council never has to fit in
+memory. Inside, a gzip stream of frames: a header, then for each schema its tables, each
+table's rows as PostgreSQL COPY text (one row per line) with its row count and SHA-256, and
+last a manifest of everything (schemas, tables, row counts, checksums, applied migrations).
+
+The gzip stream is sealed in 1 MiB chunks with AES-256-GCM under the key-encryption key;
+each chunk's associated data binds the archive id, its position and whether it is the last,
+so chunks cannot be dropped, reordered or truncated without the opening failing. Readers
+check every table against its checksum as they stream it, and the manifest against what
+they saw.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
 import struct
-import tarfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
-MAGIC = b"PATCHWORK-ARCHIVE-1\n"
+MAGIC = b"PATCHWORK-ARCHIVE-2\n"
+FORMAT = 2
 CHUNK = 1024 * 1024
+# Rows are framed in blocks of about this size: big enough to keep framing cheap, small
+# enough that a reader never holds more than a block of one table.
+DATA_BLOCK = 256 * 1024
+# Fast compression: backups are written nightly while the deployment serves, and CSV-like
+# COPY text already shrinks well at the lowest levels.
+COMPRESS_LEVEL = 3
+
+HEADER, SCHEMA, TABLE, DATA, TABLE_END, MANIFEST = b"H", b"S", b"T", b"D", b"E", b"M"
+_FRAME = struct.Struct(">cI")
 
 
 class ArchiveError(Exception):
@@ -35,40 +56,71 @@ def _chunk_aad(archive_id: bytes, index: int, last: bool) -> bytes:
     return archive_id + struct.pack(">Q?", index, last)
 
 
-def seal_stream(source: IO[bytes], target: IO[bytes]) -> None:
-    aead = AESGCM(settings.KEY_ENCRYPTION_KEY)
-    archive_id = os.urandom(16)
-    target.write(MAGIC + archive_id)
-    index = 0
-    chunk = source.read(CHUNK)
-    while True:
-        following = source.read(CHUNK)
-        last = not following
+class SealedWriter(io.RawIOBase):
+    """A write-only stream that seals what it is given in AES-GCM chunks as they fill."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self._aead = AESGCM(settings.KEY_ENCRYPTION_KEY)
+        self._archive_id = os.urandom(16)
+        self._buffer = bytearray()
+        self._index = 0
+        target.write(MAGIC + self._archive_id)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        # Keep at least one byte back: the last chunk must be sealed as the last.
+        while len(self._buffer) > CHUNK:
+            self._seal(bytes(self._buffer[:CHUNK]), last=False)
+            del self._buffer[:CHUNK]
+        return len(data)
+
+    def _seal(self, chunk: bytes, *, last: bool) -> None:
         nonce = os.urandom(12)
-        sealed = aead.encrypt(nonce, chunk, _chunk_aad(archive_id, index, last))
-        target.write(nonce + struct.pack(">I", len(sealed)) + sealed)
-        if last:
-            return
-        chunk, index = following, index + 1
+        aad = _chunk_aad(self._archive_id, self._index, last)
+        sealed = self._aead.encrypt(nonce, chunk, aad)
+        self._target.write(nonce + struct.pack(">I", len(sealed)) + sealed)
+        self._index += 1
+
+    def close(self) -> None:
+        if not self.closed:
+            self._seal(bytes(self._buffer), last=True)
+            self._buffer.clear()
+        super().close()
+
+
+def seal_stream(source: IO[bytes], target: IO[bytes]) -> None:
+    """Seal everything readable from `source` into `target`."""
+    writer = SealedWriter(target)
+    while block := source.read(CHUNK):
+        writer.write(block)
+    writer.close()
 
 
 def open_stream(source: IO[bytes]) -> Iterator[bytes]:
+    """The plain chunks of a sealed stream, each checked before it is given out."""
     aead = AESGCM(settings.KEY_ENCRYPTION_KEY)
     if source.read(len(MAGIC)) != MAGIC:
-        raise ArchiveError("This file is not a Patchwork archive")
+        raise ArchiveError("This file is not a Patchwork archive (or is from an older format)")
     archive_id = source.read(16)
     index = 0
     while True:
         header = source.read(16)
-        if not header:
+        if len(header) < 16:
             raise ArchiveError("The archive is truncated: its last part is missing")
         nonce, (length,) = header[:12], struct.unpack(">I", header[12:])
         sealed = source.read(length)
+        if len(sealed) < length:
+            raise ArchiveError("The archive is truncated: its last part is missing")
         for last in (False, True):
             try:
-                yield aead.decrypt(nonce, sealed, _chunk_aad(archive_id, index, last))
-            except Exception:  # noqa: S112 - InvalidTag: try the other position flag
+                plain = aead.decrypt(nonce, sealed, _chunk_aad(archive_id, index, last))
+            except InvalidTag:
                 continue
+            yield plain
             if last:
                 if source.read(1):
                     raise ArchiveError("The archive has data after its last part")
@@ -76,70 +128,400 @@ def open_stream(source: IO[bytes]) -> Iterator[bytes]:
             break
         else:
             raise ArchiveError(
-                "The archive cannot be opened: it is damaged or was sealed under another key"
+                "The archive cannot be opened: it is damaged or was sealed under another "
+                "key-encryption key"
             )
         index += 1
 
 
+class _OpenedReader(io.RawIOBase):
+    """The plain bytes of a sealed file, as a readable stream for gzip."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._chunks = open_stream(source)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+# --- Reading a schema from the database ---
+
+
 def schema_tables(schema_name: str) -> list[str]:
+    """The schema's tables, parents before the tables whose foreign keys point at them, so
+    that loading them in this order never meets a row whose parent is still missing."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
             [schema_name],
         )
+        tables = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            """
+            SELECT child.relname, parent.relname
+            FROM pg_constraint fk
+            JOIN pg_class child ON child.oid = fk.conrelid
+            JOIN pg_class parent ON parent.oid = fk.confrelid
+            JOIN pg_namespace cn ON cn.oid = child.relnamespace
+            JOIN pg_namespace pn ON pn.oid = parent.relnamespace
+            WHERE fk.contype = 'f' AND cn.nspname = %s AND pn.nspname = %s
+            """,
+            [schema_name, schema_name],
+        )
+        edges = cursor.fetchall()
+    graph: dict[str, set[str]] = {table: set() for table in tables}
+    for child, parent in edges:
+        if child != parent and child in graph and parent in graph:
+            graph[child].add(parent)
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError:
+        # Circular foreign keys are deferrable in Django, checked at commit: any order loads.
+        return tables
+    ordered: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered.extend(ready)
+        sorter.done(*ready)
+    return ordered
+
+
+def table_columns(schema_name: str, table: str) -> list[str]:
+    """The columns COPY can write back: generated columns are computed again on load."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.attname FROM pg_attribute a
+            WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass
+              AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+            ORDER BY a.attnum
+            """,
+            [schema_name, table],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
-def schema_export(schema_name: str, manifest: dict, target: Path) -> Path:
-    """Write the sealed archive of every table in `schema_name` to `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    tables: dict[str, dict] = {}
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+def applied_migrations(schema_name: str) -> list[list[str]]:
+    with connection.cursor() as cursor:
+        table = quoted(schema_name, "django_migrations")
+        cursor.execute("SELECT to_regclass(%s)", [table])
+        if cursor.fetchone()[0] is None:  # type: ignore[index]
+            return []
+        cursor.execute(f"SELECT app, name FROM {table} ORDER BY app, name")  # noqa: S608
+        return [[app, name] for app, name in cursor.fetchall()]
+
+
+def ident(name: str) -> str:
+    """`name` as a quoted SQL identifier."""
+    return '"{}"'.format(name.replace('"', '""'))
+
+
+def quoted(schema_name: str, table: str) -> str:
+    return f"{ident(schema_name)}.{ident(table)}"
+
+
+def column_list(columns: list[str]) -> str:
+    return ", ".join(ident(column) for column in columns)
+
+
+def _raw_connection() -> Any:
+    connection.ensure_connection()
+    return connection.connection
+
+
+# --- Writing ---
+
+
+class ArchiveWriter:
+    """Writes an archive to `target`, streaming: frames -> gzip -> sealed chunks -> file.
+
+    The file appears under its name only once complete (written as `.partial`, synced,
+    renamed), readable by its owner alone."""
+
+    def __init__(self, target: Path, header: dict[str, Any]) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self._partial = target.with_name(target.name + ".partial")
+        descriptor = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = os.fdopen(descriptor, "wb")
+        self._sealed = SealedWriter(self._file)
+        self._gzip = gzip.GzipFile(
+            fileobj=self._sealed, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0
+        )
+        self.header = {"format": FORMAT, **header}
+        self.schemas: dict[str, dict[str, Any]] = {}
+        self._frame(HEADER, json.dumps(self.header).encode())
+
+    def _frame(self, kind: bytes, payload: bytes) -> None:
+        self._gzip.write(_FRAME.pack(kind, len(payload)))
+        self._gzip.write(payload)
+
+    def schema(self, schema_name: str, info: dict[str, Any]) -> dict[str, Any]:
+        """Write every table of `schema_name`; return what the manifest says about it."""
+        entry: dict[str, Any] = {
+            **info,
+            "migrations": applied_migrations(schema_name),
+            "tables": {},
+        }
+        self._frame(SCHEMA, json.dumps({"name": schema_name, "info": info}).encode())
         for table in schema_tables(schema_name):
-            data = io.BytesIO()
-            raw = connection.connection
-            if raw is None:
-                connection.ensure_connection()
-                raw = connection.connection
-            with raw.cursor().copy(
-                f'COPY "{schema_name}"."{table}" TO STDOUT WITH (FORMAT csv, HEADER true)'
-            ) as copy:
-                for block in copy:
-                    data.write(block)
-            content = data.getvalue()
-            tables[table] = {
-                "sha256": hashlib.sha256(content).hexdigest(),
-                "rows": max(content.count(b"\n") - 1, 0),
-            }
-            info = tarfile.TarInfo(f"tables/{table}.csv")
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-        body = json.dumps({**manifest, "schema": schema_name, "tables": tables}, indent=2)
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(body.encode())
-        tar.addfile(info, io.BytesIO(body.encode()))
-    buffer.seek(0)
-    partial = target.with_suffix(target.suffix + ".partial")
-    with partial.open("wb") as out:
-        seal_stream(buffer, out)
-        out.flush()
-        os.fsync(out.fileno())
-    partial.rename(target)
+            entry["tables"][table] = self._table(schema_name, table)
+        self.schemas[schema_name] = entry
+        return entry
+
+    def _table(self, schema_name: str, table: str) -> dict[str, Any]:
+        columns = table_columns(schema_name, table)
+        self._frame(TABLE, json.dumps({"name": table, "columns": columns}).encode())
+        digest = hashlib.sha256()
+        rows = 0
+        block = bytearray()
+        sql = f"COPY {quoted(schema_name, table)} ({column_list(columns)}) TO STDOUT"
+        with _raw_connection().cursor() as cursor, cursor.copy(sql) as copy:
+            for data in copy:
+                data = bytes(data)
+                digest.update(data)
+                # COPY text escapes newlines inside values: each raw newline ends one row.
+                rows += data.count(b"\n")
+                block += data
+                if len(block) >= DATA_BLOCK:
+                    self._frame(DATA, bytes(block))
+                    block.clear()
+        if block:
+            self._frame(DATA, bytes(block))
+        facts = {"rows": rows, "sha256": digest.hexdigest(), "columns": columns}
+        self._frame(TABLE_END, json.dumps({"rows": rows, "sha256": facts["sha256"]}).encode())
+        return facts
+
+    def finish(self) -> dict[str, Any]:
+        """Write the manifest, seal the last chunk, and put the file in place."""
+        manifest = {**self.header, "schemas": self.schemas}
+        self._frame(MANIFEST, json.dumps(manifest).encode())
+        self._gzip.close()
+        self._sealed.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._partial.rename(self.target)
+        return manifest
+
+    def abandon(self) -> None:
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def consistent_snapshot() -> Iterator[None]:
+    """A transaction that sees every schema as of one instant (REPEATABLE READ), so an
+    archive never holds a child row whose parent was written after its table was read."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                # Allowed after django-tenants' SET search_path: SET is not a query.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def archive_write(
+    target: Path,
+    header: dict[str, Any],
+    schemas: Callable[[], list[tuple[str, dict[str, Any]]]],
+) -> dict[str, Any]:
+    """Write the schemas named by `schemas()` (name, what to say about it) into one sealed
+    archive at `target`. The list is made inside the same consistent snapshot as the rows,
+    so it agrees with the platform tables in the archive. Returns the manifest."""
+    writer = ArchiveWriter(target, header)
+    try:
+        with consistent_snapshot():
+            for schema_name, info in schemas():
+                writer.schema(schema_name, info)
+        return writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def schema_export(schema_name: str, manifest: dict[str, Any], target: Path) -> Path:
+    """Write the sealed archive of every table in `schema_name` to `target`."""
+    info = {"role": "council", "council": manifest.get("council")}
+    archive_write(target, {"kind": "council", **manifest}, lambda: [(schema_name, info)])
     return target
 
 
-def archive_manifest(path: Path) -> dict:
-    """Open an archive, check every table file against its checksum, return the manifest."""
-    with path.open("rb") as source:
-        plain = b"".join(open_stream(source))
-    with tarfile.open(fileobj=io.BytesIO(plain), mode="r:gz") as tar:
-        member = tar.extractfile("manifest.json")
-        if member is None:
-            raise ArchiveError("The archive has no manifest")
-        manifest = json.loads(member.read())
-        for table, facts in manifest["tables"].items():
-            content = tar.extractfile(f"tables/{table}.csv")
-            if content is None or hashlib.sha256(content.read()).hexdigest() != facts["sha256"]:
-                raise ArchiveError(f"Table {table} in the archive does not match its checksum")
+# --- Reading ---
+
+
+class TableSection:
+    """One table as it streams out of an archive; its blocks are checked against the
+    table's checksum and row count when the last one has been read."""
+
+    def __init__(self, name: str, columns: list[str], reader: ArchiveReader) -> None:
+        self.name = name
+        self.columns = columns
+        self._reader = reader
+        self._blocks = self._read_blocks()
+        self.rows: int | None = None
+
+    def blocks(self) -> Iterator[bytes]:
+        return self._blocks
+
+    def _read_blocks(self) -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        rows = 0
+        while True:
+            kind, payload = self._reader.next_frame()
+            if kind == DATA:
+                digest.update(payload)
+                rows += payload.count(b"\n")
+                yield payload
+                continue
+            if kind != TABLE_END:
+                raise ArchiveError(f"Table {self.name} in the archive is cut short")
+            facts = json.loads(payload)
+            if facts["sha256"] != digest.hexdigest() or facts["rows"] != rows:
+                raise ArchiveError(f"Table {self.name} in the archive does not match its checksum")
+            self._reader.seen[-1][1][self.name] = {"rows": rows, "sha256": facts["sha256"]}
+            self.rows = rows
+            return
+
+
+@dataclass
+class SchemaSection:
+    name: str
+    info: dict[str, Any]
+    _reader: ArchiveReader
+
+    def tables(self) -> Iterator[TableSection]:
+        while True:
+            kind, payload = self._reader.peek_frame()
+            if kind != TABLE:
+                return
+            self._reader.next_frame()
+            described = json.loads(payload)
+            section = TableSection(described["name"], described["columns"], self._reader)
+            yield section
+            # Whatever the caller left unread is still read, so every checksum is checked.
+            for _ in section.blocks():
+                pass
+
+
+@dataclass
+class ArchiveReader:
+    """Streams an archive: `header`, then `schemas()` in order, then `manifest`.
+
+    Every table is checked against its checksum as it is read; the manifest is checked
+    against what was read. Any damage raises ArchiveError."""
+
+    path: Path
+    header: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+    seen: list[tuple[str, dict[str, dict[str, Any]]]] = field(default_factory=list)
+    _file: IO[bytes] | None = None
+    _gzip: gzip.GzipFile | None = None
+    _peeked: tuple[bytes, bytes] | None = None
+    _open_table: TableSection | None = None
+
+    def __enter__(self) -> ArchiveReader:
+        try:
+            self._file = self.path.open("rb")
+        except OSError as exc:
+            raise ArchiveError(f"The archive {self.path} cannot be read: {exc.strerror}") from exc
+        self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(_OpenedReader(self._file)))
+        kind, payload = self.next_frame()
+        if kind != HEADER:
+            raise ArchiveError("The archive has no header")
+        self.header = json.loads(payload)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _read(self, size: int) -> bytes:
+        assert self._gzip is not None
+        try:
+            data = self._gzip.read(size)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ArchiveError(f"The archive is damaged: {exc}") from exc
+        if len(data) < size:
+            raise ArchiveError("The archive is truncated: its last part is missing")
+        return data
+
+    def next_frame(self) -> tuple[bytes, bytes]:
+        if self._peeked is not None:
+            frame, self._peeked = self._peeked, None
+            return frame
+        kind, length = _FRAME.unpack(self._read(_FRAME.size))
+        return kind, self._read(length)
+
+    def peek_frame(self) -> tuple[bytes, bytes]:
+        if self._peeked is None:
+            self._peeked = self.next_frame()
+        return self._peeked
+
+    def schemas(self) -> Iterator[SchemaSection]:
+        while True:
+            kind, payload = self.next_frame()
+            if kind == MANIFEST:
+                self._finish(json.loads(payload))
+                return
+            if kind != SCHEMA:
+                raise ArchiveError("The archive is out of order")
+            described = json.loads(payload)
+            self.seen.append((described["name"], {}))
+            section = SchemaSection(described["name"], described["info"], self)
+            yield section
+            for _ in section.tables():
+                pass
+
+    def _finish(self, manifest: dict[str, Any]) -> None:
+        # Nothing may follow the manifest, and gzip must end where the sealed stream ends.
+        assert self._gzip is not None
+        try:
+            trailing = self._gzip.read(1)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ArchiveError(f"The archive is damaged: {exc}") from exc
+        if trailing:
+            raise ArchiveError("The archive has data after its manifest")
+        listed = {
+            name: {
+                table: {"rows": f["rows"], "sha256": f["sha256"]}
+                for table, f in s["tables"].items()
+            }
+            for name, s in manifest.get("schemas", {}).items()
+        }
+        if listed != dict(self.seen):
+            raise ArchiveError("The archive's manifest does not match its contents")
+        self.manifest = manifest
+
+
+def archive_verify(path: Path) -> dict[str, Any]:
+    """Read the whole archive, checking every table; return its manifest."""
+    with ArchiveReader(path) as reader:
+        for _ in reader.schemas():
+            pass
+    assert reader.manifest is not None
+    return reader.manifest
+
+
+def archive_manifest(path: Path) -> dict[str, Any]:
+    """Open an archive, check every table file against its checksum, return the manifest.
+    A one-council archive also carries its schema's `schema` and `tables` at the top."""
+    manifest = archive_verify(path)
+    if len(manifest["schemas"]) == 1:
+        ((schema_name, entry),) = manifest["schemas"].items()
+        manifest = {**manifest, "schema": schema_name, "tables": entry["tables"]}
     return manifest

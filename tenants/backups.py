@@ -1,0 +1,337 @@
+"""Backups that restore: the whole deployment to one sealed archive and back, and one
+council brought back (from its export or offboarding archive) as a new schema.
+
+Restoring never starts until the whole archive has been read and every table checked
+against its checksum, so a damaged, truncated or wrong-key archive changes nothing. Each
+schema is then restored in its own transaction (a deployment of hundreds of councils in one
+transaction would exhaust PostgreSQL's lock table); re-running a restore is safe, because
+every schema it restores is first emptied or dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import get_tenant_base_schema, schema_exists
+
+from tenants import archives
+from tenants.archives import ArchiveReader, SchemaSection, quoted
+from tenants.models import Council, Domain
+from tenants.selectors import councils_list, template_is_current
+from tenants.services import (
+    _clean_council_fields,
+    council_signing_key_create,
+    template_refresh,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RestoreRefused(Exception):
+    """The archive is sound but cannot be brought back here; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    manifest: dict[str, Any]
+    seconds: float
+
+    @property
+    def schemas(self) -> int:
+        return len(self.manifest["schemas"])
+
+    @property
+    def tables(self) -> int:
+        return sum(len(entry["tables"]) for entry in self.manifest["schemas"].values())
+
+    @property
+    def rows(self) -> int:
+        return manifest_rows(self.manifest)
+
+
+@dataclass(frozen=True)
+class Restored:
+    schemas: list[str]
+    rows: int
+    left_alone: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Imported:
+    council: Council
+    rows: int
+    seconds: float
+
+
+def manifest_rows(manifest: dict[str, Any]) -> int:
+    return sum(
+        facts["rows"]
+        for entry in manifest["schemas"].values()
+        for facts in entry["tables"].values()
+    )
+
+
+def _deployment_schemas() -> list[tuple[str, dict[str, Any]]]:
+    schemas: list[tuple[str, dict[str, Any]]] = [
+        ("public", {"role": "platform"}),
+        (get_tenant_base_schema(), {"role": "template"}),
+    ]
+    for council in councils_list():
+        about = {"name": council.name, "code": council.code, "slug": council.slug}
+        schemas.append((council.schema_name, {"role": "council", "council": about}))
+    return schemas
+
+
+def deployment_backup(*, directory: Path) -> Backup:
+    """Write the whole deployment (platform tables, the council template and every council)
+    to one sealed, checksummed archive in `directory`, from one consistent snapshot."""
+    started = time.perf_counter()
+    stamp = timezone.now()
+    target = directory / f"patchwork-{stamp:%Y%m%dT%H%M%S}Z.pwa"
+    header = {
+        "kind": "deployment",
+        "created_at": stamp.isoformat(),
+        "platform_domain": settings.PLATFORM_DOMAIN,
+    }
+    manifest = archives.archive_write(target, header, _deployment_schemas)
+    backup = Backup(path=target, manifest=manifest, seconds=time.perf_counter() - started)
+    log.info("Backed up %s schemas, %s rows to %s", backup.schemas, backup.rows, target)
+    return backup
+
+
+# --- Bringing schemas back ---
+
+
+def _platform_structure_ensure() -> None:
+    """An empty database gets the platform tables and the template from the migrations."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('public.django_migrations')")
+        migrated = cursor.fetchone()[0] is not None  # type: ignore[index]
+    if not migrated:
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    if not template_is_current():
+        template_refresh()
+
+
+def _migrations(schema_name: str) -> set[tuple[str, str]]:
+    return {(app, name) for app, name in archives.applied_migrations(schema_name)}
+
+
+def _migrations_match(schema_name: str, entry: dict[str, Any], structure: str) -> None:
+    """Rows load only into tables shaped as they were when the rows were written."""
+    archived = {(app, name) for app, name in entry["migrations"]}
+    here = _migrations(structure)
+    newer, older = archived - here, here - archived
+    if newer:
+        raise RestoreRefused(
+            f"The archive's {schema_name} was made by a newer release of Patchwork "
+            f"({len(newer)} migrations this release does not have, e.g. "
+            f"{'.'.join(sorted(newer)[0])}). Restore it with that release. Nothing was changed."
+        )
+    if older:
+        raise RestoreRefused(
+            f"The archive's {schema_name} was made by an older release of Patchwork "
+            f"({len(older)} migrations behind, e.g. {'.'.join(sorted(older)[0])}). Restore it "
+            "with that release, then upgrade with `patchwork migrate_platform`. "
+            "Nothing was changed."
+        )
+
+
+def _replica_mode() -> None:
+    """Load rows as a replica would: no triggers, no per-row foreign key checks. Needs a
+    superuser or (PostgreSQL 15+) `GRANT SET ON PARAMETER session_replication_role`.
+    Without it the load still works: tables arrive parents first and Django's foreign keys
+    are deferred to the commit."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:
+        log.info("session_replication_role not permitted; loading with deferred constraints")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def _schema_recreate(schema_name: str) -> None:
+    """A council's schema, empty, with the template's tables, triggers and sequences."""
+    with connection.cursor() as cursor:
+        if schema_exists(schema_name):
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"DROP SCHEMA {archives.ident(schema_name)} CASCADE")
+    CloneSchema().clone_schema(get_tenant_base_schema(), schema_name, "NODATA")
+
+
+def _schema_empty(schema_name: str, tables: list[str], *, truncate: bool) -> None:
+    present = [t for t in tables if t in archives.schema_tables(schema_name)]
+    if not present:
+        return
+    with connection.cursor() as cursor:
+        if truncate:
+            cursor.execute("TRUNCATE " + ", ".join(quoted(schema_name, t) for t in present))
+        else:
+            # The template's audit table forbids TRUNCATE; it never holds rows, so a DELETE
+            # of each (small) table meets no trigger.
+            for table in reversed(present):
+                cursor.execute(f"DELETE FROM {quoted(schema_name, table)}")  # noqa: S608
+
+
+def _schema_load(section: SchemaSection, target: str) -> int:
+    """COPY every table of `section` into schema `target`; check the counts; fix sequences."""
+    raw = archives._raw_connection()
+    expected: dict[str, int] = {}
+    for table in section.tables():
+        sql = (
+            f"COPY {quoted(target, table.name)} ({archives.column_list(table.columns)}) FROM STDIN"
+        )
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for block in table.blocks():
+                copy.write(block)
+        # The archive checked the table's checksum and row count with its last block.
+        assert table.rows is not None
+        expected[table.name] = table.rows
+    with connection.cursor() as cursor:
+        for table, rows in expected.items():
+            cursor.execute(f"SELECT count(*) FROM {quoted(target, table)}")  # noqa: S608
+            found = cursor.fetchone()[0]  # type: ignore[index]
+            if found != rows:
+                raise RestoreRefused(
+                    f"{target}.{table} holds {found} rows after loading, not {rows}"
+                )
+    _sequences_reset(target)
+    return sum(expected.values())
+
+
+def _sequences_reset(schema_name: str) -> None:
+    """Each id sequence continues after the largest id loaded, so new rows never collide."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname, a.attname,
+                   pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)
+            FROM pg_attribute a
+            JOIN pg_class c ON c.oid = a.attrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+              AND pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)
+                  IS NOT NULL
+            """,
+            [schema_name],
+        )
+        for table, column, sequence in cursor.fetchall():
+            largest = f"MAX({archives.ident(column)})"
+            cursor.execute(
+                f"SELECT setval(%s, COALESCE({largest}, 1), {largest} IS NOT NULL) "  # noqa: S608
+                f"FROM {quoted(schema_name, table)}",
+                [sequence],
+            )
+
+
+def _council_schemas_here() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema FROM information_schema.tables "
+            "WHERE table_name = 'django_migrations'"
+        )
+        return {row[0] for row in cursor.fetchall()} - {"public", get_tenant_base_schema()}
+
+
+def deployment_restore(*, path: Path) -> Restored:
+    """Bring back a whole deployment from `patchwork backup`'s archive: the platform tables
+    are emptied and reloaded, the template reloaded, and each council's schema dropped if
+    present and recreated from the template before its rows are loaded.
+
+    Into an empty database, the platform tables and the template are first made from the
+    migrations. Schemas of councils that are not in the archive are left alone (and named).
+    A damaged archive, or one from another release, is refused before anything changes."""
+    started = time.perf_counter()
+    manifest = archives.archive_verify(path)
+    if manifest.get("kind") != "deployment":
+        raise RestoreRefused(
+            "This archive holds one council, not a whole deployment: bring it back with "
+            "`patchwork import_council`. Nothing was changed."
+        )
+    _platform_structure_ensure()
+    template = get_tenant_base_schema()
+    for schema_name, entry in manifest["schemas"].items():
+        structure = "public" if entry["role"] == "platform" else template
+        _migrations_match(schema_name, entry, structure)
+    rows = 0
+    restored: list[str] = []
+    with ArchiveReader(path) as reader:
+        for section in reader.schemas():
+            tables = list(manifest["schemas"][section.name]["tables"])
+            role = section.info["role"]
+            with transaction.atomic():
+                if role == "platform":
+                    _schema_empty("public", tables, truncate=True)
+                elif role == "template":
+                    _schema_empty(template, tables, truncate=False)
+                else:
+                    _schema_recreate(section.name)
+                _replica_mode()
+                rows += _schema_load(section, section.name)
+            connection.set_schema_to_public()
+            restored.append(section.name)
+    ContentType.objects.clear_cache()
+    left_alone = sorted(_council_schemas_here() - set(restored))
+    seconds = time.perf_counter() - started
+    log.info("Restored %s schemas, %s rows from %s", len(restored), rows, path)
+    return Restored(schemas=restored, rows=rows, left_alone=left_alone, seconds=seconds)
+
+
+def council_import(*, path: Path, code: str = "", name: str = "", slug: str = "") -> Imported:
+    """Bring a council back from its export or offboarding archive as a new council: a
+    schema cloned from the template, every row loaded, a domain and a new signing key.
+
+    It keeps its name, code and web address unless given new ones (needed when the
+    original is still on this platform). Everything happens in one transaction: an archive
+    that is damaged, of another kind or from another release, or a name, code or address
+    already in use, leaves nothing behind."""
+    started = time.perf_counter()
+    manifest = archives.archive_verify(path)
+    if manifest.get("kind") != "council" or len(manifest["schemas"]) != 1:
+        raise RestoreRefused(
+            "This archive is a whole-deployment backup, not one council: bring it back with "
+            "`patchwork restore`. Nothing was changed."
+        )
+    original = manifest["council"]
+    name = name or original["name"]
+    slug = slug or (slugify(name) if name != original["name"] else original["slug"])
+    name, code, slug = _clean_council_fields(name=name, code=code or original["code"], slug=slug)
+    if not template_is_current():
+        template_refresh()
+    ((archived_schema, entry),) = manifest["schemas"].items()
+    _migrations_match(archived_schema, entry, get_tenant_base_schema())
+    schema_name = f"council_{code.lower()}"
+    if schema_exists(schema_name):
+        raise ValidationError({"code": f"A schema called {schema_name} is already in the database"})
+    with transaction.atomic():
+        council = Council(name=name, code=code, slug=slug, schema_name=schema_name)
+        council.full_clean()
+        council.save()
+        CloneSchema().clone_schema(get_tenant_base_schema(), schema_name, "NODATA")
+        _replica_mode()
+        rows = 0
+        with ArchiveReader(path) as reader:
+            for section in reader.schemas():
+                rows += _schema_load(section, schema_name)
+        connection.set_schema_to_public()
+        Domain.objects.create(
+            domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
+        )
+        council_signing_key_create(council=council)
+    log.info("Imported %s from %s: %s rows", council, path, rows)
+    return Imported(council=council, rows=rows, seconds=time.perf_counter() - started)
