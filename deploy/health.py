@@ -1,10 +1,143 @@
-"""Health checks for load balancers and monitoring, answered on every host."""
+"""Health checks for load balancers and monitoring.
+
+`/healthz` (every host): the process is up. `/readyz` (the platform host): this process
+can serve -- the database and Redis answer, every schema's migrations are applied, and
+Celery beat and a worker are alive (a heartbeat they write to Redis is recent). The JSON
+body names each check; any failing check makes it 503.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import redis
 from django.conf import settings
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, JsonResponse
+from django_tenants.utils import get_tenant_base_schema
+
+from tenants.selectors import applied_migrations, councils_list, migration_state
+from tenants.tasks import HEARTBEAT_KEY
+
+OK, ERROR, SKIPPED = "ok", "error", "skipped"
+
+# Schema name -> time until which it is known to be up to date. Only "up to date" is
+# remembered: a schema with migrations pending is checked again on every probe, so readyz
+# never answers ready while anything is pending. A schema can only fall behind by code
+# changing (a new process, with an empty memory) or by migrating backwards by hand.
+_up_to_date_until: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+
+@cache
+def redis_client() -> redis.Redis:
+    """A Redis client that gives up within a second, so a probe never hangs on Redis."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry_on_timeout=False
+    )
+
+
+@cache
+def platform_migrations_on_disk() -> frozenset[tuple[str, str]]:
+    """Every migration: `migrate_schemas --shared` records all of them in the public schema,
+    including the council apps' (whose tables it does not create there)."""
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+
+
+def check_database() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        # Drop the broken connection: the next probe connects afresh once PostgreSQL is back.
+        connection.close()
+        return Check("database", ERROR, f"PostgreSQL did not answer ({type(exc).__name__})")
+    return Check("database", OK, "PostgreSQL answered")
+
+
+def check_redis() -> Check:
+    if not settings.REDIS_URL:
+        return Check("redis", SKIPPED, "no REDIS_URL: the cache is in-process")
+    try:
+        redis_client().ping()
+    except Exception as exc:  # noqa: BLE001
+        return Check("redis", ERROR, f"Redis did not answer ({type(exc).__name__})")
+    return Check("redis", OK, "Redis answered")
+
+
+def _schema_pending(schema_name: str) -> int:
+    now = time.monotonic()
+    if _up_to_date_until.get(schema_name, 0.0) > now:
+        return 0
+    pending = migration_state(schema_name).pending
+    if pending == 0:
+        _up_to_date_until[schema_name] = now + settings.READYZ_MIGRATIONS_CACHE_SECONDS
+    else:
+        _up_to_date_until.pop(schema_name, None)
+    return pending
+
+
+def check_migrations(database: Check) -> Check:
+    if database.status != OK:
+        return Check("migrations", ERROR, "not checked: the database did not answer")
+    behind: list[str] = []
+    public_pending = len(platform_migrations_on_disk() - applied_migrations("public"))
+    if public_pending:
+        behind.append(f"public ({public_pending})")
+    schemas = [get_tenant_base_schema(), *councils_list().values_list("schema_name", flat=True)]
+    for schema_name in schemas:
+        pending = _schema_pending(schema_name)
+        if pending:
+            behind.append(f"{schema_name} ({pending})")
+    if behind:
+        return Check(
+            "migrations",
+            ERROR,
+            "migrations pending in " + ", ".join(behind) + ": run `patchwork migrate_platform`",
+        )
+    return Check(
+        "migrations",
+        OK,
+        f"up to date: the public schema, the template and {len(schemas) - 1} councils",
+    )
+
+
+def check_celery(redis_check: Check) -> Check:
+    if not settings.REDIS_URL:
+        return Check("celery", SKIPPED, "no REDIS_URL: tasks run in-process, eagerly")
+    if redis_check.status != OK:
+        return Check("celery", ERROR, "not checked: Redis did not answer")
+    try:
+        written = redis_client().get(HEARTBEAT_KEY)
+    except Exception as exc:  # noqa: BLE001
+        return Check("celery", ERROR, f"Redis did not answer ({type(exc).__name__})")
+    if written is None:
+        return Check("celery", ERROR, "no heartbeat yet: are Celery beat and a worker running?")
+    age = time.time() - float(written)
+    limit = settings.READYZ_HEARTBEAT_MAX_AGE
+    if age > limit:
+        return Check(
+            "celery",
+            ERROR,
+            f"last heartbeat {age:.0f}s ago (limit {limit}s): are Celery beat and a worker "
+            "running?",
+        )
+    return Check("celery", OK, f"heartbeat {max(age, 0):.0f}s ago")
+
+
+def readiness() -> list[Check]:
+    database = check_database()
+    redis_check = check_redis()
+    return [database, redis_check, check_migrations(database), check_celery(redis_check)]
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -13,22 +146,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: the database and (where configured) Redis answer."""
-    checks: dict[str, str] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"error: {type(exc).__name__}"
-    if settings.REDIS_URL:
-        import redis
-
-        try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
-            checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"error: {type(exc).__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ready" if ready else "unready", "checks": checks},
-                        status=200 if ready else 503)
+    """Ready for traffic: 200 when every check passes (or is skipped), else 503."""
+    checks = readiness()
+    failing = [check.name for check in checks if check.status == ERROR]
+    response = JsonResponse(
+        {
+            "status": "unready" if failing else "ready",
+            "failing": failing,
+            "checks": {c.name: {"status": c.status, "detail": c.detail} for c in checks},
+        },
+        status=503 if failing else 200,
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -135,6 +135,8 @@ PUBLIC_SCHEMA_URLCONF = "deploy.urls_public"
 ROOT_URLCONF = "deploy.urls_tenant"
 
 MIDDLEWARE = [
+    # First, so it times everything, and reads the council routing put on the request.
+    "deploy.metrics.RequestMetricsMiddleware",
     "tenants.middleware.CouncilRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -182,6 +184,10 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
 }
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+# A database that does not answer fails in seconds (and /readyz with it), not a TCP timeout.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", envint("DB_CONNECT_TIMEOUT", 5)
+)
 if envstr("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -401,4 +407,19 @@ CELERY_BEAT_SCHEDULE["federation-outbox-sweep"] = {
     "task": "tenants.tasks.for_each_council",
     "schedule": 60.0,
     "args": ["federation.tasks.outbox_sweep"],
+}
+
+# --- Health and metrics (deploy/health.py, deploy/metrics.py) ---
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token it is 404.
+METRICS_TOKEN = envstr("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 random characters")
+# Beat has a worker write a heartbeat this often; /readyz is unready once it is older than
+# READYZ_HEARTBEAT_MAX_AGE. Councils found up to date are not re-checked for a few seconds.
+CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
+READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
+READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
+CELERY_BEAT_SCHEDULE["celery-heartbeat"] = {
+    "task": "tenants.tasks.celery_heartbeat",
+    "schedule": float(CELERY_HEARTBEAT_SECONDS),
 }

@@ -2,11 +2,12 @@
 
 from django.urls import include, path
 
-from deploy import health
+from deploy import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("metrics", metrics.metrics),
     path("", include("accounts.urls")),
     path("", include("tenants.urls")),
     path("", include("federation.urls_operator")),

@@ -1,6 +1,11 @@
-"""Platform-level tasks: fan a per-council task out to every active council."""
+"""Platform-level tasks: fan a per-council task out to every active council; prove that
+beat and a worker are alive."""
 
+import time
+
+import redis
 from celery import current_app, shared_task
+from django.conf import settings
 from django_tenants.utils import schema_context
 
 from tenants.models import Council
@@ -18,3 +23,18 @@ def for_each_council(task_name: str) -> int:
             task.delay()
         count += 1
     return count
+
+
+# Where the Celery heartbeat is kept in Redis: /readyz reads it back.
+HEARTBEAT_KEY = "patchwork:celery:heartbeat"
+
+
+@shared_task(ignore_result=True)
+def celery_heartbeat() -> float:
+    """Write the time now to Redis. Beat schedules this every CELERY_HEARTBEAT_SECONDS and
+    a worker runs it, so a fresh value proves both are alive; /readyz checks its age."""
+    now = time.time()
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        client.set(HEARTBEAT_KEY, repr(now))
+    return now
