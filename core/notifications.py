@@ -1,0 +1,213 @@
+"""Change notifications: in the app always; by email straight away or in a daily digest,
+as each practitioner chooses per kind of change.
+
+`core.services` creates `Notification` rows itself (team joined or left, lead changed,
+record opened, contact requests); the services of this module add task, meeting, message
+and reminder notifications. Email goes out from the rows, not from the code that made them:
+a sweep (`notifications_email_immediate`, every minute from Celery beat and straight after
+our own changes) emails the "straight away" ones, and `notifications_digest_send` sends
+each person one digest a day. `NotificationEmail` remembers what has gone, so nothing is
+emailed twice."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+
+from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from accounts.models import User
+from core.email import email_enqueue
+from core.models import Notification, NotificationEmail, NotificationPreference, Person
+
+Delivery = NotificationPreference.Delivery
+
+# Every kind a practitioner can choose for, in the words of the preferences page, and
+# what they get until they choose.
+KINDS: dict[str, tuple[str, str]] = {
+    "team_joined": ("Someone joins the team", Delivery.DIGEST),
+    "team_left": ("Someone leaves the team", Delivery.DIGEST),
+    "lead_changed": ("The lead professional changes", Delivery.IMMEDIATE),
+    "task_assigned": ("A task is assigned to you", Delivery.IMMEDIATE),
+    "meeting_set": ("A meeting is set, changed or cancelled", Delivery.DIGEST),
+    "record_opened": ("Someone outside the team opens the record", Delivery.IMMEDIATE),
+    "involvement_unconfirmed": (
+        "A colleague has not confirmed they are still involved",
+        Delivery.DIGEST,
+    ),
+    "contact_requested": ("Someone asks your service to get in touch", Delivery.IMMEDIATE),
+    "contact_answered": ("A service answers your request to get in touch", Delivery.IMMEDIATE),
+}
+# Team messages are always emailed as themselves; their in-app copy is never emailed again.
+ALWAYS_EMAILED = {"team_message"}
+SWEEP_WINDOW = timedelta(days=2)
+
+
+def default_delivery(kind: str) -> str:
+    return KINDS.get(kind, ("", Delivery.DIGEST))[1]
+
+
+def notification_send(
+    *, recipients: list[User], person: Person | None, kind: str, text: str
+) -> list[Notification]:
+    """Tell each recipient (in the app; by email as they chose). Call inside the change's
+    own transaction: the emails go once it commits."""
+    rows = Notification.objects.bulk_create(
+        Notification(recipient=user, person=person, kind=kind, text=text[:300])
+        for user in dict.fromkeys(recipients)
+    )
+    if rows:
+        from core.tasks import notifications_email_immediate
+
+        transaction.on_commit(lambda: notifications_email_immediate.delay())
+    return rows
+
+
+def preferences_for(user: User) -> list[tuple[str, str, str]]:
+    """(kind, label, chosen delivery) for every kind, in the page's order."""
+    chosen = dict(
+        NotificationPreference.objects.filter(user=user).values_list("kind", "delivery")
+    )
+    return [(kind, label, chosen.get(kind, default)) for kind, (label, default) in KINDS.items()]
+
+
+@transaction.atomic
+def notification_preferences_set(*, user: User, choices: dict[str, str]) -> None:
+    """Save the user's choice for each kind; unknown kinds or deliveries are refused."""
+    from django.core.exceptions import ValidationError
+
+    for kind, delivery in choices.items():
+        if kind not in KINDS or delivery not in Delivery.values:
+            raise ValidationError("Choose how you want to hear of each kind of change")
+    for kind, delivery in choices.items():
+        NotificationPreference.objects.update_or_create(
+            user=user, kind=kind, defaults={"delivery": delivery}
+        )
+
+
+def _unemailed() -> QuerySet[Notification]:
+    preference = NotificationPreference.objects.filter(
+        user_id=OuterRef("recipient_id"), kind=OuterRef("kind")
+    ).values("delivery")[:1]
+    return (
+        Notification.objects.filter(email__isnull=True, read_at__isnull=True)
+        .exclude(kind__in=ALWAYS_EMAILED)
+        .annotate(chosen=Subquery(preference))
+        .select_related("recipient", "person")
+    )
+
+
+def _effective(notification: Notification) -> str:
+    return notification.chosen or default_delivery(notification.kind)  # type: ignore[attr-defined]
+
+
+def council_link(path: str) -> str:
+    """An absolute link to `path` on the current council's host (for emails)."""
+    from django.db import connection
+
+    from tenants.models import Council
+    from tenants.selectors import council_url
+
+    council = Council.objects.filter(schema_name=connection.schema_name).first()
+    if council is None or council.is_platform:
+        return path
+    return council_url(council, path)
+
+
+def notifications_email_immediate() -> int:
+    """Email every recent "straight away" notification not yet emailed. Returns how many."""
+    since = timezone.now() - SWEEP_WINDOW
+    count = 0
+    for notification in _unemailed().filter(created_at__gte=since).order_by("pk"):
+        if _effective(notification) != Delivery.IMMEDIATE:
+            continue
+        with transaction.atomic():
+            # The row lock makes two concurrent sweeps email each notification once.
+            locked = (
+                Notification.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk=notification.pk, email__isnull=True)
+                .first()
+            )
+            if locked is None:
+                continue
+            outbox = email_enqueue(
+                key=f"notification:{notification.pk}",
+                kind="notification",
+                to_email=email_for(notification.recipient),
+                subject=_subject(notification),
+                body=f"{notification.text}\n\nSee it in Patchwork: {council_link('/notifications/')}\n"
+                f"\nChoose which changes you hear about by email: "
+                f"{council_link('/notifications/preferences/')}\n",
+            )
+            NotificationEmail.objects.create(
+                notification=notification, delivery=Delivery.IMMEDIATE, outbox=outbox
+            )
+        count += 1
+    return count
+
+
+def _subject(notification: Notification) -> str:
+    label = KINDS.get(notification.kind, ("A change on Patchwork", ""))[0]
+    person = f" – {notification.person}" if notification.person else ""
+    return f"Patchwork: {label}{person}"[:200]
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(day, time.min), tz)
+    return start, start + timedelta(days=1)
+
+
+@transaction.atomic
+def notifications_digest_send(*, day: date | None = None) -> int:
+    """One email per person collecting the day's digest notifications (yesterday by
+    default, for the morning run). Returns how many digests it queued."""
+    day = day or timezone.localdate() - timedelta(days=1)
+    start, end = _day_bounds(day)
+    pending = (
+        _unemailed()
+        .filter(created_at__gte=start, created_at__lt=end)
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("created_at")
+    )
+    by_user: dict[int, list[Notification]] = defaultdict(list)
+    for notification in pending:
+        if _effective(notification) == Delivery.DIGEST:
+            by_user[notification.recipient_id].append(notification)
+    for notifications in by_user.values():
+        recipient = notifications[0].recipient
+        lines = [f"- {n.created_at.astimezone():%H:%M} {n.text}" for n in notifications]
+        outbox = email_enqueue(
+            key=f"digest:{recipient.pk}:{day.isoformat()}",
+            kind="digest",
+            to_email=email_for(recipient),
+            subject=f"Patchwork: {len(notifications)} changes on {day:%-d %B %Y}",
+            body=f"Changes on people you work with, {day:%-d %B %Y}:\n\n"
+            + "\n".join(lines)
+            + f"\n\nSee them in Patchwork: {council_link('/notifications/')}\n",
+        )
+        NotificationEmail.objects.bulk_create(
+            NotificationEmail(notification=n, delivery=Delivery.DIGEST, outbox=outbox)
+            for n in notifications
+        )
+    return len(by_user)
+
+
+def notifications_list(user: User) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user).select_related("person")
+
+
+@transaction.atomic
+def notifications_mark_read(*, user: User) -> int:
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+def email_for(user: User) -> str:
+    """The address a colleague's mail goes to: their secure email if they gave one."""
+    practitioner = getattr(user, "practitioner", None)
+    return (practitioner.secure_email if practitioner else "") or user.email
+
