@@ -40,7 +40,8 @@ def _token_lifetime() -> timedelta:
 
 
 def _signer() -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=f"{TOKEN_SALT}:{connection.schema_name}")
+    schema_name = connection.schema_name  # type: ignore[attr-defined]
+    return signing.TimestampSigner(salt=f"{TOKEN_SALT}:{schema_name}")
 
 
 @dataclass(frozen=True)

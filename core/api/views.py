@@ -70,7 +70,8 @@ class ReasonRequired(APIException):
             else ""
         )
         super().__init__()
-        self.detail = {  # type: ignore[assignment]
+        # Set directly: APIException would turn break_glass into the string "False".
+        self.detail = {
             "detail": "You are not on this person's team. State why you need to see the record "
             f"at POST {reverse('api:person-openings', args=[person_id])} with a reason and a "
             "note; the lead professional will be told who looked and why." + warning,
