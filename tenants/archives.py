@@ -286,22 +286,27 @@ class ArchiveWriter:
         columns = table_columns(schema_name, table)
         self._frame(TABLE, json.dumps({"name": table, "columns": columns}).encode())
         digest = hashlib.sha256()
-        rows = 0
-        block = bytearray()
+        rows = size = 0
+        block: list[bytes] = []
+        block_size = 0
         sql = f"COPY {quoted(schema_name, table)} ({column_list(columns)}) TO STDOUT"
         with _raw_connection().cursor() as cursor, cursor.copy(sql) as copy:
+            # PostgreSQL sends one message per row; they are gathered into blocks.
             for data in copy:
                 data = bytes(data)
                 digest.update(data)
                 # COPY text escapes newlines inside values: each raw newline ends one row.
                 rows += data.count(b"\n")
-                block += data
-                if len(block) >= DATA_BLOCK:
-                    self._frame(DATA, bytes(block))
-                    block.clear()
+                block.append(data)
+                block_size += len(data)
+                if block_size >= DATA_BLOCK:
+                    self._frame(DATA, b"".join(block))
+                    size += block_size
+                    block, block_size = [], 0
         if block:
-            self._frame(DATA, bytes(block))
-        facts = {"rows": rows, "sha256": digest.hexdigest(), "columns": columns}
+            self._frame(DATA, b"".join(block))
+            size += block_size
+        facts = {"rows": rows, "sha256": digest.hexdigest(), "bytes": size, "columns": columns}
         self._frame(TABLE_END, json.dumps({"rows": rows, "sha256": facts["sha256"]}).encode())
         return facts
 
