@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy .
+	PATCHWORK_ENV=test $(BIN)/mypy .
 
 pytest: install
 	PATCHWORK_ENV=test $(BIN)/pytest $(PYTEST_ARGS)

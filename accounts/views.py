@@ -58,7 +58,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 
 
 def sign_in_code(request: HttpRequest) -> HttpResponse:
-    user = User.objects.filter(pk=request.session.get(PENDING_USER), is_active=True).first()
+    pending = request.session.get(PENDING_USER)
+    user = User.objects.filter(pk=pending, is_active=True).first() if pending else None
     if user is None:
         return redirect("accounts:sign_in")
     form = CodeForm(request.POST or None)

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.models import AuditEvent
+from tenants.db import current_schema
 
 GENESIS = "0" * 64
 
@@ -25,7 +26,7 @@ GENESIS = "0" * 64
 def _lock_key() -> int:
     # Advisory locks are database-wide: key the lock by schema so councils never wait on
     # each other. crc32 fits the signed 64-bit key space.
-    return zlib.crc32(f"patchwork-audit:{connection.schema_name}".encode())
+    return zlib.crc32(f"patchwork-audit:{current_schema()}".encode())
 
 
 def event_hash(
@@ -63,16 +64,29 @@ def audit_record(
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
         previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        fields = {
-            "at": timezone.now(),
-            "actor_id": getattr(actor, "pk", None),
-            "actor_email": getattr(actor, "email", "") or "",
-            "action": action,
-            "person_id": person_id,
-            "detail": detail,
-            "previous_hash": previous or GENESIS,
-        }
-        return AuditEvent.objects.create(**fields, hash=event_hash(**fields))
+        at = timezone.now()
+        actor_id = getattr(actor, "pk", None)
+        actor_email = getattr(actor, "email", "") or ""
+        previous_hash = previous or GENESIS
+        digest = event_hash(
+            at=at,
+            actor_id=actor_id,
+            actor_email=actor_email,
+            action=action,
+            person_id=person_id,
+            detail=detail,
+            previous_hash=previous_hash,
+        )
+        return AuditEvent.objects.create(
+            at=at,
+            actor_id=actor_id,
+            actor_email=actor_email,
+            action=action,
+            person_id=person_id,
+            detail=detail,
+            previous_hash=previous_hash,
+            hash=digest,
+        )
 
 
 @dataclass(frozen=True)

@@ -168,13 +168,13 @@ class PersonName(models.Model):
     given_key = models.CharField(max_length=100, editable=False)
     family_key = models.CharField(max_length=100, editable=False, db_index=True)
 
+    def __str__(self) -> str:
+        return f"{self.given_name} {self.family_name} ({self.get_kind_display()})"
+
     def save(self, *args: object, **kwargs: object) -> None:
         self.given_key = name_key(self.given_name)
         self.family_key = name_key(self.family_name)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        return f"{self.given_name} {self.family_name} ({self.get_kind_display()})"
 
 
 class FamilyRelationship(models.Model):
@@ -292,6 +292,9 @@ class RecordOpening(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "person", "opened_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.user} opened {self.person}: {self.get_reason_display()}"
+
 
 class ContactRequest(models.Model):
     """A request, brokered by a sensitive service, to be put in touch about a person."""
@@ -315,6 +318,9 @@ class ContactRequest(models.Model):
     response = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"Contact request about {self.person} ({self.get_status_display()})"
+
 
 class Notification(models.Model):
     """Something a user should know, shown in the app (and emailed where they chose)."""
@@ -331,6 +337,9 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["recipient", "read_at"])]
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class AuditEvent(models.Model):
@@ -375,7 +384,8 @@ class CouncilPolicy(models.Model):
         default=14, help_text="An unconfirmed involvement is flagged to the team after this."
     )
     duty_team_contact = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="How another council reaches this council's children's services duty team.",
     )
 
@@ -575,9 +585,7 @@ class InvolvementReminder(models.Model):
         STILL_INVOLVED = "still", "Still involved"
         NO_LONGER = "ended", "No longer involved"
 
-    involvement = models.ForeignKey(
-        Involvement, on_delete=models.CASCADE, related_name="reminders"
-    )
+    involvement = models.ForeignKey(Involvement, on_delete=models.CASCADE, related_name="reminders")
     sent_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)

@@ -126,7 +126,10 @@ def _names_match(query_key: str, candidate_key: str) -> bool:
         return True
     if query_key == candidate_key:
         return True
-    if len(query_key) >= 4 and jellyfish.damerau_levenshtein_distance(query_key, candidate_key) <= 1:
+    if (
+        len(query_key) >= 4
+        and jellyfish.damerau_levenshtein_distance(query_key, candidate_key) <= 1
+    ):
         return True
     return len(query_key) >= 3 and jellyfish.metaphone(query_key) == jellyfish.metaphone(
         candidate_key
@@ -141,7 +144,9 @@ def _team_person_ids(user: User, person_ids: list[int]) -> set[int]:
     )
 
 
-def person_search(*, user: User, query: SearchQuery, break_glass: bool = False) -> list[SearchResult]:
+def person_search(
+    *, user: User, query: SearchQuery, break_glass: bool = False
+) -> list[SearchResult]:
     """Find the people matching an identifying query. Refused (SearchRefused) when too broad.
     The search is audited whatever it finds, including the ids it returned."""
     practitioner = practitioner_of(user)
@@ -174,13 +179,15 @@ def person_search(*, user: User, query: SearchQuery, break_glass: bool = False) 
         detail={
             "mode": mode,
             "terms": {
-                k: v for k, v in {
+                k: v
+                for k, v in {
                     "nhs_number": nhs_number_clean(query.nhs_number),
                     "family_name": query.family_name,
                     "given_name": query.given_name,
                     "date_of_birth": query.date_of_birth.isoformat() if query.date_of_birth else "",
                     "postcode": postcode_key(query.postcode),
-                }.items() if v
+                }.items()
+                if v
             },
             "result_ids": [p.pk for p in visible],
         },
@@ -323,11 +330,24 @@ def _member(involvement: Involvement, viewer: Practitioner) -> TeamMember:
     practitioner = involvement.practitioner
     if involvement.sensitive and involvement.organisation_id != viewer.organisation_id:
         return TeamMember(
-            involvement_id=None, practitioner_name="", job_title="", role="",
-            organisation="", agency_type="", agency_label="", phone="", email="",
-            start_date=None, end_date=involvement.end_date, end_reason="",
-            last_contact_date=None, last_confirmed_at=None, lead_professional=False,
-            child_protection=False, is_me=False, masked=True,
+            involvement_id=None,
+            practitioner_name="",
+            job_title="",
+            role="",
+            organisation="",
+            agency_type="",
+            agency_label="",
+            phone="",
+            email="",
+            start_date=None,
+            end_date=involvement.end_date,
+            end_reason="",
+            last_contact_date=None,
+            last_confirmed_at=None,
+            lead_professional=False,
+            child_protection=False,
+            is_me=False,
+            masked=True,
             masked_organisation_id=involvement.organisation_id,
         )
     return TeamMember(
@@ -376,42 +396,47 @@ def person_network(*, user: User, person_id: int, audit: bool = True) -> Network
     assert viewer is not None
     person = access.person
     involvements = list(
-        Involvement.objects.filter(person=person).select_related(*INVOLVEMENT_RELATED)
+        Involvement.objects.filter(person=person)
+        .select_related(*INVOLVEMENT_RELATED)
         .order_by("-lead_professional", "organisation__agency_type", "start_date")
     )
     current = _members([i for i in involvements if i.end_date is None], viewer)
     history = [
-        m for m in _members([i for i in involvements if i.end_date is not None], viewer)
+        m
+        for m in _members([i for i in involvements if i.end_date is not None], viewer)
         if not m.masked
     ]
     relationships = list(
-        FamilyRelationship.objects.filter(Q(person=person) | Q(relative=person), end_date__isnull=True)
-        .select_related("person", "relative")
+        FamilyRelationship.objects.filter(
+            Q(person=person) | Q(relative=person), end_date__isnull=True
+        ).select_related("person", "relative")
     )
     relatives = {
         (r.relative if r.person_id == person.pk else r.person).pk: r for r in relationships
     }
     viewer_teams = _team_person_ids(user, list(relatives))
     family_people = [
-        p for p in Person.objects.filter(pk__in=relatives, archived_at__isnull=True)
-        .prefetch_related(
+        p
+        for p in Person.objects.filter(pk__in=relatives, archived_at__isnull=True).prefetch_related(
             Prefetch(
                 "involvements",
-                queryset=Involvement.objects.filter(end_date__isnull=True)
-                .select_related(*INVOLVEMENT_RELATED),
+                queryset=Involvement.objects.filter(end_date__isnull=True).select_related(
+                    *INVOLVEMENT_RELATED
+                ),
                 to_attr="current_involvements",
             )
         )
         # A shielded relative is left out entirely unless the viewer is on their team.
         if not p.shielded or p.pk in viewer_teams
     ]
-    family = [
-        (relatives[p.pk], p, _members(p.current_involvements, viewer))  # type: ignore[attr-defined]
-        for p in family_people
+    family: list[tuple[FamilyRelationship, Person, list[TeamMember]]] = [
+        (relatives[p.pk], p, _members(p.current_involvements, viewer)) for p in family_people
     ]
     if audit:
         audit_record(
-            actor=user, action="person_viewed", person_id=person.pk,
+            actor=user,
+            action="person_viewed",
+            person_id=person.pk,
             detail={"access": access.access.value, "break_glass": access.break_glass},
         )
     return Network(person=person, current=current, history=history, family=family)
@@ -519,7 +544,9 @@ def sensitive_service_for_contact(user: User, person_id: int, organisation_id: i
     see: only one currently involved through a sensitive involvement; 404 otherwise."""
     access = person_viewable(user, person_id)
     involved = Involvement.objects.filter(
-        person=access.person, organisation_id=organisation_id, end_date__isnull=True,
+        person=access.person,
+        organisation_id=organisation_id,
+        end_date__isnull=True,
         sensitive=True,
     ).exists()
     if not involved:
@@ -577,8 +604,9 @@ def person_viewings(*, user: User, person_id: int, limit: int = 50) -> list[View
     events = list(person_viewers(user=user, person_id=person_id)[:limit])
     practitioners = {
         p.user_id: p
-        for p in Practitioner.objects.filter(user_id__in={e.actor_id for e in events})
-        .select_related("user", "organisation")
+        for p in Practitioner.objects.filter(
+            user_id__in={e.actor_id for e in events}
+        ).select_related("user", "organisation")
     }
     reasons = dict(RecordOpening.Reason.choices)
     viewings = []

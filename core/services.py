@@ -116,7 +116,9 @@ def person_create(
         raise ValidationError({"date_of_birth": "The date of birth must be in the past"})
     person.save()
     PersonName.objects.create(
-        person=person, kind=PersonName.Kind.CURRENT, given_name=person.given_name,
+        person=person,
+        kind=PersonName.Kind.CURRENT,
+        given_name=person.given_name,
         family_name=person.family_name,
     )
     for given, family in previous_names or []:
@@ -139,7 +141,9 @@ def relationship_add(
         person=person, relative=relative, kind=kind, start_date=start
     )
     audit_record(
-        actor=actor, action="relationship_added", person_id=person.pk,
+        actor=actor,
+        action="relationship_added",
+        person_id=person.pk,
         detail={"relative_id": relative.pk, "kind": kind},
     )
     return relationship
@@ -155,8 +159,9 @@ def _notify(recipients: list[User], *, person: Person | None, kind: str, text: s
 def _team_users(person: Person, *, exclude: User | None = None) -> list[User]:
     users = [
         inv.practitioner.user
-        for inv in Involvement.objects.filter(person=person, end_date__isnull=True)
-        .select_related("practitioner__user")
+        for inv in Involvement.objects.filter(person=person, end_date__isnull=True).select_related(
+            "practitioner__user"
+        )
     ]
     return [u for u in dict.fromkeys(users) if exclude is None or u.pk != exclude.pk]
 
@@ -210,8 +215,10 @@ def involvement_add(
         sensitive = practitioner.organisation.sensitive_service
     if role.child_protection and sensitive:
         raise ValidationError(
-            {"sensitive": "A child-protection role cannot be marked sensitive: it must always "
-             "be visible to anyone who can see the child"}
+            {
+                "sensitive": "A child-protection role cannot be marked sensitive: it must always "
+                "be visible to anyone who can see the child"
+            }
         )
     if practitioner.organisation.sensitive_service and not sensitive:
         sensitive = True  # a sensitive service's involvement is always sensitive
@@ -238,7 +245,9 @@ def involvement_add(
         last_confirmed_at=timezone.now(),
     )
     audit_record(
-        actor=actor, action="involvement_added", person_id=person.pk,
+        actor=actor,
+        action="involvement_added",
+        person_id=person.pk,
         detail={"involvement_id": involvement.pk, "role": role.name, "sensitive": sensitive},
     )
     if not sensitive:
@@ -254,11 +263,15 @@ def involvement_add(
 def _lead_check_free(person: Person, *, except_id: int | None = None) -> None:
     current = Involvement.objects.filter(
         person=person, end_date__isnull=True, lead_professional=True
-    ).exclude(pk=except_id)
+    )
+    if except_id is not None:
+        current = current.exclude(pk=except_id)
     if current.exists():
         raise ValidationError(
-            {"lead_professional": f"{current.first().practitioner.user} is already the lead "  # type: ignore[union-attr]
-             "professional: they must hand over first"}
+            {
+                "lead_professional": f"{current.first().practitioner.user} is already the lead "  # type: ignore[union-attr]
+                "professional: they must hand over first"
+            }
         )
 
 
@@ -272,7 +285,9 @@ def involvement_confirm(*, actor: User, involvement: Involvement) -> Involvement
     involvement.last_confirmed_at = timezone.now()
     involvement.save(update_fields=["last_confirmed_at"])
     audit_record(
-        actor=actor, action="involvement_confirmed", person_id=involvement.person_id,
+        actor=actor,
+        action="involvement_confirmed",
+        person_id=involvement.person_id,
         detail={"involvement_id": involvement.pk},
     )
     return involvement
@@ -307,7 +322,9 @@ def involvement_update(
         changed["lead_professional"] = lead_professional
     involvement.save()
     audit_record(
-        actor=actor, action="involvement_updated", person_id=involvement.person_id,
+        actor=actor,
+        action="involvement_updated",
+        person_id=involvement.person_id,
         detail={"involvement_id": involvement.pk, **changed},
     )
     if "lead_professional" in changed and not involvement.sensitive:
@@ -341,7 +358,9 @@ def involvement_end(
     involvement.lead_professional = False
     involvement.save(update_fields=["end_date", "end_reason", "lead_professional"])
     audit_record(
-        actor=actor, action="involvement_ended", person_id=involvement.person_id,
+        actor=actor,
+        action="involvement_ended",
+        person_id=involvement.person_id,
         detail={"involvement_id": involvement.pk, "reason": reason},
     )
     if not involvement.sensitive:
@@ -382,7 +401,8 @@ def record_open(
         person=person,
         kind="record_opened",
         text=f"{user} ({organisation or 'no organisation'}) opened the record of {person}: "
-        f"{opening.get_reason_display()}" + (" (break-glass, will be reviewed)" if break_glass else ""),
+        f"{opening.get_reason_display()}"
+        + (" (break-glass, will be reviewed)" if break_glass else ""),
     )
     return opening
 
@@ -403,7 +423,9 @@ def contact_request_send(
         person=person, organisation=organisation, requested_by=user, message=message.strip()
     )
     audit_record(
-        actor=user, action="contact_requested", person_id=person.pk,
+        actor=user,
+        action="contact_requested",
+        person_id=person.pk,
         detail={"contact_request_id": request.pk},
     )
     service_staff = [
@@ -413,7 +435,9 @@ def contact_request_send(
         ).select_related("practitioner__user")
     ]
     _notify(
-        service_staff, person=person, kind="contact_requested",
+        service_staff,
+        person=person,
+        kind="contact_requested",
         text=f"{user} asks to be put in touch about {person}",
     )
     return request
@@ -434,7 +458,9 @@ def contact_request_decide(
     request.response = response.strip()
     request.save()
     audit_record(
-        actor=user, action="contact_request_decided", person_id=request.person_id,
+        actor=user,
+        action="contact_request_decided",
+        person_id=request.person_id,
         detail={"contact_request_id": request.pk, "accepted": accept},
     )
     text = (
@@ -461,7 +487,8 @@ def role_create(
             role = InvolvementRole.objects.create(name=name, child_protection=child_protection)
             if actor is not None:
                 audit_record(
-                    actor=actor, action="role_created",
+                    actor=actor,
+                    action="role_created",
                     detail={"role_id": role.pk, "name": name, "child_protection": child_protection},
                 )
             return role
@@ -478,7 +505,14 @@ def notifications_read(*, user: User) -> int:
 
 
 AUDIT_EXPORT_COLUMNS = [
-    "id", "at", "actor_id", "actor_email", "action", "person_id", "detail", "previous_hash",
+    "id",
+    "at",
+    "actor_id",
+    "actor_email",
+    "action",
+    "person_id",
+    "detail",
+    "previous_hash",
     "hash",
 ]
 

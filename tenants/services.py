@@ -16,12 +16,12 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
 
 from accounts.models import User
 from accounts.services import user_invite
 from tenants import archives, keys
+from tenants.cloning import schema_clone
 from tenants.models import GSS_CODE, Council, CouncilSigningKey, Domain
 from tenants.selectors import council_host, council_url, migration_state, template_is_current
 
@@ -68,7 +68,10 @@ def _clean_council_fields(*, name: str, code: str, slug: str) -> tuple[str, str,
         )
     else:
         host = f"{slug}.{settings.PLATFORM_DOMAIN}"
-        if Council.objects.filter(slug=slug).exists() or Domain.objects.filter(domain=host).exists():
+        if (
+            Council.objects.filter(slug=slug).exists()
+            or Domain.objects.filter(domain=host).exists()
+        ):
             errors["slug"] = f"The web address {host} is already in use"
     if errors:
         raise ValidationError(errors)
@@ -100,18 +103,14 @@ def council_onboard(
 
     Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
     raises ValidationError and leaves nothing behind."""
-    name, code, slug = _clean_council_fields(
-        name=name, code=code, slug=slug or slugify(name)
-    )
+    name, code, slug = _clean_council_fields(name=name, code=code, slug=slug or slugify(name))
     if not template_is_current():
         template_refresh()
     with transaction.atomic():
-        council = Council(
-            name=name, code=code, slug=slug, schema_name=f"council_{code.lower()}"
-        )
+        council = Council(name=name, code=code, slug=slug, schema_name=f"council_{code.lower()}")
         council.full_clean()
         council.save()
-        CloneSchema().clone_schema(get_tenant_base_schema(), council.schema_name, "DATA")
+        schema_clone(get_tenant_base_schema(), council.schema_name)
         Domain.objects.create(
             domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
         )
@@ -165,9 +164,7 @@ def council_offboard(*, council: Council, confirm_code: str, directory: Path | N
     """Export the council's data, check the archive opens and matches, then drop its schema
     and platform records. Returns the archive's path; nothing is dropped if the export fails."""
     if confirm_code.strip().upper() != council.code:
-        raise ValidationError(
-            f"To offboard {council.name}, confirm with its code {council.code}"
-        )
+        raise ValidationError(f"To offboard {council.name}, confirm with its code {council.code}")
     archive = council_export(council=council, directory=directory)
     archives.archive_manifest(archive)
     with transaction.atomic():

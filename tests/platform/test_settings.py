@@ -16,7 +16,7 @@ GOOD = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
     "PLATFORM_DOMAIN": "patchwork.example",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "METRICS_TOKEN": "x",
+    "METRICS_TOKEN": "m" * 40,
 }
 
 
@@ -43,7 +43,11 @@ def test_production_check_deploy_is_clean() -> None:
     ("variable", "value", "complaint"),
     [
         ("SECRET_KEY", "", "SECRET_KEY must be set"),
-        ("SECRET_KEY", "insecure-development-key-never-use-in-production", "SECRET_KEY must be set"),
+        (
+            "SECRET_KEY",
+            "insecure-development-key-never-use-in-production",
+            "SECRET_KEY must be set",
+        ),
         ("SECRET_KEY", "short", "SECRET_KEY must be set"),
         ("KEY_ENCRYPTION_KEY", "", "KEY_ENCRYPTION_KEY must be set"),
         ("KEY_ENCRYPTION_KEY", "bm90LTMyLWJ5dGVz", "exactly 32 bytes"),
