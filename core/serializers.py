@@ -10,12 +10,13 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from core.models import Involvement, InvolvementRole, Practitioner, RecordOpening
-from core.selectors import SearchQuery, TeamMember, relationship_label
+from core.models import Involvement, InvolvementRole, RecordOpening
+from core.selectors import SearchQuery, TeamMember, relationship_label, roles_active
 
 MASKED_MESSAGE = "A sensitive service is involved – request contact"
 DATE_INVALID = "Enter the date as year-month-day, like 2025-03-14"
 TRUE_OR_FALSE = "Answer true or false"
+STAFF_ONLY = "Choose yourself or one of your own staff"
 
 
 def _date(label: str, **kwargs: Any) -> serializers.DateField:
@@ -289,10 +290,6 @@ class InvolvementOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-# Roles are the council's shared list, not anyone's record: no access rule applies.
-ROLES_IN_USE = InvolvementRole.objects.filter(active=True).order_by("name")
-
-
 class RoleOut(serializers.ModelSerializer):
     class Meta:
         model = InvolvementRole
@@ -304,7 +301,7 @@ class InvolvementInput(serializers.Serializer):
     """Record that you (or, for a manager, one of your staff) are involved."""
 
     role = serializers.PrimaryKeyRelatedField(
-        queryset=ROLES_IN_USE,
+        queryset=roles_active(),
         help_text="A role id from GET /api/v1/roles",
         error_messages={
             "required": "Choose the role you have with this person",
@@ -313,16 +310,13 @@ class InvolvementInput(serializers.Serializer):
             "incorrect_type": "Choose a role from the council's list",
         },
     )
-    practitioner = serializers.PrimaryKeyRelatedField(
-        queryset=Practitioner.objects.all(),
+    practitioner = serializers.IntegerField(
         required=False,
         allow_null=True,
         default=None,
-        help_text="Managers only, for one of their staff; leave out for yourself",
-        error_messages={
-            "does_not_exist": "Choose yourself or one of your own staff",
-            "incorrect_type": "Choose yourself or one of your own staff",
-        },
+        help_text="Managers only: the practitioner id of one of their staff; leave out for "
+        "yourself",
+        error_messages={"invalid": STAFF_ONLY},
     )
     start_date = _date("start date", required=False, allow_null=True, default=None)
     legal_basis = _choice(

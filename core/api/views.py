@@ -14,7 +14,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -23,7 +23,7 @@ from rest_framework.views import APIView, exception_handler
 from accounts.models import User
 from core import serializers as s
 from core.api.auth import VerifiedSessionAuthentication, api_token_issue
-from core.models import RecordOpening
+from core.models import Practitioner, RecordOpening
 from core.selectors import (
     OPENING_VALID,
     Access,
@@ -35,6 +35,8 @@ from core.selectors import (
     person_network,
     person_search,
     practitioner_of,
+    practitioners_actor_may_act_for,
+    roles_active,
 )
 from core.services import (
     involvement_add,
@@ -99,6 +101,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PermissionError):
         return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, ParseError):
+        return Response(
+            {"detail": 'Send the request body as JSON, like {"nhs_number": "9434765919"}'},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, Http404):
         # One body for "does not exist" and "you may not know it exists".
         return Response({"detail": "Not found"}, status=status.HTTP_404_NOT_FOUND)
@@ -124,6 +131,20 @@ def _viewable(user: User, person_id: int) -> tuple[PersonAccess, Network]:
     if not access.can_see_network:
         raise ReasonRequired(access)
     return access, person_network(user=user, person_id=person_id)
+
+
+def _practitioner_to_record(user: User, practitioner_id: int | None) -> Practitioner:
+    """The caller, or (for a manager) one of their staff; anyone else is a field error that
+    looks the same whether the id exists or not."""
+    candidates = practitioners_actor_may_act_for(user)
+    if not candidates:
+        raise PermissionDenied("Only practitioners can record an involvement")
+    if practitioner_id is None:
+        return candidates[0]
+    chosen = next((p for p in candidates if p.pk == practitioner_id), None)
+    if chosen is None:
+        raise DjangoValidationError({"practitioner": s.STAFF_ONLY})
+    return chosen
 
 
 class TokenCreate(CouncilAPIView):
@@ -269,9 +290,7 @@ class PersonInvolvements(CouncilAPIView):
         data = s.InvolvementInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        practitioner = fields["practitioner"] or practitioner_of(request.user)
-        if practitioner is None:
-            raise PermissionDenied("Only practitioners can record an involvement")
+        practitioner = _practitioner_to_record(request.user, fields["practitioner"])
         involvement = involvement_add(
             actor=request.user,
             person=access.person,
@@ -349,4 +368,4 @@ class Roles(CouncilAPIView):
     def get(self, request: Request) -> Response:
         if practitioner_of(request.user) is None:
             raise PermissionDenied("Only practitioners can record an involvement")
-        return Response(s.RoleOut(s.ROLES_IN_USE.all(), many=True).data)
+        return Response(s.RoleOut(roles_active(), many=True).data)

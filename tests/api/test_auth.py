@@ -131,3 +131,25 @@ def test_a_deactivated_user_s_token_stops_working(scenario, world, api) -> None:
     User.objects.filter(pk=scenario.school_nurse.pk).update(is_active=False)
     response = api(scenario.school_nurse, token=token).get(f"/api/v1/people/{scenario.ava.pk}")
     assert response.status_code == 401
+
+
+def test_a_session_write_needs_the_csrf_token(scenario, world) -> None:
+    """A page on another site cannot make the signed-in browser search on its behalf."""
+    signed_in = sign_in(world.brighton_social_worker)
+    strict = Client(HTTP_HOST=world.brighton_social_worker.host, enforce_csrf_checks=True)
+    strict.cookies = signed_in.cookies
+    response = strict.post(
+        "/api/v1/search", '{"nhs_number": "9434765919"}', content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+
+
+def test_a_body_that_is_not_json_is_refused_in_plain_words(scenario, world, api) -> None:
+    """400 saying to send JSON, rather than a parser's stack of jargon."""
+    client = api(scenario.teacher)
+    response = client.client.post(
+        "/api/v1/search", "nhs_number=9434765919", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Send the request body as JSON")

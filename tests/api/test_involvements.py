@@ -85,6 +85,7 @@ def test_an_outsider_must_state_a_reason_before_adding_themselves(scenario, api)
         ({"role": "CP", "sensitive": True}, "sensitive", "cannot be marked sensitive"),
         ({"role": "ROLE", "lead_professional": True}, "lead_professional", "already the lead"),
         ({"role": "ROLE", "practitioner": 999999}, "practitioner", "one of your own staff"),
+        ({"role": "ROLE", "practitioner": "me"}, "practitioner", "one of your own staff"),
         ({"role": "NURSE"}, "non_field_errors", "already involved as School nurse"),
     ],
 )
@@ -116,8 +117,8 @@ def test_a_practitioner_cannot_add_someone_else_s_involvement(scenario, api) -> 
         f"/api/v1/people/{scenario.ava.pk}/involvements",
         {"role": RoleFactory(name="Health visitor").pk, "practitioner": nurse.pk},
     )
-    assert response.status_code == 403
-    assert "your own involvement" in response.json()["detail"]
+    assert response.status_code == 400
+    assert response.json() == {"practitioner": ["Choose yourself or one of your own staff"]}
     assert snapshot(scenario.ava) == before
 
 
@@ -258,3 +259,50 @@ def test_the_roles_list_is_for_practitioners(scenario, world, api) -> None:
     names = [r["name"] for r in api(scenario.teacher).get("/api/v1/roles").json()]
     assert "School nurse" in names and "Child protection social worker" in names
     assert ApiClient(sign_in(world.brighton_admin)).get("/api/v1/roles").status_code == 403
+
+
+@pytest.fixture
+def school_manager(scenario) -> User:  # type: ignore[no-untyped-def]
+    from tests.factories import PractitionerFactory
+
+    return PractitionerFactory(
+        organisation=scenario.school, job_title="Head of year", user__role=User.Role.MANAGER
+    ).user
+
+
+def test_a_manager_records_and_confirms_for_their_staff(
+    scenario, api, audit, school_manager
+) -> None:
+    """A manager acts for their organisation's staff; the audit names the manager."""
+    client = api(school_manager)
+    client.post("/api/v1/search", {"nhs_number": "9434765919"})
+    client.post(
+        f"/api/v1/people/{scenario.ava.pk}/openings",
+        {"reason": "starting_work", "note": "Arranging support from a member of my staff."},
+    )
+    teacher = scenario.teacher.practitioner
+    log = audit()
+    added = client.post(
+        f"/api/v1/people/{scenario.ava.pk}/involvements",
+        {"role": RoleFactory(name="Form tutor").pk, "practitioner": teacher.pk},
+    )
+    assert added.status_code == 201, added.content
+    assert added.json()["practitioner_name"] == scenario.teacher.full_name
+    confirmed = client.post(f"/api/v1/involvements/{added.json()['id']}/confirm")
+    assert confirmed.status_code == 200
+    assert log.since() == [
+        ("involvement_added", school_manager.pk, scenario.ava.pk),
+        ("involvement_confirmed", school_manager.pk, scenario.ava.pk),
+    ]
+
+
+def test_a_manager_cannot_act_for_another_organisation_s_staff(
+    scenario, api, school_manager
+) -> None:
+    """The social worker's involvement is not the school's to change: 404."""
+    involvement = involvement_of(scenario.social_worker, scenario.ava)
+    client = api(school_manager)
+    before = snapshot(scenario.ava)
+    response = client.post(f"/api/v1/involvements/{involvement.pk}/confirm")
+    assert response.status_code == 404
+    assert snapshot(scenario.ava) == before
