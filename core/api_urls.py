@@ -38,4 +38,6 @@ urlpatterns = [
 
 fhir_urlpatterns = [
     path("CareTeam", fhir.CareTeamSearch.as_view(), name="careteam"),
+    path("metadata", fhir.Metadata.as_view(), name="metadata"),
+    path("<path:path>", fhir.not_supported, name="not-supported"),
 ]

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
@@ -109,6 +111,49 @@ def fhir_response(resource: Any, status_code: int = 200) -> HttpResponse:
         status=status_code,
         content_type=FHIR_JSON,
         headers={"Cache-Control": "no-store"},
+    )
+
+
+def capability_statement(base_url: str) -> CapabilityStatement:
+    """What this FHIR endpoint offers: searching CareTeam by subject, in FHIR JSON."""
+    return CapabilityStatement.model_validate(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": timezone.now().isoformat(),
+            "publisher": "Patchwork",
+            "kind": "instance",
+            "implementation": {
+                "description": "Patchwork: the team around a child, as FHIR CareTeam",
+                "url": base_url,
+            },
+            # CareTeam is the same in R4 and R4B; NHS England's systems speak R4.
+            "fhirVersion": "4.0.1",
+            "format": [FHIR_JSON],
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {
+                        "description": "Authorization: Bearer <token>, from POST "
+                        "/api/v1/tokens/; the same access rules and audit as Patchwork's pages"
+                    },
+                    "resource": [
+                        {
+                            "type": "CareTeam",
+                            "interaction": [{"code": "search-type"}],
+                            "searchParam": [
+                                {
+                                    "name": "subject",
+                                    "type": "reference",
+                                    "documentation": "Patient/<id>, <id>, or with :identifier "
+                                    f"{NHS_NUMBER_SYSTEM}|<NHS number>",
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
     )
 
 
@@ -225,3 +270,28 @@ class CareTeamSearch(APIView):
                 operation_outcome("forbidden", str(exc)), status.HTTP_403_FORBIDDEN
             )
         raise exc
+
+
+class Metadata(APIView):
+    """GET /fhir/metadata: public, as FHIR clients expect to read it before signing in."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    renderer_classes = [FHIRJSONRenderer]
+    content_negotiation_class = FHIROnly
+
+    @extend_schema(
+        operation_id="fhir_capabilities",
+        summary="FHIR CapabilityStatement",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="CapabilityStatement")},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return fhir_response(capability_statement(request.build_absolute_uri("/fhir/")))
+
+
+def not_supported(request: HttpRequest, path: str) -> HttpResponse:
+    """Any other FHIR path: an OperationOutcome rather than an HTML page."""
+    return fhir_response(
+        operation_outcome("not-supported", "Only GET /fhir/CareTeam?subject=… is offered here"),
+        status.HTTP_404_NOT_FOUND,
+    )

@@ -166,3 +166,22 @@ def test_an_administrator_gets_a_403_operation_outcome(scenario, world) -> None:
     """Administrators manage but do not read records."""
     client = ApiClient(sign_in(world.brighton_admin))
     assert outcome(client.get(f"/fhir/CareTeam?subject={scenario.ava.pk}"), 403) == "forbidden"
+
+
+def test_the_capability_statement_is_public_and_names_careteam_search(scenario, world) -> None:
+    """FHIR clients read /fhir/metadata before they authenticate."""
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    response = Client(HTTP_HOST=host_of(world.brighton)).get("/fhir/metadata")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/fhir+json"
+    statement = CapabilityStatement.model_validate_json(response.content)
+    (resource,) = statement.rest[0].resource
+    assert resource.type == "CareTeam"
+    assert [p.name for p in resource.searchParam] == ["subject"]
+
+
+def test_any_other_fhir_path_is_an_operation_outcome(scenario, world) -> None:
+    """Not an HTML page: FHIR clients get something they can parse."""
+    response = Client(HTTP_HOST=host_of(world.brighton)).get("/fhir/Patient/1")
+    assert outcome(response, 404) == "not-supported"
