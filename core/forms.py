@@ -74,7 +74,8 @@ def _radios(choices: Any, label: str, required_message: str) -> forms.ChoiceFiel
 
 class OrganisationForm(forms.Form):
     name = forms.CharField(
-        label="Organisation name", max_length=200,
+        label="Organisation name",
+        max_length=200,
         error_messages={"required": "Enter the organisation's name"},
     )
     agency_type = forms.ChoiceField(label="Kind of agency", choices=Organisation.AgencyType.choices)
@@ -91,25 +92,34 @@ class OrganisationForm(forms.Form):
 
 class SearchForm(forms.Form):
     nhs_number = forms.CharField(
-        label="NHS number", required=False, max_length=20,
+        label="NHS number",
+        required=False,
+        max_length=20,
         help_text="10 digits, like 943 476 5919",
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off",
-                                      "spellcheck": "false"}),
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+        ),
     )
     family_name = forms.CharField(
-        label="Surname", required=False, max_length=100,
+        label="Surname",
+        required=False,
+        max_length=100,
         help_text="Current or previous surname",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     given_name = forms.CharField(
-        label="First name", required=False, max_length=100,
+        label="First name",
+        required=False,
+        max_length=100,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     date_of_birth = GovukDateField(
         label="Date of birth", required=False, help_text="For example, 27 3 2015"
     )
     postcode = forms.CharField(
-        label="Postcode", required=False, max_length=10,
+        label="Postcode",
+        required=False,
+        max_length=10,
         widget=forms.TextInput(attrs={"autocomplete": "off", "class": "govuk-input--width-10"}),
     )
 
@@ -167,7 +177,8 @@ class InvolvementForm(forms.Form):
         },
     )
     start_date = GovukDateField(
-        label="Start date", required=False,
+        label="Start date",
+        required=False,
         help_text="When your involvement began. Leave blank for today. For example, 3 9 2025",
     )
     legal_basis = _radios(
@@ -176,11 +187,13 @@ class InvolvementForm(forms.Form):
         "Choose the legal basis for recording this involvement",
     )
     lead_professional = forms.BooleanField(
-        label="I am the lead professional", required=False,
+        label="I am the lead professional",
+        required=False,
         help_text="There can be only one lead professional for a person at a time.",
     )
     sensitive = forms.BooleanField(
-        label="This involvement is sensitive", required=False,
+        label="This involvement is sensitive",
+        required=False,
         help_text="Others will see only that a sensitive service is involved, and must ask "
         "to be put in touch. Child-protection roles can never be sensitive.",
     )
@@ -213,7 +226,8 @@ class InvolvementForm(forms.Form):
 
 class InvolvementUpdateForm(forms.Form):
     last_contact_date = GovukDateField(
-        label="Date of last contact", required=False,
+        label="Date of last contact",
+        required=False,
         help_text="When you last saw or spoke to the person or their family. "
         "For example, 14 11 2025",
     )
@@ -226,9 +240,7 @@ class InvolvementEndForm(forms.Form):
         "Why is this involvement ending?",
         "Choose why the involvement is ending",
     )
-    end_date = GovukDateField(
-        label="End date", required=False, help_text="Leave blank for today."
-    )
+    end_date = GovukDateField(label="End date", required=False, help_text="Leave blank for today.")
 
 
 class ProfileForm(forms.Form):
@@ -242,16 +254,20 @@ class ProfileForm(forms.Form):
         },
     )
     job_title = forms.CharField(
-        label="Job title", max_length=120,
+        label="Job title",
+        max_length=120,
         error_messages={"required": "Enter a job title, like School nurse"},
     )
     team = forms.CharField(label="Team (optional)", max_length=120, required=False)
     work_phone = forms.CharField(
-        label="Work phone (optional)", max_length=40, required=False,
+        label="Work phone (optional)",
+        max_length=40,
+        required=False,
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
     )
     secure_email = forms.EmailField(
-        label="Secure email (optional)", required=False,
+        label="Secure email (optional)",
+        required=False,
         help_text="For example an nhs.net or gcsx address, if you have one",
         error_messages={"invalid": "Enter an email address like name@example.nhs.net"},
     )
@@ -264,18 +280,22 @@ class ContactRequestDecisionForm(forms.Form):
         "Choose whether to accept or decline",
     )
     response = forms.CharField(
-        label="Message to the requester (optional)", max_length=1000, required=False,
+        label="Message to the requester (optional)",
+        max_length=1000,
+        required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 
 class RoleForm(forms.Form):
     name = forms.CharField(
-        label="Role name", max_length=120,
+        label="Role name",
+        max_length=120,
         error_messages={"required": "Enter the role's name"},
     )
     child_protection = forms.BooleanField(
-        label="This is a child-protection role", required=False,
+        label="This is a child-protection role",
+        required=False,
         help_text="Child-protection involvements are always visible to anyone who can see "
         "the child and can never be marked sensitive.",
     )

@@ -519,11 +519,10 @@ AUDIT_EXPORT_COLUMNS = [
 
 def audit_export(*, actor: User) -> Iterator[list[str]]:
     """The whole audit log, oldest first, as rows for a CSV file (header first). The export
-    is itself audited before the first row is read, with the id of the last event it covers,
-    so the log shows who took a copy and how much of it they took."""
-    last_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    audit_record(actor=actor, action="audit_exported", detail={"up_to_event_id": last_id})
-    return _audit_rows(last_id)
+    is itself audited before the first row is read, and ends with that event, so the log
+    shows who took a copy and how much of it they took."""
+    exported = audit_record(actor=actor, action="audit_exported")
+    return _audit_rows(exported.pk)
 
 
 def _audit_rows(last_id: int) -> Iterator[list[str]]:

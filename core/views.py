@@ -148,7 +148,9 @@ def _picture(network: Network, svg_id: str = "network") -> Any:
     members = [m for _, group in network.current_by_agency() for m in group]
     caption = _born(network.person)
     return network_svg(
-        svg_id=svg_id, centre_name=network.person.full_name, centre_caption=caption,
+        svg_id=svg_id,
+        centre_name=network.person.full_name,
+        centre_caption=caption,
         members=members,
     )
 
@@ -249,7 +251,9 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.contact_request_send(
-                user=user, person=access.person, organisation=organisation,
+                user=user,
+                person=access.person,
+                organisation=organisation,
                 message=form.cleaned_data["message"],
             )
         except ValidationError as exc:
@@ -291,7 +295,7 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 role=data["role"],
                 start_date=data["start_date"],
                 legal_basis=data["legal_basis"],
-                sensitive=data["sensitive"] if "sensitive" in data else None,
+                sensitive=data.get("sensitive"),  # None: the service decides
                 lead_professional=data["lead_professional"],
             )
         except ValidationError as exc:
@@ -299,12 +303,12 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
         except PermissionDenied:
             form.add_error(None, "You can only record your own involvement, or your staff's")
         else:
-            who = "You are" if involvement.practitioner == own else (
-                f"{involvement.practitioner.user.full_name} is"
+            who = (
+                "You are"
+                if involvement.practitioner == own
+                else (f"{involvement.practitioner.user.full_name} is")
             )
-            messages.success(
-                request, f"{who} now on the team around {access.person.full_name}."
-            )
+            messages.success(request, f"{who} now on the team around {access.person.full_name}.")
             return redirect("core:person", person_id=person_id)
     context = {
         "person": access.person,
@@ -477,7 +481,9 @@ def contact_request_decide(request: HttpRequest, request_id: int) -> HttpRespons
         accept = form.cleaned_data["decision"] == "accept"
         try:
             services.contact_request_decide(
-                user=user, request=contact_request, accept=accept,
+                user=user,
+                request=contact_request,
+                accept=accept,
                 response=form.cleaned_data["response"],
             )
         except ValidationError as exc:
