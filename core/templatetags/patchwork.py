@@ -76,4 +76,4 @@ def nhs_number(value: str | None) -> str:
 def unread_notifications(context: template.Context) -> int:
     request = context.get("request")
     user = getattr(request, "user", None)
-    return notifications_unread_count(user) if user is not None else 0  # type: ignore[arg-type]
+    return notifications_unread_count(user) if user is not None else 0

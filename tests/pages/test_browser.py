@@ -315,6 +315,14 @@ def test_a_practitioner_finds_a_child_joins_the_team_and_the_lead_sees_it(live_c
         expect(page.locator("svg.pw-network")).to_contain_text(live.newcomer_name)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+        # It prints cleanly: no header, navigation or buttons; the picture and list stay.
+        page.emulate_media(media="print")
+        expect(page.locator("header.govuk-header")).to_be_hidden()
+        expect(page.get_by_role("link", name="Add my involvement")).to_be_hidden()
+        expect(page.locator("svg.pw-network")).to_be_visible()
+        expect(page.locator(".pw-team-list")).to_be_visible()
+        page.emulate_media(media="screen")
+
         # She asks the sensitive service to get in touch, without learning who it is.
         page.get_by_role("link", name="Request contact").click()
         page.get_by_label("What would you like to discuss?").fill(
