@@ -79,11 +79,12 @@ def purge_candidates(*, today: date, policy: CouncilPolicy) -> QuerySet[Person]:
 
 
 def expired_involvements(*, today: date, policy: CouncilPolicy) -> QuerySet[Involvement]:
-    """Ended involvements past their retention period and the grace period after it."""
+    """Ended involvements past their retention period and the grace period after it, of
+    people still kept (an archived person's involvements stay whole until their own purge)."""
     cutoff = years_before(today, policy.involvement_retention_years) - timedelta(
         days=policy.purge_after_archive_days
     )
-    return Involvement.objects.filter(end_date__lt=cutoff)
+    return Involvement.objects.filter(end_date__lt=cutoff, person__archived_at__isnull=True)
 
 
 def _ids_for_event(ids: list[int]) -> dict[str, object]:
@@ -125,7 +126,7 @@ def retention_purge(*, today: date, dry_run: bool = False) -> RetentionResult:
     and ended involvements past retention and grace. One audit event lists what went."""
     policy = CouncilPolicy.current()
     ids = sorted(purge_candidates(today=today, policy=policy).values_list("pk", flat=True))
-    involvements = expired_involvements(today=today, policy=policy).exclude(person_id__in=ids)
+    involvements = expired_involvements(today=today, policy=policy)
     if dry_run:
         return RetentionResult(person_ids=ids, involvements=involvements.count())
     deleted: dict[str, int] = {}

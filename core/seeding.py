@@ -11,6 +11,8 @@ Call it inside a council's schema (`schema_context`)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +24,8 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from faker import Faker
 from psycopg.types.json import Jsonb
 
@@ -37,6 +41,7 @@ from core.models import (
     PersonName,
     Practitioner,
 )
+from core.retention import years_before
 
 AgencyType = Organisation.AgencyType
 
@@ -103,15 +108,60 @@ STAFF_SHARE: dict[str, float] = {
 # Towns and postcode districts for the demo councils; any other council gets Faker's.
 PLACES: dict[str, tuple[list[str], list[str]]] = {
     "E06000043": (
-        ["Brighton", "Hove", "Portslade", "Rottingdean", "Woodingdean", "Patcham",
-         "Moulsecoomb", "Whitehawk", "Saltdean", "Hangleton", "Kemptown", "Preston Park"],
+        [
+            "Brighton",
+            "Hove",
+            "Portslade",
+            "Rottingdean",
+            "Woodingdean",
+            "Patcham",
+            "Moulsecoomb",
+            "Whitehawk",
+            "Saltdean",
+            "Hangleton",
+            "Kemptown",
+            "Preston Park",
+        ],
         ["BN1", "BN2", "BN3", "BN41", "BN42", "BN51"],
     ),
     "E10000028": (
-        ["Stafford", "Lichfield", "Tamworth", "Burton upon Trent", "Cannock", "Leek", "Stone",
-         "Uttoxeter", "Newcastle-under-Lyme", "Rugeley", "Biddulph", "Cheadle", "Kidsgrove"],
-        ["ST16", "ST17", "ST18", "ST15", "ST14", "ST13", "ST5", "ST7", "ST8", "ST10", "WS11",
-         "WS12", "WS13", "WS14", "WS15", "B77", "B78", "B79", "DE13", "DE14"],
+        [
+            "Stafford",
+            "Lichfield",
+            "Tamworth",
+            "Burton upon Trent",
+            "Cannock",
+            "Leek",
+            "Stone",
+            "Uttoxeter",
+            "Newcastle-under-Lyme",
+            "Rugeley",
+            "Biddulph",
+            "Cheadle",
+            "Kidsgrove",
+        ],
+        [
+            "ST16",
+            "ST17",
+            "ST18",
+            "ST15",
+            "ST14",
+            "ST13",
+            "ST5",
+            "ST7",
+            "ST8",
+            "ST10",
+            "WS11",
+            "WS12",
+            "WS13",
+            "WS14",
+            "WS15",
+            "B77",
+            "B78",
+            "B79",
+            "DE13",
+            "DE14",
+        ],
     ),
 }
 POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the inward code never uses C, I, K, M, O or V
@@ -154,7 +204,9 @@ class _Pools:
             districts = sorted({postcode_key(fake.postcode())[:-3] for _ in range(30)})
         surnames = sorted({fake.last_name() for _ in range(4000)})
         # A few double-barrelled surnames, as in any county.
-        surnames += [f"{a}-{b}" for a, b in zip(surnames[:60], reversed(surnames[-60:]), strict=True)]
+        surnames += [
+            f"{a}-{b}" for a, b in zip(surnames[:60], reversed(surnames[-60:]), strict=True)
+        ]
         return cls(
             female=sorted({fake.first_name_female() for _ in range(3000)}),
             male=sorted({fake.first_name_male() for _ in range(3000)}),
@@ -179,7 +231,7 @@ class _CopyTable:
         self.model = model
         now = timezone.now()
         given = set(columns)
-        names = list(columns)
+        names: list[str] = list(columns)
         extra: list[Any] = []
         for f in model._meta.concrete_fields:
             if f.attname in given or f.primary_key:
@@ -194,10 +246,10 @@ class _CopyTable:
                 raise ImproperlyConfigured(
                     f"Seeding does not know what to put in {model._meta.db_table}.{f.column}"
                 )
-            names.append(f.column)
+            names.append(str(f.column))
             extra.append(value)
         self.extra = tuple(extra)
-        table = f'"{connection.schema_name}"."{model._meta.db_table}"'
+        table = f'"{_schema()}"."{model._meta.db_table}"'
         self.sql = f"COPY {table} ({', '.join(names)}) FROM STDIN"  # noqa: S608 (our own names)
 
     def write(self, rows: Iterable[tuple[Any, ...]]) -> int:
@@ -209,11 +261,16 @@ class _CopyTable:
         return count
 
 
+def _schema() -> str:
+    """The schema of the council being seeded (django-tenants' connection knows it)."""
+    return str(connection.schema_name)  # type: ignore[attr-defined]
+
+
 def _reserve_ids(model: type[models.Model], count: int) -> int:
     """Reserve `count` consecutive ids from the table's own sequence; return the first."""
     if count == 0:
         return 0
-    table = f'"{connection.schema_name}"."{model._meta.db_table}"'
+    table = f'"{_schema()}"."{model._meta.db_table}"'
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
         sequence = cursor.fetchone()[0]
@@ -280,19 +337,29 @@ def _organisation_names(
     for town in pools.towns[: many(60_000, 1)]:
         names.append((f"{town} General Hospital", AgencyType.HOSPITAL))
     kinds = {
-        AgencyType.SCHOOL: (many(350, 2), ["{t} Primary School", "{s} Academy",
-                                           "St {saint}'s C of E Primary School",
-                                           "{t} High School", "{s} Junior School"]),
+        AgencyType.SCHOOL: (
+            many(350, 2),
+            [
+                "{t} Primary School",
+                "{s} Academy",
+                "St {saint}'s C of E Primary School",
+                "{t} High School",
+                "{s} Junior School",
+            ],
+        ),
         AgencyType.GP: (many(1_200), ["{s} Surgery", "{t} Medical Centre", "{s} Health Centre"]),
-        AgencyType.EARLY_YEARS: (many(1_500), ["{s} Nursery", "{t} Pre-school",
-                                               "Little {s} Day Nursery"]),
+        AgencyType.EARLY_YEARS: (
+            many(1_500),
+            ["{s} Nursery", "{t} Pre-school", "Little {s} Day Nursery"],
+        ),
     }
     for agency, (count, patterns) in kinds.items():
         made: set[str] = set()
         while len(made) < count:
             pattern = rng.choice(patterns)
             name = pattern.format(
-                t=rng.choice(pools.towns), s=rng.choice(pools.streets).split(" ")[0],
+                t=rng.choice(pools.towns),
+                s=rng.choice(pools.streets).split(" ")[0],
                 saint=rng.choice(SAINTS),
             )
             if name in made:
@@ -346,7 +413,10 @@ class _Staff:
 
 
 def _practitioners(
-    rng: random.Random, pools: _Pools, orgs: dict[str, list[Organisation]], count: int,
+    rng: random.Random,
+    pools: _Pools,
+    orgs: dict[str, list[Organisation]],
+    count: int,
     council_slug: str,
 ) -> dict[str, list[_Staff]]:
     """Users (who cannot sign in: no usable password) with a practitioner profile each, spread
@@ -361,7 +431,9 @@ def _practitioners(
         organisations = orgs[agency]
         agency_roles = roles_by_agency[agency]
         for i in range(n):
-            plan.append((agency_roles[i % len(agency_roles)], organisations[i % len(organisations)]))
+            plan.append(
+                (agency_roles[i % len(agency_roles)], organisations[i % len(organisations)])
+            )
     first_id = _reserve_ids(User, len(plan))
     users: list[User] = []
     unusable = make_password(None)  # sign-in refuses any password beginning with "!"
@@ -379,9 +451,14 @@ def _practitioners(
             )
         )
     User.objects.bulk_create(users, batch_size=5000)
-    teams = {
-        AgencyType.SOCIAL_CARE: ["Assessment team", "Child protection team", "MASH",
-                                 "Children in need team", "Looked after children team"],
+    teams: dict[str, list[str]] = {
+        AgencyType.SOCIAL_CARE: [
+            "Assessment team",
+            "Child protection team",
+            "MASH",
+            "Children in need team",
+            "Looked after children team",
+        ],
         AgencyType.EARLY_HELP: ["North locality", "South locality", "Central locality"],
     }
     practitioners = [
@@ -454,18 +531,45 @@ class _Generator:
         self.families = 0
 
     def person(
-        self, pid: int, given: str, family: str, born: date, sex: str, nhs: str | None,
-        address: str, postcode: str, identifiers: dict[str, str], shielded: bool = False,
+        self,
+        pid: int,
+        given: str,
+        family: str,
+        born: date,
+        sex: str,
+        nhs: str | None,
+        address: str,
+        postcode: str,
+        identifiers: dict[str, str],
+        shielded: bool = False,
     ) -> None:
         self.people.append(
-            (pid, given, family, born, sex, nhs, Jsonb(identifiers), address, postcode,
-             postcode_key(postcode), shielded)
+            (
+                pid,
+                given,
+                family,
+                born,
+                sex,
+                nhs,
+                Jsonb(identifiers),
+                address,
+                postcode,
+                postcode_key(postcode),
+                shielded,
+            )
         )
-        self.names.append((pid, PersonName.Kind.CURRENT, given, family, name_key(given),
-                           name_key(family)))
+        self.names.append(
+            (pid, PersonName.Kind.CURRENT, given, family, name_key(given), name_key(family))
+        )
 
     def involve(
-        self, pid: int, role: str, *, born: date, current: bool, lead: bool = False,
+        self,
+        pid: int,
+        role: str,
+        *,
+        born: date,
+        current: bool,
+        lead: bool = False,
         since: date | None = None,
     ) -> bool:
         staff = self.rng.choice(self.staff[role])
@@ -491,19 +595,31 @@ class _Generator:
         else:
             basis = Involvement.LegalBasis.PUBLIC_TASK
         self.involvements.append(
-            (pid, staff.id, staff.organisation_id, self.role_ids[role], start, end, reason,
-             last_contact, confirmed, basis, staff.sensitive and role not in self.cp_roles, lead)
+            (
+                pid,
+                staff.id,
+                staff.organisation_id,
+                self.role_ids[role],
+                start,
+                end,
+                reason,
+                last_contact,
+                confirmed,
+                basis,
+                staff.sensitive and role not in self.cp_roles,
+                lead,
+            )
         )
         return True
 
-    def family(self, next_id: Callable[[], int], nhs: Callable[[], str]) -> None:
+    def family(self, next_id: Callable[[], int], nhs: Callable[[], str], most: int = 4) -> None:
         rng, pools, today = self.rng, self.pools, self.today
         self.families += 1
         surname = rng.choice(pools.surnames)
         postcode = pools.postcode(rng)
         town = rng.choice(pools.towns)
         address = f"{rng.randint(1, 240)} {rng.choice(pools.streets)}\n{town}"
-        n_children = rng.choices([1, 2, 3, 4], weights=[40, 35, 17, 8])[0]
+        n_children = min(most, rng.choices([1, 2, 3, 4], weights=[40, 35, 17, 8])[0])
         youngest_age = rng.randint(0, 17)
         ages_days: list[int] = []
         age_days = youngest_age * 365 + rng.randint(0, 364)
@@ -519,12 +635,20 @@ class _Generator:
         for index in range(2 if two_parents else 1):
             pid = next_id()
             female = index == 0
-            family_name = surname if index == 0 or rng.random() < 0.8 else rng.choice(pools.surnames)
+            family_name = (
+                surname if index == 0 or rng.random() < 0.8 else rng.choice(pools.surnames)
+            )
             born = oldest_birth - timedelta(days=rng.randint(18 * 365, 40 * 365))
             self.person(
-                pid, rng.choice(pools.female if female else pools.male), family_name, born,
+                pid,
+                rng.choice(pools.female if female else pools.male),
+                family_name,
+                born,
                 Person.Sex.FEMALE if female else Person.Sex.MALE,
-                nhs() if rng.random() < 0.85 else None, address, postcode, {},
+                nhs() if rng.random() < 0.85 else None,
+                address,
+                postcode,
+                {},
             )
             adults.append(pid)
             parents.append(pid)
@@ -539,8 +663,15 @@ class _Generator:
         if extra:
             born = oldest_birth - timedelta(days=rng.randint(40 * 365, 60 * 365))
             self.person(
-                extra[0], rng.choice(pools.female), rng.choice(pools.surnames), born,
-                Person.Sex.FEMALE, nhs() if rng.random() < 0.85 else None, address, postcode, {},
+                extra[0],
+                rng.choice(pools.female),
+                rng.choice(pools.surnames),
+                born,
+                Person.Sex.FEMALE,
+                nhs() if rng.random() < 0.85 else None,
+                address,
+                postcode,
+                {},
             )
             self.adults += 1
         # Children.
@@ -560,28 +691,43 @@ class _Generator:
             if social_care:
                 identifiers["LCS"] = str(rng.randint(1_000_000, 9_999_999))
             self.person(
-                pid, given, surname, born, sex, nhs() if rng.random() < 0.97 else None,
-                address, postcode, identifiers, shielded,
+                pid,
+                given,
+                surname,
+                born,
+                sex,
+                nhs() if rng.random() < 0.97 else None,
+                address,
+                postcode,
+                identifiers,
+                shielded,
             )
             roll = rng.random()
             if roll < 0.04:
                 previous = rng.choice(pools.surnames)
-                self.names.append((pid, PersonName.Kind.PREVIOUS, given, previous,
-                                   name_key(given), name_key(previous)))
+                self.names.append(
+                    (
+                        pid,
+                        PersonName.Kind.PREVIOUS,
+                        given,
+                        previous,
+                        name_key(given),
+                        name_key(previous),
+                    )
+                )
             elif roll < 0.05:
                 alias = rng.choice(pools.female if female else pools.male)
-                self.names.append((pid, PersonName.Kind.ALIAS, alias, surname, name_key(alias),
-                                   name_key(surname)))
-            for parent in parents:
-                self.relationships.append(
-                    (pid, parent, FamilyRelationship.Kind.PARENT, born, None)
+                self.names.append(
+                    (pid, PersonName.Kind.ALIAS, alias, surname, name_key(alias), name_key(surname))
                 )
+            for parent in parents:
+                self.relationships.append((pid, parent, FamilyRelationship.Kind.PARENT, born, None))
             if extra:
                 self.relationships.append((pid, extra[0], extra[1], born, None))
             kids.append(pid)
             self.children += 1
         for i, older in enumerate(kids):
-            for younger in kids[i + 1:]:
+            for younger in kids[i + 1 :]:
                 self.relationships.append(
                     (older, younger, FamilyRelationship.Kind.SIBLING, None, None)
                 )
@@ -603,8 +749,13 @@ class _Generator:
         rng, today = self.rng, self.today
         lead_taken = False
 
-        def add(role: str, chance: float, current_chance: float = 0.75, lead: bool = False,
-                since: date | None = None) -> bool:
+        def add(
+            role: str,
+            chance: float,
+            current_chance: float = 0.75,
+            lead: bool = False,
+            since: date | None = None,
+        ) -> bool:
             nonlocal lead_taken
             if rng.random() >= chance:
                 return False
@@ -668,21 +819,48 @@ class _Generator:
         staff = self.rng.choice(self.staff[role])
         end = max(start, end)
         return (
-            pid, staff.id, staff.organisation_id, self.role_ids[role], start, end,
-            Involvement.EndReason.CASE_CLOSED, _between(self.rng, start, end), None,
-            Involvement.LegalBasis.PUBLIC_TASK, staff.sensitive, False,
+            pid,
+            staff.id,
+            staff.organisation_id,
+            self.role_ids[role],
+            start,
+            end,
+            Involvement.EndReason.CASE_CLOSED,
+            _between(self.rng, start, end),
+            None,
+            Involvement.LegalBasis.PUBLIC_TASK,
+            staff.sensitive,
+            False,
         )
 
 
 PERSON_COLUMNS = (
-    "id", "given_name", "family_name", "date_of_birth", "sex", "nhs_number", "local_identifiers",
-    "address", "postcode", "postcode_key", "shielded",
+    "id",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "nhs_number",
+    "local_identifiers",
+    "address",
+    "postcode",
+    "postcode_key",
+    "shielded",
 )
 NAME_COLUMNS = ("person_id", "kind", "given_name", "family_name", "given_key", "family_key")
 RELATIONSHIP_COLUMNS = ("person_id", "relative_id", "kind", "start_date", "end_date")
 INVOLVEMENT_COLUMNS = (
-    "person_id", "practitioner_id", "organisation_id", "role_id", "start_date", "end_date",
-    "end_reason", "last_contact_date", "last_confirmed_at", "legal_basis", "sensitive",
+    "person_id",
+    "practitioner_id",
+    "organisation_id",
+    "role_id",
+    "start_date",
+    "end_date",
+    "end_reason",
+    "last_contact_date",
+    "last_confirmed_at",
+    "legal_basis",
+    "sensitive",
     "lead_professional",
 )
 # Families generated and written per COPY round: bounds memory at any size.
@@ -702,12 +880,12 @@ def demo_data_seed(
     """Add synthetic organisations, practitioners (about one per 12 children), families and
     involvements (about four per child) to the current council's schema, in one transaction.
     The same seed on an empty council gives the same people."""
-    if connection.schema_name == "public":
+    if _schema() == "public":
         raise ImproperlyConfigured("Seed a council's schema, not the public one")
     say = progress or (lambda message: None)
     today = today or timezone.localdate()
     now = timezone.now()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (synthetic records, not secrets)
     report = SeedReport()
     started = time.perf_counter()
 
@@ -728,12 +906,15 @@ def demo_data_seed(
         report.organisations = Organisation.objects.count() - organisations_before
         roles = _roles()
         t = lap("organisations and roles", t)
-        staff = _practitioners(rng, pools, orgs, max(len(ROLES), round(children / 12)),
-                               council_slug)
+        staff = _practitioners(
+            rng, pools, orgs, max(len(ROLES), round(children / 12)), council_slug
+        )
         report.practitioners = sum(len(s) for s in staff.values())
         t = lap("practitioners", t)
 
-        taken = set(Person.objects.exclude(nhs_number=None).values_list("nhs_number", flat=True))
+        taken = {
+            n for n in Person.objects.values_list("nhs_number", flat=True) if n is not None
+        }
         # Up to ~2.2 people per child: children, parents, carers and household members.
         nhs_pool = iter(_nhs_numbers(rng, int(children * 2.3) + 50, taken))
         people_table = _CopyTable(Person, PERSON_COLUMNS)
@@ -746,9 +927,10 @@ def demo_data_seed(
             g0 = time.perf_counter()
             generator = _Generator(rng, pools, staff, roles, today, now)
             # Ids are handed out locally, then the block is reserved from the sequence.
-            local_ids = iter(range(10**12))
-            while generator.children < min(remaining, CHILDREN_PER_CHUNK):
-                generator.family(lambda: next(local_ids), lambda: next(nhs_pool))
+            next_local_id = iter(range(10**12)).__next__
+            wanted = min(remaining, CHILDREN_PER_CHUNK)
+            while generator.children < wanted:
+                generator.family(next_local_id, nhs_pool.__next__, wanted - generator.children)
             first = _reserve_ids(Person, len(generator.people))
             people = [(row[0] + first, *row[1:]) for row in generator.people]
             names = [(row[0] + first, *row[1:]) for row in generator.names]
@@ -791,7 +973,239 @@ def demo_data_seed(
     t = time.perf_counter()
     with connection.cursor() as cursor:
         for model in (Person, PersonName, FamilyRelationship, Involvement, Practitioner, User):
-            cursor.execute(f'ANALYZE "{connection.schema_name}"."{model._meta.db_table}"')
+            cursor.execute(f'ANALYZE "{_schema()}"."{model._meta.db_table}"')
     lap("analyze", t)
     report.timings["total"] = round(time.perf_counter() - started, 2)
     return report
+
+
+# --- The demo: known logins on seeded councils ---------------------------------------------
+
+# Demo only: `demo_setup` refuses to run in production, and these accounts exist nowhere else.
+DEMO_PASSWORD = "patchwork-demo-only"
+DEMO_COUNCILS = (("Brighton and Hove", "E06000043"), ("Staffordshire", "E10000028"))
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    """A demo account with a fixed password and a fixed authenticator secret."""
+
+    label: str
+    email: str
+    password: str
+    totp_base32: str
+    schema_name: str
+
+
+@dataclass(frozen=True)
+class DemoSearch:
+    description: str
+    terms: str
+
+
+def demo_totp_key(email: str) -> str:
+    """A fixed TOTP secret (hex, as django-otp stores it) for a demo account, so the printed
+    key stays the same however often the demo is set up."""
+    return hashlib.sha1(f"patchwork-demo-totp:{email}".encode(), usedforsecurity=False).hexdigest()
+
+
+def demo_login_set(*, email: str, full_name: str, role: str, label: str) -> DemoLogin:
+    """Create or reset a demo account in the current schema: known password, confirmed
+    authenticator with a fixed secret."""
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email, full_name=full_name, role=role)
+    user.full_name = full_name
+    user.role = role
+    user.is_active = True
+    user.set_password(DEMO_PASSWORD)
+    user.save()
+    key = demo_totp_key(email)
+    TOTPDevice.objects.filter(user=user).exclude(key=key).delete()
+    TOTPDevice.objects.update_or_create(
+        user=user, key=key, defaults={"name": "Demo authenticator", "confirmed": True}
+    )
+    return DemoLogin(
+        label=label,
+        email=email,
+        password=DEMO_PASSWORD,
+        totp_base32=base64.b32encode(bytes.fromhex(key)).decode(),
+        schema_name=_schema(),
+    )
+
+
+def demo_code(*, email: str) -> str:
+    """The current six-digit code of a demo account's authenticator, in the current schema."""
+    device = TOTPDevice.objects.filter(user__email=email.strip().lower(), confirmed=True).first()
+    if device is None:
+        raise LookupError(f"{email} has no authenticator here")
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():06d}"
+
+
+def _demo_practitioner(
+    user: User, organisation_name: str, job_title: str, child_protection: bool = False
+) -> Practitioner:
+    organisation = Organisation.objects.get(name=organisation_name)
+    practitioner, _ = Practitioner.objects.update_or_create(
+        user=user,
+        defaults={
+            "organisation": organisation,
+            "job_title": job_title,
+            "team": "Child protection team" if child_protection else "",
+            "work_phone": "01273 000000",
+            "secure_email": user.email,
+            "child_protection": child_protection,
+        },
+    )
+    return practitioner
+
+
+def demo_team_set(
+    *, council_name: str, council_slug: str, today: date | None = None
+) -> tuple[list[DemoLogin], list[DemoSearch]]:
+    """The demo council's logins (administrator, social worker, school nurse, CAMHS worker)
+    and, the first time, the social worker's caseload: lead professional for a few seeded
+    children, with the nurse and CAMHS worker on some of the same teams."""
+    today = today or timezone.localdate()
+    domain = f"{council_slug}.example"
+    logins = [
+        demo_login_set(
+            email=f"admin@{domain}",
+            full_name="Alex Administrator",
+            role=User.Role.COUNCIL_ADMIN,
+            label="Council administrator",
+        ),
+        demo_login_set(
+            email=f"social.worker@{domain}",
+            full_name="Sam Social-Worker",
+            role=User.Role.PRACTITIONER,
+            label="Social worker (child protection)",
+        ),
+        demo_login_set(
+            email=f"school.nurse@{domain}",
+            full_name="Nia Nurse",
+            role=User.Role.PRACTITIONER,
+            label="School nurse",
+        ),
+        demo_login_set(
+            email=f"camhs.worker@{domain}",
+            full_name="Cam Hughes",
+            role=User.Role.PRACTITIONER,
+            label="CAMHS worker (sensitive service)",
+        ),
+    ]
+    users = {login.email: User.objects.get(email=login.email) for login in logins}
+    social = _demo_practitioner(
+        users[f"social.worker@{domain}"],
+        f"{council_name} Children's Social Care",
+        "Child protection social worker",
+        child_protection=True,
+    )
+    nurse = _demo_practitioner(
+        users[f"school.nurse@{domain}"], f"{council_name} School Nursing Service", "School nurse"
+    )
+    camhs = _demo_practitioner(
+        users[f"camhs.worker@{domain}"], f"{council_name} CAMHS", "CAMHS practitioner"
+    )
+    if not Involvement.objects.filter(practitioner=social).exists():
+        roles = _roles()
+        leaderless = (
+            Person.objects.filter(
+                archived_at__isnull=True,
+                shielded=False,
+                date_of_birth__gt=years_before(today, 16),
+                nhs_number__isnull=False,
+            )
+            .exclude(involvements__lead_professional=True, involvements__end_date__isnull=True)
+            .order_by("pk")[:6]
+        )
+        for index, child in enumerate(leaderless):
+            start = today - timedelta(days=30 + 20 * index)
+            rows = [
+                Involvement(
+                    person=child,
+                    practitioner=social,
+                    organisation=social.organisation,
+                    role=roles["Child protection social worker"],
+                    start_date=start,
+                    last_contact_date=today - timedelta(days=index + 1),
+                    last_confirmed_at=timezone.now(),
+                    legal_basis=Involvement.LegalBasis.LEGAL_OBLIGATION,
+                    lead_professional=True,
+                ),
+            ]
+            if index % 2 == 0:
+                rows.append(
+                    Involvement(
+                        person=child,
+                        practitioner=nurse,
+                        organisation=nurse.organisation,
+                        role=roles["School nurse"],
+                        start_date=start,
+                        last_contact_date=today - timedelta(days=10),
+                        last_confirmed_at=timezone.now(),
+                    )
+                )
+            if index in (0, 3):
+                rows.append(
+                    Involvement(
+                        person=child,
+                        practitioner=camhs,
+                        organisation=camhs.organisation,
+                        role=roles["CAMHS practitioner"],
+                        start_date=start,
+                        sensitive=True,
+                        last_contact_date=today - timedelta(days=5),
+                        last_confirmed_at=timezone.now(),
+                    )
+                )
+            Involvement.objects.bulk_create(rows)
+    return logins, demo_searches(social)
+
+
+def demo_searches(social: Practitioner) -> list[DemoSearch]:
+    """Searches the demo social worker can try: children on their team, and one who is not."""
+    mine = list(
+        Person.objects.filter(
+            involvements__practitioner=social, involvements__end_date__isnull=True
+        )
+        .distinct()
+        .order_by("pk")[:2]
+    )
+    searches: list[DemoSearch] = []
+    if mine:
+        child = mine[0]
+        searches.append(
+            DemoSearch(
+                f"{child.full_name}, on your team, by NHS number", f"NHS number {child.nhs_number}"
+            )
+        )
+    if len(mine) > 1:
+        child = mine[1]
+        searches.append(
+            DemoSearch(
+                f"{child.full_name}, on your team, by surname and date of birth",
+                f"surname {child.family_name}, date of birth {child.date_of_birth:%d %m %Y}",
+            )
+        )
+    other = (
+        Person.objects.filter(
+            archived_at__isnull=True,
+            shielded=False,
+            date_of_birth__gt=years_before(timezone.localdate(), 18),
+        )
+        .exclude(involvements__practitioner=social)
+        .filter(involvements__end_date__isnull=True)
+        .distinct()
+        .order_by("pk")
+        .first()
+    )
+    if other:
+        searches.append(
+            DemoSearch(
+                f"{other.full_name}, not on your team (you will be asked for a reason)",
+                f"surname {other.family_name}, date of birth {other.date_of_birth:%d %m %Y}",
+            )
+        )
+    return searches

@@ -1,6 +1,8 @@
 """Background work inside one council, run per council by the tenant-aware beat schedule
 (`tenants.tasks.for_each_council`). Tasks are thin: they call services."""
 
+from typing import Any
+
 from celery import shared_task
 from django.conf import settings
 from django.db import connection
@@ -17,7 +19,7 @@ def retention_run() -> dict[str, object]:
     archived = retention_archive(today=today)
     purged = retention_purge(today=today)
     return {
-        "schema": connection.schema_name,
+        "schema": connection.schema_name,  # type: ignore[attr-defined]
         "archived": len(archived.person_ids),
         "purged": len(purged.person_ids),
         "expired_involvements": purged.involvements,
@@ -26,11 +28,13 @@ def retention_run() -> dict[str, object]:
 
 # --- Teamwork: email outbox, notifications and involvement reminders ---------------------
 
+from tenants.db import current_schema  # noqa: E402
+
 EMAIL_BATCH = 200
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
-def email_send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
+def email_send(self: Any, outbox_id: int) -> str:
     """Send one outbox email. A failure is retried with growing waits; a retry (or a
     duplicate task) after it was sent sends nothing."""
     from core.email import PermanentEmailError, email_attempt_failed, email_deliver
@@ -79,9 +83,7 @@ def notifications_digest_send(day: str | None = None) -> int:
 
     from core import notifications
 
-    return notifications.notifications_digest_send(
-        day=date.fromisoformat(day) if day else None
-    )
+    return notifications.notifications_digest_send(day=date.fromisoformat(day) if day else None)
 
 
 @shared_task
@@ -94,7 +96,7 @@ def reminders_run() -> dict[str, object]:
     for start in range(0, len(run.emails), EMAIL_BATCH):
         email_send_batch.delay(run.emails[start : start + EMAIL_BATCH])
     return {
-        "schema": connection.schema_name,
+        "schema": current_schema(),
         "reminded": run.reminded,
         "emails": len(run.emails),
         "flagged": run.flagged,
