@@ -23,11 +23,11 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import get_tenant_base_schema, schema_exists
 
 from tenants import archives
 from tenants.archives import ArchiveReader, SchemaSection, quoted
+from tenants.cloning import schema_clone
 from tenants.models import Council, Domain
 from tenants.selectors import councils_list, template_is_current
 from tenants.services import (
@@ -167,23 +167,28 @@ def _replica_mode() -> None:
 
 def _schema_recreate(schema_name: str) -> None:
     """A council's schema, empty, with the template's tables, triggers and sequences."""
-    with connection.cursor() as cursor:
-        if schema_exists(schema_name):
+    if schema_exists(schema_name):
+        with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"DROP SCHEMA {archives.ident(schema_name)} CASCADE")
-    CloneSchema().clone_schema(get_tenant_base_schema(), schema_name, "NODATA")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    schema_clone(get_tenant_base_schema(), schema_name)
+    # The clone brings the template's own rows (migration records, content types and
+    # permissions); the archive holds the council's, which are loaded instead.
+    _schema_empty(schema_name, archives.schema_tables(schema_name), truncate=False)
 
 
 def _schema_empty(schema_name: str, tables: list[str], *, truncate: bool) -> None:
-    present = [t for t in tables if t in archives.schema_tables(schema_name)]
+    here = set(archives.schema_tables(schema_name))
+    present = [table for table in tables if table in here]
     if not present:
         return
     with connection.cursor() as cursor:
         if truncate:
             cursor.execute("TRUNCATE " + ", ".join(quoted(schema_name, t) for t in present))
         else:
-            # The template's audit table forbids TRUNCATE; it never holds rows, so a DELETE
-            # of each (small) table meets no trigger.
+            # The audit table forbids TRUNCATE; it never holds rows in the template (nor in
+            # a fresh clone of it), so a DELETE of each (small) table meets no trigger.
             for table in reversed(present):
                 cursor.execute(f"DELETE FROM {quoted(schema_name, table)}")  # noqa: S608
 
@@ -275,13 +280,13 @@ def deployment_restore(*, path: Path) -> Restored:
             tables = list(manifest["schemas"][section.name]["tables"])
             role = section.info["role"]
             with transaction.atomic():
+                _replica_mode()
                 if role == "platform":
                     _schema_empty("public", tables, truncate=True)
                 elif role == "template":
                     _schema_empty(template, tables, truncate=False)
                 else:
                     _schema_recreate(section.name)
-                _replica_mode()
                 rows += _schema_load(section, section.name)
             connection.set_schema_to_public()
             restored.append(section.name)
@@ -322,8 +327,8 @@ def council_import(*, path: Path, code: str = "", name: str = "", slug: str = ""
         council = Council(name=name, code=code, slug=slug, schema_name=schema_name)
         council.full_clean()
         council.save()
-        CloneSchema().clone_schema(get_tenant_base_schema(), schema_name, "NODATA")
         _replica_mode()
+        _schema_recreate(schema_name)
         rows = 0
         with ArchiveReader(path) as reader:
             for section in reader.schemas():
