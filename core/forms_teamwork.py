@@ -23,14 +23,18 @@ class TimeInput(forms.TimeInput):
 class ContactForm(forms.Form):
     kind = forms.ChoiceField(choices=ContactLog.Kind.choices)
     contact_date = forms.DateField(
-        label="Date of contact", required=False, widget=DateInput,
+        label="Date of contact",
+        required=False,
+        widget=DateInput,
         error_messages={"invalid": "Enter the date as day, month and year"},
     )
 
 
 class TaskForm(forms.Form):
     text = forms.CharField(
-        label="What needs doing", max_length=COORDINATION_TEXT_MAX, help_text=TEXT_HINT,
+        label="What needs doing",
+        max_length=COORDINATION_TEXT_MAX,
+        help_text=TEXT_HINT,
         error_messages={
             "required": "Say in a few words what needs doing",
             "max_length": f"Keep it to {COORDINATION_TEXT_MAX} characters",
@@ -38,7 +42,8 @@ class TaskForm(forms.Form):
     )
     assignee = forms.TypedChoiceField(label="Who will do it", coerce=int, choices=())
     due_date = forms.DateField(
-        label="Due date", widget=DateInput,
+        label="Due date",
+        widget=DateInput,
         error_messages={"required": "Enter the due date", "invalid": "Enter a real date"},
     )
 
@@ -48,12 +53,16 @@ class TaskForm(forms.Form):
 
 
 class TaskCloseForm(forms.Form):
-    status = forms.ChoiceField(choices=[(Task.Status.DONE, "Done"), (Task.Status.CANCELLED, "Cancel")])
+    status = forms.ChoiceField(
+        choices=[(Task.Status.DONE, "Done"), (Task.Status.CANCELLED, "Cancel")]
+    )
 
 
 class MessageForm(forms.Form):
     text = forms.CharField(
-        label="Message", max_length=COORDINATION_TEXT_MAX, help_text=TEXT_HINT,
+        label="Message",
+        max_length=COORDINATION_TEXT_MAX,
+        help_text=TEXT_HINT,
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={
             "required": "Write a short message",
@@ -77,8 +86,10 @@ class MessageForm(forms.Form):
 class BrokeredRequestForm(forms.Form):
     service = forms.TypedChoiceField(coerce=int, choices=())
     message = forms.CharField(
-        label="Why you want to be put in touch", max_length=COORDINATION_TEXT_MAX,
-        widget=forms.Textarea(attrs={"rows": 3}), help_text=TEXT_HINT,
+        label="Why you want to be put in touch",
+        max_length=COORDINATION_TEXT_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=TEXT_HINT,
         error_messages={"required": "Say in a sentence why you want to be put in touch"},
     )
 
@@ -91,12 +102,17 @@ class BrokeredRequestForm(forms.Form):
 
 class MeetingForm(forms.Form):
     title = forms.CharField(
-        label="Title", max_length=120,
+        label="Title",
+        max_length=120,
         error_messages={"required": "Give the meeting a short title, like Core group"},
     )
     day = forms.DateField(
-        label="Date", widget=DateInput,
-        error_messages={"required": "Enter the date of the meeting", "invalid": "Enter a real date"},
+        label="Date",
+        widget=DateInput,
+        error_messages={
+            "required": "Enter the date of the meeting",
+            "invalid": "Enter a real date",
+        },
     )
     starts = forms.TimeField(
         label="Starts at", widget=TimeInput, error_messages={"required": "Enter the start time"}
@@ -104,9 +120,13 @@ class MeetingForm(forms.Form):
     ends = forms.TimeField(
         label="Ends at", widget=TimeInput, error_messages={"required": "Enter the end time"}
     )
-    place = forms.CharField(label="Place (optional if there is a link)", max_length=200, required=False)
+    place = forms.CharField(
+        label="Place (optional if there is a link)", max_length=200, required=False
+    )
     link = forms.URLField(
-        label="Link to join (optional)", required=False, assume_scheme="https",
+        label="Link to join (optional)",
+        required=False,
+        assume_scheme="https",
         error_messages={"invalid": "Enter the link in full, starting https://"},
     )
     invitees = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=False)

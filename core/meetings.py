@@ -14,7 +14,7 @@ import icalendar
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -25,6 +25,7 @@ from core.email import email_enqueue
 from core.models import Meeting, MeetingInvitation, Person
 from core.notifications import council_link, email_for, notification_send
 from core.team import colleague_pick, person_for_team, team_colleagues
+from tenants.db import current_schema
 
 REPLY_SALT = "patchwork.meeting-reply"
 Response = MeetingInvitation.Response
@@ -59,7 +60,9 @@ def _clean_details(
     }
 
 
-def meeting_ics(meeting: Meeting, *, method: str = "REQUEST", only: list[User] | None = None) -> str:
+def meeting_ics(
+    meeting: Meeting, *, method: str = "REQUEST", only: list[User] | None = None
+) -> str:
     """The meeting as an iCalendar file. `only` limits the attendees (e.g. to the one
     person a cancellation is for)."""
     calendar = icalendar.Calendar()
@@ -97,14 +100,14 @@ def meeting_ics(meeting: Meeting, *, method: str = "REQUEST", only: list[User] |
         attendee.params["role"] = icalendar.vText("REQ-PARTICIPANT")
         attendee.params["partstat"] = icalendar.vText(PARTSTAT[invitation.response])  # type: ignore[index]
         attendee.params["rsvp"] = icalendar.vText("TRUE")
-        event.add("attendee", attendee, encode=0)
+        event.add("attendee", attendee, encode=False)
     calendar.add_component(event)
     return calendar.to_ical().decode()
 
 
 def reply_token(invitation: MeetingInvitation, response: str) -> str:
     return signing.Signer(salt=REPLY_SALT).sign_object(
-        {"s": connection.schema_name, "i": invitation.pk, "r": response}
+        {"s": current_schema(), "i": invitation.pk, "r": response}
     )
 
 
@@ -115,7 +118,7 @@ def reply_from_token(token: str) -> tuple[MeetingInvitation, str]:
         data = signing.Signer(salt=REPLY_SALT).unsign_object(token)
     except signing.BadSignature as exc:
         raise ValidationError("This link is not valid: reply from the meeting's page") from exc
-    if data.get("s") != connection.schema_name or data.get("r") not in {
+    if data.get("s") != current_schema() or data.get("r") not in {
         Response.ACCEPTED,
         Response.DECLINED,
     }:
@@ -197,7 +200,7 @@ def meeting_schedule(
     meeting = Meeting.objects.create(
         person=person,
         organiser=organiser,
-        uid=f"{uuid4()}@{connection.schema_name}.{domain}",
+        uid=f"{uuid4()}@{current_schema()}.{domain}",
         **details,
     )
     MeetingInvitation.objects.bulk_create(
@@ -255,10 +258,14 @@ def meeting_change(
     if moved:
         meeting.invitations.update(response=Response.NEEDS_ACTION, responded_at=None)
     audit_record(
-        actor=actor, action="meeting_changed", person_id=meeting.person_id,
+        actor=actor,
+        action="meeting_changed",
+        person_id=meeting.person_id,
         detail={"meeting_id": meeting.pk, "sequence": meeting.sequence},
     )
-    invitations = list(meeting.invitations.filter(removed_at__isnull=True).select_related("invitee"))
+    invitations = list(
+        meeting.invitations.filter(removed_at__isnull=True).select_related("invitee")
+    )
     notification_send(
         recipients=[i.invitee for i in invitations],
         person=meeting.person,
@@ -280,10 +287,14 @@ def meeting_cancel(*, actor: User, meeting: Meeting) -> Meeting:
     meeting.sequence += 1
     meeting.save(update_fields=["status", "sequence", "updated_at"])
     audit_record(
-        actor=actor, action="meeting_cancelled", person_id=meeting.person_id,
+        actor=actor,
+        action="meeting_cancelled",
+        person_id=meeting.person_id,
         detail={"meeting_id": meeting.pk},
     )
-    invitations = list(meeting.invitations.filter(removed_at__isnull=True).select_related("invitee"))
+    invitations = list(
+        meeting.invitations.filter(removed_at__isnull=True).select_related("invitee")
+    )
     notification_send(
         recipients=[i.invitee for i in invitations],
         person=meeting.person,
@@ -307,7 +318,9 @@ def meeting_respond(*, invitation: MeetingInvitation, response: str) -> MeetingI
     invitation.responded_at = timezone.now()
     invitation.save(update_fields=["response", "responded_at"])
     audit_record(
-        actor=invitation.invitee, action="meeting_replied", person_id=meeting.person_id,
+        actor=invitation.invitee,
+        action="meeting_replied",
+        person_id=meeting.person_id,
         detail={"meeting_id": meeting.pk, "response": response},
     )
     return invitation
@@ -318,7 +331,9 @@ def meeting_for_user(user: User, meeting_id: int) -> Meeting:
     meeting = (
         Meeting.objects.select_related("person", "organiser")
         .filter(pk=meeting_id)
-        .filter(Q(organiser=user) | Q(invitations__invitee=user, invitations__removed_at__isnull=True))
+        .filter(
+            Q(organiser=user) | Q(invitations__invitee=user, invitations__removed_at__isnull=True)
+        )
         .distinct()
         .first()
     )

@@ -427,6 +427,9 @@ class ContactLog(models.Model):
     class Meta:
         indexes = [models.Index(fields=["person", "contact_date"])]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.person} on {self.contact_date}"
+
 
 class Task(models.Model):
     """A short piece of coordination work on a person, assigned to one of their team."""
@@ -480,6 +483,9 @@ class TeamMessage(models.Model):
     class Meta:
         ordering = ["-sent_at"]
         indexes = [models.Index(fields=["person", "sent_at"])]
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class Meeting(models.Model):
@@ -541,6 +547,9 @@ class MeetingInvitation(models.Model):
             models.UniqueConstraint(fields=["meeting", "invitee"], name="one_invitation_each")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.invitee} – {self.get_response_display()}"
+
 
 class NotificationPreference(models.Model):
     """How one user wants to hear of one kind of change: an email straight away, in the
@@ -562,6 +571,9 @@ class NotificationPreference(models.Model):
             models.UniqueConstraint(fields=["user", "kind"], name="one_preference_per_kind")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.get_delivery_display()}"
+
 
 class NotificationEmail(models.Model):
     """Which notifications have gone out by email (straight away or in a digest), so none
@@ -575,6 +587,9 @@ class NotificationEmail(models.Model):
         "EmailOutbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Notification {self.notification_id} ({self.delivery})"
 
 
 class InvolvementReminder(models.Model):
@@ -594,6 +609,9 @@ class InvolvementReminder(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["involvement", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"Reminder for involvement {self.involvement_id}, sent {self.sent_at:%Y-%m-%d}"
 
 
 class EmailOutbox(models.Model):

@@ -67,9 +67,7 @@ def notification_send(
 
 def preferences_for(user: User) -> list[tuple[str, str, str]]:
     """(kind, label, chosen delivery) for every kind, in the page's order."""
-    chosen = dict(
-        NotificationPreference.objects.filter(user=user).values_list("kind", "delivery")
-    )
+    chosen = dict(NotificationPreference.objects.filter(user=user).values_list("kind", "delivery"))
     return [(kind, label, chosen.get(kind, default)) for kind, (label, default) in KINDS.items()]
 
 
@@ -105,15 +103,20 @@ def _effective(notification: Notification) -> str:
 
 def council_link(path: str) -> str:
     """An absolute link to `path` on the current council's host (for emails)."""
-    from django.db import connection
+    return council_base_url() + path
 
+
+def council_base_url() -> str:
+    """The current council's address without a trailing slash ("" outside a council);
+    look it up once per email, not once per link."""
+    from tenants.db import current_schema
     from tenants.models import Council
     from tenants.selectors import council_url
 
-    council = Council.objects.filter(schema_name=connection.schema_name).first()
+    council = Council.objects.filter(schema_name=current_schema()).first()
     if council is None or council.is_platform:
-        return path
-    return council_url(council, path)
+        return ""
+    return council_url(council, "").rstrip("/")
 
 
 def notifications_email_immediate() -> int:
@@ -137,8 +140,9 @@ def notifications_email_immediate() -> int:
                 kind="notification",
                 to_email=email_for(notification.recipient),
                 subject=_subject(notification),
-                body=f"{notification.text}\n\nSee it in Patchwork: {council_link('/notifications/')}\n"
-                f"\nChoose which changes you hear about by email: "
+                body=f"{notification.text}\n\n"
+                f"See it in Patchwork: {council_link('/notifications/')}\n\n"
+                "Choose which changes you hear about by email: "
                 f"{council_link('/notifications/preferences/')}\n",
             )
             NotificationEmail.objects.create(
@@ -210,4 +214,3 @@ def email_for(user: User) -> str:
     """The address a colleague's mail goes to: their secure email if they gave one."""
     practitioner = getattr(user, "practitioner", None)
     return (practitioner.secure_email if practitioner else "") or user.email
-

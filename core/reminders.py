@@ -30,8 +30,9 @@ from core.models import (
     Notification,
     Practitioner,
 )
-from core.notifications import council_link
+from core.notifications import council_base_url
 from core.services import involvement_confirm, involvement_end
+from tenants.db import current_schema
 
 LINK_SALT = "patchwork.involvement-reminder"
 Answer = InvolvementReminder.Answer
@@ -52,8 +53,8 @@ def _tables() -> dict[str, str]:
         "outbox": EmailOutbox._meta.db_table,
         "practitioner": Practitioner._meta.db_table,
         "notification": Notification._meta.db_table,
-        "user": Practitioner._meta.get_field("user").related_model._meta.db_table,  # type: ignore[union-attr]
-        "person": Involvement._meta.get_field("person").related_model._meta.db_table,  # type: ignore[union-attr]
+        "user": Practitioner._meta.get_field("user").related_model._meta.db_table,
+        "person": Involvement._meta.get_field("person").related_model._meta.db_table,
     }
 
 
@@ -64,6 +65,8 @@ def reminders_run(*, now: datetime | None = None) -> ReminderRun:
     policy = CouncilPolicy.current()
     interval = timedelta(days=policy.confirmation_interval_days)
     grace = timedelta(days=policy.confirmation_grace_days)
+    # The SQL below is built only from these table names (from the models, never from
+    # input); every value is a bound parameter.
     t = _tables()
     with connection.cursor() as cursor:
         # 1. One reminder for every current involvement due for confirmation that has not
@@ -102,7 +105,7 @@ def reminders_run(*, now: datetime | None = None) -> ReminderRun:
             )
             SELECT (SELECT count(*) FROM reminded),
                    (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM emails)
-            """,
+            """,  # noqa: S608
             {"now": now, "expires": now + grace, "due_before": now - interval},
         )
         reminded, emails = cursor.fetchone()
@@ -142,7 +145,7 @@ def reminders_run(*, now: datetime | None = None) -> ReminderRun:
                 RETURNING id
             )
             SELECT (SELECT count(*) FROM flagged), (SELECT count(*) FROM told)
-            """,
+            """,  # noqa: S608
             {
                 "now": now,
                 "grace_before": now - grace,
@@ -158,7 +161,7 @@ def reminders_run(*, now: datetime | None = None) -> ReminderRun:
 
 def reminder_token(reminder_id: int, answer: str) -> str:
     return signing.Signer(salt=LINK_SALT).sign_object(
-        {"s": connection.schema_name, "r": reminder_id, "a": answer}
+        {"s": current_schema(), "r": reminder_id, "a": answer}
     )
 
 
@@ -172,10 +175,11 @@ def reminder_email_body(context: dict[str, Any]) -> str:
     )
     lines = []
     expires: date | None = None
+    base = council_base_url()
     for reminder in reminders:
         involvement = reminder.involvement
-        still = council_link(f"/reminders/{reminder_token(reminder.pk, Answer.STILL_INVOLVED)}/")
-        ended = council_link(f"/reminders/{reminder_token(reminder.pk, Answer.NO_LONGER)}/")
+        still = f"{base}/reminders/{reminder_token(reminder.pk, Answer.STILL_INVOLVED)}/"
+        ended = f"{base}/reminders/{reminder_token(reminder.pk, Answer.NO_LONGER)}/"
         lines.append(
             f"{involvement.person} – {involvement.role} since {involvement.start_date:%-d %B %Y}\n"
             f"  Still involved: {still}\n  No longer involved: {ended}\n"
@@ -197,8 +201,10 @@ def reminder_from_token(token: str) -> tuple[InvolvementReminder, str]:
     try:
         data = signing.Signer(salt=LINK_SALT).unsign_object(token)
     except signing.BadSignature as exc:
-        raise ValidationError("This link is not valid. Confirm your involvements in Patchwork.") from exc
-    if data.get("s") != connection.schema_name or data.get("a") not in Answer.values:
+        raise ValidationError(
+            "This link is not valid. Confirm your involvements in Patchwork."
+        ) from exc
+    if data.get("s") != current_schema() or data.get("a") not in Answer.values:
         raise ValidationError("This link is not valid. Confirm your involvements in Patchwork.")
     reminder = (
         InvolvementReminder.objects.select_related(

@@ -75,12 +75,10 @@ def sensitive_services_involved(viewer: User, person: Person) -> list[Organisati
     """Sensitive services on the team that `viewer` reaches only by a brokered request.
     Their names are for the request form's hidden value, never shown to the viewer."""
     own = practitioner_of(viewer)
-    ids = (
-        Involvement.objects.filter(person=person, end_date__isnull=True, sensitive=True)
-        .exclude(organisation_id=own.organisation_id if own else None)
-        .values_list("organisation_id", flat=True)
-        .distinct()
-    )
+    involved = Involvement.objects.filter(person=person, end_date__isnull=True, sensitive=True)
+    if own is not None:
+        involved = involved.exclude(organisation_id=own.organisation_id)
+    ids = involved.values_list("organisation_id", flat=True).distinct()
     return list(Organisation.objects.filter(pk__in=ids))
 
 

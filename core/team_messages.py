@@ -29,7 +29,9 @@ def team_message_send(
     if whole_team:
         recipients = [c.user for c in team_colleagues(sender, person) if c.user.pk != sender.pk]
     else:
-        recipients = [u for u in colleague_pick(sender, person, recipient_ids or []) if u.pk != sender.pk]
+        recipients = [
+            u for u in colleague_pick(sender, person, recipient_ids or []) if u.pk != sender.pk
+        ]
     if not recipients:
         raise ValidationError({"recipients": "Choose at least one colleague other than yourself"})
     message = TeamMessage.objects.create(
@@ -43,7 +45,9 @@ def team_message_send(
         detail={"message_id": message.pk, "recipient_ids": [u.pk for u in recipients]},
     )
     notifications = notification_send(
-        recipients=recipients, person=person, kind="team_message",
+        recipients=recipients,
+        person=person,
+        kind="team_message",
         text=f"{sender} to the team about {person}: {text}",
     )
     for notification in notifications:

@@ -24,16 +24,16 @@ def _coordination_text(text: str, field: str = "text") -> str:
         raise ValidationError({field: "Say in a few words what needs doing"})
     if len(text) > COORDINATION_TEXT_MAX:
         raise ValidationError(
-            {field: f"Keep it to {COORDINATION_TEXT_MAX} characters: Patchwork is for "
-             "coordinating, not for case notes"}
+            {
+                field: f"Keep it to {COORDINATION_TEXT_MAX} characters: Patchwork is for "
+                "coordinating, not for case notes"
+            }
         )
     return text
 
 
 @transaction.atomic
-def task_create(
-    *, actor: User, person: Person, assignee: User, text: str, due_date: date
-) -> Task:
+def task_create(*, actor: User, person: Person, assignee: User, text: str, due_date: date) -> Task:
     """Add a task on `person` for a colleague on the team (or oneself); they are told."""
     person_for_team(actor, person.pk)
     (assignee,) = colleague_pick(actor, person, [assignee.pk])

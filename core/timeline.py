@@ -80,11 +80,15 @@ def _hidden_users(person: Person, viewer: Practitioner) -> set[int]:
     involvements = Involvement.objects.filter(person=person).values_list(
         "practitioner__user_id", "sensitive", "organisation_id"
     )
-    visible = {u for u, sensitive, org in involvements if not sensitive or org == viewer.organisation_id}
+    visible = {
+        u for u, sensitive, org in involvements if not sensitive or org == viewer.organisation_id
+    }
     return {u for u, _, _ in involvements} - visible
 
 
-def _entries(person: Person, user: User, viewer: Practitioner, team: bool) -> tuple[list[TimelineEntry], int]:
+def _entries(
+    person: Person, user: User, viewer: Practitioner, team: bool
+) -> tuple[list[TimelineEntry], int]:
     hidden = _hidden_users(person, viewer)
     entries: list[TimelineEntry] = []
     notices: set[int] = set()
@@ -101,16 +105,23 @@ def _entries(person: Person, user: User, viewer: Practitioner, team: bool) -> tu
             continue
         who = f"{inv.practitioner.user.full_name} ({inv.organisation})"
         role = f"{inv.role}" + (", lead professional" if inv.lead_professional else "")
-        entries.append(TimelineEntry(inv.start_date, None, "team", f"{who} joined the team as {role}", person))
+        entries.append(
+            TimelineEntry(inv.start_date, None, "team", f"{who} joined the team as {role}", person)
+        )
         if inv.end_date:
             reason = f": {inv.get_end_reason_display().lower()}" if inv.end_reason else ""
-            entries.append(TimelineEntry(inv.end_date, None, "team", f"{who} left the team{reason}", person))
+            entries.append(
+                TimelineEntry(inv.end_date, None, "team", f"{who} left the team{reason}", person)
+            )
         if inv.pk in flagged:
             entries.append(
                 TimelineEntry(
-                    flagged[inv.pk], None, "team",
+                    flagged[inv.pk],
+                    None,
+                    "team",
                     f"{who} has not confirmed they are still involved: unconfirmed since "
-                    f"{flagged[inv.pk]:%-d %B %Y}", person,
+                    f"{flagged[inv.pk]:%-d %B %Y}",
+                    person,
                 )
             )
     for contact in ContactLog.objects.filter(person=person).select_related("recorded_by"):
@@ -118,29 +129,47 @@ def _entries(person: Person, user: User, viewer: Practitioner, team: bool) -> tu
             continue
         verb = "saw" if contact.kind == ContactLog.Kind.SAW else "spoke to"
         entries.append(
-            TimelineEntry(contact.contact_date, None, "contact",
-                          f"{contact.recorded_by.full_name} {verb} {person.given_name}", person)
+            TimelineEntry(
+                contact.contact_date,
+                None,
+                "contact",
+                f"{contact.recorded_by.full_name} {verb} {person.given_name}",
+                person,
+            )
         )
-    for task in Task.objects.filter(person=person).select_related("assignee__user", "created_by", "closed_by"):
+    for task in Task.objects.filter(person=person).select_related(
+        "assignee__user", "created_by", "closed_by"
+    ):
         if task.assignee.user_id in hidden or task.created_by_id in hidden:
             continue
         entries.append(
             TimelineEntry(
-                _day(task.created_at), task.created_at, "task",
+                _day(task.created_at),
+                task.created_at,
+                "task",
                 f"{task.created_by.full_name} set a task for {task.assignee.user.full_name}, due "
-                f"{task.due_date:%-d %B %Y}: {task.text}" + (" (overdue)" if task.is_overdue else ""),
-                person, overdue=task.is_overdue,
+                f"{task.due_date:%-d %B %Y}: {task.text}"
+                + (" (overdue)" if task.is_overdue else ""),
+                person,
+                overdue=task.is_overdue,
             )
         )
         if task.closed_at and task.closed_by:
             entries.append(
                 TimelineEntry(
-                    _day(task.closed_at), task.closed_at, "task",
+                    _day(task.closed_at),
+                    task.closed_at,
+                    "task",
                     f"{task.closed_by.full_name} marked the task “{task.text}” "
-                    f"{task.get_status_display().lower()}", person,
+                    f"{task.get_status_display().lower()}",
+                    person,
                 )
             )
-    for meeting in Meeting.objects.filter(person=person).select_related("organiser").prefetch_related("invitations"):
+    for meeting in (
+        Meeting.objects.filter(person=person)
+        .select_related("organiser")
+        .prefetch_related("invitations")
+    ):
         if meeting.organiser_id in hidden:
             continue
         invited = sum(1 for i in meeting.invitations.all() if i.removed_at is None)
@@ -151,8 +180,14 @@ def _entries(person: Person, user: User, viewer: Practitioner, team: bool) -> tu
         )
         if meeting.status == Meeting.Status.CANCELLED:
             text += " (cancelled)"
-        entries.append(TimelineEntry(_day(meeting.created_at), meeting.created_at, "meeting", text, person))
-    messages = TeamMessage.objects.filter(person=person).select_related("sender").prefetch_related("recipients")
+        entries.append(
+            TimelineEntry(_day(meeting.created_at), meeting.created_at, "meeting", text, person)
+        )
+    messages = (
+        TeamMessage.objects.filter(person=person)
+        .select_related("sender")
+        .prefetch_related("recipients")
+    )
     for message in messages:
         recipients = list(message.recipients.all())
         if message.sender_id in hidden:
@@ -161,16 +196,27 @@ def _entries(person: Person, user: User, viewer: Practitioner, team: bool) -> tu
             text = f"{message.sender.full_name} to {_names(recipients, user)}: {message.text}"
         else:
             count = len([r for r in recipients if r.pk not in hidden])
-            text = f"{message.sender.full_name} sent a message to {count} colleague{'s' if count != 1 else ''}"
-        entries.append(TimelineEntry(_day(message.sent_at), message.sent_at, "message", text, person))
+            plural = "s" if count != 1 else ""
+            text = f"{message.sender.full_name} sent a message to {count} colleague{plural}"
+        entries.append(
+            TimelineEntry(_day(message.sent_at), message.sent_at, "message", text, person)
+        )
     if team:
         for opening in RecordOpening.objects.filter(person=person).select_related("user"):
-            practitioner = Practitioner.objects.filter(user=opening.user).select_related("organisation").first()
+            practitioner = (
+                Practitioner.objects.filter(user=opening.user)
+                .select_related("organisation")
+                .first()
+            )
             org = f" ({practitioner.organisation})" if practitioner else ""
-            text = f"{opening.user.full_name}{org} opened the record: {opening.get_reason_display()}"
+            text = (
+                f"{opening.user.full_name}{org} opened the record: {opening.get_reason_display()}"
+            )
             if opening.break_glass:
                 text += " (break-glass, reviewed)"
-            entries.append(TimelineEntry(_day(opening.opened_at), opening.opened_at, "opening", text, person))
+            entries.append(
+                TimelineEntry(_day(opening.opened_at), opening.opened_at, "opening", text, person)
+            )
     return entries, len(notices)
 
 
@@ -194,12 +240,17 @@ def person_timeline(*, user: User, person_id: int, kinds: list[str] | None = Non
     person = access.person
     entries, notices = _entries(person, user, viewer, team=access.access == Access.TEAM)
     audit_record(
-        actor=user, action="timeline_viewed", person_id=person.pk,
+        actor=user,
+        action="timeline_viewed",
+        person_id=person.pk,
         detail={"access": access.access.value, "family": False},
     )
     return Timeline(
-        person=person, entries=_finish(entries, kinds), brokered_notices=notices,
-        people=[person], on_team=access.access == Access.TEAM,
+        person=person,
+        entries=_finish(entries, kinds),
+        brokered_notices=notices,
+        people=[person],
+        on_team=access.access == Access.TEAM,
     )
 
 
@@ -213,10 +264,13 @@ def family_timeline(*, user: User, person_id: int, kinds: list[str] | None = Non
     relationships = FamilyRelationship.objects.filter(
         Q(person=person) | Q(relative=person), end_date__isnull=True
     )
-    relative_ids = {r.relative_id if r.person_id == person.pk else r.person_id for r in relationships}
+    relative_ids = {
+        r.relative_id if r.person_id == person.pk else r.person_id for r in relationships
+    }
     on_team = _team_person_ids(user, [person.pk, *relative_ids])
     relatives = [
-        p for p in Person.objects.filter(pk__in=relative_ids, archived_at__isnull=True)
+        p
+        for p in Person.objects.filter(pk__in=relative_ids, archived_at__isnull=True)
         if not p.shielded or p.pk in on_team
     ]
     entries, notices = _entries(person, user, viewer, team=access.access == Access.TEAM)
@@ -225,11 +279,19 @@ def family_timeline(*, user: User, person_id: int, kinds: list[str] | None = Non
         entries += more
         notices += more_notices
     audit_record(
-        actor=user, action="timeline_viewed", person_id=person.pk,
-        detail={"access": access.access.value, "family": True,
-                "relative_ids": sorted(r.pk for r in relatives)},
+        actor=user,
+        action="timeline_viewed",
+        person_id=person.pk,
+        detail={
+            "access": access.access.value,
+            "family": True,
+            "relative_ids": sorted(r.pk for r in relatives),
+        },
     )
     return Timeline(
-        person=person, entries=_finish(entries, kinds), brokered_notices=notices,
-        people=[person, *relatives], on_team=access.access == Access.TEAM,
+        person=person,
+        entries=_finish(entries, kinds),
+        brokered_notices=notices,
+        people=[person, *relatives],
+        on_team=access.access == Access.TEAM,
     )

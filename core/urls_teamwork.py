@@ -18,7 +18,11 @@ urlpatterns = [
     path("meetings/reply/<str:token>/", views.meeting_reply_link, name="meeting_reply"),
     path("reminders/<str:token>/", views.reminder_link, name="reminder_answer"),
     path("notifications/", views.notifications, name="notifications"),
-    path("notifications/preferences/", views.notification_preferences, name="notification_preferences"),
+    path(
+        "notifications/preferences/",
+        views.notification_preferences,
+        name="notification_preferences",
+    ),
     path("admin/email/problems/", views.email_problems_view, name="email_problems"),
     path("admin/email/outbox/", views.email_outbox_view, name="email_outbox"),
 ]

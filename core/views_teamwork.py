@@ -107,8 +107,9 @@ def contact_new(request: HttpRequest, person_id: int) -> HttpResponse:
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(
-                request, f"Contact recorded: {log.get_kind_display().lower()} {person.given_name} "
-                f"on {log.contact_date:%-d %B %Y}."
+                request,
+                f"Contact recorded: {log.get_kind_display().lower()} {person.given_name} "
+                f"on {log.contact_date:%-d %B %Y}.",
             )
     else:
         messages.error(request, "Enter the date as day, month and year")
@@ -165,7 +166,9 @@ def task_update(request: HttpRequest, task_id: int) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, f"Task marked {task.get_status_display().lower()}: {task.text}")
+            messages.success(
+                request, f"Task marked {task.get_status_display().lower()}: {task.text}"
+            )
     target = request.POST.get("next", "")
     if target.startswith("/") and not target.startswith("//"):
         return redirect(target)
@@ -190,7 +193,9 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 sender=user,
                 person=person,
                 text=form.cleaned_data["text"],
-                recipient_ids=None if form.cleaned_data["whole_team"] else form.cleaned_data["recipients"],
+                recipient_ids=None
+                if form.cleaned_data["whole_team"]
+                else form.cleaned_data["recipients"],
             )
         except ValidationError as exc:
             _errors_onto(form, exc)
@@ -208,7 +213,9 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
         except ValidationError as exc:
             _errors_onto(brokered, exc)
         else:
-            messages.success(request, "Your request was sent. The service will decide whether to get in touch.")
+            messages.success(
+                request, "Your request was sent. The service will decide whether to get in touch."
+            )
             return redirect("teamwork:timeline", person_id=person.pk)
     context = {"form": form, "brokered": brokered, "person": person, "services": len(services)}
     return render(request, "core/teamwork/message_new.html", context)
@@ -232,14 +239,22 @@ def meeting_new(request: HttpRequest, person_id: int) -> HttpResponse:
         starts, ends = _meeting_times(data)
         try:
             meeting = meeting_schedule(
-                organiser=user, person=person, title=data["title"], starts_at=starts,
-                ends_at=ends, place=data["place"], link=data["link"],
+                organiser=user,
+                person=person,
+                title=data["title"],
+                starts_at=starts,
+                ends_at=ends,
+                place=data["place"],
+                link=data["link"],
                 invitee_ids=None if data["whole_team"] else data["invitees"],
             )
         except ValidationError as exc:
             _errors_onto(form, exc)
         else:
-            messages.success(request, f"Meeting set: invitations sent to {meeting.invitations.count()} colleagues.")
+            messages.success(
+                request,
+                f"Meeting set: invitations sent to {meeting.invitations.count()} colleagues.",
+            )
             return redirect("teamwork:meeting", meeting_id=meeting.pk)
     return render(request, "core/teamwork/meeting_form.html", {"form": form, "person": person})
 
@@ -256,11 +271,15 @@ def meeting_detail(request: HttpRequest, meeting_id: int) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, f"Your reply is recorded: {invitation.get_response_display().lower()}.")
+            messages.success(
+                request, f"Your reply is recorded: {invitation.get_response_display().lower()}."
+            )
         return redirect("teamwork:meeting", meeting_id=meeting.pk)
     context = {
         "meeting": meeting,
-        "invitations": meeting.invitations.filter(removed_at__isnull=True).select_related("invitee"),
+        "invitations": meeting.invitations.filter(removed_at__isnull=True).select_related(
+            "invitee"
+        ),
         "mine": invitation_of(request.user, meeting),  # type: ignore[arg-type]
         "is_organiser": meeting.organiser_id == request.user.pk,
     }
@@ -273,10 +292,17 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
     meeting = meeting_for_user(user, meeting_id)
     if meeting.organiser_id != user.pk:
         raise PermissionDenied("Only the person who set up the meeting can change it")
-    local_start, local_end = timezone.localtime(meeting.starts_at), timezone.localtime(meeting.ends_at)
+    local_start, local_end = (
+        timezone.localtime(meeting.starts_at),
+        timezone.localtime(meeting.ends_at),
+    )
     initial = {
-        "title": meeting.title, "day": local_start.date(), "starts": local_start.time(),
-        "ends": local_end.time(), "place": meeting.place, "link": meeting.link,
+        "title": meeting.title,
+        "day": local_start.date(),
+        "starts": local_start.time(),
+        "ends": local_end.time(),
+        "place": meeting.place,
+        "link": meeting.link,
     }
     form = MeetingForm(request.POST or None, initial=initial, colleagues=[])
     if request.method == "POST" and request.POST.get("cancel_meeting"):
@@ -292,8 +318,13 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
         starts, ends = _meeting_times(data)
         try:
             meeting_change(
-                actor=user, meeting=meeting, title=data["title"], starts_at=starts,
-                ends_at=ends, place=data["place"], link=data["link"],
+                actor=user,
+                meeting=meeting,
+                title=data["title"],
+                starts_at=starts,
+                ends_at=ends,
+                place=data["place"],
+                link=data["link"],
             )
         except ValidationError as exc:
             _errors_onto(form, exc)
@@ -301,7 +332,8 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
             messages.success(request, "Meeting changed: updated invitations sent.")
             return redirect("teamwork:meeting", meeting_id=meeting.pk)
     return render(
-        request, "core/teamwork/meeting_form.html",
+        request,
+        "core/teamwork/meeting_form.html",
         {"form": form, "person": meeting.person, "meeting": meeting},
     )
 
@@ -313,20 +345,30 @@ def meeting_reply_link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         invitation, response = reply_from_token(token)
     except ValidationError as exc:
-        return render(request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400)
+        return render(
+            request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
+        )
     if request.method == "POST":
         meeting_respond(invitation=invitation, response=response)
-        return render(request, "core/teamwork/link_done.html", {
-            "heading": "Your reply is recorded",
-            "text": f"You told {invitation.meeting.organiser} you "
-            + ("can come" if response == "accepted" else "cannot come")
-            + f" to {invitation.meeting.title}.",
-        })
-    return render(request, "core/teamwork/link_confirm.html", {
-        "heading": f"Reply to {invitation.meeting.title}",
-        "text": f"{timezone.localtime(invitation.meeting.starts_at):%A %-d %B %Y, %H:%M}",
-        "button": "I can come" if response == "accepted" else "I cannot come",
-    })
+        return render(
+            request,
+            "core/teamwork/link_done.html",
+            {
+                "heading": "Your reply is recorded",
+                "text": f"You told {invitation.meeting.organiser} you "
+                + ("can come" if response == "accepted" else "cannot come")
+                + f" to {invitation.meeting.title}.",
+            },
+        )
+    return render(
+        request,
+        "core/teamwork/link_confirm.html",
+        {
+            "heading": f"Reply to {invitation.meeting.title}",
+            "text": f"{timezone.localtime(invitation.meeting.starts_at):%A %-d %B %Y, %H:%M}",
+            "button": "I can come" if response == "accepted" else "I cannot come",
+        },
+    )
 
 
 def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
@@ -335,25 +377,42 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         reminder, answer = reminder_from_token(token)
     except ValidationError as exc:
-        return render(request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400)
+        return render(
+            request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
+        )
     involvement = reminder.involvement
     still = answer == "still"
     if request.method == "POST":
         try:
             reminder_answer(token=token)
         except ValidationError as exc:
-            return render(request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400)
-        return render(request, "core/teamwork/link_done.html", {
-            "heading": "Thank you",
-            "text": f"You are recorded as still involved with {involvement.person} as {involvement.role}."
-            if still else f"Your involvement with {involvement.person} as {involvement.role} has ended. "
-            "It stays on the record as history.",
-        })
-    return render(request, "core/teamwork/link_confirm.html", {
-        "heading": ("Confirm you are still involved" if still else "Confirm you are no longer involved"),
-        "text": f"{involvement.person}, {involvement.role}, since {involvement.start_date:%-d %B %Y}",
-        "button": "I am still involved" if still else "I am no longer involved",
-    })
+            return render(
+                request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
+            )
+        return render(
+            request,
+            "core/teamwork/link_done.html",
+            {
+                "heading": "Thank you",
+                "text": f"You are recorded as still involved with {involvement.person} "
+                f"as {involvement.role}."
+                if still
+                else f"Your involvement with {involvement.person} as {involvement.role} has ended. "
+                "It stays on the record as history.",
+            },
+        )
+    return render(
+        request,
+        "core/teamwork/link_confirm.html",
+        {
+            "heading": (
+                "Confirm you are still involved" if still else "Confirm you are no longer involved"
+            ),
+            "text": f"{involvement.person}, {involvement.role}, "
+            f"since {involvement.start_date:%-d %B %Y}",
+            "button": "I am still involved" if still else "I am no longer involved",
+        },
+    )
 
 
 @verified_required
@@ -388,10 +447,11 @@ def notification_preferences(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 def email_problems_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/teamwork/email_problems.html", {"problems": email_problems()[:200]})
+    return render(
+        request, "core/teamwork/email_problems.html", {"problems": email_problems()[:200]}
+    )
 
 
 @admin_required
 def email_outbox_view(request: HttpRequest) -> HttpResponse:
     return render(request, "core/teamwork/email_outbox.html", {"emails": email_recent()})
-

@@ -18,6 +18,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.models import Person
+from tests.core.conftest import scenario  # noqa: F401  (the shared Brighton scenario)
 from tests.factories import (
     InvolvementFactory,
     OrganisationFactory,
@@ -46,7 +47,9 @@ def _unique(label: str) -> str:
 
 def build_team(schema: str) -> Team:
     with schema_context(schema):
-        social_care = OrganisationFactory(name=_unique("Children's Services"), agency_type="social_care")
+        social_care = OrganisationFactory(
+            name=_unique("Children's Services"), agency_type="social_care"
+        )
         school = OrganisationFactory(name=_unique("Academy"), agency_type="school")
         gp = OrganisationFactory(name=_unique("Surgery"), agency_type="gp")
         camhs = OrganisationFactory(
@@ -64,8 +67,10 @@ def build_team(schema: str) -> Team:
                 organisation=org, user__email=f"{key}-{uuid.uuid4().hex[:8]}@brighton.test"
             )
             InvolvementFactory(
-                person=child, practitioner=practitioner,
-                role=RoleFactory(name=role, child_protection=lead), lead_professional=lead,
+                person=child,
+                practitioner=practitioner,
+                role=RoleFactory(name=role, child_protection=lead),
+                lead_professional=lead,
             )
             people[key] = practitioner.user
         return Team(schema=schema, child=child, **people)
@@ -98,8 +103,9 @@ def celery_worker(world, django_db_blocker, settings) -> Iterator[None]:  # type
     settings.EMAIL_RETRY_SECONDS = 0
     mail.outbox = []
     app.conf.task_always_eager = False
-    with django_db_blocker.unblock(), start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=30
+    with (
+        django_db_blocker.unblock(),
+        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
     ):
         yield
     app.conf.task_always_eager = True

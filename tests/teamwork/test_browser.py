@@ -139,9 +139,13 @@ def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None
         lead.goto(f"{live.base_url}/people/{live.child.pk}/tasks/new/")
         expect(lead.get_by_text("do not write case notes here")).to_be_visible()
         lead.get_by_label("What needs doing").fill(task_text)
-        lead.get_by_label("Who will do it").select_option(label=next(
-            o for o in lead.locator("#id_assignee option").all_inner_texts() if live.nurse_name in o
-        ))
+        lead.get_by_label("Who will do it").select_option(
+            label=next(
+                o
+                for o in lead.locator("#id_assignee option").all_inner_texts()
+                if live.nurse_name in o
+            )
+        )
         lead.get_by_label("Due date").fill(due.isoformat())
         lead.get_by_role("button", name="Set the task").click()
         expect(lead.get_by_text(f"Task set for {live.nurse_name}")).to_be_visible()

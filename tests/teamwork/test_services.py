@@ -28,7 +28,6 @@ from core.services import record_open
 from core.team_messages import team_message_send
 from core.team_tasks import task_close, task_create, tasks_mine
 from core.timeline import family_timeline, person_timeline
-from tests.core.conftest import scenario  # noqa: F401  (the shared Brighton scenario)
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,8 +48,10 @@ def _texts(user, person) -> list[str]:  # type: ignore[no-untyped-def]
         ("admin", Http404),
     ],
 )
-def test_the_timeline_is_open_to_whoever_may_see_the_network(world, scenario, who, expected) -> None:  # noqa: F811
-    """The team sees Ava's timeline; people who have not found her, and administrators, get 404."""
+def test_the_timeline_is_open_to_whoever_may_see_the_network(
+    world, scenario, who, expected
+) -> None:
+    """The team sees Ava's timeline; people who never found her, and admins, get 404."""
     with schema_context(world.brighton.schema_name):
         user = getattr(scenario, who)
         if expected == "sees":
@@ -60,8 +61,8 @@ def test_the_timeline_is_open_to_whoever_may_see_the_network(world, scenario, wh
                 person_timeline(user=user, person_id=scenario.ava.pk)
 
 
-def test_a_sensitive_service_shows_only_as_the_brokered_notice_to_others(world, scenario) -> None:  # noqa: F811
-    """The school nurse sees that a sensitive service is involved, never CAMHS or its worker; CAMHS sees itself."""
+def test_a_sensitive_service_shows_only_as_the_brokered_notice_to_others(world, scenario) -> None:
+    """The nurse sees that a sensitive service is involved, never which; CAMHS sees itself."""
     with schema_context(world.brighton.schema_name):
         contact_log(actor=scenario.camhs_worker, person=scenario.ava, kind="saw")
         nurse_view = person_timeline(user=scenario.school_nurse, person_id=scenario.ava.pk)
@@ -74,13 +75,16 @@ def test_a_sensitive_service_shows_only_as_the_brokered_notice_to_others(world, 
     assert any(f"{scenario.camhs_worker.full_name} saw Ava" == e.text for e in camhs_view.entries)
 
 
-def test_the_timeline_is_newest_first_and_filters_by_kind(world, scenario) -> None:  # noqa: F811
-    """A contact logged today sits above the team joining a month ago; filtering leaves only tasks."""
+def test_the_timeline_is_newest_first_and_filters_by_kind(world, scenario) -> None:
+    """Today's contact sits above last month's joining; filtering leaves only tasks."""
     with schema_context(world.brighton.schema_name):
         contact_log(actor=scenario.school_nurse, person=scenario.ava, kind="spoke")
         task_create(
-            actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-            text="Share the school attendance figures", due_date=timezone.localdate(),
+            actor=scenario.social_worker,
+            person=scenario.ava,
+            assignee=scenario.school_nurse,
+            text="Share the school attendance figures",
+            due_date=timezone.localdate(),
         )
         entries = person_timeline(user=scenario.social_worker, person_id=scenario.ava.pk).entries
         tasks = person_timeline(
@@ -91,11 +95,13 @@ def test_the_timeline_is_newest_first_and_filters_by_kind(world, scenario) -> No
     assert [e.kind for e in tasks] == ["task"]
 
 
-def test_openings_by_outsiders_appear_to_the_team_only(world, scenario) -> None:  # noqa: F811
-    """A teacher who stated a reason sees the timeline but not the list of who opened the record."""
+def test_openings_by_outsiders_appear_to_the_team_only(world, scenario) -> None:
+    """A teacher who stated a reason sees the timeline but not who opened the record."""
     with schema_context(world.brighton.schema_name):
         record_open(
-            user=scenario.teacher, person=scenario.ava, reason="safeguarding",
+            user=scenario.teacher,
+            person=scenario.ava,
+            reason="safeguarding",
             note="Ava disclosed something in class today",
         )
         team_view = _texts(scenario.social_worker, scenario.ava)
@@ -104,8 +110,8 @@ def test_openings_by_outsiders_appear_to_the_team_only(world, scenario) -> None:
     assert not any("opened the record" in t for t in teacher_view)
 
 
-def test_the_family_timeline_leaves_out_a_shielded_relative(world, scenario) -> None:  # noqa: F811
-    """Ava's brother shows on the family timeline; shielded Zed, Ava's relative too, only to his own team."""
+def test_the_family_timeline_leaves_out_a_shielded_relative(world, scenario) -> None:
+    """Ava's brother shows on the family timeline; shielded Zed only to his own team."""
     from core.services import relationship_add
 
     with schema_context(world.brighton.schema_name):
@@ -118,37 +124,48 @@ def test_the_family_timeline_leaves_out_a_shielded_relative(world, scenario) -> 
     assert {p.given_name for p in social_worker.people} == {"Ava", "Leo", "Zed"}
 
 
-def test_a_logged_contact_becomes_the_last_contact_on_the_network(world, scenario) -> None:  # noqa: F811
+def test_a_logged_contact_becomes_the_last_contact_on_the_network(world, scenario) -> None:
     """The nurse saw Ava two days ago; the network says so."""
     day = timezone.localdate() - timedelta(days=2)
     with schema_context(world.brighton.schema_name):
         contact_log(actor=scenario.school_nurse, person=scenario.ava, kind="saw", contact_date=day)
-        network = person_network(user=scenario.social_worker, person_id=scenario.ava.pk, audit=False)
-    nurse = next(m for m in network.current if m.practitioner_name == scenario.school_nurse.full_name)
+        network = person_network(
+            user=scenario.social_worker, person_id=scenario.ava.pk, audit=False
+        )
+    nurse = next(
+        m for m in network.current if m.practitioner_name == scenario.school_nurse.full_name
+    )
     assert nurse.last_contact_date == day
 
 
-def test_only_the_team_logs_contacts_and_never_in_the_future(world, scenario) -> None:  # noqa: F811
+def test_only_the_team_logs_contacts_and_never_in_the_future(world, scenario) -> None:
     """The teacher is not involved; tomorrow is refused; nothing is recorded."""
     with schema_context(world.brighton.schema_name):
         with pytest.raises(ValidationError, match="currently involved"):
             contact_log(actor=scenario.teacher, person=scenario.ava, kind="saw")
         with pytest.raises(ValidationError, match="future"):
             contact_log(
-                actor=scenario.school_nurse, person=scenario.ava, kind="saw",
+                actor=scenario.school_nurse,
+                person=scenario.ava,
+                kind="saw",
                 contact_date=timezone.localdate() + timedelta(days=1),
             )
         assert not scenario.ava.contacts.exists()
 
 
-def test_an_assigned_task_reaches_the_assignee_and_closes(world, scenario) -> None:  # noqa: F811
+def test_an_assigned_task_reaches_the_assignee_and_closes(world, scenario) -> None:
     """The nurse is told, finds it in her tasks, and marks it done."""
     with schema_context(world.brighton.schema_name):
         task = task_create(
-            actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-            text="Ask Ava's class teacher to join the core group", due_date=timezone.localdate(),
+            actor=scenario.social_worker,
+            person=scenario.ava,
+            assignee=scenario.school_nurse,
+            text="Ask Ava's class teacher to join the core group",
+            due_date=timezone.localdate(),
         )
-        assert Notification.objects.filter(recipient=scenario.school_nurse, kind="task_assigned").exists()
+        assert Notification.objects.filter(
+            recipient=scenario.school_nurse, kind="task_assigned"
+        ).exists()
         assert list(tasks_mine(scenario.school_nurse)) == [task]
         task_close(actor=scenario.school_nurse, task=task, status="done")
         assert not tasks_mine(scenario.school_nurse).exists()
@@ -165,12 +182,15 @@ def test_an_assigned_task_reaches_the_assignee_and_closes(world, scenario) -> No
         ("camhs_worker", "school_nurse", None),
     ],
 )
-def test_who_may_set_tasks_for_whom(world, scenario, who, assignee, expected) -> None:  # noqa: F811
+def test_who_may_set_tasks_for_whom(world, scenario, who, assignee, expected) -> None:
     """Tasks are set by the team, for colleagues the setter may name."""
     with schema_context(world.brighton.schema_name):
         call = lambda: task_create(  # noqa: E731
-            actor=getattr(scenario, who), person=scenario.ava, assignee=getattr(scenario, assignee),
-            text="Phone the family", due_date=timezone.localdate(),
+            actor=getattr(scenario, who),
+            person=scenario.ava,
+            assignee=getattr(scenario, assignee),
+            text="Phone the family",
+            due_date=timezone.localdate(),
         )
         if expected is None:
             assert call().status == Task.Status.OPEN
@@ -179,30 +199,39 @@ def test_who_may_set_tasks_for_whom(world, scenario, who, assignee, expected) ->
                 call()
 
 
-def test_a_task_is_coordination_not_case_notes(world, scenario) -> None:  # noqa: F811
+def test_a_task_is_coordination_not_case_notes(world, scenario) -> None:
     """Over 280 characters is refused with a reason; a past due date too."""
     with schema_context(world.brighton.schema_name):
         with pytest.raises(ValidationError, match="not for case notes"):
             task_create(
-                actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-                text="x" * 281, due_date=timezone.localdate(),
+                actor=scenario.social_worker,
+                person=scenario.ava,
+                assignee=scenario.school_nurse,
+                text="x" * 281,
+                due_date=timezone.localdate(),
             )
         with pytest.raises(ValidationError, match="today or in the future"):
             task_create(
-                actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-                text="Phone mum", due_date=timezone.localdate() - timedelta(days=1),
+                actor=scenario.social_worker,
+                person=scenario.ava,
+                assignee=scenario.school_nurse,
+                text="Phone mum",
+                due_date=timezone.localdate() - timedelta(days=1),
             )
-        assert not Task.objects.exists()
+        assert not Task.objects.filter(person=scenario.ava).exists()
 
 
-def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:  # noqa: F811
+def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:
     """A task past its due date is marked "Overdue" on My tasks, not only coloured."""
     from tests.conftest import sign_in
 
     with schema_context(world.brighton.schema_name):
         task = task_create(
-            actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-            text="Send the health plan", due_date=timezone.localdate(),
+            actor=scenario.social_worker,
+            person=scenario.ava,
+            assignee=scenario.school_nurse,
+            text="Send the health plan",
+            due_date=timezone.localdate(),
         )
         Task.objects.filter(pk=task.pk).update(due_date=timezone.localdate() - timedelta(days=3))
     page = sign_in(world.brighton_school_nurse).get("/tasks/").content.decode()
@@ -210,28 +239,40 @@ def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:  # noqa
     assert "Overdue" in page
 
 
-def test_a_message_to_the_whole_team_skips_the_sensitive_service(world, scenario) -> None:  # noqa: F811
-    """The nurse's message reaches the social worker; CAMHS is reached only by a brokered request."""
+def test_a_message_to_the_whole_team_skips_the_sensitive_service(world, scenario) -> None:
+    """The nurse's message reaches the social worker; CAMHS only by a brokered request."""
     with schema_context(world.brighton.schema_name):
         message = team_message_send(
             sender=scenario.school_nurse, person=scenario.ava, text="Ava was absent all week"
         )
         assert set(message.recipients.all()) == {scenario.social_worker}
-        assert Notification.objects.filter(recipient=scenario.social_worker, kind="team_message").exists()
-        assert EmailOutbox.objects.filter(to_email=scenario.social_worker.email, kind="team_message").exists()
+        assert Notification.objects.filter(
+            recipient=scenario.social_worker, kind="team_message"
+        ).exists()
+        assert EmailOutbox.objects.filter(
+            to_email=scenario.social_worker.email, kind="team_message"
+        ).exists()
         with pytest.raises(Http404):
             team_message_send(
-                sender=scenario.school_nurse, person=scenario.ava, text="Hello",
+                sender=scenario.school_nurse,
+                person=scenario.ava,
+                text="Hello",
                 recipient_ids=[scenario.camhs_worker.pk],
             )
         with pytest.raises(PermissionDenied):
-            record_open(user=scenario.teacher, person=scenario.ava, reason="safeguarding",
-                        note="Concern raised at school today")
+            record_open(
+                user=scenario.teacher,
+                person=scenario.ava,
+                reason="safeguarding",
+                note="Concern raised at school today",
+            )
             team_message_send(sender=scenario.teacher, person=scenario.ava, text="Hello")
 
 
-def test_the_message_page_offers_a_brokered_request_to_the_sensitive_service(world, scenario) -> None:  # noqa: F811
-    """The nurse asks 'a sensitive service' to get in touch without learning which it is."""
+def test_the_message_page_offers_a_brokered_request_to_the_sensitive_service(
+    world, scenario
+) -> None:
+    """The nurse asks 'a sensitive service' to get in touch without learning which."""
     from core.models import ContactRequest
     from tests.conftest import sign_in
 
@@ -248,27 +289,37 @@ def test_the_message_page_offers_a_brokered_request_to_the_sensitive_service(wor
         assert ContactRequest.objects.get(person=scenario.ava).organisation == scenario.camhs
 
 
-def test_only_the_organiser_changes_a_meeting(world, scenario) -> None:  # noqa: F811
+def test_only_the_organiser_changes_a_meeting(world, scenario) -> None:
     """The whole team (as the organiser may name it) is invited; an invitee cannot move it."""
     starts = timezone.now() + timedelta(days=2)
     with schema_context(world.brighton.schema_name):
         meeting = meeting_schedule(
-            organiser=scenario.social_worker, person=scenario.ava, title="Core group",
-            starts_at=starts, ends_at=starts + timedelta(hours=1), place="Hove Town Hall",
+            organiser=scenario.social_worker,
+            person=scenario.ava,
+            title="Core group",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=1),
+            place="Hove Town Hall",
         )
         invited = {i.invitee for i in meeting.invitations.all()}
         with pytest.raises(PermissionDenied):
             meeting_change(
-                actor=scenario.school_nurse, meeting=meeting, title="Moved", starts_at=starts,
-                ends_at=starts + timedelta(hours=2), place="Elsewhere",
+                actor=scenario.school_nurse,
+                meeting=meeting,
+                title="Moved",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                place="Elsewhere",
             )
     assert invited == {scenario.school_nurse}
 
 
-def test_an_unconfirmed_involvement_is_flagged_to_the_team_never_ended(world, scenario) -> None:  # noqa: F811
-    """After the reminder and 14 days' grace, the team is told and the timeline says 'unconfirmed since'."""
+def test_an_unconfirmed_involvement_is_flagged_to_the_team_never_ended(world, scenario) -> None:
+    """After 14 days' grace the team is told, and the timeline says 'unconfirmed since'."""
     with schema_context(world.brighton.schema_name):
-        nurse_involvement = Involvement.objects.get(person=scenario.ava, practitioner__user=scenario.school_nurse)
+        nurse_involvement = Involvement.objects.get(
+            person=scenario.ava, practitioner__user=scenario.school_nurse
+        )
         Involvement.objects.filter(pk=nurse_involvement.pk).update(
             last_confirmed_at=timezone.now() - timedelta(days=91)
         )
@@ -285,10 +336,12 @@ def test_an_unconfirmed_involvement_is_flagged_to_the_team_never_ended(world, sc
     assert nurse_involvement.end_date is None
 
 
-def test_no_longer_involved_by_link_ends_the_involvement_as_history(world, scenario) -> None:  # noqa: F811
-    """The answer ends the involvement with the reason 'no longer involved'; it stays as history."""
+def test_no_longer_involved_by_link_ends_the_involvement_as_history(world, scenario) -> None:
+    """The answer ends the involvement as 'no longer involved'; it stays as history."""
     with schema_context(world.brighton.schema_name):
-        involvement = Involvement.objects.get(person=scenario.ava, practitioner__user=scenario.school_nurse)
+        involvement = Involvement.objects.get(
+            person=scenario.ava, practitioner__user=scenario.school_nurse
+        )
         Involvement.objects.filter(pk=involvement.pk).update(
             last_confirmed_at=timezone.now() - timedelta(days=100)
         )
@@ -302,36 +355,53 @@ def test_no_longer_involved_by_link_ends_the_involvement_as_history(world, scena
     assert involvement.end_reason == Involvement.EndReason.NOT_CONFIRMED
 
 
-def test_a_practitioner_who_chose_the_digest_gets_no_immediate_email(world, scenario) -> None:  # noqa: F811
-    """The nurse moves task emails to the digest: the sweep leaves her notification for the morning."""
+def test_a_practitioner_who_chose_the_digest_gets_no_immediate_email(world, scenario) -> None:
+    """The nurse moves task emails to the digest: the sweep leaves hers for the morning."""
     with schema_context(world.brighton.schema_name):
-        notification_preferences_set(user=scenario.school_nurse, choices={"task_assigned": "digest"})
-        notification_preferences_set(user=scenario.social_worker, choices={"task_assigned": "immediate"})
-        task_create(
-            actor=scenario.social_worker, person=scenario.ava, assignee=scenario.school_nurse,
-            text="Phone the family", due_date=timezone.localdate(),
+        notification_preferences_set(
+            user=scenario.school_nurse, choices={"task_assigned": "digest"}
+        )
+        notification_preferences_set(
+            user=scenario.social_worker, choices={"task_assigned": "immediate"}
         )
         task_create(
-            actor=scenario.school_nurse, person=scenario.ava, assignee=scenario.social_worker,
-            text="Check the plan", due_date=timezone.localdate(),
+            actor=scenario.social_worker,
+            person=scenario.ava,
+            assignee=scenario.school_nurse,
+            text="Phone the family",
+            due_date=timezone.localdate(),
+        )
+        task_create(
+            actor=scenario.school_nurse,
+            person=scenario.ava,
+            assignee=scenario.social_worker,
+            text="Check the plan",
+            due_date=timezone.localdate(),
         )
         notifications_email_immediate()
         assert NotificationPreference.objects.get(user=scenario.school_nurse).delivery == "digest"
         assert not EmailOutbox.objects.filter(to_email=scenario.school_nurse.email).exists()
         assert EmailOutbox.objects.filter(to_email=scenario.social_worker.email).count() == 1
         with pytest.raises(ValidationError):
-            notification_preferences_set(user=scenario.school_nurse, choices={"task_assigned": "pigeon"})
+            notification_preferences_set(
+                user=scenario.school_nurse, choices={"task_assigned": "pigeon"}
+            )
 
 
-@pytest.mark.parametrize(("persona", "status"), [("brighton_admin", 200), ("brighton_school_nurse", 403)])
+@pytest.mark.parametrize(
+    ("persona", "status"), [("brighton_admin", 200), ("brighton_school_nurse", 403)]
+)
 def test_failed_addresses_are_shown_to_administrators(world, db, persona, status) -> None:
-    """An address the mail server refused is listed for the administrator, and only for them."""
+    """An address the mail server refused is listed for administrators only."""
     from tests.conftest import sign_in
 
     with schema_context(world.brighton.schema_name):
         EmailOutbox.objects.create(
-            idempotency_key="t:1", kind="notification", to_email="gone@brighton.test",
-            subject="Patchwork: a task", status=EmailOutbox.Status.FAILED,
+            idempotency_key="t:1",
+            kind="notification",
+            to_email="gone@brighton.test",
+            subject="Patchwork: a task",
+            status=EmailOutbox.Status.FAILED,
             last_error="550 No such user",
         )
     response = sign_in(getattr(world, persona)).get("/admin/email/problems/")

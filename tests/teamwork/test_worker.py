@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from core.meetings import meeting_cancel, meeting_change, meeting_schedule
 from core.models import (
     EmailOutbox,
     Involvement,
@@ -26,9 +27,8 @@ from core.models import (
     Notification,
     Task,
 )
-from core.meetings import meeting_cancel, meeting_change, meeting_schedule
-from core.team_tasks import task_create
 from core.tasks import email_send, notifications_digest_send, reminders_run
+from core.team_tasks import task_create
 from tests.teamwork.conftest import build_team, days_ago
 
 pytestmark = pytest.mark.redis
@@ -46,15 +46,19 @@ def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
 def test_it_sends_an_assignment_email_once_although_the_first_attempt_failed(
     world, committed_team, celery_worker, flaky_smtp
 ) -> None:
-    """The mail server refuses the first try; the retry delivers it, and a repeated task sends nothing more."""
+    """The server refuses the first try; the retry delivers it; a repeated task sends nothing."""
     team = committed_team
     flaky_smtp.refuse = 1
     with schema_context(team.schema):
         task = task_create(
-            actor=team.lead, person=team.child, assignee=team.nurse,
-            text="Book the health assessment", due_date=days_ago(-7),
+            actor=team.lead,
+            person=team.child,
+            assignee=team.nurse,
+            text="Book the health assessment",
+            due_date=days_ago(-7),
         )
-        key = f"notification:{Notification.objects.get(recipient=team.nurse, kind='task_assigned').pk}"
+        told = Notification.objects.get(recipient=team.nurse, kind="task_assigned")
+        key = f"notification:{told.pk}"
         wait_for(lambda: EmailOutbox.objects.filter(idempotency_key=key, status="sent").exists())
         outbox = EmailOutbox.objects.get(idempotency_key=key)
         assert email_send.delay(outbox.pk).get(timeout=30) == "skipped"
@@ -71,11 +75,19 @@ def test_it_collects_a_days_changes_into_one_digest(world, committed_team, celer
     """Yesterday's team changes reach the nurse as one email, and only once."""
     team = committed_team
     yesterday = timezone.localdate() - timedelta(days=1)
-    noon = timezone.make_aware(datetime.combine(yesterday, datetime.min.time())) + timedelta(hours=12)
-    texts = ["Gil joined the team as GP", "Pat left the team", "Ann joined the team as Health visitor"]
+    noon = timezone.make_aware(datetime.combine(yesterday, datetime.min.time())) + timedelta(
+        hours=12
+    )
+    texts = [
+        "Gil joined the team as GP",
+        "Pat left the team",
+        "Ann joined the team as Health visitor",
+    ]
     with schema_context(team.schema):
         rows = [
-            Notification.objects.create(recipient=team.nurse, person=team.child, kind=kind, text=text)
+            Notification.objects.create(
+                recipient=team.nurse, person=team.child, kind=kind, text=text
+            )
             for kind, text in zip(["team_joined", "team_left", "team_joined"], texts, strict=True)
         ]
         Notification.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=noon)
@@ -97,7 +109,7 @@ def _links(body: str) -> dict[str, str]:
 def test_it_reminds_confirms_by_link_and_refuses_the_link_again(
     world, committed_team, celery_worker
 ) -> None:
-    """The GP is reminded after 90 days, confirms with one click, and the same link then says it was used."""
+    """The GP is reminded after 90 days, confirms by link, and the link then says it was used."""
     team = committed_team
     host = world.brighton.get_primary_domain().domain
     with schema_context(team.schema):
@@ -167,19 +179,29 @@ def _event(calendar: icalendar.Calendar) -> icalendar.Event:
 def test_it_sends_calendar_invitations_that_keep_their_uid_through_change_and_cancel(
     world, committed_team, celery_worker
 ) -> None:
-    """Invitees get a REQUEST with every attendee; the change and the cancellation carry the same UID."""
+    """Invitees get a REQUEST with every attendee; change and cancel carry the same UID."""
     team = committed_team
     starts = timezone.now().replace(microsecond=0) + timedelta(days=3)
     with schema_context(team.schema):
         meeting = meeting_schedule(
-            organiser=team.lead, person=team.child, title="Core group", starts_at=starts,
-            ends_at=starts + timedelta(hours=1), place="Hove Town Hall, room 2",
+            organiser=team.lead,
+            person=team.child,
+            title="Core group",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=1),
+            place="Hove Town Hall, room 2",
             invitee_ids=[team.nurse.pk, team.gp.pk],
         )
-        wait_for(lambda: len(_calendars(team.nurse.email)) == 1 and len(_calendars(team.gp.email)) == 1)
+        wait_for(
+            lambda: len(_calendars(team.nurse.email)) == 1 and len(_calendars(team.gp.email)) == 1
+        )
         meeting_change(
-            actor=team.lead, meeting=meeting, title="Core group", starts_at=starts + timedelta(hours=2),
-            ends_at=starts + timedelta(hours=3), place="Hove Town Hall, room 2",
+            actor=team.lead,
+            meeting=meeting,
+            title="Core group",
+            starts_at=starts + timedelta(hours=2),
+            ends_at=starts + timedelta(hours=3),
+            place="Hove Town Hall, room 2",
         )
         wait_for(lambda: len(_calendars(team.nurse.email)) == 2)
         meeting_cancel(actor=team.lead, meeting=Meeting.objects.get(pk=meeting.pk))
@@ -206,7 +228,7 @@ def test_it_sends_calendar_invitations_that_keep_their_uid_through_change_and_ca
 def test_a_task_enqueued_under_brighton_touches_only_brighton(
     world, django_db_blocker, committed_team, celery_worker
 ) -> None:
-    """Brighton's reminder run reminds Brighton's overdue GP and leaves Staffordshire's equally overdue team alone."""
+    """Brighton's reminder run reminds Brighton's team and leaves Staffordshire's alone."""
     staffs = build_team(world.staffordshire.schema_name)
     with schema_context(staffs.schema):
         Involvement.objects.filter(person=staffs.child).update(
@@ -219,7 +241,10 @@ def test_a_task_enqueued_under_brighton_touches_only_brighton(
         )
         result = reminders_run.delay().get(timeout=60)
         assert result["schema"] == world.brighton.schema_name
-        assert InvolvementReminder.objects.filter(involvement__person=committed_team.child).count() == 4
+        assert (
+            InvolvementReminder.objects.filter(involvement__person=committed_team.child).count()
+            == 4
+        )
         wait_for(lambda: not EmailOutbox.objects.filter(status="queued").exists())
     with schema_context(staffs.schema):
         assert not InvolvementReminder.objects.filter(involvement__person=staffs.child).exists()
