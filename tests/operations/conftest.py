@@ -4,28 +4,36 @@ awkward data."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from core.audit import audit_record
-from tenants.archives import quoted, schema_tables
+from tenants.archives import quoted
 from tenants.models import Council
 from tests.factories import InvolvementFactory, OrganisationFactory, PersonFactory
 
 Fingerprints = dict[str, tuple[int, str]]
 
 
-def fingerprints(schema_name: str) -> Fingerprints:
-    """Each table of the schema: (rows, md5 of its rows' text, sorted)."""
+def fingerprints(schema_name: str, cursor: Any = None) -> Fingerprints:
+    """Each table of the schema: (rows, md5 of its rows' text, sorted). Through Django's
+    connection, or through `cursor` (e.g. on another database)."""
+    if cursor is None:
+        with connection.cursor() as django_cursor:
+            return fingerprints(schema_name, django_cursor)
+    cursor.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", [schema_name]
+    )
     found: Fingerprints = {}
-    with connection.cursor() as cursor:
-        for table in schema_tables(schema_name):
-            cursor.execute(
-                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-                f"FROM {quoted(schema_name, table)} t"
-            )
-            rows, digest = cursor.fetchone()
-            found[table] = (rows, digest)
+    for (table,) in cursor.fetchall():
+        cursor.execute(
+            "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
+            f"FROM {quoted(schema_name, table)} t"
+        )
+        rows, digest = cursor.fetchone()
+        found[table] = (rows, digest)
     return found
 
 

@@ -4,10 +4,14 @@ exported and imported, and damaged archives refused without changing anything.""
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -273,3 +277,62 @@ def test_it_keeps_the_audit_chain_intact_through_export_and_import(world, db, tm
         report = audit_verify()
         assert report.intact
         assert report.events == AuditEvent.objects.count() == 5
+
+
+def test_it_restores_a_backup_into_an_empty_database(world, db, tmp_path) -> None:
+    """`patchwork restore` on a new, empty database makes the platform tables and the
+    template from the migrations, then loads every row: each table matches."""
+    with schema_context(world.brighton.schema_name):
+        Organisation.objects.create(name="Only in the backup", agency_type="housing")
+    schemas = [
+        "public",
+        get_tenant_base_schema(),
+        world.brighton.schema_name,
+        world.staffordshire.schema_name,
+    ]
+    before = {schema: fingerprints(schema) for schema in schemas}
+    backup = deployment_backup(directory=tmp_path)
+
+    source = connection.settings_dict
+    empty = f"{source['NAME']}_empty_{os.getpid()}"
+    server = psycopg.connect(
+        host=source["HOST"],
+        port=source["PORT"] or 5432,
+        user=source["USER"],
+        password=source["PASSWORD"],
+        dbname="postgres",
+        autocommit=True,
+    )
+    server.execute(f'DROP DATABASE IF EXISTS "{empty}"')
+    server.execute(f'CREATE DATABASE "{empty}"')
+    try:
+        url = (
+            f"postgres://{source['USER']}:{source['PASSWORD'] or ''}@{source['HOST']}:"
+            f"{source['PORT'] or 5432}/{empty}"
+        )
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"TEST_DATABASE_NAME", "REDIS_URL"}
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy.cli", "restore", str(backup.path), "--confirm"],
+            env={
+                **env,
+                "DATABASE_URL": url,
+                "PATCHWORK_ENV": "test",
+                "PATCHWORK_DATA_DIR": str(tmp_path / "data"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Restored 4 schemas" in done.stdout
+        with psycopg.connect(url.replace("postgres://", "postgresql://")) as restored:
+            after = {schema: fingerprints(schema, restored.cursor()) for schema in schemas}
+        assert after == before
+    finally:
+        server.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
+        server.close()
