@@ -127,8 +127,8 @@ def federation_outbox_pending() -> dict[str, int]:
     except LookupError:
         return {}
     table = outbox._meta.db_table
-    delivered = outbox._meta.get_field("delivered_at").column
-    given_up = outbox._meta.get_field("given_up_at").column
+    delivered = str(outbox._meta.get_field("delivered_at").column)
+    given_up = str(outbox._meta.get_field("given_up_at").column)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -208,7 +208,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return response
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         requests_registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(requests_registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(requests_registry)
     else:
         requests_registry = REGISTRY
     deployment_registry = CollectorRegistry()

@@ -218,7 +218,7 @@ def applied_migrations(schema_name: str) -> list[list[str]]:
     with connection.cursor() as cursor:
         table = quoted(schema_name, "django_migrations")
         cursor.execute("SELECT to_regclass(%s)", [table])
-        if cursor.fetchone()[0] is None:  # type: ignore[index]
+        if cursor.fetchone()[0] is None:
             return []
         cursor.execute(f"SELECT app, name FROM {table} ORDER BY app, name")  # noqa: S608
         return [[app, name] for app, name in cursor.fetchall()]

@@ -28,6 +28,7 @@ from django_tenants.utils import get_tenant_base_schema, schema_exists
 from tenants import archives
 from tenants.archives import ArchiveReader, SchemaSection, quoted
 from tenants.cloning import schema_clone
+from tenants.db import tenant_connection
 from tenants.models import Council, Domain
 from tenants.selectors import councils_list, template_is_current
 from tenants.services import (
@@ -120,7 +121,7 @@ def _platform_structure_ensure() -> None:
     """An empty database gets the platform tables and the template from the migrations."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('public.django_migrations')")
-        migrated = cursor.fetchone()[0] is not None  # type: ignore[index]
+        migrated = cursor.fetchone()[0] is not None
     if not migrated:
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
     if not template_is_current():
@@ -208,12 +209,12 @@ def _schema_load(section: SchemaSection, target: str) -> int:
         assert table.rows is not None
         expected[table.name] = table.rows
     with connection.cursor() as cursor:
-        for table, rows in expected.items():
-            cursor.execute(f"SELECT count(*) FROM {quoted(target, table)}")  # noqa: S608
-            found = cursor.fetchone()[0]  # type: ignore[index]
+        for name, rows in expected.items():
+            cursor.execute(f"SELECT count(*) FROM {quoted(target, name)}")  # noqa: S608
+            found = cursor.fetchone()[0]
             if found != rows:
                 raise RestoreRefused(
-                    f"{target}.{table} holds {found} rows after loading, not {rows}"
+                    f"{target}.{name} holds {found} rows after loading, not {rows}"
                 )
     _sequences_reset(target)
     return sum(expected.values())
@@ -288,7 +289,7 @@ def deployment_restore(*, path: Path) -> Restored:
                 else:
                     _schema_recreate(section.name)
                 rows += _schema_load(section, section.name)
-            connection.set_schema_to_public()
+            tenant_connection().set_schema_to_public()
             restored.append(section.name)
     ContentType.objects.clear_cache()
     left_alone = sorted(_council_schemas_here() - set(restored))
@@ -333,7 +334,7 @@ def council_import(*, path: Path, code: str = "", name: str = "", slug: str = ""
         with ArchiveReader(path) as reader:
             for section in reader.schemas():
                 rows += _schema_load(section, schema_name)
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         Domain.objects.create(
             domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
         )
