@@ -73,14 +73,17 @@ class DjangoEmailDelivery:
         return email.reference
 
 
+NOTIFY_API = "https://api.notifications.service.gov.uk"
+
+
 class NotifyEmailDelivery:
     """GOV.UK Notify: one template whose subject and body are `((subject))` and `((body))`;
     a calendar file goes as a Notify file link, since Notify sends no attachments."""
 
-    def __init__(self, api_key: str, template_id: str) -> None:
+    def __init__(self, api_key: str, template_id: str, base_url: str = NOTIFY_API) -> None:
         from notifications_python_client.notifications import NotificationsAPIClient
 
-        self.client = NotificationsAPIClient(api_key)
+        self.client = NotificationsAPIClient(api_key, base_url=base_url)
         self.template_id = template_id
 
     def send(self, email: OutgoingEmail) -> str:
@@ -110,7 +113,11 @@ class NotifyEmailDelivery:
 
 def delivery_backend() -> EmailDelivery:
     if settings.NOTIFY_API_KEY:
-        return NotifyEmailDelivery(settings.NOTIFY_API_KEY, settings.NOTIFY_TEMPLATE_ID)
+        return NotifyEmailDelivery(
+            settings.NOTIFY_API_KEY,
+            settings.NOTIFY_TEMPLATE_ID,
+            getattr(settings, "NOTIFY_BASE_URL", "") or NOTIFY_API,
+        )
     return DjangoEmailDelivery()
 
 
