@@ -61,6 +61,10 @@ def lookup_timeout() -> float:
     return float(getattr(settings, "FEDERATION_LOOKUP_TIMEOUT_SECONDS", 3))
 
 
+# Agreements and pushes are not waited on by a practitioner: they may take longer.
+DELIVERY_TIMEOUT = 20.0
+
+
 def _address(url: str) -> tuple[str, dict[str, str]]:
     """Where to connect for `url`. Names under .localhost are loopback (RFC 6761), which
     the system resolver here does not know: connect to 127.0.0.1 and keep the Host."""
@@ -299,7 +303,7 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
         payload=payload,
         purpose=AGREEMENT_PURPOSE,
     )
-    status, response = send(prepared)
+    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
     # The secret never goes into our own audit or traffic tables.
     prepared.payload = {"type": payload["type"], "agreement": document}
     prepared.body = b""
@@ -335,7 +339,7 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
             "reason": agreement.revoked_reason,
         },
     )
-    status, response = send(prepared)
+    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
     _record_sent(
         prepared, status=status, outcome=str(response.get("outcome", "")), response=response
     )
@@ -500,7 +504,7 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
                 purpose=str(message.payload.get("purpose", "")),
                 request_id=message.idempotency_key,
             )
-            status, response = send(prepared)
+            status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
             message.attempts += 1
             if status == 200:
                 message.delivered_at = timezone.now()

@@ -129,7 +129,7 @@ class Exchange(models.Model):
     class Kind(models.TextChoices):
         LOOKUP = "lookup", "Who is involved?"
         AGREEMENT_OFFER = "agreement_offer", "Agreement offered"
-        AGREEMENT_COUNTERSIGN = "agreement_countersign", "Agreement countersigned"
+        AGREEMENT_COUNTERSIGN = "agreement_signature", "Agreement countersigned"
         AGREEMENT_REVOKE = "agreement_revoke", "Agreement revoked"
         POINTER_UPDATE = "pointer_update", "Pointer update"
 

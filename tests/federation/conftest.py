@@ -50,18 +50,27 @@ class Pair:
 
 
 def make_agreement(
-    asker: Any, answerer: Any, *, purposes: list[str] | None = None, demographic: bool = True,
-    countersign: bool = True, valid_until: date | None = None,
+    asker: Any,
+    answerer: Any,
+    *,
+    purposes: list[str] | None = None,
+    demographic: bool = True,
+    countersign: bool = True,
+    valid_until: date | None = None,
 ) -> tuple[DataSharingAgreement, DataSharingAgreement | None]:
     """An agreement proposed and signed by `asker`, received (and countersigned) by
     `answerer`, through the same services the HTTP endpoints call."""
     today = timezone.localdate()
     with schema_context(asker.schema_name):
         proposed = services.agreement_propose(
-            actor=None, partner_id=answerer.federation_id,
-            purposes=purposes or ["safeguarding"], shareable_roles=SHAREABLE,
-            legal_basis="public_task", demographic_matching=demographic,
-            valid_from=today - timedelta(days=1), valid_until=valid_until or today + timedelta(days=90),
+            actor=None,
+            partner_id=answerer.federation_id,
+            purposes=purposes or ["safeguarding"],
+            shareable_roles=SHAREABLE,
+            legal_basis="public_task",
+            demographic_matching=demographic,
+            valid_from=today - timedelta(days=1),
+            valid_until=valid_until or today + timedelta(days=90),
         )
         proposed = services.agreement_sign_here(actor=None, agreement=proposed)
         document = services.agreement_signed_document(proposed)
@@ -69,7 +78,9 @@ def make_agreement(
     with schema_context(answerer.schema_name):
         asker_peer = peer_active(asker.federation_id)
         received = services.agreement_received(
-            peer=asker_peer, document=document, secret=secret,
+            peer=asker_peer,
+            document=document,
+            secret=secret,
             public_key_for=lambda kid: peer_public_key(asker_peer, kid),
         )
         if not countersign:
@@ -79,7 +90,8 @@ def make_agreement(
     with schema_context(asker.schema_name):
         answerer_peer = peer_active(answerer.federation_id)
         proposed = services.agreement_countersigned(
-            peer=answerer_peer, document=countersigned,
+            peer=answerer_peer,
+            document=countersigned,
             public_key_for=lambda kid: peer_public_key(answerer_peer, kid),
         )
     return proposed, received
@@ -98,28 +110,39 @@ def pair(world, db) -> Pair:  # type: ignore[no-untyped-def]
             name="Staffs Recovery Service", agency_type="substance_misuse", sensitive_service=True
         )
         kai = PersonFactory(
-            given_name="Kai", family_name="Müller-Jones", date_of_birth=date(2014, 6, 1),
+            given_name="Kai",
+            family_name="Müller-Jones",
+            date_of_birth=date(2014, 6, 1),
             nhs_number=KAI_NHS,
         )
-        PersonName.objects.create(person=kai, kind="previous", given_name="Kai", family_name="Jones")
+        PersonName.objects.create(
+            person=kai, kind="previous", given_name="Kai", family_name="Jones"
+        )
         InvolvementFactory(
-            person=kai, practitioner=PractitionerFactory(organisation=school, work_phone="01538 111222"),
+            person=kai,
+            practitioner=PractitionerFactory(organisation=school, work_phone="01538 111222"),
             role=RoleFactory(name="School nurse"),
         )
         InvolvementFactory(
-            person=kai, practitioner=PractitionerFactory(organisation=youth),
+            person=kai,
+            practitioner=PractitionerFactory(organisation=youth),
             role=RoleFactory(name="Youth worker"),
         )
         InvolvementFactory(
-            person=kai, practitioner=PractitionerFactory(organisation=drugs),
+            person=kai,
+            practitioner=PractitionerFactory(organisation=drugs),
             role=RoleFactory(name="Recovery worker"),
         )
         zara = PersonFactory(
-            given_name="Zara", family_name="Hollis", date_of_birth=date(2013, 2, 2),
-            nhs_number="9434765919", shielded=True,
+            given_name="Zara",
+            family_name="Hollis",
+            date_of_birth=date(2013, 2, 2),
+            nhs_number="9434765919",
+            shielded=True,
         )
         InvolvementFactory(
-            person=zara, practitioner=PractitionerFactory(organisation=school),
+            person=zara,
+            practitioner=PractitionerFactory(organisation=school),
             role=RoleFactory(name="School nurse"),
         )
     brighton_agreement, staffs_agreement = make_agreement(brighton, staffs)
@@ -127,32 +150,52 @@ def pair(world, db) -> Pair:  # type: ignore[no-untyped-def]
     return Pair(brighton, staffs, kai, zara, brighton_agreement, staffs_agreement)
 
 
-def lookup_body(pair: Pair, *, nhs: str | None = KAI_NHS, names: tuple = (), born: date | None = None,
-                agreement: DataSharingAgreement | None = None) -> bytes:
+def lookup_body(
+    pair: Pair,
+    *,
+    nhs: str | None = KAI_NHS,
+    names: tuple = (),
+    born: date | None = None,
+    agreement: DataSharingAgreement | None = None,
+) -> bytes:
     agreement = agreement or pair.brighton_agreement
     with schema_context(pair.brighton.schema_name):
         secret = services.agreement_secret(agreement)
     keys = protocol.match_keys(
         protocol.Identifiers(nhs_number=nhs, date_of_birth=born, names=names),
-        secret=secret, demographic=True,
+        secret=secret,
+        demographic=True,
     )
     return json.dumps({"type": "patchwork.lookup", "match_keys": keys}).encode()
 
 
 def signed_headers(
-    sender: Any, *, host: str, body: bytes, agreement_id: str, purpose: str = "safeguarding",
-    request_id: str | None = None, path: str = LOOKUP, **kwargs: Any,
+    sender: Any,
+    *,
+    host: str,
+    body: bytes,
+    agreement_id: str,
+    purpose: str = "safeguarding",
+    request_id: str | None = None,
+    path: str = LOOKUP,
+    **kwargs: Any,
 ) -> dict[str, str]:
     with schema_context(sender.schema_name):
         key = services.signing_key(sender)
     return protocol.sign_request(
-        url=f"http://{host}{path}", body=body, key=key, agreement_id=agreement_id,
-        request_id=request_id or str(uuid.uuid4()), practitioner="p-123", purpose=purpose, **kwargs,
+        url=f"http://{host}{path}",
+        body=body,
+        key=key,
+        agreement_id=agreement_id,
+        request_id=request_id or str(uuid.uuid4()),
+        practitioner="p-123",
+        purpose=purpose,
+        **kwargs,
     )
 
 
 def post(host: str, body: bytes, headers: dict[str, str], path: str = LOOKUP):  # type: ignore[no-untyped-def]
     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-    return Client(HTTP_HOST=host).post(path, data=body, content_type="application/json", headers=headers)
-
-
+    return Client(HTTP_HOST=host).post(
+        path, data=body, content_type="application/json", headers=headers
+    )

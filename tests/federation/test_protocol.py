@@ -16,7 +16,14 @@ from federation import protocol, services
 from federation.models import Exchange
 from federation.selectors import peer_active
 from tenants.models import FederationPeer
-from tests.federation.conftest import KAI_NHS, LOOKUP, lookup_body, make_agreement, post, signed_headers
+from tests.federation.conftest import (
+    KAI_NHS,
+    LOOKUP,
+    lookup_body,
+    make_agreement,
+    post,
+    signed_headers,
+)
 
 STAFFS = "staffordshire.localhost"
 LEAKS = ["Leek", "School nurse", "01538", "Recovery", "Youth", "pointers", "duty team"]
@@ -50,7 +57,9 @@ def test_it_answers_a_good_lookup_with_signed_pointers_for_shareable_roles_only(
     staffs_peer = peer_active(pair.staffordshire.federation_id)
     keys = {k.key_id: bytes(k.public_key) for k in pair.staffordshire.signing_keys.all()}
     assert protocol.verify_document_signature(answer, staffs_peer.federation_id, keys.get)
-    assert protocol.verify_document_signature(answer["pointers"][0], staffs_peer.federation_id, keys.get)
+    assert protocol.verify_document_signature(
+        answer["pointers"][0], staffs_peer.federation_id, keys.get
+    )
     assert "Kai" not in response.content.decode() and KAI_NHS not in response.content.decode()
 
 
@@ -86,7 +95,12 @@ def test_a_shielded_person_is_never_matched(pair) -> None:
     """Zara's NHS number is known to Staffordshire, but she is shielded."""
     from datetime import date
 
-    response, _, _ = ask(pair, body=lookup_body(pair, nhs="9434765919", names=(("Zara", "Hollis"),), born=date(2013, 2, 2)))
+    response, _, _ = ask(
+        pair,
+        body=lookup_body(
+            pair, nhs="9434765919", names=(("Zara", "Hollis"),), born=date(2013, 2, 2)
+        ),
+    )
     assert response.json()["outcome"] == "no_match"
     assert "Leek" not in response.content.decode()
 
@@ -119,8 +133,13 @@ def test_a_forged_signature_is_refused(pair) -> None:
         real = services.signing_key(pair.brighton)
     forged = protocol.SigningKey(real.federation_id, real.key_id, Ed25519PrivateKey.generate())
     headers = protocol.sign_request(
-        url=f"http://{STAFFS}{LOOKUP}", body=body, key=forged, agreement_id=pair.agreement_id,
-        request_id="r-forged", practitioner="p", purpose="safeguarding",
+        url=f"http://{STAFFS}{LOOKUP}",
+        body=body,
+        key=forged,
+        agreement_id=pair.agreement_id,
+        request_id="r-forged",
+        practitioner="p",
+        purpose="safeguarding",
     )
     assert_refused(post(STAFFS, body, headers), 401, "bad_signature")
 
@@ -152,8 +171,13 @@ def test_a_wrong_key_is_refused(pair, world, which) -> None:  # type: ignore[no-
     key_id = other.key_id if which == "another_councils" else "E06000043-made-up"
     key = protocol.SigningKey(pair.brighton.federation_id, key_id, other.private_key)
     headers = protocol.sign_request(
-        url=f"http://{STAFFS}{LOOKUP}", body=body, key=key, agreement_id=pair.agreement_id,
-        request_id="r-wrong-key", practitioner="p", purpose="safeguarding",
+        url=f"http://{STAFFS}{LOOKUP}",
+        body=body,
+        key=key,
+        agreement_id=pair.agreement_id,
+        request_id="r-wrong-key",
+        practitioner="p",
+        purpose="safeguarding",
     )
     assert_refused(post(STAFFS, body, headers), 401, "unknown_key")
 
@@ -167,8 +191,13 @@ def test_an_expired_key_is_refused_but_a_freshly_retired_one_still_verifies(pair
 
     def with_old_key():  # type: ignore[no-untyped-def]
         headers = protocol.sign_request(
-            url=f"http://{STAFFS}{LOOKUP}", body=body, key=old, agreement_id=pair.agreement_id,
-            request_id=f"r-{timezone.now().timestamp()}", practitioner="p", purpose="safeguarding",
+            url=f"http://{STAFFS}{LOOKUP}",
+            body=body,
+            key=old,
+            agreement_id=pair.agreement_id,
+            request_id=f"r-{timezone.now().timestamp()}",
+            practitioner="p",
+            purpose="safeguarding",
         )
         return post(STAFFS, body, headers)
 
@@ -186,8 +215,13 @@ def test_an_unknown_peer_is_refused(pair) -> None:
     body = lookup_body(pair)
     key = protocol.SigningKey("council:E06000099", "E06000099-x", Ed25519PrivateKey.generate())
     headers = protocol.sign_request(
-        url=f"http://{STAFFS}{LOOKUP}", body=body, key=key, agreement_id=pair.agreement_id,
-        request_id="r-unknown", practitioner="p", purpose="safeguarding",
+        url=f"http://{STAFFS}{LOOKUP}",
+        body=body,
+        key=key,
+        agreement_id=pair.agreement_id,
+        request_id="r-unknown",
+        practitioner="p",
+        purpose="safeguarding",
     )
     assert_refused(post(STAFFS, body, headers), 403, "unknown_peer")
 
@@ -203,7 +237,9 @@ def test_an_unsigned_agreement_is_refused(pair, world) -> None:  # type: ignore[
     """Offered by Brighton but not countersigned by Staffordshire."""
     proposed, _ = make_agreement(pair.brighton, pair.staffordshire, countersign=False)
     body = lookup_body(pair, agreement=proposed)
-    headers = signed_headers(pair.brighton, host=STAFFS, body=body, agreement_id=proposed.agreement_id)
+    headers = signed_headers(
+        pair.brighton, host=STAFFS, body=body, agreement_id=proposed.agreement_id
+    )
     assert_refused(post(STAFFS, body, headers), 403, "no_agreement_in_force")
 
 
@@ -211,7 +247,11 @@ def test_an_expired_agreement_is_refused(pair) -> None:
     """Past its valid-until date."""
     with schema_context(pair.staffordshire.schema_name):
         agreement = pair.staffs_agreement
-        agreement.document = {**agreement.document, "valid_until": "2020-01-01", "valid_from": "2019-01-01"}
+        agreement.document = {
+            **agreement.document,
+            "valid_until": "2020-01-01",
+            "valid_from": "2019-01-01",
+        }
         agreement.save()
     assert_refused(ask(pair)[0], 403, "no_agreement_in_force")
 
