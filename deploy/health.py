@@ -53,14 +53,22 @@ def platform_migrations_on_disk() -> frozenset[tuple[str, str]]:
     return frozenset(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
 
 
+def _database_answers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 def check_database() -> Check:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        # Drop the broken connection: the next probe connects afresh once PostgreSQL is back.
+        _database_answers()
+    except Exception:  # noqa: BLE001
+        # A connection kept from before a PostgreSQL restart fails once: drop it, try anew.
         connection.close()
-        return Check("database", ERROR, f"PostgreSQL did not answer ({type(exc).__name__})")
+        try:
+            _database_answers()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            connection.close()
+            return Check("database", ERROR, f"PostgreSQL did not answer ({type(exc).__name__})")
     return Check("database", OK, "PostgreSQL answered")
 
 

@@ -188,6 +188,9 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
     "connect_timeout", envint("DB_CONNECT_TIMEOUT", 5)
 )
+# After PostgreSQL restarts or fails over, each process's kept connection is dead: check it
+# at the start of a request and reconnect, rather than fail that request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if envstr("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]

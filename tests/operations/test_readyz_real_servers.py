@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.redis
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
 REDIS_SERVER = shutil.which("redis-server")
+METRICS_TOKEN = "metrics-token-for-the-real-server-test-0123"
 
 
 def free_port() -> int:
@@ -168,16 +170,16 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def deployment() -> Iterator[tuple[str, PrivatePostgres, PrivateRedis, Path]]:
     """Private PostgreSQL and Redis, migrated; gunicorn and a Celery worker with beat."""
     if not PG_BINS or REDIS_SERVER is None:
         pytest.skip("needs PostgreSQL's server binaries and redis-server installed")
     directory = Path(tempfile.mkdtemp(prefix="patchwork-readyz-"))
     directory.chmod(0o755)
-    pg_dir, redis_dir = directory / "pg", directory / "redis"
-    pg_dir.mkdir()
-    redis_dir.mkdir()
+    pg_dir, redis_dir, metrics_dir = directory / "pg", directory / "redis", directory / "metrics"
+    for made in (pg_dir, redis_dir, metrics_dir):
+        made.mkdir()
     postgres, redis = PrivatePostgres(pg_dir), PrivateRedis(redis_dir)
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -194,7 +196,10 @@ def deployment() -> Iterator[tuple[str, PrivatePostgres, PrivateRedis, Path]]:
             "DB_CONNECT_TIMEOUT": "2",
             "CELERY_HEARTBEAT_SECONDS": "1",
             "READYZ_HEARTBEAT_MAX_AGE": "20",
-            "GUNICORN_WORKERS": "1",
+            # Two web processes counting requests into one multiprocess metrics directory.
+            "GUNICORN_WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "METRICS_TOKEN": METRICS_TOKEN,
         }
         port = free_port()
         logs = {name: (directory / f"{name}.log").open("wb") for name in ("web", "worker")}
@@ -311,3 +316,31 @@ def test_it_goes_unready_when_postgresql_or_redis_stops_and_ready_when_back(
         raise AssertionError(f"{failure}; last answer {probe(url)}\n{logs}") from None
     print("; ".join(timings))  # noqa: T201 - figures for the report
     assert time.monotonic() - started < 90
+
+
+def test_it_adds_up_request_counts_across_gunicorn_processes(deployment) -> None:
+    """Two gunicorn workers, one multiprocess directory: every scrape counts every request,
+    whichever process answered it and whichever answers the scrape."""
+    base = deployment[0].removesuffix("/readyz")
+    key = (("host_kind", "platform"), ("method", "GET"), ("status", "2xx"))
+
+    def counted() -> float:
+        response = httpx.get(
+            f"{base}/metrics",
+            headers={"Host": "localhost", "Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=5,
+        )
+        assert response.status_code == 200
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name == "patchwork_http_requests_total"
+            and tuple(sorted((k, v) for k, v in sample.labels.items() if k != "council")) == key
+        )
+
+    before = counted()
+    for _ in range(20):
+        # A new connection each time, so the requests spread over both processes.
+        assert httpx.get(f"{base}/sign-in/", headers={"Host": "localhost"}).status_code == 200
+    assert [counted() for _ in range(4)] == [before + 20] * 4
