@@ -186,7 +186,10 @@ def _schema_empty(schema_name: str, tables: list[str], *, truncate: bool) -> Non
         return
     with connection.cursor() as cursor:
         if truncate:
+            # Deferred foreign-key checks still pending in this transaction would block it.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("TRUNCATE " + ", ".join(quoted(schema_name, t) for t in present))
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         else:
             # The audit table forbids TRUNCATE; it never holds rows in the template (nor in
             # a fresh clone of it), so a DELETE of each (small) table meets no trigger.

@@ -338,3 +338,19 @@ def test_it_restores_a_backup_into_an_empty_database(world, db, tmp_path) -> Non
     finally:
         server.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
         server.close()
+
+
+def test_it_names_councils_made_after_the_backup_and_leaves_their_schemas(
+    world, db, tmp_path, capsys
+) -> None:
+    """A council onboarded after the backup keeps its schema and is named in the output;
+    the backup file itself is readable by its owner alone."""
+    call_command("backup", output=tmp_path)
+    (archive,) = tmp_path.glob("patchwork-*.pwa")
+    assert archive.stat().st_mode & 0o777 == 0o600
+    later = council_onboard(name="Later", code="E06000091", admin_email="a@later.test").council
+    call_command("restore", str(archive), confirm=True)
+    assert f"left alone: {later.schema_name}" in capsys.readouterr().out
+    assert schema_exists(later.schema_name)
+    assert not Council.objects.filter(code="E06000091").exists()
+    assert Council.objects.filter(code="E06000043").exists()
