@@ -425,4 +425,7 @@ READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
 CELERY_BEAT_SCHEDULE["celery-heartbeat"] = {
     "task": "tenants.tasks.celery_heartbeat",
     "schedule": float(CELERY_HEARTBEAT_SECONDS),
+    # A heartbeat that waited in the queue past readyz's limit is dropped, so a backlog
+    # does not build while no worker runs.
+    "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
 }
