@@ -218,22 +218,25 @@ def _record_sent(
     """Both ends keep the signed request and the answer: here, in the audit chain and the
     traffic table."""
     with transaction.atomic():
-        Exchange.objects.create(
+        # A message sent again (a redelivered push) updates its one row of traffic.
+        Exchange.objects.update_or_create(
             direction=Exchange.Direction.OUT,
-            kind=prepared.kind,
             peer_id=prepared.peer.federation_id,
-            agreement_id=prepared.agreement_id,
             request_id=prepared.request_id,
-            nonce="",
-            body_sha256=protocol.body_digest(prepared.body),
-            purpose=prepared.purpose,
-            practitioner=prepared.practitioner,
-            status_code=status,
-            outcome=outcome,
-            payload=prepared.payload,
-            response=response,
-            person_id=person_id,
-            user=user,
+            defaults={
+                "kind": prepared.kind,
+                "agreement_id": prepared.agreement_id,
+                "nonce": "",
+                "body_sha256": protocol.body_digest(prepared.body),
+                "purpose": prepared.purpose,
+                "practitioner": prepared.practitioner,
+                "status_code": status,
+                "outcome": outcome,
+                "payload": prepared.payload,
+                "response": response,
+                "person_id": person_id,
+                "user": user,
+            },
         )
         audit_record(
             actor=user,

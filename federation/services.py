@@ -201,13 +201,13 @@ def peer_restore(*, peer: FederationPeer) -> FederationPeer:
 # --- Data-sharing agreements -------------------------------------------------------------
 
 
-def _secret_context(agreement_id: str) -> str:
+def agreement_secret_context(agreement_id: str) -> str:
     return f"patchwork:agreement-secret:{agreement_id}"
 
 
 def agreement_secret(agreement: DataSharingAgreement) -> bytes:
     return sealing.unseal(
-        bytes(agreement.sealed_secret), context=_secret_context(agreement.agreement_id)
+        bytes(agreement.sealed_secret), context=agreement_secret_context(agreement.agreement_id)
     )
 
 
@@ -266,7 +266,7 @@ def agreement_propose(
         partner_id=partner.federation_id,
         document=document,
         sealed_secret=sealing.seal(
-            protocol.new_agreement_secret(), context=_secret_context(agreement_id)
+            protocol.new_agreement_secret(), context=agreement_secret_context(agreement_id)
         ),
         created_by=actor,
     )
@@ -344,7 +344,7 @@ def agreement_received(
         signatures=document["signatures"],
         status=DataSharingAgreement.Status.AWAITING_US,
         proposed_here=False,
-        sealed_secret=sealing.seal(secret, context=_secret_context(agreement_id)),
+        sealed_secret=sealing.seal(secret, context=agreement_secret_context(agreement_id)),
     )
     audit_record(
         actor=None,

@@ -1,0 +1,87 @@
+"""A live deployment for the federation's end-to-end tests: the test database served by
+gunicorn on a loopback port, and real Celery workers in their own processes (so one can be
+killed with SIGKILL mid-delivery). Data these tests use is committed: the server and the
+workers are other processes and cannot see a test's open transaction."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+from django.conf import settings
+from django.db import connections
+
+from federation.demo import database_url, free_port, server_start, server_stop
+
+__all__ = [
+    "free_port",
+    "server_start",
+    "server_stop",
+    "live_env",
+    "worker_start",
+    "worker_kill",
+    "wait_for",
+]
+
+
+def live_env(port: int, **extra: str) -> dict[str, str]:
+    """The environment of a process serving (or working for) the test database."""
+    env = {
+        **os.environ,
+        "PATCHWORK_ENV": "test",
+        "DATABASE_URL": database_url(
+            settings.DATABASE_URL, connections["default"].settings_dict["NAME"]
+        ),
+        "PLATFORM_DOMAIN": "localhost",
+        "SITE_PORT": str(port),
+        "SITE_SCHEME": "http",
+        "FEDERATION_BACKOFF_BASE_SECONDS": "0.5",
+        "FEDERATION_BACKOFF_MAX_SECONDS": "1",
+        **extra,
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
+def worker_start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`celery -A deploy.celery worker` in its own process group."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "deploy.celery",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def worker_kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    process.wait(timeout=20)
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
