@@ -32,7 +32,7 @@ from tenants.db import tenant_connection
 from tenants.models import Council, Domain
 from tenants.selectors import councils_list, template_is_current
 from tenants.services import (
-    _clean_council_fields,
+    council_fields_clean,
     council_signing_key_create,
     template_refresh,
 )
@@ -319,7 +319,7 @@ def council_import(*, path: Path, code: str = "", name: str = "", slug: str = ""
     original = manifest["council"]
     name = name or original["name"]
     slug = slug or (slugify(name) if name != original["name"] else original["slug"])
-    name, code, slug = _clean_council_fields(name=name, code=code or original["code"], slug=slug)
+    name, code, slug = council_fields_clean(name=name, code=code or original["code"], slug=slug)
     if not template_is_current():
         template_refresh()
     ((archived_schema, entry),) = manifest["schemas"].items()

@@ -24,7 +24,7 @@ from django.db.backends.utils import CursorWrapper
 from tenants.db import tenant_connection
 
 
-def _rows(cursor: CursorWrapper, sql: str, params: list[object]) -> list[tuple]:
+def _rows(cursor: CursorWrapper, sql: str, params: list[str | int]) -> list[tuple]:
     cursor.execute(sql, params)
     return list(cursor.fetchall())
 

@@ -44,7 +44,9 @@ def template_refresh() -> None:
     call_command("migrate_schemas", schema_name=base, interactive=False, verbosity=0)
 
 
-def _clean_council_fields(*, name: str, code: str, slug: str) -> tuple[str, str, str]:
+def council_fields_clean(*, name: str, code: str, slug: str) -> tuple[str, str, str]:
+    """Normalise a new council's name, ONS code and web address name, or raise
+    ValidationError naming each field that is invalid or already taken."""
     name = " ".join(name.split())
     code = code.strip().upper()
     slug = slug.strip().lower()
@@ -103,7 +105,7 @@ def council_onboard(
 
     Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
     raises ValidationError and leaves nothing behind."""
-    name, code, slug = _clean_council_fields(name=name, code=code, slug=slug or slugify(name))
+    name, code, slug = council_fields_clean(name=name, code=code, slug=slug or slugify(name))
     if not template_is_current():
         template_refresh()
     with transaction.atomic():
