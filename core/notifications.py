@@ -203,17 +203,6 @@ def notifications_digest_send(*, day: date | None = None) -> int:
     return len(by_user)
 
 
-def notifications_list(user: User) -> QuerySet[Notification]:
-    return Notification.objects.filter(recipient=user).select_related("person")
-
-
-@transaction.atomic
-def notifications_mark_read(*, user: User) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
-        read_at=timezone.now()
-    )
-
-
 def email_for(user: User) -> str:
     """The address a colleague's mail goes to: their secure email if they gave one."""
     practitioner = getattr(user, "practitioner", None)

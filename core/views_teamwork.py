@@ -39,8 +39,6 @@ from core.meetings import (
 from core.models import Task
 from core.notifications import (
     notification_preferences_set,
-    notifications_list,
-    notifications_mark_read,
     preferences_for,
 )
 from core.reminders import reminder_answer, reminder_from_token
@@ -417,11 +415,8 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
 
 @verified_required
 def notifications(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        notifications_mark_read(user=request.user)  # type: ignore[arg-type]
-        return redirect("teamwork:notifications")
-    items = notifications_list(request.user)[:100]  # type: ignore[arg-type]
-    return render(request, "core/teamwork/notifications.html", {"notifications": items})
+    """One notifications page: the one in the header (`core:notifications`)."""
+    return redirect("core:notifications")
 
 
 @verified_required
