@@ -629,7 +629,6 @@ class _Generator:
             age_days += rng.randint(300, 1800)
         oldest_birth = today - timedelta(days=max(ages_days))
         # Parents and carers.
-        adults: list[int] = []
         parents: list[int] = []
         two_parents = rng.random() < 0.7
         for index in range(2 if two_parents else 1):
@@ -650,7 +649,6 @@ class _Generator:
                 postcode,
                 {},
             )
-            adults.append(pid)
             parents.append(pid)
             self.adults += 1
             self._adult_involvements(pid, born)
@@ -912,9 +910,7 @@ def demo_data_seed(
         report.practitioners = sum(len(s) for s in staff.values())
         t = lap("practitioners", t)
 
-        taken = {
-            n for n in Person.objects.values_list("nhs_number", flat=True) if n is not None
-        }
+        taken = {n for n in Person.objects.values_list("nhs_number", flat=True) if n is not None}
         # Up to ~2.2 people per child: children, parents, carers and household members.
         nhs_pool = iter(_nhs_numbers(rng, int(children * 2.3) + 50, taken))
         people_table = _CopyTable(Person, PERSON_COLUMNS)

@@ -290,7 +290,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int,
+    workers: int,
+    log: Path,
+    settings_module: str = "deploy.settings",
+    extra_path: str = "",
+) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -298,7 +304,10 @@ def start_server(port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
         GUNICORN_THREADS="1",
         DEBUG="false",
         PATCHWORK_ENV="development",
+        DJANGO_SETTINGS_MODULE=settings_module,
     )
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [
             sys.executable,
@@ -426,11 +435,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="per measurement, at most")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--experiment-limit-set-calls",
+        action="store_true",
+        help="also measure the page with django-tenants' TENANT_LIMIT_SET_CALLS = True",
+    )
     args = parser.parse_args()
 
     url = database_guard()
     ensure_database(url)
     os.environ.setdefault("PATCHWORK_ENV", "development")
+    os.environ["DEBUG"] = "false"  # as served: no query log, no debug templates
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
     import django
 
@@ -521,9 +536,18 @@ def main() -> None:
             else:
                 results.append(selector_search(setup, clients, args))
                 notes.append("The API was not built yet: (b) measured person_search().")
+        if page_live:
+            results.append(page_cpu(host, cookies, sample, min(args.requests, 300)))
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if page_live and args.experiment_limit_set_calls:
+        results += limit_set_calls_experiment(args, log, host, cookies, sample)
+        notes.append(
+            "Rows marked *experiment* ran against a server whose settings add "
+            "`TENANT_LIMIT_SET_CALLS = True` (django-tenants then sets the search path once "
+            "per request instead of before every statement); the deployed settings do not."
+        )
 
     page_1 = next(r for r in results if r.label.startswith("(a)") and r.clients == 1)
     floor_1 = next(r for r in results if r.label.startswith("(c)") and r.clients == 1)
@@ -537,6 +561,92 @@ def main() -> None:
     print(verdict)
     if args.write_docs:
         write_docs(setup, results, verdict, sorted(set(notes)), floor_rows, args)
+
+
+def limit_set_calls_experiment(
+    args: argparse.Namespace, log: Path, host: str, cookies: dict[str, str], sample: list[int]
+) -> list[Result]:
+    """The page again, on a server with TENANT_LIMIT_SET_CALLS = True (a settings module
+    written to a scratch folder: the project's settings are not changed)."""
+    import tempfile
+
+    import httpx
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-network-"))
+    (folder / "bench_limit_set_calls.py").write_text(
+        "from deploy.settings import *  # noqa: F403\n\nTENANT_LIMIT_SET_CALLS = True\n"
+    )
+    port = free_port()
+    server = start_server(port, args.workers, log, "bench_limit_set_calls", str(folder))
+    local = threading.local()
+
+    def page(_c: int, i: int) -> bool:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Host": host},
+                cookies=cookies,
+                timeout=30,
+            )
+        return bool(local.client.get(f"/people/{sample[i % len(sample)]}/").status_code == 200)
+
+    try:
+        return [
+            run_load(
+                "(a) network page, *experiment* TENANT_LIMIT_SET_CALLS",
+                clients,
+                args.requests,
+                args.seconds,
+                page,
+            )
+            for clients in (1, 16)
+        ]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def page_cpu(host: str, cookies: dict[str, str], sample: list[int], total: int) -> Result:
+    """The page rendered in this process by Django's test client, timed in CPU seconds of
+    this process (the database's own work is not included): a figure that other programs
+    competing for the cores do not inflate the way they inflate wall-clock latency."""
+    from django.test import Client
+
+    client = Client(HTTP_HOST=host)
+    for name, value in cookies.items():
+        client.cookies[name] = value
+    for pid in sample[:20]:
+        client.get(f"/people/{pid}/")
+    cpu_ms: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    for i in range(total):
+        t0 = time.process_time()
+        response = client.get(f"/people/{sample[i % len(sample)]}/")
+        cpu_ms.append((time.process_time() - t0) * 1000)
+        errors += response.status_code != 200
+    result = Result(
+        "(a) network page, Python CPU ms per page (in-process)",
+        1,
+        total,
+        errors,
+        time.perf_counter() - started,
+        cpu_ms,
+    )
+    print(f"  {result.row()}", flush=True)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(f"/people/{sample[0]}/")
+    statements = [q["sql"] for q in queries.captured_queries]
+    QUERY_COUNTS["page"] = len(statements)
+    QUERY_COUNTS["set_search_path"] = sum(s.startswith("SET search_path") for s in statements)
+    print(f"  queries per page: {QUERY_COUNTS}", flush=True)
+    return result
+
+
+QUERY_COUNTS: dict[str, int] = {}
 
 
 def selector_network(setup: dict[str, object], clients: int, args: argparse.Namespace) -> Result:
@@ -599,8 +709,9 @@ def write_docs(
         f"{args.requests:,} requests or {args.seconds:.0f} s per row.",
         "",
         f"**Machine: 2 CPU cores shared with other engineers' test runs while this ran "
-        f"(load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}), and the load generator "
-        f"runs on the same cores: read the figures as an upper bound, not a capacity plan.**",
+        f"(load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} as the run ended), and the "
+        f"load generator runs on the same cores: read the figures as an upper bound, not a "
+        f"capacity plan.**",
         "",
         "| measurement | clients | requests | errors | per second | p50 ms | p95 ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -613,12 +724,23 @@ def write_docs(
         verdict,
         *[f"\n{note}" for note in notes],
         "",
+        "The in-process row is the same page rendered by Django's test client in the "
+        "benchmark's own process and timed in that process's CPU time (the database's work "
+        "excluded), which competing programs do not inflate as they do wall-clock time."
+        + (
+            f" One page view runs {QUERY_COUNTS['page']} SQL statements, "
+            f"{QUERY_COUNTS['set_search_path']} of them django-tenants' `SET search_path`."
+            if QUERY_COUNTS
+            else ""
+        ),
+        "",
         "Rerun:",
         "",
         "```",
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/patchwork_bench_network \\",
         f"    .venv/bin/python tests/bench/bench_network.py --requests {args.requests} "
-        f"--seconds {args.seconds:.0f} --write-docs",
+        f"--seconds {args.seconds:.0f} --write-docs"
+        + (" --experiment-limit-set-calls" if args.experiment_limit_set_calls else ""),
         "```",
         "",
     ]
