@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 STATIC := build/frontend/govuk/govuk-frontend.min.css
 
-.PHONY: demo test install lint typecheck pytest bench clean
+.PHONY: demo test install lint typecheck pytest bench clean federation-demo
 
 install: $(STAMP) $(STATIC)
 
@@ -37,6 +37,11 @@ pytest: install
 	PATCHWORK_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Two separate deployments (two databases, two servers on loopback ports) that swap council
+# cards, sign a data-sharing agreement over federation and answer a lookup over HTTP.
+federation-demo: install
+	PATCHWORK_ENV=development $(BIN)/python -m federation.demo
 
 bench: install
 	PATCHWORK_ENV=test $(BIN)/python tests/bench/bench_onboarding.py

@@ -3,6 +3,8 @@ signed requests other councils send. Thin: every check is in `federation.server`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -20,7 +22,9 @@ def keys(request: HttpRequest) -> JsonResponse:
     return response
 
 
-def _endpoint(kind: str, handler: server.Handler, *, needs_agreement: bool):  # type: ignore[no-untyped-def]
+def _endpoint(
+    kind: str, handler: server.Handler, *, needs_agreement: bool
+) -> Callable[[HttpRequest], JsonResponse]:
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> JsonResponse:

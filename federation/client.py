@@ -4,10 +4,11 @@ delivering the outbox. Councils on this deployment are reached the same way, ove
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
+import ssl
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -188,6 +189,7 @@ def prepare(
     purpose: str,
     practitioner: str = "system",
     request_id: str | None = None,
+    key: protocol.SigningKey | None = None,
 ) -> Prepared:
     url = peer_base_url(peer) + path
     body = rfc8785.dumps(payload)
@@ -195,7 +197,7 @@ def prepare(
     headers = protocol.sign_request(
         url=url,
         body=body,
-        key=signing_key(own_council()),
+        key=key or signing_key(own_council()),
         agreement_id=agreement_id,
         request_id=request_id,
         practitioner=practitioner,
@@ -352,47 +354,58 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
 # --- "Who is involved?" fan-out ------------------------------------------------------------------
 
 
-async def _post_all(prepared: list[Prepared], timeout: float) -> list[httpx.Response | None]:
-    limits = httpx.Limits(max_connections=max(10, len(prepared)), max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+# Building a TLS context reads the CA bundle (tens of milliseconds): once per process.
+_TLS = ssl.create_default_context()
 
-        async def one(p: Prepared) -> httpx.Response | None:
+
+def _post_all(prepared: list[Prepared], timeout: float) -> list[httpx.Response | None]:
+    """POST every prepared request at once, each with its own timeout."""
+    limits = httpx.Limits(max_connections=max(10, len(prepared)), max_keepalive_connections=0)
+    with (
+        httpx.Client(timeout=timeout, limits=limits, verify=_TLS) as client,
+        ThreadPoolExecutor(max_workers=min(64, max(1, len(prepared)))) as pool,
+    ):
+
+        def one(p: Prepared) -> httpx.Response | None:
             address, extra = _address(p.url)
             try:
-                return await client.post(address, headers={**p.headers, **extra}, content=p.body)
+                return client.post(address, headers={**p.headers, **extra}, content=p.body)
             except httpx.HTTPError:
                 return None
 
-        return list(await asyncio.gather(*(one(p) for p in prepared)))
+        return list(pool.map(one, prepared))
 
 
 def _verified_answer(prepared: Prepared, response: httpx.Response | None) -> dict[str, Any] | None:
     """The answer document if it is a signed answer to exactly this request; else None."""
     if response is None or response.status_code != 200:
         return None
+    peer = prepared.peer
+    keys: dict[str, bytes | None] = {}
+
+    def public_key(key_id: str) -> bytes | None:
+        if key_id not in keys:
+            keys[key_id] = peer_public_key(peer, key_id)
+        return keys[key_id]
+
     try:
         document = response.json()
     except ValueError:
         return None
-    peer = prepared.peer
     if (
         not isinstance(document, dict)
         or document.get("type") != "patchwork.lookup-answer"
         or document.get("request_id") != prepared.request_id
         or document.get("responder") != peer.federation_id
         or document.get("outcome") not in ANSWER_OUTCOMES
-        or not protocol.verify_document_signature(
-            document, peer.federation_id, lambda kid: peer_public_key(peer, kid)
-        )
+        or not protocol.verify_document_signature(document, peer.federation_id, public_key)
     ):
         return None
     for pointer in document.get("pointers") or []:
         if (
             not isinstance(pointer, dict)
             or pointer.get("agreement_id") != prepared.agreement_id
-            or not protocol.verify_document_signature(
-                pointer, peer.federation_id, lambda kid: peer_public_key(peer, kid)
-            )
+            or not protocol.verify_document_signature(pointer, peer.federation_id, public_key)
         ):
             return None
     return document
@@ -408,10 +421,10 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     person = access.person
     identifiers = person_identifiers(person)
     pseudonym = practitioner_pseudonym(user)
+    key = signing_key(own_council())
+    peers = {p.federation_id: p for p in FederationPeer.objects.filter(removed_at__isnull=True)}
     prepared = []
     for agreement in agreements_in_force(purpose):
-        peer = peer_active(agreement.partner_id)
-        assert peer is not None
         keys = protocol.match_keys(
             identifiers,
             secret=agreement_secret(agreement),
@@ -419,17 +432,19 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
         )
         prepared.append(
             prepare(
-                peer=peer,
+                peer=peers[agreement.partner_id],
                 path=LOOKUP_PATH,
                 kind=Exchange.Kind.LOOKUP,
                 agreement_id=agreement.agreement_id,
                 purpose=purpose,
                 practitioner=pseudonym,
                 payload={"type": "patchwork.lookup", "match_keys": keys},
+                key=key,
             )
         )
-    responses = asyncio.run(_post_all(prepared, lookup_timeout())) if prepared else []
-    answers = []
+    responses = _post_all(prepared, lookup_timeout()) if prepared else []
+    answers, rows, audited = [], [], []
+    now = timezone.now()
     for p, response in zip(prepared, responses, strict=True):
         document = _verified_answer(p, response)
         if document is None:
@@ -438,16 +453,46 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
         else:
             answer = answer_from_document(p.peer.federation_id, p.peer.name, document)
             kept = document
-        answer.at = timezone.now()
-        _record_sent(
-            p,
-            status=response.status_code if response is not None else None,
-            outcome=answer.outcome,
-            response=kept,
-            user=user,
-            person_id=person.pk,
-        )
+        answer.at = now
         answers.append(answer)
+        status = response.status_code if response is not None else None
+        rows.append(
+            Exchange(
+                direction=Exchange.Direction.OUT,
+                kind=p.kind,
+                peer_id=p.peer.federation_id,
+                agreement_id=p.agreement_id,
+                request_id=p.request_id,
+                body_sha256=protocol.body_digest(p.body),
+                purpose=p.purpose,
+                practitioner=p.practitioner,
+                status_code=status,
+                outcome=answer.outcome,
+                payload=p.payload,
+                response=kept,
+                person=person,
+                user=user,
+                at=now,
+            )
+        )
+        audited.append(
+            {
+                "peer": p.peer.federation_id,
+                "agreement_id": p.agreement_id,
+                "request": {"url": p.url, "headers": p.headers, "body": p.body.decode()},
+                "response": {"status": status or 0, "body": kept},
+            }
+        )
+    if prepared:
+        # One audit event for the whole check keeps every signed request and answer.
+        with transaction.atomic():
+            Exchange.objects.bulk_create(rows)
+            audit_record(
+                actor=user,
+                action="federation_lookup_sent",
+                person_id=person.pk,
+                detail={"purpose": purpose, "exchanges": audited},
+            )
     return sorted(answers, key=lambda a: a.peer_name)
 
 

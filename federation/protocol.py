@@ -21,7 +21,12 @@ from typing import Any
 import rfc8785
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, algorithms
+from http_message_signatures import (
+    HTTPMessageSigner,
+    HTTPMessageVerifier,
+    HTTPSignatureKeyResolver,
+    algorithms,
+)
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
 from core.identifiers import name_key, nhs_number_clean
@@ -191,7 +196,7 @@ class HttpMessage:
     headers: dict[str, str]
 
 
-class _Keys:
+class _Keys(HTTPSignatureKeyResolver):
     def __init__(
         self,
         private: Ed25519PrivateKey | None = None,

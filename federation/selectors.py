@@ -30,9 +30,18 @@ GOVERNANCE_ROLES = {User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN}
 # --- Councils, keys, peers ----------------------------------------------------------------
 
 
+def current_schema() -> str:
+    """The schema this connection is using (django-tenants adds the attribute)."""
+    return str(getattr(connection, "schema_name", "public"))
+
+
 def own_council() -> Council:
-    """The council whose schema this connection is using."""
-    council = Council.objects.filter(schema_name=connection.schema_name).first()
+    """The council whose schema this connection is using (the request's own, when the
+    routing middleware already loaded it)."""
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Council) and tenant.pk and tenant.schema_name == current_schema():
+        return tenant
+    council = Council.objects.filter(schema_name=current_schema()).first()
     if council is None:
         raise RuntimeError("Not inside a council's schema")
     return council
@@ -124,16 +133,20 @@ def agreement_traffic(agreement: DataSharingAgreement) -> QuerySet[Exchange]:
 
 def agreements_in_force(purpose: str | None = None) -> list[DataSharingAgreement]:
     """Agreements that let pointers cross now, with peers that have not been removed."""
-    found = []
-    for agreement in DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE):
-        if not agreement.is_in_force:
-            continue
-        if purpose is not None and purpose not in agreement.purposes:
-            continue
-        if peer_active(agreement.partner_id) is None:
-            continue
-        found.append(agreement)
-    return found
+    peers = set(
+        FederationPeer.objects.filter(removed_at__isnull=True).values_list(
+            "federation_id", flat=True
+        )
+    )
+    return [
+        agreement
+        for agreement in DataSharingAgreement.objects.filter(
+            status=DataSharingAgreement.Status.ACTIVE
+        )
+        if agreement.is_in_force
+        and (purpose is None or purpose in agreement.purposes)
+        and agreement.partner_id in peers
+    ]
 
 
 # --- The practitioner's "other councils" panel ----------------------------------------------

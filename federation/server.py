@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -53,6 +54,8 @@ class Incoming:
     nonce: str
     purpose: str
     practitioner: str
+    # An earlier request with the same id, if any: its body digest and the answer given.
+    earlier: dict[str, Any] | None = None
 
 
 def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
@@ -86,9 +89,13 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
         body=body,
         public_key=public_key,
     )
-    if Exchange.objects.filter(
-        direction=Exchange.Direction.IN, peer_id=peer.federation_id, nonce=verified.nonce
-    ).exists():
+    request_id = claimed[protocol.HEADER_REQUEST_ID]
+    seen = list(
+        Exchange.objects.filter(direction=Exchange.Direction.IN, peer_id=peer.federation_id)
+        .filter(Q(nonce=verified.nonce) | Q(request_id=request_id))
+        .values("nonce", "request_id", "body_sha256", "status_code", "response")
+    )
+    if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
     try:
         payload = json.loads(body)
@@ -102,8 +109,9 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
         headers=headers,
         body=body,
         payload=payload,
-        request_id=claimed[protocol.HEADER_REQUEST_ID],
+        request_id=request_id,
         agreement_id=claimed[protocol.HEADER_AGREEMENT],
+        earlier=seen[0] if seen else None,
         nonce=verified.nonce,
         purpose=purpose,
         practitioner=claimed[protocol.HEADER_PRACTITIONER],
@@ -124,16 +132,12 @@ def receive(
     try:
         with transaction.atomic():
             incoming = _check(request, needs_agreement=needs_agreement)
-            earlier = Exchange.objects.filter(
-                direction=Exchange.Direction.IN,
-                peer_id=incoming.peer.federation_id,
-                request_id=incoming.request_id,
-            ).first()
+            earlier = incoming.earlier
             if earlier is not None:
-                if earlier.body_sha256 != protocol.body_digest(incoming.body):
+                if earlier["body_sha256"] != protocol.body_digest(incoming.body):
                     raise RequestRefused("request_id_reused", 409)
                 # A retry of something already done: the same answer, no second effect.
-                return earlier.status_code or 200, earlier.response
+                return earlier["status_code"] or 200, earlier["response"]
             digest = protocol.body_digest(incoming.body)
             status, response, person_id = handler(incoming)
             Exchange.objects.create(

@@ -11,13 +11,13 @@ import hmac
 import uuid
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -27,6 +27,7 @@ from federation import protocol
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
+    current_schema,
     key_expiry,
     own_council,
     peer_active,
@@ -563,7 +564,7 @@ def pointers_for(
             )
         )
     duty = CouncilPolicy.current().duty_team_contact if sensitive else ""
-    digest = hashlib.sha256(rfc8785.dumps({"p": cores, "s": sensitive})).hexdigest()
+    digest = hashlib.sha256(rfc8785.dumps({"p": cast(Any, cores), "s": sensitive})).hexdigest()
     return {
         "pointers": pointers,
         "sensitive_service_involved": sensitive,
@@ -595,7 +596,7 @@ def practitioner_pseudonym(user: User) -> str:
     """A stable, meaningless id for the practitioner who asked: the other council can tell
     repeat lookups apart in its audit, and can ask us who it was, but learns no name."""
     digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"{connection.schema_name}:{user.pk}".encode(), hashlib.sha256
+        settings.SECRET_KEY.encode(), f"{current_schema()}:{user.pk}".encode(), hashlib.sha256
     )
     return digest.hexdigest()[:32]
 

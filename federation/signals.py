@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django_tenants.utils import schema_context
 
 from core.models import Involvement, Person, PersonName
+from federation.selectors import current_schema
 from tenants.models import Council
 
 
 def _in_council_schema() -> bool:
-    return connection.schema_name not in {"public", ""}
+    return current_schema() not in {"public", ""}
 
 
 def _queue_delivery(peer_ids: set[str]) -> None:
-    schema = connection.schema_name
+    schema = current_schema()
 
     def enqueue() -> None:
         from federation.tasks import outbox_deliver_task

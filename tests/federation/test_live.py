@@ -23,11 +23,11 @@ from core.services import (
     practitioner_profile_set,
 )
 from federation.client import other_councils_check, outbox_deliver
-from federation.services import agreement_secret_context
-from tenants.keys import seal
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.selectors import other_councils_last_answers
+from federation.services import agreement_secret_context
 from federation.tasks import outbox_sweep
+from tenants.keys import seal
 from tenants.models import Council, FederationPeer
 from tenants.services import council_onboard
 from tests.conftest import Persona, make_persona, sign_in
