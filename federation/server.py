@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ class Incoming:
     purpose: str
     practitioner: str
     # An earlier request with the same id, if any: its body digest and the answer given.
-    earlier: dict[str, Any] | None = None
+    earlier: Mapping[str, Any] | None = None
 
 
 def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:

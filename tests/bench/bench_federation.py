@@ -3,7 +3,8 @@
 Run on demand (not part of `make test`):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python tests/bench/bench_federation.py [--peers 5,20,150] [--samples 20] [--write-docs]
+        .venv/bin/python tests/bench/bench_federation.py \\
+        [--peers 5,20,150] [--samples 20] [--write-docs]
 
 It creates a scratch database `patchwork_bench_federation`, migrates it, onboards one
 asking council and as many answering councils as the largest fan-out, each knowing the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from datetime import date, timedelta
@@ -122,17 +122,24 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                 user=user, organisation=org, job_title=role, work_phone="01234 567890"
             )
             child = person_create(
-                actor=None, given_name="Rowan", family_name="Ashby",
-                date_of_birth=date(2015, 1, 2), nhs_number=nhs,
+                actor=None,
+                given_name="Rowan",
+                family_name="Ashby",
+                date_of_birth=date(2015, 1, 2),
+                nhs_number=nhs,
             )
             involvement_add(
-                actor=user, person=child, practitioner=practitioner,
+                actor=user,
+                person=child,
+                practitioner=practitioner,
                 role=InvolvementRole.objects.get_or_create(name=role)[0],
             )
             return user, child.pk
 
     started = time.perf_counter()
-    asker = council_onboard(name="Asking Council", code="E06000001", admin_email="a@ask.test").council
+    asker = council_onboard(
+        name="Asking Council", code="E06000001", admin_email="a@ask.test"
+    ).council
     asker_user, asker_child = seed(asker, "Social worker", True)
     today = timezone.localdate()
     answerers = []
@@ -143,9 +150,14 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         seed(council, "School nurse", False)
         with schema_context(asker.schema_name):
             proposed = services.agreement_propose(
-                actor=None, partner_id=council.federation_id, purposes=["safeguarding"],
-                shareable_roles=["School nurse"], legal_basis="public_task",
-                demographic_matching=True, valid_from=today, valid_until=today + timedelta(days=30),
+                actor=None,
+                partner_id=council.federation_id,
+                purposes=["safeguarding"],
+                shareable_roles=["School nurse"],
+                legal_basis="public_task",
+                demographic_matching=True,
+                valid_from=today,
+                valid_until=today + timedelta(days=30),
             )
             proposed = services.agreement_sign_here(actor=None, agreement=proposed)
             document = services.agreement_signed_document(proposed)
@@ -153,7 +165,9 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         with schema_context(council.schema_name):
             peer = peer_active(asker.federation_id)
             received = services.agreement_received(
-                peer=peer, document=document, secret=secret,
+                peer=peer,
+                document=document,
+                secret=secret,
                 public_key_for=lambda kid, peer=peer: peer_public_key(peer, kid),
             )
             countersigned = services.agreement_signed_document(
@@ -162,11 +176,14 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         with schema_context(asker.schema_name):
             partner = peer_active(council.federation_id)
             services.agreement_countersigned(
-                peer=partner, document=countersigned,
+                peer=partner,
+                document=countersigned,
                 public_key_for=lambda kid, partner=partner: peer_public_key(partner, kid),
             )
         answerers.append(council)
-    print(f"{len(answerers)} peer councils ready in {time.perf_counter() - started:.0f}s", flush=True)
+    print(
+        f"{len(answerers)} peer councils ready in {time.perf_counter() - started:.0f}s", flush=True
+    )
 
     env = {**os.environ, "DATABASE_URL": database_url}
     server = server_start(env, port, workers=args.workers)
@@ -190,7 +207,10 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                     if unanswered:
                         print(f"  {len(unanswered)} of {fan_out} peers did not answer in time")
                 rows.append((fan_out, percentile(timings, 0.5), percentile(timings, 0.95), timings))
-                print(f"{fan_out:4d} peers: p50 {rows[-1][1]:.0f} ms, p95 {rows[-1][2]:.0f} ms", flush=True)
+                print(
+                    f"{fan_out:4d} peers: p50 {rows[-1][1]:.0f} ms, p95 {rows[-1][2]:.0f} ms",
+                    flush=True,
+                )
     finally:
         server_stop(server)
 
@@ -231,7 +251,8 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         "",
         "```",
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\",
-        "    .venv/bin/python tests/bench/bench_federation.py --peers 5,20,150 --samples 20 --write-docs",
+        "    .venv/bin/python tests/bench/bench_federation.py \\",
+        "    --peers 5,20,150 --samples 20 --write-docs",
         "```",
         "",
     ]
