@@ -56,18 +56,28 @@ def archive_candidates(*, today: date, policy: CouncilPolicy) -> QuerySet[Person
     recent = Involvement.objects.filter(person=OuterRef("pk")).filter(
         Q(end_date__isnull=True) | Q(end_date__gte=cutoff)
     )
-    with_current = Involvement.objects.filter(
-        end_date__isnull=True, person__archived_at__isnull=True
-    ).values("person_id")
-    linked_to_current = FamilyRelationship.objects.filter(end_date__isnull=True).filter(
-        Q(person=OuterRef("pk"), relative_id__in=with_current)
-        | Q(relative=OuterRef("pk"), person_id__in=with_current)
-    )
+
+    def has_current_involvement(person: str) -> Exists:
+        return Exists(
+            Involvement.objects.filter(
+                person=OuterRef(person), end_date__isnull=True, person__archived_at__isnull=True
+            )
+        )
+
+    # Correlated EXISTS both ways round (not `IN (subquery)`, which PostgreSQL rescans per
+    # person): at county scale this is seconds rather than minutes.
+    relative_with_team = FamilyRelationship.objects.filter(
+        person=OuterRef("pk"), end_date__isnull=True
+    ).filter(has_current_involvement("relative"))
+    relative_of_someone_with_team = FamilyRelationship.objects.filter(
+        relative=OuterRef("pk"), end_date__isnull=True
+    ).filter(has_current_involvement("person"))
     any_involvement = Involvement.objects.filter(person=OuterRef("pk"))
     return (
         Person.objects.filter(archived_at__isnull=True)
         .exclude(Exists(recent))
-        .exclude(Exists(linked_to_current))
+        .exclude(Exists(relative_with_team))
+        .exclude(Exists(relative_of_someone_with_team))
         .filter(Exists(any_involvement) | Q(created_at__lt=_start_of(cutoff)))
     )
 
