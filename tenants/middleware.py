@@ -6,24 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
-from tenants.models import Council
+from tenants.db import tenant_connection
+from tenants.models import Council, Domain
 
 
 class CouncilRoutingMiddleware(TenantMainMiddleware):
-    def get_tenant(self, domain_model, hostname):  # type: ignore[no-untyped-def]
+    def get_tenant(self, domain_model: type[Domain], hostname: str) -> Council:
         if hostname == settings.PLATFORM_DOMAIN:
             # The platform itself is not a council and has no row: an unsaved instance
             # carries the public schema name for django-tenants.
             return Council(schema_name="public", name="Patchwork platform", code="", slug="")
         return super().get_tenant(domain_model, hostname)
 
-    def no_tenant_found(self, request, hostname):  # type: ignore[no-untyped-def]
-        connection.set_schema_to_public()
+    def no_tenant_found(self, request: HttpRequest, hostname: str) -> HttpResponse:
+        tenant_connection().set_schema_to_public()
         return render(request, "tenants/no_council.html", {"hostname": hostname}, status=404)
 
 

@@ -52,9 +52,7 @@ def applied_migrations(schema_name: str) -> set[tuple[str, str]]:
     if not schema_exists(schema_name):
         return set()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT to_regclass(%s)", [f'"{schema_name}".django_migrations']
-        )
+        cursor.execute("SELECT to_regclass(%s)", [f'"{schema_name}".django_migrations'])
         if cursor.fetchone()[0] is None:
             return set()
         cursor.execute(f'SELECT app, name FROM "{schema_name}".django_migrations')  # noqa: S608

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import role_required
 from accounts.models import User
 from tenants.forms import OnboardCouncilForm
+from tenants.models import Council
 from tenants.selectors import council_by_code, council_url, councils_list, migration_state
 from tenants.services import council_onboard, council_resume, council_suspend
 
@@ -41,7 +42,7 @@ def council_new(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/council_new.html", {"form": form})
 
 
-def _council_or_404(code: str):  # type: ignore[no-untyped-def]
+def _council_or_404(code: str) -> Council:
     council = council_by_code(code)
     if council is None:
         raise Http404("No council with that code")

@@ -99,8 +99,10 @@ class PersonFactory(factory.django.DjangoModelFactory):
     def names(self, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
             PersonName.objects.create(
-                person=self, kind=PersonName.Kind.CURRENT,
-                given_name=self.given_name, family_name=self.family_name,
+                person=self,
+                kind=PersonName.Kind.CURRENT,
+                given_name=self.given_name,
+                family_name=self.family_name,
             )
 
 

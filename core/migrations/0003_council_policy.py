@@ -4,25 +4,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0002_audit_append_only'),
+        ("core", "0002_audit_append_only"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CouncilPolicy',
+            name="CouncilPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('involvement_retention_years', models.PositiveSmallIntegerField(default=6, help_text='Ended involvements are archived this many years after they end.')),
-                ('person_retention_years', models.PositiveSmallIntegerField(default=6, help_text='A person with no current involvement and no family link to one is archived this many years after their last involvement ended.')),
-                ('purge_after_archive_days', models.PositiveSmallIntegerField(default=90, help_text='Archived records are purged this many days later.')),
-                ('confirmation_interval_days', models.PositiveSmallIntegerField(default=90, help_text='Practitioners confirm each involvement this often.')),
-                ('confirmation_grace_days', models.PositiveSmallIntegerField(default=14, help_text='An unconfirmed involvement is flagged to the team after this.')),
-                ('duty_team_contact', models.CharField(blank=True, help_text="How another council reaches this council's children's services duty team.", max_length=200)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "involvement_retention_years",
+                    models.PositiveSmallIntegerField(
+                        default=6,
+                        help_text="Ended involvements are archived this many years after they end.",
+                    ),
+                ),
+                (
+                    "person_retention_years",
+                    models.PositiveSmallIntegerField(
+                        default=6,
+                        help_text="A person with no current involvement and no family link to one is archived this many years after their last involvement ended.",
+                    ),
+                ),
+                (
+                    "purge_after_archive_days",
+                    models.PositiveSmallIntegerField(
+                        default=90, help_text="Archived records are purged this many days later."
+                    ),
+                ),
+                (
+                    "confirmation_interval_days",
+                    models.PositiveSmallIntegerField(
+                        default=90, help_text="Practitioners confirm each involvement this often."
+                    ),
+                ),
+                (
+                    "confirmation_grace_days",
+                    models.PositiveSmallIntegerField(
+                        default=14,
+                        help_text="An unconfirmed involvement is flagged to the team after this.",
+                    ),
+                ),
+                (
+                    "duty_team_contact",
+                    models.CharField(
+                        blank=True,
+                        help_text="How another council reaches this council's children's services duty team.",
+                        max_length=200,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'council policy',
+                "verbose_name_plural": "council policy",
             },
         ),
     ]

@@ -73,7 +73,8 @@ def test_it_refuses_a_weak_password(world, db) -> None:
     client.get(f"/invitation/{token}/")
     code = _code_for(world.brighton.schema_name, "ben@brighton.test")
     response = client.post(
-        f"/invitation/{token}/", {"password": "password", "password_again": "password", "code": code}
+        f"/invitation/{token}/",
+        {"password": "password", "password_again": "password", "code": code},
     )
     assert b"too short" in response.content or b"too common" in response.content
 

@@ -17,7 +17,6 @@ from tests.factories import (
     PersonFactory,
     PractitionerFactory,
     RoleFactory,
-    UserFactory,
 )
 
 
@@ -68,15 +67,23 @@ def scenario(world, db):  # type: ignore[no-untyped-def]
             organisation=social_care, job_title="MASH social worker", child_protection=True
         ).user
         ava = PersonFactory(
-            given_name="Ava", family_name="O'Brien-Smith", date_of_birth=date(2015, 3, 14),
-            postcode="BN3 7BQ", nhs_number="9434765919",
+            given_name="Ava",
+            family_name="O'Brien-Smith",
+            date_of_birth=date(2015, 3, 14),
+            postcode="BN3 7BQ",
+            nhs_number="9434765919",
         )
         zed = PersonFactory(
-            given_name="Zed", family_name="Hollis", date_of_birth=date(2016, 5, 2),
-            shielded=True, postcode="BN1 1AA",
+            given_name="Zed",
+            family_name="Hollis",
+            date_of_birth=date(2016, 5, 2),
+            shielded=True,
+            postcode="BN1 1AA",
         )
         InvolvementFactory(
-            person=ava, practitioner=social_worker.practitioner, role=cp_role,
+            person=ava,
+            practitioner=social_worker.practitioner,
+            role=cp_role,
             lead_professional=True,
         )
         InvolvementFactory(person=ava, practitioner=school_nurse.practitioner, role=nurse_role)
@@ -87,7 +94,15 @@ def scenario(world, db):  # type: ignore[no-untyped-def]
         assert Involvement.objects.get(person=ava, organisation=camhs).sensitive
         admin = User.objects.get(email=world.brighton_admin.email)
         yield Scenario(
-            ava=ava, zed=zed, social_worker=social_worker, school_nurse=school_nurse,
-            camhs_worker=camhs_worker, camhs_colleague=camhs_colleague, teacher=teacher,
-            mash_worker=mash_worker, admin=admin, school=school, camhs=camhs,
+            ava=ava,
+            zed=zed,
+            social_worker=social_worker,
+            school_nurse=school_nurse,
+            camhs_worker=camhs_worker,
+            camhs_colleague=camhs_colleague,
+            teacher=teacher,
+            mash_worker=mash_worker,
+            admin=admin,
+            school=school,
+            camhs=camhs,
         )

@@ -31,16 +31,23 @@ def test_it_chains_each_event_to_the_one_before(world, db) -> None:
         assert audit_verify().intact
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE core_auditevent SET action = 'nothing'",
-    "DELETE FROM core_auditevent",
-    "TRUNCATE core_auditevent",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE core_auditevent SET action = 'nothing'",
+        "DELETE FROM core_auditevent",
+        "TRUNCATE core_auditevent",
+    ],
+)
 def test_the_database_refuses_to_change_or_delete_events(world, db, statement) -> None:
     """UPDATE, DELETE and TRUNCATE are refused by a trigger, in every council's schema."""
     _three_events(world)
-    with schema_context(world.brighton.schema_name), pytest.raises(DatabaseError, match="append-only"), \
-            transaction.atomic(), connection.cursor() as cursor:
+    with (
+        schema_context(world.brighton.schema_name),
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
 
 

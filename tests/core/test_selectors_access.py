@@ -82,7 +82,9 @@ def test_an_outsider_states_a_reason_and_the_lead_is_told(scenario) -> None:
     """The opening is audited, the lead professional notified, and the network then shows."""
     person_search(user=scenario.teacher, query=BY_NHS)
     record_open(
-        user=scenario.teacher, person=scenario.ava, reason="safeguarding",
+        user=scenario.teacher,
+        person=scenario.ava,
+        reason="safeguarding",
         note="Ava disclosed something worrying in class today.",
     )
     assert person_access(scenario.teacher, scenario.ava.pk).access == Access.OPENED
@@ -91,7 +93,8 @@ def test_an_outsider_states_a_reason_and_the_lead_is_told(scenario) -> None:
     assert not Notification.objects.filter(recipient=scenario.school_nurse).exists()
     network = person_network(user=scenario.teacher, person_id=scenario.ava.pk)
     assert {m.practitioner_name for m in network.current if not m.masked} == {
-        scenario.social_worker.full_name, scenario.school_nurse.full_name
+        scenario.social_worker.full_name,
+        scenario.school_nurse.full_name,
     }
 
 

@@ -27,8 +27,9 @@ def celery_worker(world, django_db_blocker) -> Iterator[None]:  # type: ignore[n
     from deploy.celery import app
 
     app.conf.task_always_eager = False
-    with django_db_blocker.unblock(), start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=30
+    with (
+        django_db_blocker.unblock(),
+        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
     ):
         yield
     app.conf.task_always_eager = True

@@ -94,7 +94,8 @@ def test_it_serves_the_suspended_page_and_refuses_sign_in(world, db) -> None:
     assert page.status_code == 503
     assert b"is suspended" in page.content
     attempt = client.post(
-        "/sign-in/", {"email": world.brighton_admin.email, "password": world.brighton_admin.password}
+        "/sign-in/",
+        {"email": world.brighton_admin.email, "password": world.brighton_admin.password},
     )
     assert attempt.status_code == 503
     assert "_auth_user_id" not in client.session

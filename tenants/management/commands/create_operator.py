@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 
 from accounts.models import User
 from accounts.services import user_invite
+from tenants.db import tenant_connection
 from tenants.selectors import site_url
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True)
 
     def handle(self, *args: object, **options: str) -> None:
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         try:
             _, token = user_invite(
                 email=options["email"], full_name=options["name"], role=User.Role.OPERATOR
