@@ -363,7 +363,7 @@ def _post_all(prepared: list[Prepared], timeout: float) -> list[httpx.Response |
     limits = httpx.Limits(max_connections=max(10, len(prepared)), max_keepalive_connections=0)
     with (
         httpx.Client(timeout=timeout, limits=limits, verify=_TLS) as client,
-        ThreadPoolExecutor(max_workers=min(64, max(1, len(prepared)))) as pool,
+        ThreadPoolExecutor(max_workers=min(256, max(1, len(prepared)))) as pool,
     ):
 
         def one(p: Prepared) -> httpx.Response | None:
