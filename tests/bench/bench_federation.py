@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 BENCH_DB = "patchwork_bench_federation"
 SECTION = "## Federation lookups"
-WHERE_THE_TIME_GOES = """Where the time goes (profiled at 20 peers): the asking side spends little CPU (one signing
+WHERE_THE_TIME_GOES = """\
+Where the time goes (profiled at 20 peers): the asking side spends little CPU (one signing
 key, one transaction with one audit event for the whole check); nearly all the wall time
 is waiting for the answering server, about 60 ms of CPU per answer on these loaded cores:
 36 database round trips, half of them django-tenants' `SET search_path` before each query
