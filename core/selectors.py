@@ -47,6 +47,7 @@ from core.models import (
 OPENING_VALID = timedelta(hours=getattr(settings, "RECORD_OPENING_HOURS", 8))
 SEARCH_VALID = timedelta(hours=1)
 READER_ROLES = {User.Role.PRACTITIONER, User.Role.MANAGER}
+PRACTITIONER_MEMO = "_patchwork_practitioner"
 
 
 def organisations_list() -> QuerySet[Organisation]:
@@ -62,9 +63,15 @@ def organisation_for_admin(organisation_id: int) -> Organisation:
 
 
 def practitioner_of(user: User) -> Practitioner | None:
+    """The user's working profile, if their role reads records. Kept on the user object for
+    the rest of the request (`practitioner_profile_set` forgets it)."""
     if not user.is_authenticated or user.role not in READER_ROLES:
         return None
-    return Practitioner.objects.select_related("organisation").filter(user=user).first()
+    if PRACTITIONER_MEMO not in user.__dict__:
+        user.__dict__[PRACTITIONER_MEMO] = (
+            Practitioner.objects.select_related("organisation").filter(user=user).first()
+        )
+    return user.__dict__[PRACTITIONER_MEMO]
 
 
 def can_read_records(user: User) -> bool:
@@ -388,10 +395,16 @@ def _members(involvements: list[Involvement], viewer: Practitioner) -> list[Team
 INVOLVEMENT_RELATED = ("practitioner__user", "organisation", "role")
 
 
-def person_network(*, user: User, person_id: int, audit: bool = True) -> Network:
+def person_network(
+    *, user: User, person_id: int, audit: bool = True, access: PersonAccess | None = None
+) -> Network:
     """The team around a person: current members by agency, history, and family members with
-    their own teams. Only for someone who may see it (team member or reason stated)."""
-    access = person_viewable(user, person_id)
+    their own teams. Only for someone who may see it (team member or reason stated).
+
+    `access` is the caller's own PersonAccess for this person from `person_access` in this
+    request, saving the check a second time; anything else is worked out again."""
+    if access is None or access.person.pk != person_id or not access.can_see_network:
+        access = person_viewable(user, person_id)
     viewer = practitioner_of(user)
     assert viewer is not None
     person = access.person
@@ -453,9 +466,12 @@ def relationship_label(relationship: FamilyRelationship, person: Person) -> str:
     return inverse.get(relationship.kind, relationship.get_kind_display())  # type: ignore[call-overload]
 
 
-def person_viewers(*, user: User, person_id: int) -> QuerySet[AuditEvent]:
+def person_viewers(
+    *, user: User, person_id: int, access: PersonAccess | None = None
+) -> QuerySet[AuditEvent]:
     """Who has viewed this record: shown to the person's team only."""
-    access = person_access(user, person_id)
+    if access is None or access.person.pk != person_id:
+        access = person_access(user, person_id)
     if access.access != Access.TEAM:
         raise PermissionError("Only the person's team sees who has viewed the record")
     return AuditEvent.objects.filter(
@@ -599,9 +615,11 @@ VIEWING_WORDS = {
 }
 
 
-def person_viewings(*, user: User, person_id: int, limit: int = 50) -> list[Viewing]:
+def person_viewings(
+    *, user: User, person_id: int, limit: int = 50, access: PersonAccess | None = None
+) -> list[Viewing]:
     """The latest views of a record, with names and organisations: for the team only."""
-    events = list(person_viewers(user=user, person_id=person_id)[:limit])
+    events = list(person_viewers(user=user, person_id=person_id, access=access)[:limit])
     practitioners = {
         p.user_id: p
         for p in Practitioner.objects.filter(

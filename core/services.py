@@ -70,6 +70,7 @@ def practitioner_profile_set(
 ) -> Practitioner:
     if not job_title.strip():
         raise ValidationError({"job_title": "Enter a job title, like School nurse"})
+    user.__dict__.pop("_patchwork_practitioner", None)  # selectors.practitioner_of's memo
     practitioner, _ = Practitioner.objects.update_or_create(
         user=user,
         defaults={

@@ -167,7 +167,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         return _state_reason(request, access)
     if request.method == "POST":
         return redirect("core:person", person_id=person_id)
-    network = selectors.person_network(user=user, person_id=person_id)
+    network = selectors.person_network(user=user, person_id=person_id, access=access)
     context = {
         "person": network.person,
         "access": access,
@@ -178,7 +178,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
             (selectors.relationship_label(rel, network.person), relative, members)
             for rel, relative, members in network.family
         ],
-        "viewings": selectors.person_viewings(user=user, person_id=person_id)
+        "viewings": selectors.person_viewings(user=user, person_id=person_id, access=access)
         if access.access == Access.TEAM
         else None,
     }
@@ -210,7 +210,7 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
     access = selectors.person_access(user, person_id)
     if not access.can_see_network:
         return redirect("core:person", person_id=person_id)
-    network = selectors.person_network(user=user, person_id=person_id)
+    network = selectors.person_network(user=user, person_id=person_id, access=access)
     relatives = []
     for index, (relationship, relative, members) in enumerate(network.family, start=1):
         relative_network = Network(person=relative, current=members, history=[])

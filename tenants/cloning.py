@@ -42,9 +42,13 @@ def _unqualified(definition: str, source: str) -> str:
 def clone_script(source: str) -> tuple[list[str], list[tuple[str, list[str], str | None]]]:
     """The DDL that rebuilds `source`'s structure in whatever schema is first on the search
     path, and the tables holding rows to copy: (table, columns, identity column or None)."""
-    # django-tenants sets the search path on every new cursor: keep to this one.
-    with connection.cursor() as cursor:
-        return _clone_script(cursor, source)
+    # Read everything on one cursor, with the search path set to the template alone; then
+    # make django-tenants set its own search path again on the next cursor (it may cache it).
+    try:
+        with connection.cursor() as cursor:
+            return _clone_script(cursor, source)
+    finally:
+        tenant_connection().set_schema_to_public()
 
 
 def _clone_script(
