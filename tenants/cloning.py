@@ -110,7 +110,7 @@ def _clone_script(
     script += [_unqualified(definition, source) for (definition,) in triggers]
     with_rows = []
     for table in tables:
-        has_rows = _rows(cursor, f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})", [])[0][0]  # noqa: S608
+        has_rows = _rows(cursor, f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})", [])[0][0]
         if has_rows:
             columns = [
                 row[0]
@@ -145,12 +145,12 @@ def schema_clone(source: str, target: str) -> None:
         statements.append(
             f"INSERT INTO {_quote(table)} ({column_list}) OVERRIDING SYSTEM VALUE "
             f"SELECT {column_list} FROM {_quote(source)}.{_quote(table)}"
-        )  # noqa: S608
+        )
         if identity:
             statements.append(
                 f"SELECT setval(pg_get_serial_sequence('{_quote(target)}.{_quote(table)}', "
                 f"'{identity}'), (SELECT max({_quote(identity)}) FROM {_quote(table)}))"
-            )  # noqa: S608
+            )
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements))
         cursor.execute("SET LOCAL search_path TO public")
