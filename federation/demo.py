@@ -380,7 +380,11 @@ def main() -> None:
     import django
 
     django.setup()
+    import logging
+
     from django.conf import settings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     base_url = settings.DATABASE_URL
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
