@@ -7,6 +7,7 @@ the CLI uses. Every test starts and ends on the public schema (#603)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -101,6 +102,27 @@ def _celery_eager(settings) -> None:  # type: ignore[no-untyped-def]
     from deploy.celery import app
 
     app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def celery_worker(world, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """A real Celery worker thread consuming from the real Redis broker (no eager mode).
+    Data the tasks read must be committed: the worker has its own database connection."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: the real-worker tests need a Redis server")
+    from celery.contrib.testing.worker import start_worker
+
+    from deploy.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        with (
+            django_db_blocker.unblock(),
+            start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
+        ):
+            yield
+    finally:
+        app.conf.task_always_eager = True
 
 
 def sign_in(persona: Persona) -> Client:

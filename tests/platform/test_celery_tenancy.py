@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,24 +13,6 @@ from accounts.tasks import sessions_clear_expired
 from tenants.tasks import for_each_council
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def celery_worker(world, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """A real Celery worker thread consuming from the real Redis broker."""
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("REDIS_URL is not set: the real-worker tests need a Redis server")
-    from celery.contrib.testing.worker import start_worker
-
-    from deploy.celery import app
-
-    app.conf.task_always_eager = False
-    with (
-        django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
-    ):
-        yield
-    app.conf.task_always_eager = True
 
 
 def _expired_session(schema: str, key: str) -> None:

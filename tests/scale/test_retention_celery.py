@@ -3,9 +3,7 @@ run touches that council only."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,24 +17,6 @@ from tenants.tasks import for_each_council
 from tests.factories import InvolvementFactory, PersonFactory
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def celery_worker(world, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """A real Celery worker thread consuming from the real Redis broker."""
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("REDIS_URL is not set: the real-worker retention test needs a Redis server")
-    from celery.contrib.testing.worker import start_worker
-
-    from deploy.celery import app
-
-    app.conf.task_always_eager = False
-    with (
-        django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
-    ):
-        yield
-    app.conf.task_always_eager = True
 
 
 def _past_retention(schema: str) -> int:

@@ -4,7 +4,6 @@ itself, and a tiny SMTP server on 127.0.0.1 that can refuse the first message.""
 
 from __future__ import annotations
 
-import os
 import socketserver
 import threading
 import uuid
@@ -90,25 +89,13 @@ def committed_team(world, django_db_blocker) -> Iterator[Team]:  # type: ignore[
 
 
 @pytest.fixture
-def celery_worker(world, django_db_blocker, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """A real Celery worker thread consuming from the real Redis broker; emails go to
-    Django's in-memory outbox unless the test points them at the SMTP server below."""
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("REDIS_URL is not set: the real-worker tests need a Redis server")
-    from celery.contrib.testing.worker import start_worker
-
-    from deploy.celery import app
-
+def celery_worker(celery_worker, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The suite's real worker; emails go to Django's in-memory outbox unless the test
+    points them at the SMTP server below."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.EMAIL_RETRY_SECONDS = 0
     mail.outbox = []
-    app.conf.task_always_eager = False
-    with (
-        django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
-    ):
-        yield
-    app.conf.task_always_eager = True
+    yield
 
 
 @dataclass
