@@ -8,6 +8,7 @@ worker and CLI share it) and keeps its data in PATCHWORK_DATA_DIR, never in the 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,12 @@ def embedded_database_url(pgdata: Path) -> str:
         ) from exc
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        # pgserver keeps its bookkeeping in the user's runtime folder; root and CI have none
+        # (platformdirs then warns on every command): give it a private one beside the data.
+        runtime = pgdata.parent / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root and in CI).
