@@ -14,15 +14,12 @@ thread, so the test itself never touches the database while the browser runs."""
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.db import connections
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
@@ -44,47 +41,13 @@ from core.services import (
     practitioner_profile_set,
     role_create,
 )
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
 from tests.conftest import PASSWORD, Persona, World
 from tests.factories import valid_nhs_number
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/pw-person.png")
 
 pytestmark = pytest.mark.browser
-
-
-def _committed(work: Callable[[], object]) -> object:
-    """Run `work` on a connection of its own, so what it writes is committed at once."""
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome.get("value")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
 
 
 @dataclass
@@ -218,33 +181,18 @@ def _remove(world: World, made: _Made) -> None:
 def live_council(world: World, db: None) -> Iterator[LiveCouncil]:
     """A live server on 127.0.0.1 (a free port) for Brighton, with a child and their team.
     `db` is requested only so that pytest-django creates the test database."""
-    from deploy.wsgi import application
-
     host = world.brighton.get_primary_domain().domain
-    made: _Made = _committed(lambda: _make(world, host, secrets.token_hex(3)))  # type: ignore[assignment]
-    server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=True)
-    server.set_app(application)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    made.live.base_url = f"http://{host}:{server.server_port}"
+    made: _Made = committed(lambda: _make(world, host, secrets.token_hex(3)))  # type: ignore[assignment]
     try:
-        yield made.live
+        with live_server(host) as base_url:
+            made.live.base_url = base_url
+            yield made.live
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        _committed(lambda: _remove(world, made))
+        committed(lambda: _remove(world, made))
 
 
 def _sign_in(page, live: LiveCouncil, persona: Persona) -> None:  # type: ignore[no-untyped-def]
-    page.set_default_timeout(10_000)
-    page.goto(f"{live.base_url}/sign-in/")
-    page.get_by_label("Email address").fill(persona.email)
-    page.get_by_label("Password").fill(persona.password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code from your authenticator app").fill(persona.code())
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live.base_url}/")
+    sign_in_page(page, live.base_url, persona)
 
 
 def test_a_practitioner_finds_a_child_joins_the_team_and_the_lead_sees_it(live_council) -> None:

@@ -8,60 +8,23 @@ the session's councils); everything is made under unique names on a connection o
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.db import connections
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.models import Person
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
 from tests.conftest import Persona, World
 from tests.teamwork.conftest import build_team
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = pytest.mark.browser
-
-
-def _committed(work: Callable[[], object]) -> object:
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome.get("value")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
 
 
 @dataclass
@@ -96,32 +59,15 @@ def _make(world: World, host: str) -> LiveTeam:
 
 @pytest.fixture
 def live_team(world: World, db: None) -> Iterator[LiveTeam]:
-    from deploy.wsgi import application
-
     host = world.brighton.get_primary_domain().domain
-    live: LiveTeam = _committed(lambda: _make(world, host))  # type: ignore[assignment]
-    server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=True)
-    server.set_app(application)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    live.base_url = f"http://{host}:{server.server_port}"
-    try:
+    live: LiveTeam = committed(lambda: _make(world, host))  # type: ignore[assignment]
+    with live_server(host) as base_url:
+        live.base_url = base_url
         yield live
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def _sign_in(page, live: LiveTeam, persona: Persona) -> None:  # type: ignore[no-untyped-def]
-    page.set_default_timeout(10_000)
-    page.goto(f"{live.base_url}/sign-in/")
-    page.get_by_label("Email address").fill(persona.email)
-    page.get_by_label("Password").fill(persona.password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code from your authenticator app").fill(persona.code())
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live.base_url}/")
+    sign_in_page(page, live.base_url, persona)
 
 
 def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None:
