@@ -39,6 +39,7 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "contact_requested": ("Someone asks your service to get in touch", Delivery.IMMEDIATE),
     "contact_answered": ("A service answers your request to get in touch", Delivery.IMMEDIATE),
+    "federation_lookup": ("Another council asks about a person you work with", Delivery.DIGEST),
 }
 # Team messages are always emailed as themselves; their in-app copy is never emailed again.
 ALWAYS_EMAILED = {"team_message"}

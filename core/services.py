@@ -27,6 +27,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
+from core.notifications import notification_send
 
 
 @transaction.atomic
@@ -150,13 +151,6 @@ def relationship_add(
     return relationship
 
 
-def _notify(recipients: list[User], *, person: Person | None, kind: str, text: str) -> None:
-    Notification.objects.bulk_create(
-        Notification(recipient=user, person=person, kind=kind, text=text[:300])
-        for user in recipients
-    )
-
-
 def _team_users(person: Person, *, exclude: User | None = None) -> list[User]:
     users = [
         inv.practitioner.user
@@ -252,8 +246,8 @@ def involvement_add(
         detail={"involvement_id": involvement.pk, "role": role.name, "sensitive": sensitive},
     )
     if not sensitive:
-        _notify(
-            _team_users(person, exclude=practitioner.user),
+        notification_send(
+            recipients=_team_users(person, exclude=practitioner.user),
             person=person,
             kind="team_joined",
             text=f"{practitioner.user} ({practitioner.organisation}) joined the team as {role}",
@@ -329,8 +323,8 @@ def involvement_update(
         detail={"involvement_id": involvement.pk, **changed},
     )
     if "lead_professional" in changed and not involvement.sensitive:
-        _notify(
-            _team_users(involvement.person, exclude=actor),
+        notification_send(
+            recipients=_team_users(involvement.person, exclude=actor),
             person=involvement.person,
             kind="lead_changed",
             text=f"{involvement.practitioner.user} is "
@@ -365,8 +359,8 @@ def involvement_end(
         detail={"involvement_id": involvement.pk, "reason": reason},
     )
     if not involvement.sensitive:
-        _notify(
-            _team_users(involvement.person, exclude=involvement.practitioner.user),
+        notification_send(
+            recipients=_team_users(involvement.person, exclude=involvement.practitioner.user),
             person=involvement.person,
             kind="team_left",
             text=f"{involvement.practitioner.user} ({involvement.organisation}) is no longer "
@@ -397,8 +391,8 @@ def record_open(
         detail={"reason": reason, "note": note.strip()[:500], "opening_id": opening.pk},
     )
     organisation = getattr(getattr(user, "practitioner", None), "organisation", None)
-    _notify(
-        _lead_or_team(person, exclude=user),
+    notification_send(
+        recipients=_lead_or_team(person, exclude=user),
         person=person,
         kind="record_opened",
         text=f"{user} ({organisation or 'no organisation'}) opened the record of {person}: "
@@ -435,8 +429,8 @@ def contact_request_send(
             person=person, organisation=organisation, end_date__isnull=True
         ).select_related("practitioner__user")
     ]
-    _notify(
-        service_staff,
+    notification_send(
+        recipients=service_staff,
         person=person,
         kind="contact_requested",
         text=f"{user} asks to be put in touch about {person}",
@@ -470,7 +464,9 @@ def contact_request_decide(
         if accept
         else f"The service declined your request about {request.person}"
     )
-    _notify([request.requested_by], person=request.person, kind="contact_answered", text=text)
+    notification_send(
+        recipients=[request.requested_by], person=request.person, kind="contact_answered", text=text
+    )
     return request
 
 

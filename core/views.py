@@ -34,7 +34,6 @@ from core.forms import (
     RoleForm,
     SearchForm,
 )
-from core.models import Organisation
 from core.network_svg import network_svg
 from core.selectors import Access, Network, SearchRefused, TeamMember
 
@@ -527,14 +526,12 @@ def organisations(request: HttpRequest) -> HttpResponse:
     form = OrganisationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        sensitive = (
-            data["sensitive_service"] or data["agency_type"] in Organisation.SENSITIVE_BY_DEFAULT
-        )
         try:
+            # The service makes mental health, substance misuse and sexual health sensitive.
             organisation = services.organisation_create(
                 name=data["name"],
                 agency_type=data["agency_type"],
-                sensitive_service=sensitive,
+                sensitive_service=data["sensitive_service"],
                 phone=data["phone"],
                 secure_email=data["secure_email"],
             )

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.models import CouncilPolicy, Involvement, Notification, Person
+from core.models import CouncilPolicy, Involvement, Person
+from core.notifications import notification_send
 from federation import protocol
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
@@ -581,14 +582,11 @@ def notify_team_of_lookup(*, person: Person, peer: FederationPeer) -> None:
             "practitioner__user"
         )
     }
-    Notification.objects.bulk_create(
-        Notification(
-            recipient=user,
-            person=person,
-            kind="federation_lookup",
-            text=f"{peer.name} asked whether anyone here is involved with {person.full_name}",
-        )
-        for user in users
+    notification_send(
+        recipients=list(users),
+        person=person,
+        kind="federation_lookup",
+        text=f"{peer.name} asked whether anyone here is involved with {person.full_name}",
     )
 
 
