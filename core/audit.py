@@ -60,7 +60,9 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event. `detail` holds only JSON strings, integers, booleans and lists."""
     detail = detail or {}
-    with transaction.atomic():
+    # Inside the change's own transaction no savepoint is needed: if the event cannot be
+    # written, the change is not made either.
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
         previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()

@@ -59,11 +59,21 @@ def notification_send(
         Notification(recipient=user, person=person, kind=kind, text=text[:300])
         for user in dict.fromkeys(recipients)
     )
-    if rows:
+    if rows and _someone_wants_it_now(kind, [row.recipient_id for row in rows]):
         from core.tasks import notifications_email_immediate
 
         transaction.on_commit(lambda: notifications_email_immediate.delay())
     return rows
+
+
+def _someone_wants_it_now(kind: str, user_ids: list[int]) -> bool:
+    """Whether any recipient gets this kind by email straight away (the sweep is then
+    started at once; digest-only notifications wait for the day's digest)."""
+    if default_delivery(kind) == Delivery.IMMEDIATE:
+        return True
+    return NotificationPreference.objects.filter(
+        user_id__in=user_ids, kind=kind, delivery=Delivery.IMMEDIATE
+    ).exists()
 
 
 def preferences_for(user: User) -> list[tuple[str, str, str]]:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import audit_record
 from core.selectors import person_viewable
-from federation import protocol
+from federation import keycache, protocol
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.selectors import (
     PeerAnswer,
@@ -33,6 +33,7 @@ from federation.selectors import (
     own_council,
     peer_active,
     peer_base_url,
+    peers_active_with_urls,
 )
 from federation.services import (
     AGREEMENT_PURPOSE,
@@ -142,12 +143,7 @@ def peer_public_key(peer: FederationPeer, key_id: str) -> bytes | None:
     A council on this deployment: from the platform's own key table. Elsewhere: from its
     cached key document, refetched before it expires or when a new key id appears."""
     if peer.council_id is not None:
-        from federation.selectors import council_valid_keys
-
-        for key in council_valid_keys(peer.council):  # type: ignore[arg-type]
-            if key.key_id == key_id:
-                return bytes(key.public_key)
-        return None
+        return keycache.local_public_key(peer.council_id, key_id)
     now = timezone.now()
     keys = _remote_keys(peer)
     stale = peer.keys_valid_until is None or (peer.keys_valid_until - now) < timedelta(hours=6)
@@ -190,8 +186,9 @@ def prepare(
     practitioner: str = "system",
     request_id: str | None = None,
     key: protocol.SigningKey | None = None,
+    base_url: str | None = None,
 ) -> Prepared:
-    url = peer_base_url(peer) + path
+    url = (base_url or peer_base_url(peer)) + path
     body = rfc8785.dumps(payload)
     request_id = request_id or str(uuid.uuid4())
     headers = protocol.sign_request(
@@ -422,7 +419,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     identifiers = person_identifiers(person)
     pseudonym = practitioner_pseudonym(user)
     key = signing_key(own_council())
-    peers = {p.federation_id: p for p in FederationPeer.objects.filter(removed_at__isnull=True)}
+    peers = {peer.federation_id: (peer, url) for peer, url in peers_active_with_urls()}
     prepared = []
     for agreement in agreements_in_force(purpose):
         keys = protocol.match_keys(
@@ -432,7 +429,8 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
         )
         prepared.append(
             prepare(
-                peer=peers[agreement.partner_id],
+                peer=peers[agreement.partner_id][0],
+                base_url=peers[agreement.partner_id][1],
                 path=LOOKUP_PATH,
                 kind=Exchange.Kind.LOOKUP,
                 agreement_id=agreement.agreement_id,

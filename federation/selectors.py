@@ -18,8 +18,8 @@ from accounts.models import User
 from core.models import AuditEvent
 from core.selectors import person_viewable
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
-from tenants.models import Council, CouncilSigningKey, FederationPeer
-from tenants.selectors import council_url
+from tenants.models import Council, CouncilSigningKey, Domain, FederationPeer
+from tenants.selectors import council_url, site_url
 
 # A retired key still verifies for this long, so exchanges signed just before a rotation
 # (and key documents cached by peers) keep working.
@@ -98,6 +98,26 @@ def peer_base_url(peer: FederationPeer) -> str:
     if peer.council is not None:
         return council_url(peer.council, "").rstrip("/")
     return peer.base_url.rstrip("/")
+
+
+def peers_active_with_urls() -> list[tuple[FederationPeer, str]]:
+    """Every peer not removed, with its base URL: two queries however many peers (a fan-out
+    to every peer must not look up each council's domain one by one)."""
+    peers = list(FederationPeer.objects.filter(removed_at__isnull=True).select_related("council"))
+    primary = dict(
+        Domain.objects.filter(
+            tenant_id__in=[p.council_id for p in peers if p.council_id], is_primary=True
+        ).values_list("tenant_id", "domain")
+    )
+    return [
+        (
+            peer,
+            site_url(primary[peer.council_id], "").rstrip("/")
+            if peer.council_id in primary
+            else peer_base_url(peer),
+        )
+        for peer in peers
+    ]
 
 
 # --- Agreements, for information governance -------------------------------------------------

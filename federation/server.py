@@ -29,6 +29,7 @@ from federation.services import (
     agreement_countersigned,
     agreement_received,
     agreement_revoke,
+    current_involvements,
     match_person,
     notify_team_of_lookup,
     pointers_for,
@@ -210,8 +211,11 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
         "pointers": [],
     }
     if person is not None:
-        answer.update(pointers_for(person=person, agreement=agreement, key=key))
-        notify_team_of_lookup(person=person, peer=incoming.peer)
+        involvements = current_involvements(person)
+        answer.update(
+            pointers_for(person=person, agreement=agreement, key=key, involvements=involvements)
+        )
+        notify_team_of_lookup(person=person, peer=incoming.peer, involvements=involvements)
     return 200, protocol.sign_document(answer, key), person.pk if person else None
 
 

@@ -14,7 +14,6 @@ from datetime import date, timedelta
 from typing import Any, cast
 
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -24,7 +23,7 @@ from accounts.models import User
 from core.audit import audit_record
 from core.models import CouncilPolicy, Involvement, Person
 from core.notifications import notification_send
-from federation import protocol
+from federation import keycache, protocol
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
@@ -37,7 +36,6 @@ from federation.selectors import (
 )
 from tenants import keys as sealing
 from tenants.models import Council, CouncilSigningKey, FederationPeer
-from tenants.selectors import council_current_key
 from tenants.services import council_signing_key_create
 
 KEY_DOCUMENT_VALIDITY = timedelta(days=1)
@@ -48,27 +46,12 @@ AGREEMENT_PURPOSE = "agreement"
 
 
 def signing_key(council: Council) -> protocol.SigningKey:
-    """The council's current private key, opened for one use."""
-    key = council_current_key(council)
-    if key is None:
-        raise RuntimeError(f"{council} has no signing key")
-    private = sealing.unseal(
-        bytes(key.sealed_private_key), context=sealing.private_key_context(key.key_id)
-    )
-    return protocol.SigningKey(
-        federation_id=council.federation_id,
-        key_id=key.key_id,
-        private_key=Ed25519PrivateKey.from_private_bytes(private),
-    )
+    """The council's current private key, opened (held for a minute: federation.keycache)."""
+    return keycache.current_signing_key(council)
 
 
 def _opened(key: CouncilSigningKey, council: Council) -> protocol.SigningKey:
-    private = sealing.unseal(
-        bytes(key.sealed_private_key), context=sealing.private_key_context(key.key_id)
-    )
-    return protocol.SigningKey(
-        council.federation_id, key.key_id, Ed25519PrivateKey.from_private_bytes(private)
-    )
+    return keycache.opened_key(key, council)
 
 
 @transaction.atomic
@@ -81,7 +64,11 @@ def council_keys_rotate(*, council: Council) -> CouncilSigningKey:
     ):
         key.retired_at = timezone.now()
         key.save(update_fields=["retired_at"])
-    return council_signing_key_create(council=council)
+    created = council_signing_key_create(council=council)
+    # This process signs with the new key from now on; others within a minute.
+    keycache.forget(council.pk)
+    transaction.on_commit(lambda: keycache.forget(council.pk))
+    return created
 
 
 def key_document(council: Council) -> dict[str, Any]:
@@ -484,54 +471,57 @@ def match_person(
     name-and-birth match where the agreement allows it; several means "ask for more"."""
     nhs = [str(k) for k in keys.get("nhs") or []][:4]
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
-    index = MatchKey.objects.filter(agreement=agreement)
-    nhs_hits = set(
-        index.filter(kind=MatchKey.Kind.NHS, key__in=nhs).values_list("person_id", flat=True)
-    )
-    person_ids: set[int] = set()
-    if len(nhs_hits) > 1:
+    index = MatchKey.objects.filter(agreement=agreement).select_related("person")
+    hits = {row.person_id: row.person for row in index.filter(kind=MatchKey.Kind.NHS, key__in=nhs)}
+    if len(hits) > 1:
         return "more_attributes_requested", None
-    if nhs_hits:
-        person_ids = nhs_hits
-    elif agreement.demographic_matching and demographic:
-        person_ids = set(
-            index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic).values_list(
-                "person_id", flat=True
-            )
-        )
-        if nhs:
+    if not hits and agreement.demographic_matching and demographic:
+        hits = {
+            row.person_id: row.person
+            for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
+        }
+        if nhs and hits:
             # A candidate whose NHS number we know, and which is not the one asked about,
             # is a different child who shares a name and birthday.
-            person_ids -= set(
-                index.filter(kind=MatchKey.Kind.NHS, person_id__in=person_ids).values_list(
-                    "person_id", flat=True
-                )
-            )
-        if len(person_ids) > 1:
+            known = index.filter(kind=MatchKey.Kind.NHS, person_id__in=list(hits))
+            for person_id in known.values_list("person_id", flat=True):
+                hits.pop(person_id, None)
+        if len(hits) > 1:
             return "more_attributes_requested", None
-    if not person_ids:
+    if not hits:
         return "no_match", None
-    person = Person.objects.filter(
-        pk=person_ids.pop(), shielded=False, archived_at__isnull=True
-    ).first()
-    return ("match", person) if person is not None else ("no_match", None)
+    person = next(iter(hits.values()))
+    if person.shielded or person.archived_at is not None:
+        return "no_match", None
+    return "match", person
 
 
 # --- Pointers -----------------------------------------------------------------------------
 
 
-def pointers_for(
-    *, person: Person, agreement: DataSharingAgreement, key: protocol.SigningKey
-) -> dict[str, Any]:
-    """The signed pointers to a person's current involvements that the agreement lets
-    cross. Sensitive involvements never cross: at most a flag and the duty team's contact."""
-    now = protocol.timestamp(timezone.now())
-    roles = set(agreement.shareable_roles)
-    involvements = (
+def current_involvements(person: Person) -> list[Involvement]:
+    """The person's current involvements, with what pointers and notifications need."""
+    return list(
         Involvement.objects.filter(person=person, end_date__isnull=True)
-        .select_related("organisation", "role", "practitioner")
+        .select_related("organisation", "role", "practitioner__user")
         .order_by("start_date", "id")
     )
+
+
+def pointers_for(
+    *,
+    person: Person,
+    agreement: DataSharingAgreement,
+    key: protocol.SigningKey,
+    involvements: list[Involvement] | None = None,
+) -> dict[str, Any]:
+    """The signed pointers to a person's current involvements that the agreement lets
+    cross. Sensitive involvements never cross: at most a flag and the duty team's contact.
+    `involvements`: the person's `current_involvements`, if the caller has them already."""
+    now = protocol.timestamp(timezone.now())
+    roles = set(agreement.shareable_roles)
+    if involvements is None:
+        involvements = current_involvements(person)
     pointers, cores, sensitive = [], [], False
     for involvement in involvements:
         if involvement.sensitive or involvement.organisation.sensitive_service:
@@ -574,14 +564,13 @@ def pointers_for(
     }
 
 
-def notify_team_of_lookup(*, person: Person, peer: FederationPeer) -> None:
+def notify_team_of_lookup(
+    *, person: Person, peer: FederationPeer, involvements: list[Involvement] | None = None
+) -> None:
     """Tell the person's current team here that another council looked for them."""
-    users = {
-        inv.practitioner.user
-        for inv in Involvement.objects.filter(person=person, end_date__isnull=True).select_related(
-            "practitioner__user"
-        )
-    }
+    if involvements is None:
+        involvements = current_involvements(person)
+    users = {inv.practitioner.user for inv in involvements}
     notification_send(
         recipients=list(users),
         person=person,

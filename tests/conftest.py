@@ -97,6 +97,16 @@ def _public_schema_around_each_test() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _federation_keys_forgotten() -> Iterator[None]:
+    """Each test makes its own councils and keys: none is held over from another test."""
+    from federation import keycache
+
+    keycache.forget()
+    yield
+    keycache.forget()
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager(settings) -> None:  # type: ignore[no-untyped-def]
     """Tasks run in-process unless a test starts the real worker (see `celery_worker`)."""
     from deploy.celery import app

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from datetime import date, timedelta
@@ -77,16 +78,28 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     parser = argparse.ArgumentParser()
     parser.add_argument("--peers", default="5,20,150")
     parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="gunicorn workers (default: the deployment's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (default: the deployment's)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/13",
+        help="a Redis database of the benchmark's own (emptied before and after)",
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     fan_outs = [int(n) for n in args.peers.split(",")]
 
     database_url = _prepare_database()
     os.environ["PATCHWORK_ENV"] = "development"
-    os.environ.pop("REDIS_URL", None)
+    os.environ["DEBUG"] = "false"  # as served: no query log
+    os.environ["REDIS_URL"] = args.redis_url  # notifications go to the broker, as deployed
+    _redis_flush(args.redis_url)
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
-    from federation.demo import free_port, server_start, server_stop
+    from federation.demo import free_port, server_stop
 
     port = free_port()
     os.environ["SITE_PORT"] = str(port)
@@ -196,8 +209,10 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     )
 
     env = {**os.environ, "DATABASE_URL": database_url}
-    server = server_start(env, port, workers=args.workers)
+    server = _server_start(env, port, args.workers, args.threads)
+    worker = _worker_start(env)
     rows = []
+    cpu_rows: dict[int, dict[str, float]] = {}
     try:
         with schema_context(asker.schema_name):
             for fan_out in fan_outs:
@@ -206,6 +221,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                 DataSharingAgreement.objects.filter(partner_id__in=chosen).update(status="active")
                 other_councils_check(user=asker_user, person_id=asker_child, purpose="safeguarding")
                 timings, unanswered_counts = [], []
+                cpu_before = cpu_by_process_kind()
                 for _ in range(args.samples):
                     t0 = time.perf_counter()
                     answers = other_councils_check(
@@ -214,6 +230,11 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                     timings.append((time.perf_counter() - t0) * 1000)
                     assert len(answers) == fan_out
                     unanswered_counts.append(sum(a.outcome != "match" for a in answers))
+                cpu_after = cpu_by_process_kind()
+                cpu_rows[fan_out] = {
+                    kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / args.samples / fan_out
+                    for kind in cpu_after
+                }
                 rows.append(
                     (
                         fan_out,
@@ -222,12 +243,16 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                         sum(unanswered_counts) / len(unanswered_counts),
                     )
                 )
+                shares = {k: round(v, 1) for k, v in cpu_rows[fan_out].items()}
+                print("     CPU ms per peer:", shares, flush=True)
                 print(
                     f"{fan_out:4d} peers: p50 {rows[-1][1]:.0f} ms, p95 {rows[-1][2]:.0f} ms",
                     flush=True,
                 )
     finally:
         server_stop(server)
+        server_stop(worker)
+        _redis_flush(args.redis_url)
 
     floor = crypto_floor_ms()
     (small, p50_small, _, _), (large, p50_large, _, _) = rows[0], rows[-1]
@@ -237,8 +262,10 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         SECTION,
         "",
         f"Measured {timezone.now():%Y-%m-%d %H:%M} UTC. One asking council and {len(answerers)} "
-        "answering councils on one deployment, served by one gunicorn "
-        f"({args.workers} gthread workers x 8 threads) on 127.0.0.1, PostgreSQL on 127.0.0.1. "
+        "answering councils on one deployment, served by gunicorn with the deployment's own "
+        f"settings (`deploy/gunicorn_conf.py`: {_gunicorn_shape(args)}, DEBUG off) on "
+        "127.0.0.1, PostgreSQL on 127.0.0.1, Redis as the broker and a real Celery worker "
+        "sending the notification emails (the answering team is told of every lookup). "
         f"Each sample is a practitioner's whole check ({args.samples} samples per row): "
         "match keys, an RFC 9421-signed request per peer, the parallel fan-out (httpx), each "
         "peer's checks (peer, key, agreement, signature, window, nonce), matching, signed "
@@ -278,6 +305,100 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     print(text)
     if args.write_docs:
         write_section(Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md", text)
+
+
+def cpu_by_process_kind() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process on this machine (read from /proc):
+    the web server, the Celery worker, PostgreSQL, Redis and this benchmark (the asker).
+    Processes that ended in between are not counted: PostgreSQL's backends here are kept."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"web server": 0.0, "worker": 0.0, "postgresql": 0.0, "redis": 0.0, "asker": 0.0}
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = (
+            "asker"
+            if int(entry.name) == me
+            else "web server"
+            if "gunicorn" in cmdline
+            else "worker"
+            if "celery" in cmdline
+            else "postgresql"
+            if cmdline.startswith("postgres")
+            else "redis"
+            if "redis-server" in cmdline
+            else None
+        )
+        if kind:
+            totals[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def _gunicorn_shape(args: argparse.Namespace) -> str:
+    workers = args.workers or (os.cpu_count() or 1) * 2 + 1
+    threads = args.threads or 2
+    return f"{workers} workers x {threads} threads"
+
+
+def _server_start(
+    env: dict[str, str], port: int, workers: int, threads: int
+) -> subprocess.Popen[bytes]:
+    """gunicorn as deployed (deploy/gunicorn_conf.py), on 127.0.0.1:port."""
+    import httpx
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    if workers:
+        env["GUNICORN_WORKERS"] = str(workers)
+    if threads:
+        env["GUNICORN_THREADS"] = str(threads)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(root / "deploy/gunicorn_conf.py")]
+        + ["--access-logfile", "/dev/null", "deploy.wsgi:application"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            url = f"http://127.0.0.1:{port}/healthz"
+            if httpx.get(url, headers={"Host": "localhost"}, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit("The benchmark's web server stopped at start")
+        time.sleep(0.2)
+    raise SystemExit("The benchmark's web server did not start")
+
+
+def _worker_start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """One Celery worker (solo pool) on the benchmark's Redis database."""
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "deploy.celery", "worker", "--pool", "solo"]
+        + ["--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _redis_flush(url: str) -> None:
+    import redis
+
+    if not url.startswith("redis://127.0.0.1") and not url.startswith("redis://localhost"):
+        raise SystemExit("The benchmark only uses a Redis on 127.0.0.1/localhost")
+    redis.Redis.from_url(url).flushdb()
 
 
 def write_section(path: Path, text: str) -> None:
