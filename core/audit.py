@@ -65,7 +65,9 @@ def audit_record(
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
-        previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+            cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
+            last = cursor.fetchone()
+        previous = last[0] if last else None
         at = timezone.now()
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""

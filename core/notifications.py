@@ -12,9 +12,10 @@ emailed twice."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -51,13 +52,16 @@ def default_delivery(kind: str) -> str:
 
 
 def notification_send(
-    *, recipients: list[User], person: Person | None, kind: str, text: str
+    *, recipients: Sequence[User | int], person: Person | None, kind: str, text: str
 ) -> list[Notification]:
-    """Tell each recipient (in the app; by email as they chose). Call inside the change's
-    own transaction: the emails go once it commits."""
+    """Tell each recipient (a user, or a user's id; in the app; by email as they chose).
+    Call inside the change's own transaction: the emails go once it commits."""
+    unique = {r if isinstance(r, int) else r.pk: r for r in recipients}
     rows = Notification.objects.bulk_create(
-        Notification(recipient=user, person=person, kind=kind, text=text[:300])
-        for user in dict.fromkeys(recipients)
+        Notification(recipient_id=user_id, person=person, kind=kind, text=text[:300])
+        if isinstance(user, int)
+        else Notification(recipient=user, person=person, kind=kind, text=text[:300])
+        for user_id, user in unique.items()
     )
     if rows and _someone_wants_it_now(kind, [row.recipient_id for row in rows]):
         from core.tasks import notifications_email_immediate
@@ -71,9 +75,13 @@ def _someone_wants_it_now(kind: str, user_ids: list[int]) -> bool:
     started at once; digest-only notifications wait for the day's digest)."""
     if default_delivery(kind) == Delivery.IMMEDIATE:
         return True
-    return NotificationPreference.objects.filter(
-        user_id__in=user_ids, kind=kind, delivery=Delivery.IMMEDIATE
-    ).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM core_notificationpreference "
+            "WHERE user_id = ANY(%s) AND kind = %s AND delivery = %s LIMIT 1",
+            [user_ids, kind, Delivery.IMMEDIATE.value],
+        )
+        return cursor.fetchone() is not None
 
 
 def preferences_for(user: User) -> list[tuple[str, str, str]]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -59,6 +58,17 @@ class Incoming:
     earlier: Mapping[str, Any] | None = None
 
 
+# Read on every signed request, so plain statements rather than the ORM's query building.
+AGREEMENT_SQL = (
+    "SELECT * FROM federation_datasharingagreement WHERE agreement_id = %s AND partner_id = %s "
+    "ORDER BY id LIMIT 1"
+)
+SEEN_SQL = (
+    "SELECT id, nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
+    "WHERE direction = %s AND peer_id = %s AND (nonce = %s OR request_id = %s)"
+)
+
+
 def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     headers = {k: v for k, v in request.headers.items()}
     claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
@@ -73,9 +83,14 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     agreement = None
     purpose = claimed[protocol.HEADER_PURPOSE]
     if needs_agreement:
-        agreement = DataSharingAgreement.objects.filter(
-            agreement_id=claimed[protocol.HEADER_AGREEMENT], partner_id=peer.federation_id
-        ).first()
+        agreement = next(
+            iter(
+                DataSharingAgreement.objects.raw(
+                    AGREEMENT_SQL, [claimed[protocol.HEADER_AGREEMENT], peer.federation_id]
+                )
+            ),
+            None,
+        )
         if agreement is None or not agreement.is_in_force:
             raise RequestRefused("no_agreement_in_force", 403)
         if purpose not in agreement.purposes:
@@ -91,11 +106,19 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
         public_key=public_key,
     )
     request_id = claimed[protocol.HEADER_REQUEST_ID]
-    seen = list(
-        Exchange.objects.filter(direction=Exchange.Direction.IN, peer_id=peer.federation_id)
-        .filter(Q(nonce=verified.nonce) | Q(request_id=request_id))
-        .values("nonce", "request_id", "body_sha256", "status_code", "response")
-    )
+    seen = [
+        {
+            "nonce": row.nonce,
+            "request_id": row.request_id,
+            "body_sha256": row.body_sha256,
+            "status_code": row.status_code,
+            "response": row.response,
+        }
+        for row in Exchange.objects.raw(
+            SEEN_SQL,
+            [Exchange.Direction.IN.value, peer.federation_id, verified.nonce, request_id],
+        )
+    ]
     if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
     try:

@@ -10,18 +10,19 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
 import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.models import CouncilPolicy, Involvement, Person
+from core.models import CouncilPolicy, Person
 from core.notifications import notification_send
 from federation import keycache, protocol
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
@@ -464,6 +465,15 @@ def match_keys_refresh_person(*, person_id: int) -> None:
             )
 
 
+# Run on every answer to another council: a plain statement, not the ORM's join.
+MATCHED_PEOPLE_SQL = """
+SELECT p.* FROM core_person p WHERE p.id IN (
+    SELECT k.person_id FROM federation_matchkey k
+    WHERE k.agreement_id = %s AND k.kind = %s AND k.key = ANY(%s)
+)
+"""
+
+
 def match_person(
     *, agreement: DataSharingAgreement, keys: dict[str, Any]
 ) -> tuple[str, Person | None]:
@@ -472,7 +482,10 @@ def match_person(
     nhs = [str(k) for k in keys.get("nhs") or []][:4]
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
     index = MatchKey.objects.filter(agreement=agreement).select_related("person")
-    hits = {row.person_id: row.person for row in index.filter(kind=MatchKey.Kind.NHS, key__in=nhs)}
+    hits = {
+        person.pk: person
+        for person in Person.objects.raw(MATCHED_PEOPLE_SQL, [agreement.pk, MatchKey.Kind.NHS, nhs])
+    }
     if len(hits) > 1:
         return "more_attributes_requested", None
     if not hits and agreement.demographic_matching and demographic:
@@ -499,13 +512,42 @@ def match_person(
 # --- Pointers -----------------------------------------------------------------------------
 
 
-def current_involvements(person: Person) -> list[Involvement]:
+@dataclass(frozen=True)
+class InvolvementFacts:
+    """What a pointer or the team's notification needs of one current involvement."""
+
+    user_id: int
+    organisation: str
+    agency_type: str
+    organisation_phone: str
+    organisation_email: str
+    sensitive_service: bool
+    sensitive: bool
+    role: str
+    lead_professional: bool
+    work_phone: str
+    secure_email: str
+    start_date: date
+
+
+# Read on every answer to another council: one plain statement, not the ORM's four joins.
+CURRENT_INVOLVEMENTS_SQL = """
+SELECT pr.user_id, o.name, o.agency_type, o.phone, o.secure_email, o.sensitive_service,
+       i.sensitive, r.name, i.lead_professional, pr.work_phone, pr.secure_email, i.start_date
+FROM core_involvement i
+JOIN core_organisation o ON o.id = i.organisation_id
+JOIN core_involvementrole r ON r.id = i.role_id
+JOIN core_practitioner pr ON pr.id = i.practitioner_id
+WHERE i.person_id = %s AND i.end_date IS NULL
+ORDER BY i.start_date, i.id
+"""
+
+
+def current_involvements(person: Person) -> list[InvolvementFacts]:
     """The person's current involvements, with what pointers and notifications need."""
-    return list(
-        Involvement.objects.filter(person=person, end_date__isnull=True)
-        .select_related("organisation", "role", "practitioner__user")
-        .order_by("start_date", "id")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(CURRENT_INVOLVEMENTS_SQL, [person.pk])
+        return [InvolvementFacts(*row) for row in cursor.fetchall()]
 
 
 def pointers_for(
@@ -513,7 +555,7 @@ def pointers_for(
     person: Person,
     agreement: DataSharingAgreement,
     key: protocol.SigningKey,
-    involvements: list[Involvement] | None = None,
+    involvements: list[InvolvementFacts] | None = None,
 ) -> dict[str, Any]:
     """The signed pointers to a person's current involvements that the agreement lets
     cross. Sensitive involvements never cross: at most a flag and the duty team's contact.
@@ -524,20 +566,19 @@ def pointers_for(
         involvements = current_involvements(person)
     pointers, cores, sensitive = [], [], False
     for involvement in involvements:
-        if involvement.sensitive or involvement.organisation.sensitive_service:
+        if involvement.sensitive or involvement.sensitive_service:
             sensitive = True
             continue
-        if involvement.role.name not in roles:
+        if involvement.role not in roles:
             continue
-        practitioner = involvement.practitioner
         core = {
-            "organisation": involvement.organisation.name,
-            "agency_type": involvement.organisation.agency_type,
-            "role": involvement.role.name,
+            "organisation": involvement.organisation,
+            "agency_type": involvement.agency_type,
+            "role": involvement.role,
             "lead_professional": involvement.lead_professional,
             "contact": {
-                "phone": practitioner.work_phone or involvement.organisation.phone,
-                "email": practitioner.secure_email or involvement.organisation.secure_email,
+                "phone": involvement.work_phone or involvement.organisation_phone,
+                "email": involvement.secure_email or involvement.organisation_email,
             },
             "since": involvement.start_date.isoformat(),
         }
@@ -565,14 +606,13 @@ def pointers_for(
 
 
 def notify_team_of_lookup(
-    *, person: Person, peer: FederationPeer, involvements: list[Involvement] | None = None
+    *, person: Person, peer: FederationPeer, involvements: list[InvolvementFacts] | None = None
 ) -> None:
     """Tell the person's current team here that another council looked for them."""
     if involvements is None:
         involvements = current_involvements(person)
-    users = {inv.practitioner.user for inv in involvements}
     notification_send(
-        recipients=list(users),
+        recipients=[inv.user_id for inv in involvements],
         person=person,
         kind="federation_lookup",
         text=f"{peer.name} asked whether anyone here is involved with {person.full_name}",

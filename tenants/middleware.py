@@ -13,6 +13,11 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from tenants.db import tenant_connection
 from tenants.models import Council, Domain
 
+COUNCIL_BY_HOST = (
+    "SELECT c.* FROM tenants_council c JOIN tenants_domain d ON d.tenant_id = c.id "
+    "WHERE d.domain = %s"
+)
+
 
 class CouncilRoutingMiddleware(TenantMainMiddleware):
     def get_tenant(self, domain_model: type[Domain], hostname: str) -> Council:
@@ -20,7 +25,11 @@ class CouncilRoutingMiddleware(TenantMainMiddleware):
             # The platform itself is not a council and has no row: an unsaved instance
             # carries the public schema name for django-tenants.
             return Council(schema_name="public", name="Patchwork platform", code="", slug="")
-        return super().get_tenant(domain_model, hostname)
+        # Every request starts here: one plain statement rather than the ORM's join.
+        found = list(Council.objects.raw(COUNCIL_BY_HOST, [hostname]))
+        if not found:
+            raise domain_model.DoesNotExist(hostname)
+        return found[0]
 
     def no_tenant_found(self, request: HttpRequest, hostname: str) -> HttpResponse:
         tenant_connection().set_schema_to_public()
