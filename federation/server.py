@@ -63,9 +63,13 @@ AGREEMENT_SQL = (
     "SELECT * FROM federation_datasharingagreement WHERE agreement_id = %s AND partner_id = %s "
     "ORDER BY id LIMIT 1"
 )
+# Two index lookups (nonce; request id), not one OR that reads every exchange with the peer.
 SEEN_SQL = (
     "SELECT id, nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
-    "WHERE direction = %s AND peer_id = %s AND (nonce = %s OR request_id = %s)"
+    "WHERE direction = %(direction)s AND peer_id = %(peer)s AND nonce = %(nonce)s "
+    "UNION ALL "
+    "SELECT id, nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
+    "WHERE direction = %(direction)s AND peer_id = %(peer)s AND request_id = %(request_id)s"
 )
 
 
@@ -116,7 +120,12 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
         }
         for row in Exchange.objects.raw(
             SEEN_SQL,
-            [Exchange.Direction.IN.value, peer.federation_id, verified.nonce, request_id],
+            {
+                "direction": Exchange.Direction.IN.value,
+                "peer": peer.federation_id,
+                "nonce": verified.nonce,
+                "request_id": request_id,
+            },
         )
     ]
     if any(row["nonce"] == verified.nonce for row in seen):
