@@ -10,7 +10,7 @@ import logging
 import random
 import ssl
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -398,12 +398,6 @@ def _post_one(prepared: Prepared, timeout: float) -> PeerResponse | None:
         connection.close()
 
 
-def _post_all(prepared: list[Prepared], timeout: float) -> list[PeerResponse | None]:
-    """POST every prepared request at once, each with its own timeout."""
-    with ThreadPoolExecutor(max_workers=min(256, max(1, len(prepared)))) as pool:
-        return list(pool.map(lambda p: _post_one(p, timeout), prepared))
-
-
 def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[str, Any] | None:
     """The answer document if it is a signed answer to exactly this request; else None."""
     if response is None or response.status_code != 200:
@@ -451,15 +445,22 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     pseudonym = practitioner_pseudonym(user)
     key = signing_key(own_council())
     peers = {peer.federation_id: (peer, url) for peer, url in peers_active_with_urls()}
-    prepared = []
-    for agreement in agreements_in_force(purpose):
-        keys = protocol.match_keys(
-            identifiers,
-            secret=agreement_secret(agreement),
-            demographic=agreement.demographic_matching,
-        )
-        prepared.append(
-            prepare(
+    agreements = agreements_in_force(purpose)
+    timeout = lookup_timeout()
+    prepared: list[Prepared] = []
+    responses: dict[int, PeerResponse | None] = {}
+    documents: dict[int, dict[str, Any] | None] = {}
+    with ThreadPoolExecutor(max_workers=min(256, max(1, len(agreements)))) as pool:
+        # Each request leaves as soon as it is signed, and each answer is verified as it
+        # arrives, while slower councils are still answering.
+        sending = {}
+        for agreement in agreements:
+            keys = protocol.match_keys(
+                identifiers,
+                secret=agreement_secret(agreement),
+                demographic=agreement.demographic_matching,
+            )
+            one = prepare(
                 peer=peers[agreement.partner_id][0],
                 base_url=peers[agreement.partner_id][1],
                 path=LOOKUP_PATH,
@@ -470,12 +471,17 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 payload={"type": "patchwork.lookup", "match_keys": keys},
                 key=key,
             )
-        )
-    responses = _post_all(prepared, lookup_timeout()) if prepared else []
+            sending[pool.submit(_post_one, one, timeout)] = len(prepared)
+            prepared.append(one)
+        for future in as_completed(sending):
+            index = sending[future]
+            responses[index] = future.result()
+            documents[index] = _verified_answer(prepared[index], responses[index])
     answers, rows, audited = [], [], []
     now = timezone.now()
-    for p, response in zip(prepared, responses, strict=True):
-        document = _verified_answer(p, response)
+    for index, p in enumerate(prepared):
+        response = responses[index]
+        document = documents[index]
         if document is None:
             answer = PeerAnswer(p.peer.federation_id, p.peer.name, "could_not_check", [])
             kept: dict[str, Any] = {"outcome": "could_not_check"}
