@@ -18,10 +18,12 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import jellyfish
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -333,9 +335,75 @@ class Network:
 AGENCY_LABELS = dict(Organisation.AgencyType.choices)
 
 
-def _member(involvement: Involvement, viewer: Practitioner) -> TeamMember:
-    practitioner = involvement.practitioner
-    if involvement.sensitive and involvement.organisation_id != viewer.organisation_id:
+# The whole network in one plain statement: the person's involvements (current and past),
+# their current family relationships, each relative's current involvements, and for a
+# shielded relative whether the viewer is on their team. It is read on every view of a
+# record, so it is written once here rather than built by the ORM (five queries, model
+# instances for every row); tests/bench/bench_network.py measures it against the floor.
+NETWORK_SQL = """
+WITH relations AS (
+    SELECT r.id, r.person_id, r.relative_id, r.kind, r.start_date, r.end_date,
+           CASE WHEN r.person_id = %(pid)s THEN r.relative_id ELSE r.person_id END AS subject_id
+    FROM core_familyrelationship r
+    WHERE (r.person_id = %(pid)s OR r.relative_id = %(pid)s) AND r.end_date IS NULL
+), subjects AS (
+    SELECT %(pid)s::bigint AS subject_id, NULL::bigint AS relation_id
+    UNION ALL
+    SELECT subject_id, id FROM relations
+)
+SELECT s.subject_id, s.relation_id, rl.person_id, rl.relative_id, rl.kind, rl.start_date,
+       p.given_name, p.family_name, p.date_of_birth, p.shielded,
+       p.shielded AND s.relation_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM core_involvement vi
+           JOIN core_practitioner vp ON vp.id = vi.practitioner_id
+           WHERE vi.person_id = s.subject_id AND vp.user_id = %(viewer)s AND vi.end_date IS NULL
+       ),
+       i.id, i.organisation_id, i.start_date, i.end_date, i.end_reason, i.last_contact_date,
+       i.last_confirmed_at, i.sensitive, i.lead_professional, ro.name, ro.child_protection,
+       o.name, o.agency_type, o.phone, pr.job_title, pr.work_phone, pr.secure_email,
+       pr.user_id, u.full_name, u.email
+FROM subjects s
+JOIN core_person p ON p.id = s.subject_id AND p.archived_at IS NULL
+LEFT JOIN relations rl ON rl.id = s.relation_id
+LEFT JOIN core_involvement i
+       ON i.person_id = s.subject_id AND (s.relation_id IS NULL OR i.end_date IS NULL)
+LEFT JOIN core_involvementrole ro ON ro.id = i.role_id
+LEFT JOIN core_organisation o ON o.id = i.organisation_id
+LEFT JOIN core_practitioner pr ON pr.id = i.practitioner_id
+LEFT JOIN accounts_user u ON u.id = pr.user_id
+ORDER BY s.relation_id NULLS FIRST,
+         CASE WHEN s.relation_id IS NULL THEN i.lead_professional END DESC NULLS LAST,
+         CASE WHEN s.relation_id IS NULL THEN o.agency_type END,
+         CASE WHEN s.relation_id IS NULL THEN i.start_date END,
+         i.start_date DESC, i.id
+"""
+END_REASONS = dict(Involvement.EndReason.choices)
+
+
+def _member_from_row(row: tuple[Any, ...], viewer: Practitioner) -> TeamMember:
+    (
+        involvement_id,
+        organisation_id,
+        start_date,
+        end_date,
+        end_reason,
+        last_contact_date,
+        last_confirmed_at,
+        sensitive,
+        lead_professional,
+        role,
+        child_protection,
+        organisation,
+        agency_type,
+        organisation_phone,
+        job_title,
+        work_phone,
+        secure_email,
+        user_id,
+        full_name,
+        email,
+    ) = row[11:]
+    if sensitive and organisation_id != viewer.organisation_id:
         return TeamMember(
             involvement_id=None,
             practitioner_name="",
@@ -347,7 +415,7 @@ def _member(involvement: Involvement, viewer: Practitioner) -> TeamMember:
             phone="",
             email="",
             start_date=None,
-            end_date=involvement.end_date,
+            end_date=end_date,
             end_reason="",
             last_contact_date=None,
             last_confirmed_at=None,
@@ -355,32 +423,31 @@ def _member(involvement: Involvement, viewer: Practitioner) -> TeamMember:
             child_protection=False,
             is_me=False,
             masked=True,
-            masked_organisation_id=involvement.organisation_id,
+            masked_organisation_id=organisation_id,
         )
     return TeamMember(
-        involvement_id=involvement.pk,
-        practitioner_name=practitioner.user.full_name,
-        job_title=practitioner.job_title,
-        role=involvement.role.name,
-        organisation=involvement.organisation.name,
-        agency_type=involvement.organisation.agency_type,
-        agency_label=AGENCY_LABELS.get(involvement.organisation.agency_type, ""),
-        phone=practitioner.work_phone or involvement.organisation.phone,
-        email=practitioner.secure_email or practitioner.user.email,
-        start_date=involvement.start_date,
-        end_date=involvement.end_date,
-        end_reason=involvement.get_end_reason_display() if involvement.end_reason else "",
-        last_contact_date=involvement.last_contact_date,
-        last_confirmed_at=involvement.last_confirmed_at,
-        lead_professional=involvement.lead_professional,
-        child_protection=involvement.role.child_protection,
-        is_me=practitioner.user_id == viewer.user_id,
+        involvement_id=involvement_id,
+        practitioner_name=full_name,
+        job_title=job_title,
+        role=role,
+        organisation=organisation,
+        agency_type=agency_type,
+        agency_label=AGENCY_LABELS.get(agency_type, ""),
+        phone=work_phone or organisation_phone,
+        email=secure_email or email,
+        start_date=start_date,
+        end_date=end_date,
+        end_reason=END_REASONS.get(end_reason, "") if end_reason else "",
+        last_contact_date=last_contact_date,
+        last_confirmed_at=last_confirmed_at,
+        lead_professional=lead_professional,
+        child_protection=child_protection,
+        is_me=user_id == viewer.user_id,
     )
 
 
-def _members(involvements: list[Involvement], viewer: Practitioner) -> list[TeamMember]:
-    members = [_member(inv, viewer) for inv in involvements]
-    # One masked line per sensitive service, however many of its staff are involved.
+def _one_line_per_sensitive_service(members: list[TeamMember]) -> list[TeamMember]:
+    """One masked line per sensitive service, however many of its staff are involved."""
     seen: set[int] = set()
     unique = []
     for m in members:
@@ -390,9 +457,6 @@ def _members(involvements: list[Involvement], viewer: Practitioner) -> list[Team
             seen.add(m.masked_organisation_id)  # type: ignore[arg-type]
         unique.append(m)
     return unique
-
-
-INVOLVEMENT_RELATED = ("practitioner__user", "organisation", "role")
 
 
 def person_network(
@@ -408,42 +472,47 @@ def person_network(
     viewer = practitioner_of(user)
     assert viewer is not None
     person = access.person
-    involvements = list(
-        Involvement.objects.filter(person=person)
-        .select_related(*INVOLVEMENT_RELATED)
-        .order_by("-lead_professional", "organisation__agency_type", "start_date")
-    )
-    current = _members([i for i in involvements if i.end_date is None], viewer)
+    with connection.cursor() as cursor:
+        cursor.execute(NETWORK_SQL, {"pid": person.pk, "viewer": user.pk})
+        rows = cursor.fetchall()
+    own: list[TeamMember] = []
+    relatives: dict[int, tuple[FamilyRelationship, Person, list[TeamMember]]] = {}
+    for row in rows:
+        subject_id, relation_id = row[0], row[1]
+        has_involvement = row[11] is not None
+        if relation_id is None:
+            if has_involvement:
+                own.append(_member_from_row(row, viewer))
+            continue
+        shielded, viewer_on_team = row[9], row[10]
+        if shielded and not viewer_on_team:
+            # A shielded relative is left out entirely unless the viewer is on their team.
+            continue
+        if subject_id not in relatives:
+            relationship = FamilyRelationship(
+                id=relation_id, person_id=row[2], relative_id=row[3], kind=row[4], start_date=row[5]
+            )
+            relative = Person(
+                id=subject_id,
+                given_name=row[6],
+                family_name=row[7],
+                date_of_birth=row[8],
+                shielded=shielded,
+            )
+            relatives[subject_id] = (relationship, relative, [])
+        elif relatives[subject_id][0].pk != relation_id:
+            continue  # a second relationship to the same relative: shown once
+        if has_involvement:
+            relatives[subject_id][2].append(_member_from_row(row, viewer))
+    current = _one_line_per_sensitive_service([m for m in own if m.end_date is None])
     history = [
         m
-        for m in _members([i for i in involvements if i.end_date is not None], viewer)
+        for m in _one_line_per_sensitive_service([m for m in own if m.end_date is not None])
         if not m.masked
     ]
-    relationships = list(
-        FamilyRelationship.objects.filter(
-            Q(person=person) | Q(relative=person), end_date__isnull=True
-        ).select_related("person", "relative")
-    )
-    relatives = {
-        (r.relative if r.person_id == person.pk else r.person).pk: r for r in relationships
-    }
-    viewer_teams = _team_person_ids(user, list(relatives))
-    family_people = [
-        p
-        for p in Person.objects.filter(pk__in=relatives, archived_at__isnull=True).prefetch_related(
-            Prefetch(
-                "involvements",
-                queryset=Involvement.objects.filter(end_date__isnull=True).select_related(
-                    *INVOLVEMENT_RELATED
-                ),
-                to_attr="current_involvements",
-            )
-        )
-        # A shielded relative is left out entirely unless the viewer is on their team.
-        if not p.shielded or p.pk in viewer_teams
-    ]
-    family: list[tuple[FamilyRelationship, Person, list[TeamMember]]] = [
-        (relatives[p.pk], p, _members(p.current_involvements, viewer)) for p in family_people
+    family = [
+        (relationship, relative, _one_line_per_sensitive_service(members))
+        for relationship, relative, members in relatives.values()
     ]
     if audit:
         audit_record(
