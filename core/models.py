@@ -358,6 +358,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # "Did this user search for this person within the hour?" is asked on every
+        # opening by someone outside the team; the log grows for years.
+        indexes = [models.Index(fields=["actor_id", "at"], name="audit_actor_at")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"

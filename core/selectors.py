@@ -245,15 +245,25 @@ def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
     ).exists()
 
 
+# Asked on every view of a record: the person, and whether the viewer is on their team now.
+PERSON_WITH_TEAM_SQL = """
+SELECT p.*, EXISTS (
+    SELECT 1 FROM core_involvement i JOIN core_practitioner pr ON pr.id = i.practitioner_id
+    WHERE i.person_id = p.id AND pr.user_id = %s AND i.end_date IS NULL
+) AS viewer_on_team
+FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL
+"""
+
+
 def person_access(user: User, person_id: int) -> PersonAccess:
     """How `user` may see person `person_id`; Http404 when they may not know it exists
     (which looks exactly like a person who does not exist)."""
     if practitioner_of(user) is None:
         raise Http404("No such person")
-    person = Person.objects.filter(pk=person_id, archived_at__isnull=True).first()
+    person = next(iter(Person.objects.raw(PERSON_WITH_TEAM_SQL, [user.pk, person_id])), None)
     if person is None:
         raise Http404("No such person")
-    if _team_person_ids(user, [person.pk]):
+    if person.viewer_on_team:  # type: ignore[attr-defined]
         return PersonAccess(person, Access.TEAM)
     opening = (
         RecordOpening.objects.filter(
@@ -535,20 +545,6 @@ def relationship_label(relationship: FamilyRelationship, person: Person) -> str:
     return inverse.get(relationship.kind, relationship.get_kind_display())  # type: ignore[call-overload]
 
 
-def person_viewers(
-    *, user: User, person_id: int, access: PersonAccess | None = None
-) -> QuerySet[AuditEvent]:
-    """Who has viewed this record: shown to the person's team only."""
-    if access is None or access.person.pk != person_id:
-        access = person_access(user, person_id)
-    if access.access != Access.TEAM:
-        raise PermissionError("Only the person's team sees who has viewed the record")
-    return AuditEvent.objects.filter(
-        person_id=person_id,
-        action__in=["person_viewed", "record_opened", "record_break_glass"],
-    ).order_by("-id")
-
-
 def my_involvements(user: User) -> QuerySet[Involvement]:
     return (
         Involvement.objects.filter(practitioner__user=user)
@@ -584,7 +580,12 @@ def notifications_for(user: User) -> QuerySet[Notification]:
 def notifications_unread_count(user: User) -> int:
     if not user.is_authenticated:
         return 0
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    with connection.cursor() as cursor:  # on every page: a plain statement
+        cursor.execute(
+            "SELECT count(*) FROM core_notification WHERE recipient_id = %s AND read_at IS NULL",
+            [user.pk],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def roles_active() -> QuerySet[InvolvementRole]:
@@ -684,31 +685,39 @@ VIEWING_WORDS = {
 }
 
 
+VIEWINGS_SQL = """
+SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name
+FROM core_auditevent e
+LEFT JOIN core_practitioner pr ON pr.user_id = e.actor_id
+LEFT JOIN accounts_user u ON u.id = pr.user_id
+LEFT JOIN core_organisation o ON o.id = pr.organisation_id
+WHERE e.person_id = %s AND e.action = ANY(%s)
+ORDER BY e.id DESC LIMIT %s
+"""
+
+
 def person_viewings(
     *, user: User, person_id: int, limit: int = 50, access: PersonAccess | None = None
 ) -> list[Viewing]:
     """The latest views of a record, with names and organisations: for the team only."""
-    events = list(person_viewers(user=user, person_id=person_id, access=access)[:limit])
-    practitioners = {
-        p.user_id: p
-        for p in Practitioner.objects.filter(
-            user_id__in={e.actor_id for e in events}
-        ).select_related("user", "organisation")
-    }
+    if access is None or access.person.pk != person_id:
+        access = person_access(user, person_id)
+    if access.access != Access.TEAM:
+        raise PermissionError("Only the person's team sees who has viewed the record")
+    with connection.cursor() as cursor:
+        cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
-    viewings = []
-    for event in events:
-        practitioner = practitioners.get(event.actor_id)  # type: ignore[arg-type]
-        viewings.append(
-            Viewing(
-                at=event.at,
-                name=practitioner.user.full_name if practitioner else event.actor_email,
-                organisation=practitioner.organisation.name if practitioner else "",
-                what=VIEWING_WORDS.get(event.action, event.action),
-                reason=reasons.get(event.detail.get("reason", ""), ""),
-            )
+    return [
+        Viewing(
+            at=at,
+            name=full_name or actor_email,
+            organisation=organisation or "",
+            what=VIEWING_WORDS.get(action, action),
+            reason=reasons.get(reason or "", ""),
         )
-    return viewings
+        for at, actor_email, action, reason, full_name, organisation in rows
+    ]
 
 
 def audit_events_count() -> int:
