@@ -186,7 +186,7 @@ import dj_database_url  # noqa: E402
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
 }
-DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+DATABASES["default"]["ENGINE"] = "tenants.postgresql_backend"
 # A database that does not answer fails in seconds (and /readyz with it), not a TCP timeout.
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
     "connect_timeout", envint("DB_CONNECT_TIMEOUT", 5)

@@ -6,20 +6,40 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from tenants.db import tenant_connection
 from tenants.models import Council, Domain
 
+# Tables named with their schema: routing reads them whatever the search path is now, so a
+# request to the council the connection was already set for changes nothing.
 COUNCIL_BY_HOST = (
-    "SELECT c.* FROM tenants_council c JOIN tenants_domain d ON d.tenant_id = c.id "
-    "WHERE d.domain = %s"
+    "SELECT c.* FROM public.tenants_council c JOIN public.tenants_domain d "
+    "ON d.tenant_id = c.id WHERE d.domain = %s"
 )
 
 
 class CouncilRoutingMiddleware(TenantMainMiddleware):
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        """django-tenants' routing, without first switching the connection to the public
+        schema (one `SET search_path` per request saved; see tenants.postgresql_backend)."""
+        try:
+            hostname = self.hostname_from_request(request)
+        except DisallowedHost:
+            return HttpResponseNotFound()
+        try:
+            council = self.get_tenant(Domain, hostname)
+        except Domain.DoesNotExist:
+            return self.no_tenant_found(request, hostname)
+        council.domain_url = hostname
+        request.tenant = council  # type: ignore[attr-defined]
+        tenant_connection().set_tenant(council)
+        self.setup_url_routing(request)
+        return None
+
     def get_tenant(self, domain_model: type[Domain], hostname: str) -> Council:
         if hostname == settings.PLATFORM_DOMAIN:
             # The platform itself is not a council and has no row: an unsaved instance
