@@ -16,11 +16,17 @@ from typing import Any
 import rfc8785
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from core.models import AuditEvent
 from tenants.db import current_schema
 
 GENESIS = "0" * 64
+INSERT_SQL = (
+    "INSERT INTO core_auditevent "
+    "(at, actor_id, actor_email, action, person_id, detail, previous_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
 
 
 def _lock_key() -> int:
@@ -81,7 +87,7 @@ def audit_record(
             detail=detail,
             previous_hash=previous_hash,
         )
-        return AuditEvent.objects.create(
+        event = AuditEvent(
             at=at,
             actor_id=actor_id,
             actor_email=actor_email,
@@ -91,6 +97,17 @@ def audit_record(
             previous_hash=previous_hash,
             hash=digest,
         )
+        # Written on every view and every exchange: a plain statement.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                INSERT_SQL,
+                [at, actor_id, actor_email, action, person_id]
+                + [Jsonb(detail), previous_hash, digest],
+            )
+            event.pk = cursor.fetchone()[0]
+        event._state.adding = False
+        event._state.db = connection.alias
+        return event
 
 
 @dataclass(frozen=True)

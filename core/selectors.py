@@ -43,6 +43,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
+from tenants.db import models_from_sql
 
 # How long a stated reason keeps a record open for the person who stated it, and how long
 # after a search its results may be opened.
@@ -260,7 +261,7 @@ def person_access(user: User, person_id: int) -> PersonAccess:
     (which looks exactly like a person who does not exist)."""
     if practitioner_of(user) is None:
         raise Http404("No such person")
-    person = next(iter(Person.objects.raw(PERSON_WITH_TEAM_SQL, [user.pk, person_id])), None)
+    person = next(iter(models_from_sql(Person, PERSON_WITH_TEAM_SQL, [user.pk, person_id])), None)
     if person is None:
         raise Http404("No such person")
     if person.viewer_on_team:  # type: ignore[attr-defined]

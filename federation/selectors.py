@@ -18,6 +18,7 @@ from accounts.models import User
 from core.models import AuditEvent
 from core.selectors import person_viewable
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
+from tenants.db import models_from_sql
 from tenants.models import Council, CouncilSigningKey, Domain, FederationPeer
 from tenants.selectors import council_url, site_url
 
@@ -83,7 +84,8 @@ def peer_active(federation_id: str) -> FederationPeer | None:
     request: a plain statement.)"""
     return next(
         iter(
-            FederationPeer.objects.raw(
+            models_from_sql(
+                FederationPeer,
                 "SELECT * FROM tenants_federationpeer "
                 "WHERE federation_id = %s AND removed_at IS NULL",
                 [federation_id],

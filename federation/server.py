@@ -34,6 +34,7 @@ from federation.services import (
     pointers_for,
     signing_key,
 )
+from tenants.db import models_from_sql
 from tenants.models import FederationPeer
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     if needs_agreement:
         agreement = next(
             iter(
-                DataSharingAgreement.objects.raw(
-                    AGREEMENT_SQL, [claimed[protocol.HEADER_AGREEMENT], peer.federation_id]
+                models_from_sql(
+                    DataSharingAgreement,
+                    AGREEMENT_SQL,
+                    [claimed[protocol.HEADER_AGREEMENT], peer.federation_id],
                 )
             ),
             None,
@@ -118,7 +121,8 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
             "status_code": row.status_code,
             "response": row.response,
         }
-        for row in Exchange.objects.raw(
+        for row in models_from_sql(
+            Exchange,
             SEEN_SQL,
             {
                 "direction": Exchange.Direction.IN.value,

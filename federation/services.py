@@ -36,6 +36,7 @@ from federation.selectors import (
     peer_directory_sync,
 )
 from tenants import keys as sealing
+from tenants.db import models_from_sql
 from tenants.models import Council, CouncilSigningKey, FederationPeer
 from tenants.services import council_signing_key_create
 
@@ -484,7 +485,9 @@ def match_person(
     index = MatchKey.objects.filter(agreement=agreement).select_related("person")
     hits = {
         person.pk: person
-        for person in Person.objects.raw(MATCHED_PEOPLE_SQL, [agreement.pk, MatchKey.Kind.NHS, nhs])
+        for person in models_from_sql(
+            Person, MATCHED_PEOPLE_SQL, [agreement.pk, MatchKey.Kind.NHS, nhs]
+        )
     }
     if len(hits) > 1:
         return "more_attributes_requested", None

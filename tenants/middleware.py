@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
-from tenants.db import tenant_connection
+from tenants.db import models_from_sql, tenant_connection
 from tenants.models import Council, Domain
 
 # Tables named with their schema: routing reads them whatever the search path is now, so a
@@ -46,7 +46,7 @@ class CouncilRoutingMiddleware(TenantMainMiddleware):
             # carries the public schema name for django-tenants.
             return Council(schema_name="public", name="Patchwork platform", code="", slug="")
         # Every request starts here: one plain statement rather than the ORM's join.
-        found = list(Council.objects.raw(COUNCIL_BY_HOST, [hostname]))
+        found = list(models_from_sql(Council, COUNCIL_BY_HOST, [hostname]))
         if not found:
             raise domain_model.DoesNotExist(hostname)
         return found[0]

@@ -1,0 +1,101 @@
+"""The two pieces of database plumbing under every request: instances from plain statements
+(tenants.db.models_from_sql) and the search path remembered per connection
+(tenants.postgresql_backend). Both are there for speed; these tests hold them to being
+exactly as correct as what they replace."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+
+from core.models import Organisation, Person
+from tenants.db import models_from_sql, tenant_connection
+from tests.conftest import sign_in
+
+
+def test_models_from_sql_matches_the_orm_whatever_the_column_order(world, db) -> None:
+    with schema_context(world.brighton.schema_name):
+        person = Person.objects.create(
+            given_name="Ffion",
+            family_name="Rees-Jones",
+            date_of_birth=date(2016, 3, 4),
+            local_identifiers={"school": "UPN-123", "ids": [1, 2]},
+        )
+        # Columns in another order than the model's, plus one that is not a field.
+        found = models_from_sql(
+            Person,
+            "SELECT p.local_identifiers, p.family_name, p.id, p.given_name, "
+            "p.date_of_birth, 42 AS answer FROM core_person p WHERE p.id = %s",
+            [person.pk],
+        )
+        assert len(found) == 1
+        loaded = found[0]
+        assert loaded.pk == person.pk
+        assert loaded.full_name == "Ffion Rees-Jones"
+        assert loaded.date_of_birth == date(2016, 3, 4)
+        assert loaded.local_identifiers == {"school": "UPN-123", "ids": [1, 2]}
+        assert loaded.answer == 42  # type: ignore[attr-defined]
+        assert not loaded._state.adding
+        # A column not selected is loaded on first use, as with .only().
+        assert loaded.sex == Person.objects.get(pk=person.pk).sex
+        assert models_from_sql(Person, "SELECT * FROM core_person WHERE id = %s", [-1]) == []
+
+
+def _search_path_statements(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SET search_path")]
+
+
+def test_the_search_path_is_set_once_per_council_and_always_when_it_changes(world, db) -> None:
+    """Requests to one council after another send no SET; a request to the other council
+    sends one, and sees only its own rows, both ways."""
+    with schema_context(world.brighton.schema_name):
+        Organisation.objects.create(name="Only In Brighton", agency_type="school")
+    with schema_context(world.staffordshire.schema_name):
+        Organisation.objects.create(name="Only In Staffordshire", agency_type="school")
+    brighton = sign_in(world.brighton_social_worker)
+    staffs = sign_in(world.staffordshire_gp)
+    assert brighton.get("/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert brighton.get("/").status_code == 200
+    assert _search_path_statements(queries) == []
+    for client, schema, mine, theirs in [
+        (staffs, world.staffordshire.schema_name, "Only In Staffordshire", "Only In Brighton"),
+        (brighton, world.brighton.schema_name, "Only In Brighton", "Only In Staffordshire"),
+    ]:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/").status_code == 200
+        assert len(_search_path_statements(queries)) == 1
+        assert schema in _search_path_statements(queries)[0]
+        names = set(Organisation.objects.values_list("name", flat=True))
+        assert mine in names and theirs not in names
+
+
+def test_a_rolled_back_search_path_is_set_again(world, db) -> None:
+    """A SET inside a savepoint that is rolled back is undone by PostgreSQL: the connection
+    must not go on believing it is in force, and the next statement runs in the schema the
+    code chose."""
+    conn = tenant_connection()
+    conn.set_tenant(world.brighton)
+    with transaction.atomic():
+        Organisation.objects.create(name="Only In Brighton", agency_type="school")
+        try:
+            with transaction.atomic():
+                conn.set_tenant(world.staffordshire)
+                Organisation.objects.exists()  # the SET to Staffordshire, inside the savepoint
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        # PostgreSQL undid the SET; the code still means Staffordshire, and gets it.
+        assert not Organisation.objects.filter(name="Only In Brighton").exists()
+        assert world.staffordshire.schema_name in _server_search_path()
+        conn.set_tenant(world.brighton)
+        assert Organisation.objects.filter(name="Only In Brighton").exists()
+
+
+def _server_search_path() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        return str(cursor.fetchone()[0])
