@@ -51,37 +51,64 @@ def default_delivery(kind: str) -> str:
     return KINDS.get(kind, ("", Delivery.DIGEST))[1]
 
 
+# One statement for the rows and for "does anyone want an email now?": a notification is
+# written inside other work (a lookup from another council, a change to the team) that
+# should not wait on two round trips for it.
+NOTIFY_SQL = """
+WITH added AS (
+    INSERT INTO core_notification (recipient_id, person_id, kind, text, created_at)
+    SELECT r.recipient, %(person)s, %(kind)s, %(text)s, %(now)s
+    FROM unnest(%(recipients)s::bigint[]) WITH ORDINALITY AS r(recipient, position)
+    ORDER BY r.position
+    RETURNING id, recipient_id
+)
+SELECT added.id, added.recipient_id, EXISTS (
+    SELECT 1 FROM core_notificationpreference p
+    WHERE p.user_id = added.recipient_id AND p.kind = %(kind)s AND p.delivery = %(immediate)s
+) FROM added ORDER BY added.id
+"""
+
+
 def notification_send(
     *, recipients: Sequence[User | int], person: Person | None, kind: str, text: str
 ) -> list[Notification]:
     """Tell each recipient (a user, or a user's id; in the app; by email as they chose).
     Call inside the change's own transaction: the emails go once it commits."""
-    unique = {r if isinstance(r, int) else r.pk: r for r in recipients}
-    rows = Notification.objects.bulk_create(
-        Notification(recipient_id=user_id, person=person, kind=kind, text=text[:300])
-        if isinstance(user, int)
-        else Notification(recipient=user, person=person, kind=kind, text=text[:300])
-        for user_id, user in unique.items()
-    )
-    if rows and _someone_wants_it_now(kind, [row.recipient_id for row in rows]):
+    users = {r if isinstance(r, int) else r.pk: r for r in recipients}
+    if not users:
+        return []
+    now = timezone.now()
+    text = text[:300]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            NOTIFY_SQL,
+            {
+                "person": person.pk if person is not None else None,
+                "kind": kind,
+                "text": text,
+                "now": now,
+                "recipients": list(users),
+                "immediate": Delivery.IMMEDIATE.value,
+            },
+        )
+        added = cursor.fetchall()
+    rows = []
+    for notification_id, user_id, _ in added:
+        row = Notification(
+            id=notification_id, recipient_id=user_id, person=person, kind=kind, text=text
+        )
+        row.created_at = now
+        user = users[user_id]
+        if not isinstance(user, int):
+            row.recipient = user
+        row._state.adding = False
+        row._state.db = connection.alias
+        rows.append(row)
+    if default_delivery(kind) == Delivery.IMMEDIATE or any(wants for *_, wants in added):
         from core.tasks import notifications_email_immediate
 
         transaction.on_commit(lambda: notifications_email_immediate.delay())
     return rows
-
-
-def _someone_wants_it_now(kind: str, user_ids: list[int]) -> bool:
-    """Whether any recipient gets this kind by email straight away (the sweep is then
-    started at once; digest-only notifications wait for the day's digest)."""
-    if default_delivery(kind) == Delivery.IMMEDIATE:
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM core_notificationpreference "
-            "WHERE user_id = ANY(%s) AND kind = %s AND delivery = %s LIMIT 1",
-            [user_ids, kind, Delivery.IMMEDIATE.value],
-        )
-        return cursor.fetchone() is not None
 
 
 def preferences_for(user: User) -> list[tuple[str, str, str]]:
