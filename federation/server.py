@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from core.audit import audit_record
 from federation import protocol
@@ -71,6 +72,14 @@ SEEN_SQL = (
     "UNION ALL "
     "SELECT id, nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
     "WHERE direction = %(direction)s AND peer_id = %(peer)s AND request_id = %(request_id)s"
+)
+
+
+EXCHANGE_IN_SQL = (
+    "INSERT INTO federation_exchange (direction, kind, peer_id, agreement_id, request_id, "
+    "nonce, body_sha256, purpose, practitioner, status_code, outcome, payload, response, "
+    "person_id, in_reply_to, at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -177,23 +186,26 @@ def receive(
                 return earlier["status_code"] or 200, earlier["response"]
             digest = protocol.body_digest(incoming.body)
             status, response, person_id = handler(incoming)
-            Exchange.objects.create(
-                direction=Exchange.Direction.IN,
-                kind=kind,
-                peer_id=incoming.peer.federation_id,
-                agreement_id=incoming.agreement_id,
-                request_id=incoming.request_id,
-                nonce=incoming.nonce,
-                body_sha256=digest,
-                purpose=incoming.purpose,
-                practitioner=incoming.practitioner,
-                status_code=status,
-                outcome=str(response.get("outcome", "")),
-                payload=incoming.payload,
-                response=response,
-                person_id=person_id,
-                in_reply_to=str(incoming.payload.get("in_reply_to", ""))[:80],
-            )
+            row: list[Any] = [
+                Exchange.Direction.IN.value,
+                kind,
+                incoming.peer.federation_id,
+                incoming.agreement_id,
+                incoming.request_id,
+                incoming.nonce,
+                digest,
+                incoming.purpose,
+                incoming.practitioner,
+                status,
+                str(response.get("outcome", "")),
+                Jsonb(incoming.payload),
+                Jsonb(response),
+                person_id,
+                str(incoming.payload.get("in_reply_to", ""))[:80],
+                timezone.now(),
+            ]
+            with connection.cursor() as cursor:
+                cursor.execute(EXCHANGE_IN_SQL, row)
             audit_record(
                 actor=None,
                 action=f"federation_{kind}_received",
