@@ -33,13 +33,16 @@ BENCH_DB = "patchwork_bench_federation"
 SECTION = "## Federation lookups"
 WHERE_THE_TIME_GOES = """\
 What changed since the first measurement (p95 1,056 ms at 20 peers, 36 ms per peer): the
-answering side reads with plain statements on its hot path (routing by host; peer,
-agreement and replay checks; matching; the person's current involvements; the audit
-chain's last hash), holds the councils' keys in memory for a minute (federation.keycache),
-reads the involvements once for pointers and notification, and appends to the audit chain
-without a savepoint; the replay check uses two index lookups instead of an OR that read
-every exchange with the peer; the email sweep is started only when a recipient wants the
-email now (a lookup notification is in the daily digest by default). The asking side
+answering side reads and writes with plain statements on its hot path (routing by host;
+peer, agreement and replay checks; matching; the person's current involvements; the
+exchange row; the notification with its "email now?" check; the audit chain's last hash
+and new event) and builds model instances straight from the cursor; it holds the
+councils' keys in memory for a minute (federation.keycache), reads the involvements once
+for pointers and notification, appends to the audit chain without a savepoint, and sets
+the search path once per council rather than twice per request; the replay check uses
+two index lookups instead of an OR that read every exchange with the peer; the email
+sweep is started only when a recipient wants the email now (a lookup notification is in
+the daily digest by default). The asking side
 looks up every peer's address in one query, fans out with the standard library's HTTP
 client (httpx was about half of its CPU), sends each request as soon as it is signed and
 verifies each answer as it arrives. All of it runs on two cores: with peers on their own
