@@ -215,6 +215,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         f"{len(answerers)} peer councils ready in {time.perf_counter() - started:.0f}s", flush=True
     )
 
+    _database_settle(database_url)
     env = {**os.environ, "DATABASE_URL": database_url}
     server = _server_start(env, port, args.workers, args.threads)
     worker = _worker_start(env)
@@ -370,6 +371,23 @@ def cpu_by_process_kind() -> dict[str, float]:
         if kind:
             totals[kind] += (int(fields[11]) + int(fields[12])) / tick
     return totals
+
+
+def _database_settle(url: str, wait_seconds: float = 120) -> None:
+    """Onboarding many councils creates thousands of tables: let PostgreSQL finish its
+    checkpoint and autovacuum's catalog work before anything is timed (a quiet machine)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            ).fetchone()
+            if not busy or not busy[0]:
+                return
+            time.sleep(1)
 
 
 def _gunicorn_shape(args: argparse.Namespace) -> str:
