@@ -42,10 +42,9 @@ for pointers and notification, appends to the audit chain without a savepoint, a
 the search path once per council rather than twice per request; the replay check uses
 two index lookups instead of an OR that read every exchange with the peer; the email
 sweep is started only when a recipient wants the email now (a lookup notification is in
-the daily digest by default). The asking side
-looks up every peer's address in one query, fans out with the standard library's HTTP
-client (httpx was about half of its CPU), sends each request as soon as it is signed and
-verifies each answer as it arrives. All of it runs on two cores: with peers on their own
+the daily digest by default). The asking side looks up every peer's address in one query,
+fans out with the standard library's HTTP client (httpx was about half of its CPU), sends
+each request as soon as it is signed and verifies each answer as it arrives. All of it runs on two cores: with peers on their own
 machines, as across councils, the wall time is close to one answer's."""
 
 
@@ -278,9 +277,11 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         "answering councils on one deployment, served by gunicorn with the deployment's own "
         f"settings (`deploy/gunicorn_conf.py`: {_gunicorn_shape(args)}, DEBUG off) on "
         "127.0.0.1, PostgreSQL on 127.0.0.1, Redis as the broker and a real Celery worker "
-        "sending the notification emails (the answering team is told of every lookup). "
+        "(the answering team is told of every lookup in the app; by default by email in the "
+        "day's digest, so no email goes during the run). "
         f"Each sample is a practitioner's whole check ({args.samples} samples per row): "
-        "match keys, an RFC 9421-signed request per peer, the parallel fan-out (httpx), each "
+        "match keys, an RFC 9421-signed request per peer, the parallel fan-out (the standard "
+        "library's HTTP client), each "
         "peer's checks (peer, key, agreement, signature, window, nonce), matching, signed "
         "answer and pointer, and the asker verifying and auditing every answer.",
         "",
@@ -311,7 +312,9 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         lines += [f"p95 at 20 peers: {p95_20:.0f} ms (target < 250 ms: {verdict}).", ""]
     lines += [
         "CPU per peer, by process (milliseconds of CPU for each peer asked, over the "
-        "timed checks; read from /proc):",
+        "timed checks; read from /proc; only processes alive at both readings count, so the "
+        "150-peer row undercounts: gunicorn replaces each worker after about 2,000 "
+        "requests):",
         "",
         "| peers | answering server | PostgreSQL | asking process | worker | Redis |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
