@@ -44,8 +44,9 @@ two index lookups instead of an OR that read every exchange with the peer; the e
 sweep is started only when a recipient wants the email now (a lookup notification is in
 the daily digest by default). The asking side looks up every peer's address in one query,
 fans out with the standard library's HTTP client (httpx was about half of its CPU), sends
-each request as soon as it is signed and verifies each answer as it arrives. All of it runs on two cores: with peers on their own
-machines, as across councils, the wall time is close to one answer's."""
+each request as soon as it is signed and verifies each answer as it arrives. All of it
+runs on two cores: with peers on their own machines, as across councils, the wall time is
+close to one answer's."""
 
 
 def _prepare_database() -> str:
