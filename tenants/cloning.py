@@ -21,7 +21,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from tenants.db import tenant_connection
+from tenants.db import search_path_changed_here, tenant_connection
 
 
 def _rows(cursor: CursorWrapper, sql: str, params: list[str | int]) -> list[tuple]:
@@ -48,7 +48,7 @@ def clone_script(source: str) -> tuple[list[str], list[tuple[str, list[str], str
         with connection.cursor() as cursor:
             return _clone_script(cursor, source)
     finally:
-        tenant_connection().set_schema_to_public()
+        search_path_changed_here()
 
 
 def _clone_script(
@@ -154,4 +154,4 @@ def schema_clone(source: str, target: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements))
         cursor.execute("SET LOCAL search_path TO public")
-    tenant_connection().set_schema_to_public()
+    search_path_changed_here()

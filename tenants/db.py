@@ -15,6 +15,15 @@ def tenant_connection() -> DatabaseWrapper:
     return cast(DatabaseWrapper, connection)
 
 
+def search_path_changed_here() -> None:
+    """Call after setting the search path with your own SQL (see
+    tenants.postgresql_backend): the connection sets it again before its next statement."""
+    forget = getattr(connection, "forget_search_path", None)
+    if forget is not None:
+        forget()
+    tenant_connection().set_schema_to_public()
+
+
 def current_schema() -> str:
     return tenant_connection().schema_name
 

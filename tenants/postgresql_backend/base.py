@@ -8,7 +8,8 @@ tables by their qualified names without switching (tenants.middleware), so a pro
 serves the same council request after request sets its path once.
 
 The remembered path is forgotten whenever the server may have dropped it: the connection
-closes, or a transaction or savepoint is rolled back (a `SET` inside it is undone)."""
+closes, or a transaction or savepoint is rolled back (a `SET` inside it is undone). Code
+that sets the search path with its own SQL must call `forget_search_path()` after."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _handle_search_path(self, cursor: Any = None) -> None:
         super()._handle_search_path(cursor)
         self.search_path_on_server = self.search_path_set_schemas
+
+    def forget_search_path(self) -> None:
+        """For code that changed the search path with its own SQL (tenants.cloning): the
+        next statement sets it again, whatever schema is chosen."""
+        self.search_path_on_server = None
+        self.search_path_set_schemas = None
 
     def close(self) -> None:
         self.search_path_on_server = None

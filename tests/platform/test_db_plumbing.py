@@ -99,3 +99,18 @@ def _server_search_path() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW search_path")
         return str(cursor.fetchone()[0])
+
+
+def test_code_that_sets_the_search_path_itself_leaves_it_right(world, db) -> None:
+    """The schema copy sets the search path with its own SQL inside the transaction; after
+    it the connection must not trust what it remembered."""
+    from tenants.cloning import clone_script
+    from tenants.models import Council
+
+    conn = tenant_connection()
+    conn.set_schema_to_public()
+    assert Council.objects.filter(pk=world.brighton.pk).exists()  # public path in force
+    clone_script(world.brighton.schema_name)
+    conn.set_schema_to_public()
+    assert Council.objects.filter(pk=world.brighton.pk).exists()
+    assert _server_search_path() == "public"
