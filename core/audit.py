@@ -19,7 +19,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from core.models import AuditEvent
-from tenants.db import current_schema, execute_prepared
+from tenants.db import current_schema
 
 GENESIS = "0" * 64
 INSERT_SQL = (
@@ -71,8 +71,9 @@ def audit_record(
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
-        _, last = execute_prepared("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1", [])
-        previous = last[0][0] if last else None
+            cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
+            last = cursor.fetchone()
+        previous = last[0] if last else None
         at = timezone.now()
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
@@ -97,11 +98,13 @@ def audit_record(
             hash=digest,
         )
         # Written on every view and every exchange: a plain statement.
-        _, inserted = execute_prepared(
-            INSERT_SQL,
-            [at, actor_id, actor_email, action, person_id, Jsonb(detail), previous_hash, digest],
-        )
-        event.pk = inserted[0][0]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                INSERT_SQL,
+                [at, actor_id, actor_email, action, person_id]
+                + [Jsonb(detail), previous_hash, digest],
+            )
+            event.pk = cursor.fetchone()[0]
         event._state.adding = False
         event._state.db = connection.alias
         return event

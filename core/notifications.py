@@ -22,7 +22,6 @@ from django.utils import timezone
 from accounts.models import User
 from core.email import email_enqueue
 from core.models import Notification, NotificationEmail, NotificationPreference, Person
-from tenants.db import execute_prepared
 
 Delivery = NotificationPreference.Delivery
 
@@ -80,17 +79,19 @@ def notification_send(
         return []
     now = timezone.now()
     text = text[:300]
-    _, added = execute_prepared(
-        NOTIFY_SQL,
-        {
-            "person": person.pk if person is not None else None,
-            "kind": kind,
-            "text": text,
-            "now": now,
-            "recipients": list(users),
-            "immediate": Delivery.IMMEDIATE.value,
-        },
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            NOTIFY_SQL,
+            {
+                "person": person.pk if person is not None else None,
+                "kind": kind,
+                "text": text,
+                "now": now,
+                "recipients": list(users),
+                "immediate": Delivery.IMMEDIATE.value,
+            },
+        )
+        added = cursor.fetchall()
     rows = []
     for notification_id, user_id, _ in added:
         row = Notification(

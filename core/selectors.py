@@ -22,6 +22,7 @@ from typing import Any
 
 import jellyfish
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -42,7 +43,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
-from tenants.db import execute_prepared, models_from_sql
+from tenants.db import models_from_sql
 
 # How long a stated reason keeps a record open for the person who stated it, and how long
 # after a search its results may be opened.
@@ -482,7 +483,9 @@ def person_network(
     viewer = practitioner_of(user)
     assert viewer is not None
     person = access.person
-    _, rows = execute_prepared(NETWORK_SQL, {"pid": person.pk, "viewer": user.pk})
+    with connection.cursor() as cursor:
+        cursor.execute(NETWORK_SQL, {"pid": person.pk, "viewer": user.pk})
+        rows = cursor.fetchall()
     own: list[TeamMember] = []
     relatives: dict[int, tuple[FamilyRelationship, Person, list[TeamMember]]] = {}
     for row in rows:
@@ -578,11 +581,12 @@ def notifications_for(user: User) -> QuerySet[Notification]:
 def notifications_unread_count(user: User) -> int:
     if not user.is_authenticated:
         return 0
-    _, rows = execute_prepared(  # on every page
-        "SELECT count(*) FROM core_notification WHERE recipient_id = %s AND read_at IS NULL",
-        [user.pk],
-    )
-    return int(rows[0][0])
+    with connection.cursor() as cursor:  # on every page: a plain statement
+        cursor.execute(
+            "SELECT count(*) FROM core_notification WHERE recipient_id = %s AND read_at IS NULL",
+            [user.pk],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def roles_active() -> QuerySet[InvolvementRole]:
@@ -701,7 +705,9 @@ def person_viewings(
         access = person_access(user, person_id)
     if access.access != Access.TEAM:
         raise PermissionError("Only the person's team sees who has viewed the record")
-    _, rows = execute_prepared(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+    with connection.cursor() as cursor:
+        cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
     return [
         Viewing(

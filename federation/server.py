@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -35,7 +35,7 @@ from federation.services import (
     pointers_for,
     signing_key,
 )
-from tenants.db import execute_prepared, models_from_sql
+from tenants.db import models_from_sql
 from tenants.models import FederationPeer
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ def receive(
                 str(incoming.payload.get("in_reply_to", ""))[:80],
                 timezone.now(),
             ]
-            execute_prepared(EXCHANGE_IN_SQL, row)
+            with connection.cursor() as cursor:
+                cursor.execute(EXCHANGE_IN_SQL, row)
             audit_record(
                 actor=None,
                 action=f"federation_{kind}_received",

@@ -3,7 +3,6 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-import psycopg
 from django.db import connection, models
 from django.db.models import DEFERRED
 from django_tenants.postgresql_backend.base import DatabaseWrapper
@@ -29,30 +28,15 @@ def current_schema() -> str:
     return tenant_connection().schema_name
 
 
-def execute_prepared(
-    sql: str, params: Sequence[Any] | Mapping[str, Any]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one of the statements made on every request as a server-side prepared statement
-    (column names, rows). Django's cursors bind parameters on the client, so PostgreSQL
-    plans the statement afresh each time, and for the network statement planning took
-    several times longer than running it. The plan is kept per connection and made again
-    by PostgreSQL whenever the search path differs from the one it was made under, so it
-    never reads another council's tables. Errors are Django's, as from any cursor."""
-    with connection.cursor() as cursor:  # sets the council's search path first if needed
-        raw = cursor.cursor.connection
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as prepared:
-            prepared.execute(sql, params, prepare=True)
-            if prepared.description is None:
-                return [], []
-            return [c.name for c in prepared.description], prepared.fetchall()
-
-
 def models_from_sql(model: type[M], sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[M]:
     """Instances of `model` from one plain statement (`SELECT t.*, [extra columns]`), for
     reads on every request: Django's `raw()` spends more of its time mapping columns than
     the database spends answering. Columns that are not the model's fields become
     attributes of the instance; JSON columns are decoded as the ORM would."""
-    names, rows = execute_prepared(sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description or []]
+        rows = cursor.fetchall()
     if not rows:
         return []
     concrete = model._meta.concrete_fields

@@ -114,29 +114,3 @@ def test_code_that_sets_the_search_path_itself_leaves_it_right(world, db) -> Non
     conn.set_schema_to_public()
     assert Council.objects.filter(pk=world.brighton.pk).exists()
     assert _server_search_path() == "public"
-
-
-def test_a_prepared_statement_reads_the_council_chosen_now(world, db) -> None:
-    """Hot statements are prepared once per connection (tenants.db.execute_prepared); a
-    plan made under Brighton's search path must never read Brighton's tables for
-    Staffordshire, and back."""
-    from tenants.db import execute_prepared
-
-    sql = "SELECT name FROM core_organisation WHERE name LIKE %s ORDER BY name"
-    conn = tenant_connection()
-    for council, own in [
-        (world.brighton, "Prepared Brighton"),
-        (world.staffordshire, "Prepared Staffordshire"),
-    ]:
-        with schema_context(council.schema_name):
-            Organisation.objects.create(name=own, agency_type="school")
-    for _ in range(3):
-        for council, own in [
-            (world.brighton, "Prepared Brighton"),
-            (world.staffordshire, "Prepared Staffordshire"),
-        ]:
-            conn.set_tenant(council)
-            for _ in range(3):
-                _, rows = execute_prepared(sql, ["Prepared %"])
-                assert rows == [(own,)]
-    conn.set_schema_to_public()
