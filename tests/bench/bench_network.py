@@ -682,8 +682,12 @@ On the second target: the floor is one read-only query on a kept connection. The
 does that same read, and also reads the session, the user and their second factor,
 checks access, appends a hash-chained audit event and commits it, and renders the HTML.
 Those cost more than four floors on their own (see decision 0004), so "within 5x of the
-floor" is not reachable for an authenticated, audited page in this design; the page's
-own read of the network is within a small multiple of the floor (figures above)."""
+floor" is not reachable for an authenticated, audited page in this design. The page's own
+read of the network (the network statement's time above) costs more than the floor's 0.4 ms mostly in planning:
+the floor runs on a plain psycopg connection, which prepares a statement after its fifth
+run, while Django's cursors bind parameters client-side and PostgreSQL plans the page's
+statement each time. Preparing the page's statements was tried and measured slower
+(3.2 ms against 1.9 ms at p50 for the network statement), so it was not kept."""
 
 
 def selector_network(setup: dict[str, object], clients: int, args: argparse.Namespace) -> Result:
@@ -766,8 +770,8 @@ def write_docs(
         "excluded), which competing programs do not inflate as they do wall-clock time."
         + (
             f" One page view runs {QUERY_COUNTS['page']} SQL statements "
-            f"({QUERY_COUNTS['set_search_path']} `SET search_path`, when the worker's last "
-            "request was for another council or the platform)"
+            f"({QUERY_COUNTS['set_search_path']} `SET search_path`; one more when the worker's "
+            "last request was for another council or the platform)"
             if QUERY_COUNTS
             else ""
         )
@@ -776,7 +780,7 @@ def write_docs(
             f"{DB_MS['the network statement']:.2f} ms of it the one statement that reads the "
             "network (the same shape as the floor query). The rest is Python: the middleware "
             "(session, user, second factor, lockout, metrics), the access check, the audit "
-            "append and rendering a 16 KB page with its picture."
+            "append and rendering a page of about 20 KB with its picture."
             if DB_MS
             else "."
         ),
