@@ -683,11 +683,12 @@ does that same read, and also reads the session, the user and their second facto
 checks access, appends a hash-chained audit event and commits it, and renders the HTML.
 Those cost more than four floors on their own (see decision 0004), so "within 5x of the
 floor" is not reachable for an authenticated, audited page in this design. The page's own
-read of the network (the network statement's time above) costs more than the floor's 0.4 ms mostly in planning:
-the floor runs on a plain psycopg connection, which prepares a statement after its fifth
-run, while Django's cursors bind parameters client-side and PostgreSQL plans the page's
-statement each time. Preparing the page's statements was tried and measured slower
-(3.2 ms against 1.9 ms at p50 for the network statement), so it was not kept."""
+read of the network (the network statement's time above) costs more than the floor's
+query mostly in planning: the floor runs on a plain psycopg connection, which prepares a
+statement after its fifth run, while Django's cursors bind parameters client-side and
+PostgreSQL plans the page's statement each time. Preparing the page's statements was tried
+and measured slower (3.2 ms against 1.9 ms at p50 for the network statement), so it was not
+kept."""
 
 
 def selector_network(setup: dict[str, object], clients: int, args: argparse.Namespace) -> Result:
