@@ -7,6 +7,7 @@ worker and CLI share it) and keeps its data in PATCHWORK_DATA_DIR, never in the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -34,6 +35,7 @@ def embedded_database_url(pgdata: Path) -> str:
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    handle_list_repair(pgdata)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root and in CI).
         warnings.simplefilter("ignore")
@@ -41,3 +43,21 @@ def embedded_database_url(pgdata: Path) -> str:
         if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         return server.get_uri(DATABASE_NAME)
+
+
+def handle_list_repair(pgdata: Path) -> bool:
+    """pgserver keeps the ids of the processes using the server in a small JSON file. A
+    process stopped mid-write (Ctrl-C at the wrong moment) leaves it empty, and every
+    later command then fails reading it. It only counts users of the server, which
+    Patchwork never stops that way: an unreadable list is started afresh. True if repaired."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return False
+    except ValueError:
+        values = None
+    if isinstance(values, list):
+        return False
+    path.write_text("[]")
+    return True
