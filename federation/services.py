@@ -52,10 +52,6 @@ def signing_key(council: Council) -> protocol.SigningKey:
     return keycache.current_signing_key(council)
 
 
-def _opened(key: CouncilSigningKey, council: Council) -> protocol.SigningKey:
-    return keycache.opened_key(key, council)
-
-
 @transaction.atomic
 def council_keys_rotate(*, council: Council) -> CouncilSigningKey:
     """Retire the council's current key and issue a new one. The retired key still
@@ -94,7 +90,9 @@ def key_document(council: Council) -> dict[str, Any]:
         ],
     }
     for key in valid:
-        document = protocol.sign_document(document, _opened(key, council), label=key.key_id)
+        document = protocol.sign_document(
+            document, keycache.opened_key(key, council), label=key.key_id
+        )
     return document
 
 

@@ -29,6 +29,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.common import ROOT, gunicorn_start  # noqa: E402
+
 BENCH_DB = "patchwork_bench_federation"
 SECTION = "## Federation lookups"
 WHERE_THE_TIME_GOES = """\
@@ -217,7 +219,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
 
     _database_settle(database_url)
     env = {**os.environ, "DATABASE_URL": database_url}
-    server = _server_start(env, port, args.workers, args.threads)
+    server = gunicorn_start(env, port, workers=args.workers, threads=args.threads)
     worker = _worker_start(env)
     rows = []
     cpu_rows: dict[int, dict[str, float]] = {}
@@ -400,47 +402,12 @@ def _gunicorn_shape(args: argparse.Namespace) -> str:
     return f"{workers} workers x {threads} threads"
 
 
-def _server_start(
-    env: dict[str, str], port: int, workers: int, threads: int
-) -> subprocess.Popen[bytes]:
-    """gunicorn as deployed (deploy/gunicorn_conf.py), on 127.0.0.1:port."""
-    import httpx
-
-    root = Path(__file__).resolve().parents[2]
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    if workers:
-        env["GUNICORN_WORKERS"] = str(workers)
-    if threads:
-        env["GUNICORN_THREADS"] = str(threads)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(root / "deploy/gunicorn_conf.py")]
-        + ["--access-logfile", "/dev/null", "deploy.wsgi:application"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            url = f"http://127.0.0.1:{port}/healthz"
-            if httpx.get(url, headers={"Host": "localhost"}, timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise SystemExit("The benchmark's web server stopped at start")
-        time.sleep(0.2)
-    raise SystemExit("The benchmark's web server did not start")
-
-
 def _worker_start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """One Celery worker (solo pool) on the benchmark's Redis database."""
-    root = Path(__file__).resolve().parents[2]
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "deploy.celery", "worker", "--pool", "solo"]
         + ["--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
-        cwd=root,
+        cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         start_new_session=True,

@@ -18,8 +18,7 @@ bounded time:
       bearer token; both are audited, as in real use;
   (c) the floor: the same network data read by one raw SQL query (psycopg, no ORM).
 
-Where the page or the API is not built yet it measures the selector underneath instead
-(`person_network` / `person_search`) and says so. Only 127.0.0.1 is ever contacted.
+Only 127.0.0.1 is ever contacted.
 """
 
 from __future__ import annotations
@@ -28,9 +27,7 @@ import argparse
 import os
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -39,8 +36,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.common import ROOT, benchmark_database, gunicorn_start  # noqa: E402
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Team around the child: network page and search API"
 BENCH_EMAIL_LOCAL = "bench.practitioner"
@@ -118,33 +116,6 @@ def run_load(
 
 
 # --- Setup -------------------------------------------------------------------------------
-
-
-def database_guard() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit(
-            "Set DATABASE_URL to a benchmark database, e.g. "
-            "postgres://postgres@127.0.0.1:5432/patchwork_bench_network"
-        )
-    name = url.rsplit("/", 1)[-1].split("?")[0]
-    host = re.sub(r"^.*@", "", url.rsplit("/", 1)[0]).split(":")[0]
-    if host not in {"127.0.0.1", "localhost"}:
-        sys.exit(f"The benchmark only runs against 127.0.0.1/localhost, not {host}")
-    if name.startswith("test") or name == os.environ.get("TEST_DATABASE_NAME"):
-        sys.exit(f"{name} looks like a test database: give the benchmark its own")
-    return url
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[-1].split("?")[0]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"Created database {name}")
 
 
 def prepare(code: str, children: int) -> dict[str, object]:
@@ -241,11 +212,9 @@ def prepare(code: str, children: int) -> dict[str, object]:
             }
             for i, pid in enumerate(sample)
         ]
-        token = ""
-        if api_exists():
-            from core.api.auth import api_token_issue
+        from core.api.auth import api_token_issue
 
-            token = api_token_issue(user=user).token
+        token = api_token_issue(user=user).token
     return {
         "council": council,
         "schema": council.schema_name,
@@ -264,83 +233,6 @@ def date_today() -> date:
     from django.utils import timezone
 
     return timezone.localdate()
-
-
-def url_exists(path: str, method: str = "GET") -> bool:
-    from django.urls import Resolver404, resolve
-
-    try:
-        resolve(path, urlconf="deploy.urls_tenant")
-    except Resolver404:
-        return False
-    return True
-
-
-def api_exists() -> bool:
-    try:
-        import core.api.auth  # noqa: F401
-    except ImportError:
-        return False
-    return url_exists("/api/v1/search")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(
-    port: int,
-    workers: int,
-    log: Path,
-    settings_module: str = "deploy.settings",
-    extra_path: str = "",
-) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS=str(workers),
-        GUNICORN_THREADS="1",
-        DEBUG="false",
-        PATCHWORK_ENV="development",
-        DJANGO_SETTINGS_MODULE=settings_module,
-    )
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "deploy/gunicorn_conf.py"),
-            "--access-logfile",
-            "/dev/null",
-            "deploy.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    import httpx
-
-    # Ready when every worker has loaded Django and answers the health check.
-    deadline = time.time() + 120
-    answered = 0
-    while time.time() < deadline and answered < workers * 2:
-        try:
-            httpx.get(
-                f"http://127.0.0.1:{port}/healthz", timeout=10, headers={"Host": "localhost"}
-            ).raise_for_status()
-            answered += 1
-        except (httpx.HTTPError, OSError):
-            time.sleep(0.5)
-    if answered < workers * 2:
-        server.terminate()
-        raise SystemExit(f"gunicorn did not start on 127.0.0.1:{port}: see {log}")
-    return server
 
 
 def sign_in(base: str, host: str, email: str, password: str, schema: str) -> dict[str, str]:
@@ -435,15 +327,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="per measurement, at most")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--write-docs", action="store_true")
-    parser.add_argument(
-        "--experiment-limit-set-calls",
-        action="store_true",
-        help="also measure the page with django-tenants' TENANT_LIMIT_SET_CALLS = True",
-    )
     args = parser.parse_args()
 
-    url = database_guard()
-    ensure_database(url)
+    url = benchmark_database("patchwork_bench_network")
     os.environ.setdefault("PATCHWORK_ENV", "development")
     os.environ["DEBUG"] = "false"  # as served: no query log, no debug templates
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
@@ -468,7 +354,6 @@ def main() -> None:
     print(f"Council: {setup['council']}; {setup['counts']}")
 
     results: list[Result] = []
-    notes: list[str] = []
     floor_rows = 0.0
     for clients in (1, 16):
         result, floor_rows = floor(
@@ -476,16 +361,15 @@ def main() -> None:
         )
         results.append(result)
 
+    from federation.demo import free_port, server_stop
+
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_network_gunicorn.log"
-    server = start_server(port, args.workers, log)
+    server = gunicorn_start(os.environ, port, workers=args.workers, threads=1, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        page_live = url_exists("/people/1/")
-        cookies = (
-            sign_in(base, host, str(setup["email"]), str(setup["password"]), str(setup["schema"]))
-            if page_live
-            else {}
+        cookies = sign_in(
+            base, host, str(setup["email"]), str(setup["password"]), str(setup["schema"])
         )
         local = threading.local()
 
@@ -509,45 +393,24 @@ def main() -> None:
             return response.status_code == 200 and bool(response.json().get("results"))
 
         for clients in (1, 16):
-            if page_live:
-                results.append(
-                    run_load(
-                        "(a) network page, GET /people/<id>/",
-                        clients,
-                        args.requests,
-                        args.seconds,
-                        page,
-                    )
+            results.append(
+                run_load(
+                    "(a) network page, GET /people/<id>/",
+                    clients,
+                    args.requests,
+                    args.seconds,
+                    page,
                 )
-            else:
-                results.append(selector_network(setup, clients, args))
-                notes.append("The page was not built yet: (a) measured person_network().")
+            )
         for clients in (1, 16):
-            if setup["token"]:
-                results.append(
-                    run_load(
-                        "(b) search API, POST /api/v1/search",
-                        clients,
-                        args.requests,
-                        args.seconds,
-                        api,
-                    )
+            results.append(
+                run_load(
+                    "(b) search API, POST /api/v1/search", clients, args.requests, args.seconds, api
                 )
-            else:
-                results.append(selector_search(setup, clients, args))
-                notes.append("The API was not built yet: (b) measured person_search().")
-        if page_live:
-            results.append(page_cpu(host, cookies, sample, min(args.requests, 300)))
+            )
+        results.append(page_cpu(host, cookies, sample, min(args.requests, 300)))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    if page_live and args.experiment_limit_set_calls:
-        results += limit_set_calls_experiment(args, log, host, cookies, sample)
-        notes.append(
-            "Rows marked *experiment* ran against a server whose settings add "
-            "`TENANT_LIMIT_SET_CALLS = True` (django-tenants then sets the search path once "
-            "per request instead of before every statement); the deployed settings do not."
-        )
+        server_stop(server)
 
     page_1 = next(r for r in results if r.label.startswith("(a)") and r.clients == 1)
     floor_1 = next(r for r in results if r.label.startswith("(c)") and r.clients == 1)
@@ -560,50 +423,7 @@ def main() -> None:
     )
     print(verdict)
     if args.write_docs:
-        write_docs(setup, results, verdict, sorted(set(notes)), floor_rows, args)
-
-
-def limit_set_calls_experiment(
-    args: argparse.Namespace, log: Path, host: str, cookies: dict[str, str], sample: list[int]
-) -> list[Result]:
-    """The page again, on a server with TENANT_LIMIT_SET_CALLS = True (a settings module
-    written to a scratch folder: the project's settings are not changed)."""
-    import tempfile
-
-    import httpx
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-network-"))
-    (folder / "bench_limit_set_calls.py").write_text(
-        "from deploy.settings import *  # noqa: F403\n\nTENANT_LIMIT_SET_CALLS = True\n"
-    )
-    port = free_port()
-    server = start_server(port, args.workers, log, "bench_limit_set_calls", str(folder))
-    local = threading.local()
-
-    def page(_c: int, i: int) -> bool:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(
-                base_url=f"http://127.0.0.1:{port}",
-                headers={"Host": host},
-                cookies=cookies,
-                timeout=30,
-            )
-        return bool(local.client.get(f"/people/{sample[i % len(sample)]}/").status_code == 200)
-
-    try:
-        return [
-            run_load(
-                "(a) network page, *experiment* TENANT_LIMIT_SET_CALLS",
-                clients,
-                args.requests,
-                args.seconds,
-                page,
-            )
-            for clients in (1, 16)
-        ]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        write_docs(setup, results, verdict, floor_rows, args)
 
 
 def page_cpu(host: str, cookies: dict[str, str], sample: list[int], total: int) -> Result:
@@ -691,47 +511,10 @@ and measured slower (3.2 ms against 1.9 ms at p50 for the network statement), so
 kept."""
 
 
-def selector_network(setup: dict[str, object], clients: int, args: argparse.Namespace) -> Result:
-    from django_tenants.utils import schema_context
-
-    from accounts.models import User
-    from core.selectors import person_network
-
-    sample: list[int] = setup["sample"]  # type: ignore[assignment]
-
-    def one(_c: int, i: int) -> bool:
-        with schema_context(str(setup["schema"])):
-            user = User.objects.get(pk=int(setup["user_id"]))  # type: ignore[call-overload]
-            person_network(user=user, person_id=sample[i % len(sample)])
-        return True
-
-    return run_load("(a) person_network() in-process", clients, args.requests, args.seconds, one)
-
-
-def selector_search(setup: dict[str, object], clients: int, args: argparse.Namespace) -> Result:
-    from django_tenants.utils import schema_context
-
-    from accounts.models import User
-    from core.selectors import SearchQuery, person_search
-
-    searches: list[dict[str, str]] = setup["searches"]  # type: ignore[assignment]
-
-    def one(_c: int, i: int) -> bool:
-        terms = dict(searches[i % len(searches)])
-        if "date_of_birth" in terms:
-            terms["date_of_birth"] = date.fromisoformat(terms["date_of_birth"])  # type: ignore[assignment]
-        with schema_context(str(setup["schema"])):
-            user = User.objects.get(pk=int(setup["user_id"]))  # type: ignore[call-overload]
-            return bool(person_search(user=user, query=SearchQuery(**terms)))  # type: ignore[arg-type]
-
-    return run_load("(b) person_search() in-process", clients, args.requests, args.seconds, one)
-
-
 def write_docs(
     setup: dict[str, object],
     results: list[Result],
     verdict: str,
-    notes: list[str],
     floor_rows: float,
     args: argparse.Namespace,
 ) -> None:
@@ -764,7 +547,6 @@ def write_docs(
         f"their family members).",
         "",
         verdict,
-        *[f"\n{note}" for note in notes],
         "",
         "The in-process row is the same page rendered by Django's test client in the "
         "benchmark's own process and timed in that process's CPU time (the database's work "
@@ -793,8 +575,7 @@ def write_docs(
         "```",
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/patchwork_bench_network \\",
         f"    .venv/bin/python tests/bench/bench_network.py --requests {args.requests} "
-        f"--seconds {args.seconds:.0f} --write-docs"
-        + (" --experiment-limit-set-calls" if args.experiment_limit_set_calls else ""),
+        f"--seconds {args.seconds:.0f} --write-docs",
         "```",
         "",
     ]

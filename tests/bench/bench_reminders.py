@@ -25,40 +25,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.common import ROOT, benchmark_database  # noqa: E402
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Reminders"
 CODE = "E10000098"
 SEND_SAMPLE = 2000
-
-
-def database_guard() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit(
-            "Set DATABASE_URL to a benchmark database, e.g. "
-            "postgres://postgres@127.0.0.1:5432/patchwork_bench_reminders"
-        )
-    name = url.rsplit("/", 1)[-1].split("?")[0]
-    host = re.sub(r"^.*@", "", url.rsplit("/", 1)[0]).split(":")[0]
-    if host not in {"127.0.0.1", "localhost"}:
-        sys.exit(f"The benchmark only runs against 127.0.0.1/localhost, not {host}")
-    if name.startswith("test") or name == os.environ.get("TEST_DATABASE_NAME"):
-        sys.exit(f"{name} looks like a test database: give the benchmark its own")
-    import psycopg
-
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"Created database {name}")
-    return url
 
 
 def main() -> None:
@@ -66,7 +44,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=250_000)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    database_guard()
+    benchmark_database("patchwork_bench_reminders")
     os.environ.setdefault("PATCHWORK_ENV", "development")
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
     os.environ.pop("REDIS_URL", None)  # emails are measured in-process, not queued
