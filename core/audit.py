@@ -19,7 +19,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from core.models import AuditEvent
-from tenants.db import current_schema
+from tenants.db import current_schema, prepared_cursor
 
 GENESIS = "0" * 64
 INSERT_SQL = (
@@ -69,7 +69,7 @@ def audit_record(
     # Inside the change's own transaction no savepoint is needed: if the event cannot be
     # written, the change is not made either.
     with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
             cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
             last = cursor.fetchone()
@@ -98,7 +98,7 @@ def audit_record(
             hash=digest,
         )
         # Written on every view and every exchange: a plain statement.
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 INSERT_SQL,
                 [at, actor_id, actor_email, action, person_id]

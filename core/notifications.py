@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.email import email_enqueue
 from core.models import Notification, NotificationEmail, NotificationPreference, Person
+from tenants.db import prepared_cursor
 
 Delivery = NotificationPreference.Delivery
 
@@ -79,7 +80,7 @@ def notification_send(
         return []
     now = timezone.now()
     text = text[:300]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             NOTIFY_SQL,
             {

@@ -22,7 +22,6 @@ from typing import Any
 
 import jellyfish
 from django.conf import settings
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -43,7 +42,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
-from tenants.db import models_from_sql
+from tenants.db import models_from_sql, prepared_cursor
 
 # How long a stated reason keeps a record open for the person who stated it, and how long
 # after a search its results may be opened.
@@ -483,7 +482,7 @@ def person_network(
     viewer = practitioner_of(user)
     assert viewer is not None
     person = access.person
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(NETWORK_SQL, {"pid": person.pk, "viewer": user.pk})
         rows = cursor.fetchall()
     own: list[TeamMember] = []
@@ -581,7 +580,7 @@ def notifications_for(user: User) -> QuerySet[Notification]:
 def notifications_unread_count(user: User) -> int:
     if not user.is_authenticated:
         return 0
-    with connection.cursor() as cursor:  # on every page: a plain statement
+    with prepared_cursor() as cursor:  # on every page: a plain statement
         cursor.execute(
             "SELECT count(*) FROM core_notification WHERE recipient_id = %s AND read_at IS NULL",
             [user.pk],
@@ -705,7 +704,7 @@ def person_viewings(
         access = person_access(user, person_id)
     if access.access != Access.TEAM:
         raise PermissionError("Only the person's team sees who has viewed the record")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
         rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -35,7 +35,7 @@ from federation.services import (
     pointers_for,
     signing_key,
 )
-from tenants.db import models_from_sql
+from tenants.db import models_from_sql, prepared_cursor
 from tenants.models import FederationPeer
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def receive(
                 str(incoming.payload.get("in_reply_to", ""))[:80],
                 timezone.now(),
             ]
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(EXCHANGE_IN_SQL, row)
             audit_record(
                 actor=None,

@@ -17,7 +17,7 @@ from typing import Any, cast
 import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -36,7 +36,7 @@ from federation.selectors import (
     peer_directory_sync,
 )
 from tenants import keys as sealing
-from tenants.db import models_from_sql
+from tenants.db import models_from_sql, prepared_cursor
 from tenants.models import Council, CouncilSigningKey, FederationPeer
 from tenants.services import council_signing_key_create
 
@@ -546,7 +546,7 @@ ORDER BY i.start_date, i.id
 
 def current_involvements(person: Person) -> list[InvolvementFacts]:
     """The person's current involvements, with what pointers and notifications need."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(CURRENT_INVOLVEMENTS_SQL, [person.pk])
         return [InvolvementFacts(*row) for row in cursor.fetchall()]
 

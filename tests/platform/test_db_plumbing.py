@@ -1,7 +1,7 @@
-"""The two pieces of database plumbing under every request: instances from plain statements
-(tenants.db.models_from_sql) and the search path remembered per connection
-(tenants.postgresql_backend). Both are there for speed; these tests hold them to being
-exactly as correct as what they replace."""
+"""The database plumbing under every request: instances from plain statements
+(tenants.db.models_from_sql), the search path remembered per connection and statements
+prepared on the server (tenants.postgresql_backend). They are there for speed; these tests
+hold them to being exactly as correct as what they replace."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from core.models import Organisation, Person
-from tenants.db import models_from_sql, tenant_connection
+from tenants.db import models_from_sql, prepared_cursor, tenant_connection
 from tests.conftest import sign_in
 
 
@@ -114,3 +114,74 @@ def test_code_that_sets_the_search_path_itself_leaves_it_right(world, db) -> Non
     conn.set_schema_to_public()
     assert Council.objects.filter(pk=world.brighton.pk).exists()
     assert _server_search_path() == "public"
+
+
+ORGANISATION_NAMES = "SELECT name FROM core_organisation WHERE name LIKE %s ORDER BY name"
+
+
+def _names_prepared() -> list[str]:
+    with prepared_cursor() as cursor:
+        cursor.execute(ORGANISATION_NAMES, ["Only In %"])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _times_prepared_and_run() -> tuple[int, int]:
+    """How many statements the server holds prepared for ORGANISATION_NAMES, and how many
+    times they have run (the generic and custom plan counters of PostgreSQL 14+)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) "
+            "FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["SELECT name FROM core_organisation WHERE name LIKE $1%"],
+        )
+        count, runs = cursor.fetchone()
+    return int(count), int(runs)
+
+
+def test_a_prepared_statement_is_planned_once_and_reads_each_council_both_ways(world, db) -> None:
+    """One statement text, prepared once on the connection, run for one council, then the
+    other, then the first again: PostgreSQL re-plans it when the search path changes, so
+    each council sees only its own rows, and no second copy is prepared."""
+    with schema_context(world.brighton.schema_name):
+        Organisation.objects.create(name="Only In Brighton", agency_type="school")
+    with schema_context(world.staffordshire.schema_name):
+        Organisation.objects.create(name="Only In Staffordshire", agency_type="school")
+    conn = tenant_connection()
+    for council, mine in [
+        (world.brighton, "Only In Brighton"),
+        (world.staffordshire, "Only In Staffordshire"),
+        (world.brighton, "Only In Brighton"),
+        (world.staffordshire, "Only In Staffordshire"),
+    ]:
+        conn.set_tenant(council)
+        assert _names_prepared() == [mine]
+    assert _times_prepared_and_run() == (1, 4)
+
+
+def test_a_prepared_statement_survives_a_rolled_back_transaction(world, db) -> None:
+    """Preparing is not undone by a rollback, and psycopg knows it: the statement prepared
+    in a transaction that failed still runs afterwards, and is not prepared twice."""
+    tenant_connection().set_tenant(world.brighton)
+    Organisation.objects.create(name="Only In Brighton", agency_type="school")
+    try:
+        with transaction.atomic():
+            assert _names_prepared() == ["Only In Brighton"]
+            Organisation.objects.create(name="Only In Brighton, briefly", agency_type="school")
+            assert _names_prepared() == ["Only In Brighton", "Only In Brighton, briefly"]
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert _names_prepared() == ["Only In Brighton"]
+    count, _runs = _times_prepared_and_run()
+    assert count == 1
+
+
+def test_statements_without_parameters_are_not_prepared(world, db) -> None:
+    tenant_connection().set_tenant(world.brighton)
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM core_organisation WHERE name = 'x'")
+        assert cursor.fetchone() == (0,)
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%name = 'x'%"]
+        )
+        assert cursor.fetchone() == (0,)
