@@ -351,7 +351,7 @@ class AuditEvent(models.Model):
     actor_id = models.BigIntegerField(null=True)
     actor_email = models.CharField(max_length=254, blank=True)
     action = models.CharField(max_length=40, db_index=True)
-    person_id = models.BigIntegerField(null=True, db_index=True)
+    person_id = models.BigIntegerField(null=True)
     detail = models.JSONField(default=dict)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
@@ -360,7 +360,12 @@ class AuditEvent(models.Model):
         ordering = ["id"]
         # "Did this user search for this person within the hour?" is asked on every
         # opening by someone outside the team; the log grows for years.
-        indexes = [models.Index(fields=["actor_id", "at"], name="audit_actor_at")]
+        indexes = [
+            models.Index(fields=["actor_id", "at"], name="audit_actor_at"),
+            # "Who has viewed this record", the latest first, on every view by the team:
+            # read backwards along one person's events and stop at the page's few.
+            models.Index(fields=["person_id", "id"], name="audit_person_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action}"

@@ -70,10 +70,20 @@ def practitioner_of(user: User) -> Practitioner | None:
     if not user.is_authenticated or user.role not in READER_ROLES:
         return None
     if PRACTITIONER_MEMO not in user.__dict__:
-        user.__dict__[PRACTITIONER_MEMO] = (
-            Practitioner.objects.select_related("organisation").filter(user=user).first()
-        )
+        found = models_from_sql(Practitioner, PRACTITIONER_SQL, [user.pk], related=["organisation"])
+        user.__dict__[PRACTITIONER_MEMO] = found[0] if found else None
     return user.__dict__[PRACTITIONER_MEMO]
+
+
+# Read on every page a practitioner opens: a plain statement, not the ORM's join.
+PRACTITIONER_SQL = """
+SELECT pr.*, o.id AS organisation__id, o.name AS organisation__name,
+       o.agency_type AS organisation__agency_type,
+       o.sensitive_service AS organisation__sensitive_service, o.phone AS organisation__phone,
+       o.secure_email AS organisation__secure_email
+FROM core_practitioner pr JOIN core_organisation o ON o.id = pr.organisation_id
+WHERE pr.user_id = %s
+"""
 
 
 def can_read_records(user: User) -> bool:
@@ -685,25 +695,38 @@ VIEWING_WORDS = {
 }
 
 
+# The latest few first (backwards along the audit_person_latest index), then their names.
 VIEWINGS_SQL = """
 SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name
-FROM core_auditevent e
+FROM (
+    SELECT id, at, actor_id, actor_email, action, detail FROM core_auditevent
+    WHERE person_id = %s AND action = ANY(%s)
+    ORDER BY id DESC LIMIT %s
+) e
 LEFT JOIN core_practitioner pr ON pr.user_id = e.actor_id
 LEFT JOIN accounts_user u ON u.id = pr.user_id
 LEFT JOIN core_organisation o ON o.id = pr.organisation_id
-WHERE e.person_id = %s AND e.action = ANY(%s)
-ORDER BY e.id DESC LIMIT %s
+ORDER BY e.id DESC
 """
 
 
 def person_viewings(
-    *, user: User, person_id: int, limit: int = 50, access: PersonAccess | None = None
+    *,
+    user: User,
+    person_id: int,
+    limit: int = 50,
+    access: PersonAccess | None = None,
+    audit: bool = False,
 ) -> list[Viewing]:
-    """The latest views of a record, with names and organisations: for the team only."""
+    """The latest views of a record, with names and organisations: for the team only.
+    `audit` records the listing itself (the page of them; the person page's own view is
+    already recorded)."""
     if access is None or access.person.pk != person_id:
         access = person_access(user, person_id)
     if access.access != Access.TEAM:
         raise PermissionError("Only the person's team sees who has viewed the record")
+    if audit:
+        audit_record(actor=user, action="record_views_listed", person_id=person_id)
     with prepared_cursor() as cursor:
         cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
         rows = cursor.fetchall()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("search/break-glass/", views.search_break_glass, name="search_break_glass"),
     path("people/<int:person_id>/", views.person, name="person"),
     path("people/<int:person_id>/family/", views.family, name="family"),
+    path("people/<int:person_id>/views/", views.person_views, name="person_views"),
     path(
         "people/<int:person_id>/involvements/new/",
         views.involvement_new,

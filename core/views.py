@@ -177,11 +177,37 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
             (selectors.relationship_label(rel, network.person), relative, members)
             for rel, relative, members in network.family
         ],
-        "viewings": selectors.person_viewings(user=user, person_id=person_id, access=access)
-        if access.access == Access.TEAM
-        else None,
     }
+    if access.access == Access.TEAM:
+        # The latest few, with a link to the rest: the list grows with every view.
+        viewings = selectors.person_viewings(
+            user=user, person_id=person_id, limit=VIEWINGS_ON_PAGE + 1, access=access
+        )
+        context["viewings"] = viewings[:VIEWINGS_ON_PAGE]
+        context["more_viewings"] = len(viewings) > VIEWINGS_ON_PAGE
     return render(request, "core/person.html", context)
+
+
+VIEWINGS_ON_PAGE = 10
+VIEWINGS_LISTED = 200
+
+
+@verified_required
+def person_views(request: HttpRequest, person_id: int) -> HttpResponse:
+    """Who has viewed this record: the team's own check on who looks, the latest 200. The
+    whole log is the council's audit, which its administrators and IG officers read."""
+    user = _user(request)
+    access = selectors.person_access(user, person_id)
+    if access.access != Access.TEAM:
+        raise PermissionDenied("Only the person's team sees who has viewed their record")
+    context = {
+        "person": access.person,
+        "viewings": selectors.person_viewings(
+            user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
+        ),
+        "listed": VIEWINGS_LISTED,
+    }
+    return render(request, "core/person_views.html", context)
 
 
 def _state_reason(request: HttpRequest, access: selectors.PersonAccess) -> HttpResponse:

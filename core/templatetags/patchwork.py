@@ -4,9 +4,11 @@ notifications count in the header."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from django import forms, template
+from django.urls import get_urlconf, reverse
 from django.utils import timezone
 
 from core.forms import GovukDateWidget
@@ -14,6 +16,33 @@ from core.identifiers import nhs_number_display
 from core.selectors import notifications_unread_count
 
 register = template.Library()
+
+# The council pages' navigation: the same links on every page, for every user.
+NAV_URL_NAMES = (
+    "core:search",
+    "core:my_involvements",
+    "teamwork:my_tasks",
+    "core:notifications",
+    "core:contact_requests",
+    "core:profile",
+    "core:users",
+    "core:organisations",
+    "core:roles",
+    "teamwork:email_problems",
+    "core:audit",
+)
+
+
+@cache
+def _nav_urls(urlconf: str | None) -> dict[str, str]:
+    return {name.split(":")[1]: reverse(name, urlconf=urlconf) for name in NAV_URL_NAMES}
+
+
+@register.simple_tag
+def nav_urls() -> dict[str, str]:
+    """The navigation's links, worked out once per process rather than on every page
+    (`{% url %}` resolves each one afresh)."""
+    return _nav_urls(get_urlconf())
 
 
 @register.filter

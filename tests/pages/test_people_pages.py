@@ -270,6 +270,35 @@ def test_history_family_and_viewers_are_on_the_page(world, scenario) -> None:
     assert family.count('class="pw-network"') == 2 and "Adult social worker" in family
 
 
+def test_the_page_shows_the_latest_views_and_the_team_reaches_the_rest(world, scenario) -> None:
+    """Ten views on the person page with a link to more; the list of views is the team's
+    alone (an outsider who opened the record is refused it) and is itself audited."""
+    nurse = client_for(world, scenario.school_nurse)
+    url = f"/people/{scenario.ava.pk}/"
+    for _ in range(3):
+        nurse.get(url)
+    few = nurse.get(url).content.decode()
+    assert few.count("Viewed the record") == 4 and "see more views" not in few
+    for _ in range(10):
+        nurse.get(url)
+    page = nurse.get(url).content.decode()
+    assert page.count("Viewed the record") == 10
+    assert f'href="/people/{scenario.ava.pk}/views/"' in page
+    listed_before = _events(world, "record_views_listed")
+    views = nurse.get(f"/people/{scenario.ava.pk}/views/")
+    assert views.status_code == 200
+    assert views.content.decode().count("Viewed the record") == 15
+    assert _events(world, "record_views_listed") == listed_before + 1
+
+    teacher = client_for(world, scenario.teacher)
+    assert teacher.get(f"/people/{scenario.ava.pk}/views/").status_code == 404  # not found yet
+    _search(teacher, **AVA_NHS)
+    teacher.post(url, {"reason": "safeguarding", "note": "Ava said something worrying today."})
+    assert teacher.get(url).status_code == 200
+    assert teacher.get(f"/people/{scenario.ava.pk}/views/").status_code == 403
+    assert _events(world, "record_views_listed") == listed_before + 1
+
+
 def test_an_outsider_is_sent_to_the_reason_form_from_the_family_page(world, scenario) -> None:
     """The family page shows nothing before a reason is stated."""
     client = client_for(world, scenario.teacher)

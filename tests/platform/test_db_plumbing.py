@@ -44,6 +44,30 @@ def test_models_from_sql_matches_the_orm_whatever_the_column_order(world, db) ->
         assert models_from_sql(Person, "SELECT * FROM core_person WHERE id = %s", [-1]) == []
 
 
+def test_models_from_sql_loads_a_related_instance_in_the_same_row(world, db) -> None:
+    """`related` fills the foreign key as select_related would: reading the organisation's
+    selected fields asks the database nothing; one not selected is loaded on first use."""
+    from core.models import Practitioner
+    from tests.factories import OrganisationFactory, PractitionerFactory
+
+    with schema_context(world.brighton.schema_name):
+        organisation = OrganisationFactory(name="Hove Park School", phone="01273 000000")
+        made = PractitionerFactory(organisation=organisation, job_title="Teacher")
+        sql = (
+            "SELECT pr.*, o.id AS organisation__id, o.name AS organisation__name "
+            "FROM core_practitioner pr JOIN core_organisation o ON o.id = pr.organisation_id "
+            "WHERE pr.user_id = %s"
+        )
+        (loaded,) = models_from_sql(Practitioner, sql, [made.user_id], related=["organisation"])
+        with CaptureQueriesContext(connection) as queries:
+            assert loaded.job_title == "Teacher"
+            assert loaded.organisation.pk == organisation.pk
+            assert loaded.organisation.name == "Hove Park School"
+        assert queries.captured_queries == []
+        assert loaded.organisation.phone == "01273 000000"  # not selected: read now
+        assert models_from_sql(Practitioner, sql, [-1], related=["organisation"]) == []
+
+
 def _search_path_statements(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SET search_path")]
 
