@@ -209,3 +209,27 @@ def test_statements_without_parameters_are_not_prepared(world, db) -> None:
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%name = 'x'%"]
         )
         assert cursor.fetchone() == (0,)
+
+
+def test_a_prepared_statement_goes_on_working_when_a_migration_changes_its_table(world, db) -> None:
+    """A running process keeps its prepared statements while a release's migration adds a
+    column or changes one's type: PostgreSQL re-plans them, and `*` takes in the change."""
+    tenant_connection().set_tenant(world.brighton)
+    Organisation.objects.create(name="Only In Brighton", agency_type="school", phone="01273")
+    sql = "SELECT o.* FROM core_organisation o WHERE o.name = %s"
+    (before,) = models_from_sql(Organisation, sql, ["Only In Brighton"])
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE core_organisation ADD COLUMN added_by_a_release integer")
+        cursor.execute("ALTER TABLE core_organisation ALTER COLUMN phone TYPE text")
+    (after,) = models_from_sql(Organisation, sql, ["Only In Brighton"])
+    assert after.pk == before.pk and after.phone == "01273"
+    assert after.added_by_a_release is None  # type: ignore[attr-defined]
+    assert _prepared_count("SELECT o.* FROM core_organisation o WHERE o.name = $1") == 1
+
+
+def _prepared_count(statement: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s", [statement]
+        )
+        return int(cursor.fetchone()[0])
