@@ -198,15 +198,13 @@ def person_views(request: HttpRequest, person_id: int) -> HttpResponse:
     whole log is the council's audit, which its administrators and IG officers read."""
     user = _user(request)
     access = selectors.person_access(user, person_id)
-    if access.access != Access.TEAM:
-        raise PermissionDenied("Only the person's team sees who has viewed their record")
-    context = {
-        "person": access.person,
-        "viewings": selectors.person_viewings(
+    try:
+        viewings = selectors.person_viewings(
             user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
-        ),
-        "listed": VIEWINGS_LISTED,
-    }
+        )
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    context = {"person": access.person, "viewings": viewings, "listed": VIEWINGS_LISTED}
     return render(request, "core/person_views.html", context)
 
 

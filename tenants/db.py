@@ -28,8 +28,7 @@ def prepared_cursor() -> Any:
     """A cursor on the default connection whose statements with parameters are planned
     once per connection and then only run (tenants.postgresql_backend, decision 0005): for
     the fixed plain statements made on every request. Elsewhere use `connection.cursor()`."""
-    make = getattr(connection, "prepared_cursor", None)
-    return make() if make is not None else connection.cursor()
+    return connection.prepared_cursor()  # type: ignore[attr-defined]
 
 
 def current_schema() -> str:

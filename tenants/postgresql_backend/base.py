@@ -25,9 +25,7 @@ from typing import Any
 
 import psycopg
 from django.db.backends.postgresql.operations import DatabaseOperations as BaseOperations
-from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django_tenants.postgresql_backend import base
-from psycopg.pq import Format
 
 
 class PreparedCursor(psycopg.Cursor[Any]):
@@ -65,6 +63,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.search_path_on_server: list[str] | None = None
+        self._prepared_next = False  # the next cursor made is a PreparedCursor
         super().__init__(*args, **kwargs)
 
     def set_tenant(self, tenant: Any, include_public: bool = True) -> None:
@@ -99,17 +98,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._prepared_next = False
 
     def create_cursor(self, name: str | None = None) -> Any:
-        if name or not getattr(self, "_prepared_next", False):
+        if name or not self._prepared_next:
             return super().create_cursor(name)
         self._prepared_next = False
-        cursor = PreparedCursor(self.connection)
-        # As Django's own cursors: the session's time zone for timestamps read back.
-        loader = self.connection.adapters.get_loader(
-            self.connection.adapters.types["timestamptz"].oid, Format.TEXT
-        )
-        if self.timezone != getattr(loader, "timezone", None):
-            register_tzloader(self.timezone, cursor)
-        return cursor
+        # Django's own cursor making (time zone and all), with our cursor class.
+        factory = self.connection.cursor_factory
+        self.connection.cursor_factory = PreparedCursor
+        try:
+            return super().create_cursor(name)
+        finally:
+            self.connection.cursor_factory = factory
 
     def forget_search_path(self) -> None:
         """For code that changed the search path with its own SQL (tenants.cloning): the
