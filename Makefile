@@ -11,10 +11,10 @@ STATIC := build/frontend/govuk/govuk-frontend.min.css
 
 install: $(STAMP) $(STATIC)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./demo
 	touch $(STAMP)
 
 $(STATIC): package.json package-lock.json deploy/build_frontend.py
@@ -41,7 +41,7 @@ test: lint typecheck pytest
 # Two separate deployments (two databases, two servers on loopback ports) that swap council
 # cards, sign a data-sharing agreement over federation and answer a lookup over HTTP.
 federation-demo: install
-	PATCHWORK_ENV=development $(BIN)/python -m federation.demo
+	PATCHWORK_ENV=development $(BIN)/python -m patchwork_demo.federation
 
 bench: install
 	PATCHWORK_ENV=test $(BIN)/python tests/bench/bench_onboarding.py

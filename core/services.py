@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
+from core.delivery.notifications import notification_send
 from core.identifiers import nhs_number_clean
 from core.models import (
     AuditEvent,
@@ -27,7 +28,6 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
-from core.notifications import notification_send
 
 
 @transaction.atomic

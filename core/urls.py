@@ -50,6 +50,14 @@ urlpatterns = [
         name="organisation_detail",
     ),
     path("admin/roles/", views.roles, name="roles"),
+    path("notifications/", views.notifications_short, name="notifications_short"),
+    path(
+        "notifications/preferences/",
+        views.notification_preferences,
+        name="notification_preferences",
+    ),
+    path("admin/email/problems/", views.email_problems, name="email_problems"),
+    path("admin/email/outbox/", views.email_outbox, name="email_outbox"),
     path("admin/audit/", views.audit, name="audit"),
     path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
 ]

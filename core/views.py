@@ -22,6 +22,9 @@ from accounts.models import User
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
 from core import selectors, services
+from core.delivery import email as delivery_email
+from core.delivery import notifications as delivery_notifications
+from core.extensions import person_page_fragments
 from core.forms import (
     ContactRequestDecisionForm,
     ContactRequestForm,
@@ -34,6 +37,7 @@ from core.forms import (
     RoleForm,
     SearchForm,
 )
+from core.models import NotificationPreference
 from core.network_svg import network_svg
 from core.selectors import Access, Network, SearchRefused, TeamMember
 
@@ -177,6 +181,9 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
             (selectors.relationship_label(rel, network.person), relative, members)
             for rel, relative, members in network.family
         ],
+        # What the apps above core add to the page (core.extensions).
+        "actions": person_page_fragments(place="action", team=access.access == Access.TEAM),
+        "panels": person_page_fragments(place="panel", team=access.access == Access.TEAM),
     }
     if access.access == Access.TEAM:
         # The latest few, with a link to the rest: the list grows with every view.
@@ -617,3 +624,46 @@ def audit_export_csv(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     # The access decorators are typed for HttpResponse; a streamed response serves the same.
     return cast(HttpResponse, response)
+
+
+# --- Delivery: notification preferences and the email outbox ----------------------------
+
+
+@verified_required
+def notifications_short(request: HttpRequest) -> HttpResponse:
+    """One notifications page: the one in the header (`core:notifications`)."""
+    return redirect("core:notifications")
+
+
+@verified_required
+def notification_preferences(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    if request.method == "POST":
+        choices = {
+            kind: request.POST.get(kind, "")
+            for kind, _, _ in delivery_notifications.preferences_for(user)
+        }
+        try:
+            delivery_notifications.notification_preferences_set(user=user, choices=choices)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, "Your choices are saved.")
+            return redirect("core:notification_preferences")
+    context = {
+        "preferences": delivery_notifications.preferences_for(user),
+        "deliveries": NotificationPreference.Delivery.choices,
+    }
+    return render(request, "core/notification_preferences.html", context)
+
+
+@admin_required
+def email_problems(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "core/email_problems.html", {"problems": delivery_email.email_problems()[:200]}
+    )
+
+
+@admin_required
+def email_outbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/email_outbox.html", {"emails": delivery_email.email_recent()})

@@ -8,6 +8,7 @@ secret key, key-encryption key, database and platform domain.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 from pathlib import Path
 
@@ -98,6 +99,8 @@ if not PRODUCTION:
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    # The federation's deployment-wide records: the peer directory and council signing keys.
+    "federation.directory",
     # Accounts, sessions, second factors and lockouts exist in both scopes: operators in the
     # public schema, each council's users in its own (sessions live beside their users).
     "accounts",
@@ -122,9 +125,14 @@ TENANT_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "core",
+    "teamwork",
     "federation",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+# The demo's commands (demo_setup, seed_demo, demo_code) come from a separate distribution,
+# `demo/`, that development installs and production never does (it brings Faker).
+if not PRODUCTION and importlib.util.find_spec("patchwork_demo") is not None:
+    INSTALLED_APPS.append("patchwork_demo")
 
 TENANT_MODEL = "tenants.Council"
 TENANT_DOMAIN_MODEL = "tenants.Domain"

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from core.api_urls import fhir_urlpatterns
+from core.api.urls import fhir_urlpatterns
 from deploy import health
 
 urlpatterns = [
@@ -10,7 +10,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("core.urls")),
     path("", include("federation.urls")),
-    path("", include("core.urls_teamwork")),
-    path("api/v1/", include("core.api_urls")),
+    path("", include("teamwork.urls")),
+    path("api/v1/", include("core.api.urls")),
     path("fhir/", include((fhir_urlpatterns, "fhir"))),
 ]

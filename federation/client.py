@@ -27,6 +27,7 @@ from accounts.models import User
 from core.audit import audit_record
 from core.selectors import person_viewable
 from federation import keycache, protocol
+from federation.directory.models import CouncilSigningKey, FederationPeer
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.selectors import (
     PeerAnswer,
@@ -46,7 +47,6 @@ from federation.services import (
     practitioner_pseudonym,
     signing_key,
 )
-from tenants.models import CouncilSigningKey, FederationPeer
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 
-from federation import protocol
+from federation import protocol, sealing
+from federation.directory.models import CouncilSigningKey
 from federation.selectors import RETIRED_KEY_VALID
-from tenants import keys as sealing
-from tenants.models import Council, CouncilSigningKey
+from tenants.models import Council
 
 TTL_SECONDS = 60.0
 

@@ -1,6 +1,6 @@
 """A council's side of the federation, in its own schema: its data-sharing agreements, the
 match-key index per agreement, every exchange sent and received, and the outbox of pushes.
-The peer directory is deployment-wide and lives in the public schema (tenants.FederationPeer)."""
+The peer directory is deployment-wide and lives in the public schema (`federation.directory`)."""
 
 from __future__ import annotations
 

@@ -17,9 +17,10 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.models import AuditEvent
 from core.selectors import person_viewable
+from federation.directory.models import CouncilSigningKey, FederationPeer
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from tenants.db import models_from_sql
-from tenants.models import Council, CouncilSigningKey, Domain, FederationPeer
+from tenants.models import Council, Domain
 from tenants.selectors import council_url, site_url
 
 # A retired key still verifies for this long, so exchanges signed just before a rotation

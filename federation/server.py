@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from core.audit import audit_record
 from federation import protocol
 from federation.client import peer_public_key
+from federation.directory.models import FederationPeer
 from federation.models import DataSharingAgreement, Exchange
 from federation.selectors import own_council, peer_active
 from federation.services import (
@@ -36,7 +37,6 @@ from federation.services import (
     signing_key,
 )
 from tenants.db import models_from_sql, prepared_cursor
-from tenants.models import FederationPeer
 
 log = logging.getLogger(__name__)
 RequestRefused = protocol.RequestRefused

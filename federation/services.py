@@ -22,9 +22,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
+from core.delivery.notifications import notification_send
 from core.models import CouncilPolicy, Person
-from core.notifications import notification_send
-from federation import keycache, protocol
+from federation import keycache, protocol, sealing
+from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation.directory.services import council_signing_key_create
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
@@ -35,10 +37,8 @@ from federation.selectors import (
     peer_base_url,
     peer_directory_sync,
 )
-from tenants import keys as sealing
 from tenants.db import models_from_sql, prepared_cursor
-from tenants.models import Council, CouncilSigningKey, FederationPeer
-from tenants.services import council_signing_key_create
+from tenants.models import Council
 
 KEY_DOCUMENT_VALIDITY = timedelta(days=1)
 AGREEMENT_PURPOSE = "agreement"

@@ -4,7 +4,8 @@
   matched the person, inside the same transaction (the transactional outbox), and asks
   Celery to deliver them once that transaction commits.
 - A person or one of their names saved refreshes that person's match keys.
-- A council onboarded joins the peer directory."""
+
+(A council onboarded joins the peer directory: `federation.directory.signals`.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from django_tenants.utils import schema_context
 
 from core.models import Involvement, Person, PersonName
 from federation.selectors import current_schema
-from tenants.models import Council
 
 
 def _in_council_schema() -> bool:
@@ -60,19 +60,8 @@ def person_name_saved(sender: type, instance: PersonName, **kwargs: Any) -> None
         match_keys_refresh_person(person_id=instance.person_id)
 
 
-def council_saved(sender: type, instance: Council, created: bool, **kwargs: Any) -> None:
-    if instance.schema_name != "public" and instance.pk:
-        from tenants.models import FederationPeer
-
-        FederationPeer.objects.get_or_create(
-            federation_id=instance.federation_id,
-            defaults={"name": instance.name, "council": instance},
-        )
-
-
 def connect() -> None:
     post_save.connect(involvement_saved, sender=Involvement, dispatch_uid="federation-involvement")
     post_save.connect(person_saved, sender=Person, dispatch_uid="federation-person")
     post_save.connect(person_name_saved, sender=PersonName, dispatch_uid="federation-name")
     post_delete.connect(person_name_saved, sender=PersonName, dispatch_uid="federation-name-del")
-    post_save.connect(council_saved, sender=Council, dispatch_uid="federation-council")

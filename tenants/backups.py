@@ -33,7 +33,6 @@ from tenants.models import Council, Domain
 from tenants.selectors import councils_list, template_is_current
 from tenants.services import (
     council_fields_clean,
-    council_signing_key_create,
     template_refresh,
 )
 
@@ -341,6 +340,5 @@ def council_import(*, path: Path, code: str = "", name: str = "", slug: str = ""
         Domain.objects.create(
             domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
         )
-        council_signing_key_create(council=council)
     log.info("Imported %s from %s: %s rows", council, path, rows)
     return Imported(council=council, rows=rows, seconds=time.perf_counter() - started)

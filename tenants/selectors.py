@@ -11,7 +11,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.models import QuerySet
 from django_tenants.utils import get_tenant_base_schema, schema_exists
 
-from tenants.models import Council, CouncilSigningKey
+from tenants.models import Council
 
 
 def councils_list() -> QuerySet[Council]:
@@ -34,10 +34,6 @@ def site_url(host: str, path: str = "/") -> str:
 
 def council_url(council: Council, path: str = "/") -> str:
     return site_url(council_host(council), path)
-
-
-def council_current_key(council: Council) -> CouncilSigningKey | None:
-    return council.signing_keys.filter(retired_at__isnull=True).order_by("-created_at").first()
 
 
 @cache

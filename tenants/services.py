@@ -1,11 +1,10 @@
 """Writes for the platform: onboard, suspend, resume and offboard councils; keep the
-template schema current; issue signing keys."""
+template schema current."""
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +19,9 @@ from django_tenants.utils import get_tenant_base_schema, schema_context, schema_
 
 from accounts.models import User
 from accounts.services import user_invite
-from tenants import archives, keys
+from tenants import archives
 from tenants.cloning import schema_clone
-from tenants.models import GSS_CODE, Council, CouncilSigningKey, Domain
+from tenants.models import GSS_CODE, Council, Domain
 from tenants.selectors import council_host, council_url, migration_state, template_is_current
 
 log = logging.getLogger(__name__)
@@ -80,18 +79,6 @@ def council_fields_clean(*, name: str, code: str, slug: str) -> tuple[str, str, 
     return name, code, slug
 
 
-def council_signing_key_create(*, council: Council) -> CouncilSigningKey:
-    """A new Ed25519 signing key for `council`, its private half sealed under the KEK."""
-    key_id = f"{council.code}-{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
-    public, private = keys.new_key_pair()
-    return CouncilSigningKey.objects.create(
-        council=council,
-        key_id=key_id,
-        public_key=public,
-        sealed_private_key=keys.seal(private, context=keys.private_key_context(key_id)),
-    )
-
-
 def council_onboard(
     *,
     name: str,
@@ -100,8 +87,9 @@ def council_onboard(
     admin_name: str = "",
     slug: str = "",
 ) -> Onboarded:
-    """Create a council: its schema (cloned from the template), its domain, its federation
-    signing key and its first administrator, who gets a one-time invitation link.
+    """Create a council: its schema (cloned from the template), its domain and its first
+    administrator, who gets a one-time invitation link. (The federation gives it a signing
+    key, in the same transaction, when the council is saved.)
 
     Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
     raises ValidationError and leaves nothing behind."""
@@ -116,7 +104,6 @@ def council_onboard(
         Domain.objects.create(
             domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
         )
-        council_signing_key_create(council=council)
         with schema_context(council.schema_name):
             admin, token = user_invite(
                 email=admin_email,

@@ -9,14 +9,7 @@ import factory
 from faker import Faker
 
 from accounts.models import User
-from core.models import (
-    Involvement,
-    InvolvementRole,
-    Organisation,
-    Person,
-    PersonName,
-    Practitioner,
-)
+from core.models import Involvement, InvolvementRole, Organisation, Person, PersonName, Practitioner
 from tests.conftest import PASSWORD
 
 fake = Faker("en_GB")

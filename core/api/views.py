@@ -21,7 +21,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView, exception_handler
 
 from accounts.models import User
-from core import serializers as s
+from core.api import serializers as s
 from core.api.auth import VerifiedSessionAuthentication, api_token_issue
 from core.models import Practitioner, RecordOpening
 from core.selectors import (

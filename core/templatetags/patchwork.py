@@ -3,6 +3,7 @@ notifications count in the header."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -11,38 +12,43 @@ from django import forms, template
 from django.urls import get_urlconf, reverse
 from django.utils import timezone
 
+from core.extensions import NAVIGATION
 from core.forms import GovukDateWidget
 from core.identifiers import nhs_number_display
 from core.selectors import notifications_unread_count
 
 register = template.Library()
 
-# The council pages' navigation: the same links on every page, for every user.
-NAV_URL_NAMES = (
-    "core:search",
-    "core:my_involvements",
-    "teamwork:my_tasks",
-    "core:notifications",
-    "core:contact_requests",
-    "core:profile",
-    "core:users",
-    "core:organisations",
-    "core:roles",
-    "teamwork:email_problems",
-    "core:audit",
-)
+
+@dataclass(frozen=True)
+class ShownLink:
+    key: str
+    label: str
+    href: str
+    also_active: tuple[str, ...]
+    unread_count: bool
 
 
 @cache
-def _nav_urls(urlconf: str | None) -> dict[str, str]:
-    return {name.split(":")[1]: reverse(name, urlconf=urlconf) for name in NAV_URL_NAMES}
+def _navigation(urlconf: str | None, role: str) -> tuple[ShownLink, ...]:
+    return tuple(
+        ShownLink(
+            link.key,
+            link.label,
+            reverse(link.url_name, urlconf=urlconf),
+            link.also_active,
+            link.unread_count,
+        )
+        for link in NAVIGATION
+        if role in link.roles
+    )
 
 
 @register.simple_tag
-def nav_urls() -> dict[str, str]:
-    """The navigation's links, worked out once per process rather than on every page
-    (`{% url %}` resolves each one afresh)."""
-    return _nav_urls(get_urlconf())
+def navigation_for(user: Any) -> tuple[ShownLink, ...]:
+    """The navigation's links for the user's role, worked out once per process and role
+    rather than on every page (`{% url %}` resolves each one afresh)."""
+    return _navigation(get_urlconf(), getattr(user, "role", ""))
 
 
 @register.filter

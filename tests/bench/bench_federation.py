@@ -110,7 +110,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     os.environ["REDIS_URL"] = args.redis_url  # notifications go to the broker, as deployed
     _redis_flush(args.redis_url)
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
-    from federation.demo import free_port, server_stop
+    from patchwork_demo.federation import free_port, server_stop
 
     port = free_port()
     os.environ["SITE_PORT"] = str(port)

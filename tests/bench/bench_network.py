@@ -130,11 +130,11 @@ def prepare(code: str, children: int) -> dict[str, object]:
     from django.core.management import call_command
     from django.db import connection
     from django_tenants.utils import schema_context
+    from patchwork_demo.seeding import demo_data_seed, demo_login_set
 
     from accounts.models import User
     from core.models import Involvement, InvolvementRole, Organisation, Person, Practitioner
     from core.retention import years_before
-    from core.seeding import demo_data_seed, demo_login_set
     from tenants.selectors import council_by_code
     from tenants.services import council_onboard
 
@@ -246,8 +246,7 @@ def sign_in(base: str, host: str, email: str, password: str, schema: str) -> dic
     """The real two-step sign-in over HTTP; returns the session cookies."""
     import httpx
     from django_tenants.utils import schema_context
-
-    from core.seeding import demo_code
+    from patchwork_demo.seeding import demo_code
 
     with httpx.Client(base_url=base, headers={"Host": host}, timeout=60) as client:
         for _attempt in range(3):
@@ -368,7 +367,7 @@ def main() -> None:
         )
         results.append(result)
 
-    from federation.demo import free_port, server_stop
+    from patchwork_demo.federation import free_port, server_stop
 
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_network_gunicorn.log"

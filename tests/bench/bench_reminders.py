@@ -6,9 +6,9 @@ Run on demand (not part of `make test`), against a database of its own:
         .venv/bin/python tests/bench/bench_reminders.py [--children 250000] [--write-docs]
 
 It migrates that database, onboards Remindershire (E10000098) and seeds it at county scale
-with `core.seeding.demo_data_seed` if it is not there yet (250,000 children, about
+with `patchwork_demo.seeding.demo_data_seed` if it is not there yet (250,000 children, about
 1,000,000 involvements, 20,000 practitioners; COPY, several minutes). Each run then clears
-earlier reminders and their emails and times `core.reminders.reminders_run` (set-based
+earlier reminders and their emails and times `teamwork.reminders.reminders_run` (set-based
 SQL: INSERT…SELECT of the due involvements, one outbox row per practitioner, UPDATE…
 RETURNING of the overdue ones, INSERT…SELECT of the team's notifications) three times:
 
@@ -57,11 +57,12 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
     from django_tenants.utils import schema_context
+    from patchwork_demo.seeding import demo_data_seed
 
-    from core.email import email_deliver
-    from core.models import EmailOutbox, Involvement, InvolvementReminder, Notification
-    from core.reminders import reminders_run
-    from core.seeding import demo_data_seed
+    from core.delivery.email import email_deliver
+    from core.models import EmailOutbox, Involvement, Notification
+    from teamwork.models import InvolvementReminder
+    from teamwork.reminders import reminders_run
     from tenants.selectors import council_by_code
     from tenants.services import council_onboard
 
@@ -148,8 +149,8 @@ def write_docs(figures, runs, sampled: int, per_email_ms: float) -> None:  # typ
     )
     body = f"""{SECTION}
 
-The daily reminder run (`core.reminders.reminders_run`, from Celery beat per council) on a
-county-scale council seeded by `core.seeding.demo_data_seed`:
+The daily reminder run (`teamwork.reminders.reminders_run`, from Celery beat per council) on a
+county-scale council seeded by `patchwork_demo.seeding.demo_data_seed`:
 {figures["involvements"]:,} involvements, {figures["current"]:,} of them current, their
 confirmations spread over the last 0–120 days (interval 90 days, grace 14 days).
 Set-based SQL throughout: no per-row ORM loop.

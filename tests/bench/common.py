@@ -48,7 +48,7 @@ def gunicorn_start(
 ) -> subprocess.Popen[bytes]:
     """gunicorn with the deployment's own settings (deploy/gunicorn_conf.py; `workers` and
     `threads` override them when given) on 127.0.0.1:port, DEBUG off. Returns once the
-    workers answer the health check; stop it with federation.demo.server_stop."""
+    workers answer the health check; stop it with patchwork_demo.federation.server_stop."""
     import httpx
 
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "DEBUG": "false"}

@@ -15,8 +15,7 @@ from contextlib import suppress
 
 from django.conf import settings
 from django.db import connections
-
-from federation.demo import database_url, free_port, server_start, server_stop
+from patchwork_demo.federation import database_url, free_port, server_start, server_stop
 
 __all__ = [
     "free_port",

@@ -15,9 +15,9 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from federation import protocol, services
+from federation.directory.services import council_current_key
 from federation.models import DataSharingAgreement, MatchKey, OutboxMessage
 from federation.selectors import own_council
-from tenants.selectors import council_current_key
 from tests.conftest import make_persona, sign_in
 from tests.factories import PractitionerFactory, RoleFactory
 from tests.federation.conftest import lookup_body, post, signed_headers
@@ -201,7 +201,7 @@ def test_a_council_user_cannot_reach_the_operators_federation_pages(world, db) -
 
 def test_an_operator_removes_a_peer_in_the_console(world, db) -> None:  # type: ignore[no-untyped-def]
     """One button, and the peer is marked removed."""
-    from tenants.models import FederationPeer
+    from federation.directory.models import FederationPeer
 
     client = sign_in(world.operator)
     client.get("/federation/peers/")

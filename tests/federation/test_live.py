@@ -23,12 +23,13 @@ from core.services import (
     practitioner_profile_set,
 )
 from federation.client import other_councils_check, outbox_deliver
+from federation.directory.models import FederationPeer
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
+from federation.sealing import seal
 from federation.selectors import other_councils_last_answers
 from federation.services import agreement_secret_context
 from federation.tasks import outbox_sweep
-from tenants.keys import seal
-from tenants.models import Council, FederationPeer
+from tenants.models import Council
 from tenants.services import council_onboard
 from tests.conftest import Persona, make_persona, sign_in
 from tests.factories import valid_nhs_number

@@ -13,9 +13,9 @@ from django_tenants.utils import schema_context
 
 from core.models import AuditEvent, Notification
 from federation import keycache, protocol, services
+from federation.directory.models import FederationPeer
 from federation.models import Exchange
 from federation.selectors import peer_active
-from tenants.models import FederationPeer
 from tests.federation.conftest import (
     KAI_NHS,
     LOOKUP,

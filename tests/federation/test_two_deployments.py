@@ -9,8 +9,7 @@ import time
 
 from django.conf import settings
 from django.db import connections
-
-from federation.demo import deployments, exchange, in_parallel
+from patchwork_demo.federation import deployments, exchange, in_parallel
 
 
 def test_two_deployments_sign_an_agreement_and_answer_a_lookup_over_http(django_db_setup) -> None:  # type: ignore[no-untyped-def]

@@ -12,9 +12,11 @@ from django_tenants.utils import schema_context, schema_exists
 
 from accounts.models import Invitation, User
 from core.models import Organisation
-from tenants import archives, keys
+from federation import sealing as keys
+from federation.directory.services import council_current_key
+from tenants import archives
 from tenants.models import Council, Domain
-from tenants.selectors import council_current_key, migration_state
+from tenants.selectors import migration_state
 from tenants.services import council_offboard, council_onboard, council_suspend
 
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count, F
 from django_tenants.utils import schema_context
+from patchwork_demo.seeding import demo_totp_key
 
 from accounts.models import User
 from core.identifiers import name_key, nhs_number_is_valid, postcode_key, validate_postcode
@@ -22,7 +23,6 @@ from core.models import (
     PersonName,
     Practitioner,
 )
-from core.seeding import demo_totp_key
 from core.selectors import SearchQuery, person_search
 from tests.conftest import Persona, sign_in
 

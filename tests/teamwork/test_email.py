@@ -16,10 +16,10 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from core.email import email_deliver, email_enqueue
-from core.meetings import meeting_schedule, reply_token
-from core.models import EmailOutbox, MeetingInvitation
-from core.tasks import email_send
+from core.delivery.email import email_deliver, email_enqueue, email_send
+from core.models import EmailOutbox
+from teamwork.meetings import meeting_schedule, reply_token
+from teamwork.models import MeetingInvitation
 
 pytestmark = pytest.mark.django_db
 

@@ -11,23 +11,17 @@ from django.http import Http404
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from core.contacts import contact_log
-from core.meetings import meeting_change, meeting_schedule
-from core.models import (
-    EmailOutbox,
-    Involvement,
-    InvolvementReminder,
-    Notification,
-    NotificationPreference,
-    Task,
-)
-from core.notifications import notification_preferences_set, notifications_email_immediate
-from core.reminders import reminder_answer, reminder_token, reminders_run
+from core.delivery.notifications import notification_preferences_set, notifications_email_immediate
+from core.models import EmailOutbox, Involvement, Notification, NotificationPreference
 from core.selectors import person_network
 from core.services import record_open
-from core.team_messages import team_message_send
-from core.team_tasks import task_close, task_create, tasks_mine
-from core.timeline import family_timeline, person_timeline
+from teamwork.contacts import contact_log
+from teamwork.meetings import meeting_change, meeting_schedule
+from teamwork.messages import team_message_send
+from teamwork.models import InvolvementReminder, Task
+from teamwork.reminders import reminder_answer, reminder_token, reminders_run
+from teamwork.team_tasks import task_close, task_create, tasks_mine
+from teamwork.timeline import family_timeline, person_timeline
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db

@@ -18,17 +18,13 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from core.meetings import meeting_cancel, meeting_change, meeting_schedule
-from core.models import (
-    EmailOutbox,
-    Involvement,
-    InvolvementReminder,
-    Meeting,
-    Notification,
-    Task,
-)
-from core.tasks import email_send, notifications_digest_send, reminders_run
-from core.team_tasks import task_create
+from core.delivery.email import email_send
+from core.delivery.notifications import notifications_digest_send_task as notifications_digest_send
+from core.models import EmailOutbox, Involvement, Notification
+from teamwork.meetings import meeting_cancel, meeting_change, meeting_schedule
+from teamwork.models import InvolvementReminder, Meeting, Task
+from teamwork.tasks import reminders_run
+from teamwork.team_tasks import task_create
 from tests.teamwork.conftest import build_team, days_ago
 
 pytestmark = pytest.mark.redis
@@ -257,7 +253,7 @@ def test_a_task_enqueued_under_brighton_touches_only_brighton(
 
 def test_it_refuses_a_brighton_reminder_link_on_staffordshires_host(world, db) -> None:
     """A link signed for one council is refused by another, whatever reminder id it names."""
-    from core.reminders import reminder_token
+    from teamwork.reminders import reminder_token
 
     with schema_context(world.brighton.schema_name):
         token = reminder_token(1, "ended")

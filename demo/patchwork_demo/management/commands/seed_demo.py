@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from core.seeding import demo_data_seed
+from patchwork_demo.seeding import demo_data_seed
 from tenants.selectors import council_by_code
 
 

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from core.seeding import demo_code
+from patchwork_demo.seeding import demo_code
 from tenants.selectors import council_by_code
 
 

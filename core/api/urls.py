@@ -3,8 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from core import fhir
-from core.api import views
+from core.api import fhir, views
 
 app_name = "api"
 

@@ -10,11 +10,12 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from core.audit import audit_record
-from core.email import email_enqueue
-from core.models import NotificationEmail, Person, TeamMessage
-from core.notifications import email_for, notification_send
-from core.team import colleague_pick, person_for_team, team_colleagues
-from core.team_tasks import _coordination_text
+from core.delivery.email import email_enqueue
+from core.delivery.notifications import email_for, notification_send
+from core.models import NotificationEmail, Person
+from teamwork.models import TeamMessage
+from teamwork.team import colleague_pick, person_for_team, team_colleagues
+from teamwork.team_tasks import _coordination_text
 
 
 @transaction.atomic

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from core.models import COORDINATION_TEXT_MAX, ContactLog, Task
+from teamwork.models import COORDINATION_TEXT_MAX, ContactLog, Task
 
 TEXT_HINT = (
     f"Up to {COORDINATION_TEXT_MAX} characters. Patchwork is for coordinating who does what "

@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.models import Person
-from core.seeding import (
+from patchwork_demo.seeding import (
     DEMO_COUNCILS,
     DemoLogin,
     DemoSearch,

@@ -17,19 +17,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.models import (
-    ContactLog,
-    FamilyRelationship,
-    Involvement,
-    Meeting,
-    Person,
-    Practitioner,
-    RecordOpening,
-    Task,
-    TeamMessage,
-)
-from core.reminders import unconfirmed_since
+from core.models import FamilyRelationship, Involvement, Person, Practitioner, RecordOpening
 from core.selectors import Access, _team_person_ids, person_viewable, practitioner_of
+from teamwork.models import ContactLog, Meeting, Task, TeamMessage
+from teamwork.reminders import unconfirmed_since
 
 KINDS = {
     "team": "Team changes",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import views_teamwork as views
+from teamwork import views
 
 app_name = "teamwork"
 
@@ -17,12 +17,4 @@ urlpatterns = [
     path("meetings/<int:meeting_id>/change/", views.meeting_edit, name="meeting_edit"),
     path("meetings/reply/<str:token>/", views.meeting_reply_link, name="meeting_reply"),
     path("reminders/<str:token>/", views.reminder_link, name="reminder_answer"),
-    path("notifications/", views.notifications, name="notifications"),
-    path(
-        "notifications/preferences/",
-        views.notification_preferences,
-        name="notification_preferences",
-    ),
-    path("admin/email/problems/", views.email_problems_view, name="email_problems"),
-    path("admin/email/outbox/", views.email_outbox_view, name="email_outbox"),
 ]

@@ -22,16 +22,10 @@ from django.db import connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.models import (
-    CouncilPolicy,
-    EmailOutbox,
-    Involvement,
-    InvolvementReminder,
-    Notification,
-    Practitioner,
-)
-from core.notifications import council_base_url
+from core.delivery.notifications import council_base_url
+from core.models import CouncilPolicy, EmailOutbox, Involvement, Notification, Practitioner
 from core.services import involvement_confirm, involvement_end
+from teamwork.models import InvolvementReminder
 from tenants.db import current_schema
 
 LINK_SALT = "patchwork.involvement-reminder"

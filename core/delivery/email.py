@@ -13,9 +13,11 @@ the row and shown to the council's administrators."""
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
@@ -121,6 +123,15 @@ def delivery_backend() -> EmailDelivery:
     return DjangoEmailDelivery()
 
 
+# Emails queued without a body, by kind: the body is made from the row's context when it is
+# sent. The app that queues such emails registers how (teamwork: involvement reminders).
+BODY_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {}
+
+
+def email_body_renderer_register(kind: str, render: Callable[[dict[str, Any]], str]) -> None:
+    BODY_RENDERERS[kind] = render
+
+
 def email_enqueue(
     *,
     key: str,
@@ -145,19 +156,15 @@ def email_enqueue(
         },
     )
     if created:
-        from core.tasks import email_send
-
         transaction.on_commit(lambda: email_send.delay(row.pk))
     return row
 
 
 def _render(row: EmailOutbox) -> OutgoingEmail:
     body = row.body
-    if not body and row.kind == "involvement_reminder":
-        # Reminders are inserted in bulk by SQL; their links are signed here, at send time.
-        from core.reminders import reminder_email_body
-
-        body = reminder_email_body(row.context)
+    if not body and row.kind in BODY_RENDERERS:
+        # Bulk emails (reminders) are inserted by SQL; their links are signed at send time.
+        body = BODY_RENDERERS[row.kind](row.context)
     method = "CANCEL" if "METHOD:CANCEL" in row.ics else "REQUEST"
     return OutgoingEmail(
         to_email=row.to_email,
@@ -219,3 +226,38 @@ def email_problems() -> QuerySet[EmailOutbox]:
 def email_recent(limit: int = 100) -> QuerySet[EmailOutbox]:
     """The latest emails, for the demo's outbox page."""
     return EmailOutbox.objects.order_by("-created_at")[:limit]
+
+
+# --- Celery tasks. Their names are the ones they had in `core.tasks`, so messages queued
+# before an upgrade still find them. ---------------------------------------------------------
+
+
+@shared_task(name="core.tasks.email_send", bind=True, max_retries=None, acks_late=True)
+def email_send(self: Any, outbox_id: int) -> str:
+    """Send one outbox email. A failure is retried with growing waits; a retry (or a
+    duplicate task) after it was sent sends nothing."""
+    try:
+        return email_deliver(outbox_id=outbox_id)
+    except PermanentEmailError as exc:
+        email_attempt_failed(outbox_id=outbox_id, error=str(exc), final=True)
+        return "failed"
+    except Exception as exc:
+        final = self.request.retries >= settings.EMAIL_MAX_RETRIES
+        email_attempt_failed(outbox_id=outbox_id, error=str(exc) or repr(exc), final=final)
+        if final:
+            return "failed"
+        countdown = settings.EMAIL_RETRY_SECONDS * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=min(countdown, 6 * 3600)) from exc
+
+
+@shared_task(name="core.tasks.email_send_batch")
+def email_send_batch(outbox_ids: list[int]) -> int:
+    """Send a batch of bulk emails (reminders); one that fails goes to `email_send` on its
+    own, with its retries."""
+    sent = 0
+    for outbox_id in outbox_ids:
+        try:
+            sent += email_deliver(outbox_id=outbox_id) == "sent"
+        except Exception:
+            email_send.delay(outbox_id)
+    return sent

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.models import ContactLog, Person
+from core.models import Person
 from core.services import involvement_update
-from core.team import current_involvement_of
+from teamwork.models import ContactLog
+from teamwork.team import current_involvement_of
 
 
 @transaction.atomic

@@ -21,10 +21,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.email import email_enqueue
-from core.models import Meeting, MeetingInvitation, Person
-from core.notifications import council_link, email_for, notification_send
-from core.team import colleague_pick, person_for_team, team_colleagues
+from core.delivery.email import email_enqueue
+from core.delivery.notifications import council_link, email_for, notification_send
+from core.models import Person
+from teamwork.models import Meeting, MeetingInvitation
+from teamwork.team import colleague_pick, person_for_team, team_colleagues
 from tenants.db import current_schema
 
 REPLY_SALT = "patchwork.meeting-reply"

@@ -14,11 +14,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required, verified_required
+from accounts.access import role_required
 from accounts.models import User
-from core.contacts import contact_log
-from core.email import email_problems, email_recent
-from core.forms_teamwork import (
+from core.services import contact_request_send
+from teamwork.contacts import contact_log
+from teamwork.forms import (
     BrokeredRequestForm,
     ContactForm,
     MeetingForm,
@@ -26,7 +26,7 @@ from core.forms_teamwork import (
     TaskCloseForm,
     TaskForm,
 )
-from core.meetings import (
+from teamwork.meetings import (
     invitation_of,
     meeting_cancel,
     meeting_change,
@@ -36,17 +36,12 @@ from core.meetings import (
     meetings_upcoming,
     reply_from_token,
 )
-from core.models import Task
-from core.notifications import (
-    notification_preferences_set,
-    preferences_for,
-)
-from core.reminders import reminder_answer, reminder_from_token
-from core.services import contact_request_send
-from core.team import person_for_team, sensitive_services_involved, team_colleagues
-from core.team_messages import team_message_send
-from core.team_tasks import task_close, task_create, task_for_actor, tasks_mine
-from core.timeline import KINDS, family_timeline, person_timeline
+from teamwork.messages import team_message_send
+from teamwork.models import Task
+from teamwork.reminders import reminder_answer, reminder_from_token
+from teamwork.team import person_for_team, sensitive_services_involved, team_colleagues
+from teamwork.team_tasks import task_close, task_create, task_for_actor, tasks_mine
+from teamwork.timeline import KINDS, family_timeline, person_timeline
 
 admin_required = role_required(User.Role.COUNCIL_ADMIN)
 practitioner_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
@@ -75,7 +70,7 @@ def _timeline(request: HttpRequest, person_id: int, *, family: bool) -> HttpResp
         "contact_form": ContactForm(),
         "today": timezone.localdate(),
     }
-    return render(request, "core/teamwork/timeline.html", context)
+    return render(request, "teamwork/timeline.html", context)
 
 
 @practitioner_required
@@ -140,7 +135,7 @@ def task_new(request: HttpRequest, person_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Task set for {task.assignee.user.full_name}.")
             return redirect("teamwork:timeline", person_id=person.pk)
-    return render(request, "core/teamwork/task_new.html", {"form": form, "person": person})
+    return render(request, "teamwork/task_new.html", {"form": form, "person": person})
 
 
 @practitioner_required
@@ -150,7 +145,7 @@ def my_tasks(request: HttpRequest) -> HttpResponse:
         tasks_mine(request.user, include_closed=True).exclude(status=Task.Status.OPEN)[:20]  # type: ignore[arg-type]
     )
     context = {"tasks": tasks, "closed": done, "meetings": meetings_upcoming(request.user)}  # type: ignore[arg-type]
-    return render(request, "core/teamwork/my_tasks.html", context)
+    return render(request, "teamwork/my_tasks.html", context)
 
 
 @practitioner_required
@@ -216,7 +211,7 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
             )
             return redirect("teamwork:timeline", person_id=person.pk)
     context = {"form": form, "brokered": brokered, "person": person, "services": len(services)}
-    return render(request, "core/teamwork/message_new.html", context)
+    return render(request, "teamwork/message_new.html", context)
 
 
 def _meeting_times(data: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -254,7 +249,7 @@ def meeting_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 f"Meeting set: invitations sent to {meeting.invitations.count()} colleagues.",
             )
             return redirect("teamwork:meeting", meeting_id=meeting.pk)
-    return render(request, "core/teamwork/meeting_form.html", {"form": form, "person": person})
+    return render(request, "teamwork/meeting_form.html", {"form": form, "person": person})
 
 
 @practitioner_required
@@ -281,7 +276,7 @@ def meeting_detail(request: HttpRequest, meeting_id: int) -> HttpResponse:
         "mine": invitation_of(request.user, meeting),  # type: ignore[arg-type]
         "is_organiser": meeting.organiser_id == request.user.pk,
     }
-    return render(request, "core/teamwork/meeting_detail.html", context)
+    return render(request, "teamwork/meeting_detail.html", context)
 
 
 @practitioner_required
@@ -331,7 +326,7 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
             return redirect("teamwork:meeting", meeting_id=meeting.pk)
     return render(
         request,
-        "core/teamwork/meeting_form.html",
+        "teamwork/meeting_form.html",
         {"form": form, "person": meeting.person, "meeting": meeting},
     )
 
@@ -343,14 +338,12 @@ def meeting_reply_link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         invitation, response = reply_from_token(token)
     except ValidationError as exc:
-        return render(
-            request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
-        )
+        return render(request, "teamwork/link_refused.html", {"reasons": exc.messages}, status=400)
     if request.method == "POST":
         meeting_respond(invitation=invitation, response=response)
         return render(
             request,
-            "core/teamwork/link_done.html",
+            "teamwork/link_done.html",
             {
                 "heading": "Your reply is recorded",
                 "text": f"You told {invitation.meeting.organiser} you "
@@ -360,7 +353,7 @@ def meeting_reply_link(request: HttpRequest, token: str) -> HttpResponse:
         )
     return render(
         request,
-        "core/teamwork/link_confirm.html",
+        "teamwork/link_confirm.html",
         {
             "heading": f"Reply to {invitation.meeting.title}",
             "text": f"{timezone.localtime(invitation.meeting.starts_at):%A %-d %B %Y, %H:%M}",
@@ -375,9 +368,7 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
     try:
         reminder, answer = reminder_from_token(token)
     except ValidationError as exc:
-        return render(
-            request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
-        )
+        return render(request, "teamwork/link_refused.html", {"reasons": exc.messages}, status=400)
     involvement = reminder.involvement
     still = answer == "still"
     if request.method == "POST":
@@ -385,11 +376,11 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
             reminder_answer(token=token)
         except ValidationError as exc:
             return render(
-                request, "core/teamwork/link_refused.html", {"reasons": exc.messages}, status=400
+                request, "teamwork/link_refused.html", {"reasons": exc.messages}, status=400
             )
         return render(
             request,
-            "core/teamwork/link_done.html",
+            "teamwork/link_done.html",
             {
                 "heading": "Thank you",
                 "text": f"You are recorded as still involved with {involvement.person} "
@@ -401,7 +392,7 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
         )
     return render(
         request,
-        "core/teamwork/link_confirm.html",
+        "teamwork/link_confirm.html",
         {
             "heading": (
                 "Confirm you are still involved" if still else "Confirm you are no longer involved"
@@ -411,42 +402,3 @@ def reminder_link(request: HttpRequest, token: str) -> HttpResponse:
             "button": "I am still involved" if still else "I am no longer involved",
         },
     )
-
-
-@verified_required
-def notifications(request: HttpRequest) -> HttpResponse:
-    """One notifications page: the one in the header (`core:notifications`)."""
-    return redirect("core:notifications")
-
-
-@verified_required
-def notification_preferences(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    if request.method == "POST":
-        choices = {kind: request.POST.get(kind, "") for kind, _, _ in preferences_for(user)}
-        try:
-            notification_preferences_set(user=user, choices=choices)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, "Your choices are saved.")
-            return redirect("teamwork:notification_preferences")
-    from core.models import NotificationPreference
-
-    context = {
-        "preferences": preferences_for(user),
-        "deliveries": NotificationPreference.Delivery.choices,
-    }
-    return render(request, "core/teamwork/preferences.html", context)
-
-
-@admin_required
-def email_problems_view(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "core/teamwork/email_problems.html", {"problems": email_problems()[:200]}
-    )
-
-
-@admin_required
-def email_outbox_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/teamwork/email_outbox.html", {"emails": email_recent()})

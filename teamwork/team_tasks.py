@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.models import COORDINATION_TEXT_MAX, Person, Practitioner, Task
-from core.notifications import notification_send
-from core.team import colleague_pick, person_for_team
+from core.delivery.notifications import notification_send
+from core.models import Person, Practitioner
+from teamwork.models import COORDINATION_TEXT_MAX, Task
+from teamwork.team import colleague_pick, person_for_team
 
 
 def _coordination_text(text: str, field: str = "text") -> str:

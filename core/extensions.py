@@ -1,0 +1,82 @@
+"""Where the apps above core add to core's pages, so that core names none of them.
+
+- The person page includes each registered fragment: an *action* (a line in the list of
+  things to do beside the lead professional) or a *panel* (a section below it, shown to the
+  person's team only or to everyone who may see the page).
+- The council pages' navigation shows each registered link, in order, to the roles named.
+
+Apps register in their `AppConfig.ready()`; core's own links are registered here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PersonPageFragment:
+    template: str
+    place: Literal["action", "panel"]
+    team_only: bool = False
+
+
+@dataclass(frozen=True)
+class NavigationLink:
+    url_name: str
+    label: str
+    roles: tuple[str, ...]
+    order: int
+    # Other pages (URL names) under which this link shows as the current one.
+    also_active: tuple[str, ...] = ()
+    # Shows the number of unread notifications beside the label.
+    unread_count: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.url_name.split(":")[1]
+
+
+PERSON_PAGE_FRAGMENTS: list[PersonPageFragment] = []
+NAVIGATION: list[NavigationLink] = []
+
+
+def person_page_fragment_add(fragment: PersonPageFragment) -> None:
+    if fragment not in PERSON_PAGE_FRAGMENTS:
+        PERSON_PAGE_FRAGMENTS.append(fragment)
+
+
+def person_page_fragments(*, place: str, team: bool) -> list[str]:
+    """The templates to include at `place` for a viewer who is (or is not) on the team."""
+    return [
+        f.template for f in PERSON_PAGE_FRAGMENTS if f.place == place and (team or not f.team_only)
+    ]
+
+
+def navigation_link_add(link: NavigationLink) -> None:
+    if link not in NAVIGATION:
+        NAVIGATION.append(link)
+        NAVIGATION.sort(key=lambda each: each.order)
+
+
+PRACTITIONERS = ("practitioner", "manager")
+ADMINISTRATORS = ("council_admin",)
+
+for _link in (
+    NavigationLink("core:search", "Search", PRACTITIONERS, 10, also_active=("search_break_glass",)),
+    NavigationLink("core:my_involvements", "My involvements", PRACTITIONERS, 20),
+    NavigationLink("core:notifications", "Notifications", PRACTITIONERS, 40, unread_count=True),
+    NavigationLink("core:contact_requests", "Contact requests", PRACTITIONERS, 50),
+    NavigationLink("core:profile", "Profile", PRACTITIONERS, 60),
+    NavigationLink("core:users", "Users", ADMINISTRATORS, 110),
+    NavigationLink(
+        "core:organisations",
+        "Organisations",
+        ADMINISTRATORS,
+        120,
+        also_active=("organisation_detail",),
+    ),
+    NavigationLink("core:roles", "Roles", ADMINISTRATORS, 130),
+    NavigationLink("core:email_problems", "Email problems", ADMINISTRATORS, 140),
+    NavigationLink("core:audit", "Audit log", ("council_admin", "ig_officer"), 150),
+):
+    navigation_link_add(_link)

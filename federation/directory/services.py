@@ -1,0 +1,37 @@
+"""Writes and reads of the directory: a council's signing keys, and its peer entry."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.utils import timezone
+
+from federation import sealing
+from federation.directory.models import CouncilSigningKey, FederationPeer
+from tenants.models import Council
+
+
+def council_signing_key_create(*, council: Council) -> CouncilSigningKey:
+    """A new Ed25519 signing key for `council`, its private half sealed under the KEK."""
+    key_id = f"{council.code}-{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+    public, private = sealing.new_key_pair()
+    return CouncilSigningKey.objects.create(
+        council=council,
+        key_id=key_id,
+        public_key=public,
+        sealed_private_key=sealing.seal(private, context=sealing.private_key_context(key_id)),
+    )
+
+
+def council_current_key(council: Council) -> CouncilSigningKey | None:
+    return council.signing_keys.filter(retired_at__isnull=True).order_by("-created_at").first()
+
+
+def council_peer_ensure(*, council: Council) -> FederationPeer:
+    """The council's own entry in the directory (councils on this deployment are listed
+    automatically)."""
+    peer, _ = FederationPeer.objects.get_or_create(
+        federation_id=council.federation_id,
+        defaults={"name": council.name, "council": council},
+    )
+    return peer
