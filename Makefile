@@ -29,6 +29,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	PATCHWORK_ENV=test $(BIN)/mypy .
