@@ -164,7 +164,12 @@ def own_public_key(key_id: str) -> bytes | None:
 
 
 @dataclass
-class Prepared:
+class SignedRequest:
+    """A request to a peer, signed (RFC 9421) and ready to send as it is. Not called
+    "prepared": in this code base that is a statement PostgreSQL has planned
+    (`tenants.db.prepared_cursor`), and in http-message-signatures a signature base not
+    yet signed (`HTTPMessageSigner.prepare`)."""
+
     peer: FederationPeer
     agreement_id: str
     kind: str
@@ -177,7 +182,7 @@ class Prepared:
     practitioner: str
 
 
-def prepare(
+def signed_request(
     *,
     peer: FederationPeer,
     path: str,
@@ -189,7 +194,8 @@ def prepare(
     request_id: str | None = None,
     key: protocol.SigningKey | None = None,
     base_url: str | None = None,
-) -> Prepared:
+) -> SignedRequest:
+    """The payload as canonical JSON, signed by this council's key for `peer`."""
     url = (base_url or peer_base_url(peer)) + path
     body = rfc8785.dumps(payload)
     request_id = request_id or str(uuid.uuid4())
@@ -202,13 +208,13 @@ def prepare(
         practitioner=practitioner,
         purpose=purpose,
     )
-    return Prepared(
+    return SignedRequest(
         peer, agreement_id, kind, url, payload, body, headers, request_id, purpose, practitioner
     )
 
 
 def _record_sent(
-    prepared: Prepared,
+    outgoing: SignedRequest,
     *,
     status: int | None,
     outcome: str,
@@ -222,18 +228,18 @@ def _record_sent(
         # A message sent again (a redelivered push) updates its one row of traffic.
         Exchange.objects.update_or_create(
             direction=Exchange.Direction.OUT,
-            peer_id=prepared.peer.federation_id,
-            request_id=prepared.request_id,
+            peer_id=outgoing.peer.federation_id,
+            request_id=outgoing.request_id,
             defaults={
-                "kind": prepared.kind,
-                "agreement_id": prepared.agreement_id,
+                "kind": outgoing.kind,
+                "agreement_id": outgoing.agreement_id,
                 "nonce": "",
-                "body_sha256": protocol.body_digest(prepared.body),
-                "purpose": prepared.purpose,
-                "practitioner": prepared.practitioner,
+                "body_sha256": protocol.body_digest(outgoing.body),
+                "purpose": outgoing.purpose,
+                "practitioner": outgoing.practitioner,
                 "status_code": status,
                 "outcome": outcome,
-                "payload": prepared.payload,
+                "payload": outgoing.payload,
                 "response": response,
                 "person_id": person_id,
                 "user": user,
@@ -241,27 +247,29 @@ def _record_sent(
         )
         audit_record(
             actor=user,
-            action=f"federation_{prepared.kind}_sent",
+            action=f"federation_{outgoing.kind}_sent",
             person_id=person_id,
             detail={
-                "peer": prepared.peer.federation_id,
-                "agreement_id": prepared.agreement_id,
+                "peer": outgoing.peer.federation_id,
+                "agreement_id": outgoing.agreement_id,
                 "request": {
-                    "url": prepared.url,
-                    "headers": prepared.headers,
-                    "body": prepared.body.decode(),
+                    "url": outgoing.url,
+                    "headers": outgoing.headers,
+                    "body": outgoing.body.decode(),
                 },
                 "response": {"status": status or 0, "body": response},
             },
         )
 
 
-def send(prepared: Prepared, *, timeout: float | None = None) -> tuple[int | None, dict[str, Any]]:
+def send(
+    outgoing: SignedRequest, *, timeout: float | None = None
+) -> tuple[int | None, dict[str, Any]]:
     try:
         response = http_post(
-            prepared.url,
-            headers=prepared.headers,
-            body=prepared.body,
+            outgoing.url,
+            headers=outgoing.headers,
+            body=outgoing.body,
             timeout=timeout or lookup_timeout(),
         )
     except httpx.HTTPError as exc:
@@ -299,7 +307,7 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
         payload = {"type": "patchwork.agreement-countersignature", "agreement": document}
     else:
         raise PartnerUnreachable("There is nothing to send for this agreement")
-    prepared = prepare(
+    outgoing = signed_request(
         peer=peer,
         path=path,
         kind=kind,
@@ -307,12 +315,12 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
         payload=payload,
         purpose=AGREEMENT_PURPOSE,
     )
-    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+    status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
     # The secret never goes into our own audit or traffic tables.
-    prepared.payload = {"type": payload["type"], "agreement": document}
-    prepared.body = b""
+    outgoing.payload = {"type": payload["type"], "agreement": document}
+    outgoing.body = b""
     _record_sent(
-        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+        outgoing, status=status, outcome=str(response.get("outcome", "")), response=response
     )
     if status not in {200, 202}:
         raise PartnerUnreachable(f"{peer.name} did not accept it ({status or 'no answer'})")
@@ -331,7 +339,7 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
     peer = peer_active(agreement.partner_id)
     if peer is None:
         return False
-    prepared = prepare(
+    outgoing = signed_request(
         peer=peer,
         path=REVOKE_PATH,
         kind=Exchange.Kind.AGREEMENT_REVOKE,
@@ -343,9 +351,9 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
             "reason": agreement.revoked_reason,
         },
     )
-    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+    status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
     _record_sent(
-        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+        outgoing, status=status, outcome=str(response.get("outcome", "")), response=response
     )
     return status == 200
 
@@ -370,12 +378,12 @@ class PeerResponse:
         return json.loads(self.content)
 
 
-def _post_one(prepared: Prepared, timeout: float) -> PeerResponse | None:
+def _post_one(outgoing: SignedRequest, timeout: float) -> PeerResponse | None:
     """One POST with the standard library's HTTP client: in a fan-out to 20 councils,
     httpx's per-request machinery was about half of the asking process's CPU, and that
     process's CPU is on every check's critical path. `timeout` bounds every network
     operation (connect, send, each read)."""
-    address, extra = _address(prepared.url)
+    address, extra = _address(outgoing.url)
     parts = urlsplit(address)
     connection: http.client.HTTPConnection = (
         http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=_TLS)
@@ -385,7 +393,7 @@ def _post_one(prepared: Prepared, timeout: float) -> PeerResponse | None:
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         connection.request(
-            "POST", target, body=prepared.body, headers={**prepared.headers, **extra}
+            "POST", target, body=outgoing.body, headers={**outgoing.headers, **extra}
         )
         response = connection.getresponse()
         content = response.read(MAX_ANSWER_BYTES + 1)
@@ -398,11 +406,13 @@ def _post_one(prepared: Prepared, timeout: float) -> PeerResponse | None:
         connection.close()
 
 
-def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[str, Any] | None:
+def _verified_answer(
+    outgoing: SignedRequest, response: PeerResponse | None
+) -> dict[str, Any] | None:
     """The answer document if it is a signed answer to exactly this request; else None."""
     if response is None or response.status_code != 200:
         return None
-    peer = prepared.peer
+    peer = outgoing.peer
     keys: dict[str, bytes | None] = {}
 
     def public_key(key_id: str) -> bytes | None:
@@ -417,7 +427,7 @@ def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[
     if (
         not isinstance(document, dict)
         or document.get("type") != "patchwork.lookup-answer"
-        or document.get("request_id") != prepared.request_id
+        or document.get("request_id") != outgoing.request_id
         or document.get("responder") != peer.federation_id
         or document.get("outcome") not in ANSWER_OUTCOMES
         or not protocol.verify_document_signature(document, peer.federation_id, public_key)
@@ -426,7 +436,7 @@ def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[
     for pointer in document.get("pointers") or []:
         if (
             not isinstance(pointer, dict)
-            or pointer.get("agreement_id") != prepared.agreement_id
+            or pointer.get("agreement_id") != outgoing.agreement_id
             or not protocol.verify_document_signature(pointer, peer.federation_id, public_key)
         ):
             return None
@@ -447,7 +457,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     peers = {peer.federation_id: (peer, url) for peer, url in peers_active_with_urls()}
     agreements = agreements_in_force(purpose)
     timeout = lookup_timeout()
-    prepared: list[Prepared] = []
+    outgoing: list[SignedRequest] = []
     responses: dict[int, PeerResponse | None] = {}
     documents: dict[int, dict[str, Any] | None] = {}
     with ThreadPoolExecutor(max_workers=min(256, max(1, len(agreements)))) as pool:
@@ -460,7 +470,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 secret=agreement_secret(agreement),
                 demographic=agreement.demographic_matching,
             )
-            one = prepare(
+            one = signed_request(
                 peer=peers[agreement.partner_id][0],
                 base_url=peers[agreement.partner_id][1],
                 path=LOOKUP_PATH,
@@ -471,15 +481,15 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 payload={"type": "patchwork.lookup", "match_keys": keys},
                 key=key,
             )
-            sending[pool.submit(_post_one, one, timeout)] = len(prepared)
-            prepared.append(one)
+            sending[pool.submit(_post_one, one, timeout)] = len(outgoing)
+            outgoing.append(one)
         for future in as_completed(sending):
             index = sending[future]
             responses[index] = future.result()
-            documents[index] = _verified_answer(prepared[index], responses[index])
+            documents[index] = _verified_answer(outgoing[index], responses[index])
     answers, rows, audited = [], [], []
     now = timezone.now()
-    for index, p in enumerate(prepared):
+    for index, p in enumerate(outgoing):
         response = responses[index]
         document = documents[index]
         if document is None:
@@ -518,7 +528,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 "response": {"status": status or 0, "body": kept},
             }
         )
-    if prepared:
+    if outgoing:
         # One audit event for the whole check keeps every signed request and answer.
         with transaction.atomic():
             Exchange.objects.bulk_create(rows)
@@ -578,7 +588,7 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
                 message.last_error = "The peer was removed or the agreement is no longer in force"
                 message.save(update_fields=["given_up_at", "last_error"])
                 continue
-            prepared = prepare(
+            outgoing = signed_request(
                 peer=peer,
                 path=POINTER_UPDATE_PATH,
                 kind=Exchange.Kind.POINTER_UPDATE,
@@ -587,14 +597,14 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
                 purpose=str(message.payload.get("purpose", "")),
                 request_id=message.idempotency_key,
             )
-            status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+            status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
             message.attempts += 1
             if status == 200:
                 message.delivered_at = timezone.now()
                 message.last_error = ""
                 message.save(update_fields=["attempts", "delivered_at", "last_error"])
                 _record_sent(
-                    prepared,
+                    outgoing,
                     status=status,
                     outcome=str(response.get("outcome", "")),
                     response=response,
