@@ -4,20 +4,19 @@ delivering the outbox. Councils on this deployment are reached the same way, ove
 
 from __future__ import annotations
 
-import atexit
+import http.client
 import json
 import logging
-import os
 import random
-import threading
+import ssl
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -80,64 +79,67 @@ def _address(url: str) -> tuple[str, dict[str, str]]:
     return url, {}
 
 
-# The widest fan-out runs this many requests at once; each needs a connection of its own.
-MAX_PARALLEL_REQUESTS = 256
-# Idle connections are dropped before gunicorn's default keep-alive (2 s) closes them at the
-# other end, so a request is never sent on a connection the peer is closing.
-KEEPALIVE_EXPIRY = 1.5
-
-_http_clients: dict[int, httpx.Client] = {}
-_http_clients_lock = threading.Lock()
+# Building a TLS context reads the CA bundle (tens of milliseconds): once per process.
+_TLS = ssl.create_default_context()
+# An answer is a key document, an acknowledgement or a few signed pointers: anything much
+# larger is not an answer.
+MAX_ANSWER_BYTES = 1_000_000
 
 
-def http_client() -> httpx.Client:
-    """This process's one HTTP client, for every request to another council: one TLS
-    context (reading the CA bundle takes tens of milliseconds), and connections kept and
-    reused across requests and threads. Made on first use in each process: a client
-    inherited across a fork shares its sockets with the parent, so it is never used (nor
-    closed) by the child."""
-    pid = os.getpid()
-    client = _http_clients.get(pid)
-    if client is None:
-        with _http_clients_lock:
-            client = _http_clients.get(pid)
-            if client is None:
-                client = httpx.Client(
-                    timeout=lookup_timeout(),
-                    limits=httpx.Limits(
-                        max_connections=MAX_PARALLEL_REQUESTS,
-                        max_keepalive_connections=MAX_PARALLEL_REQUESTS,
-                        keepalive_expiry=KEEPALIVE_EXPIRY,
-                    ),
-                )
-                _http_clients[pid] = client
-    return client
+@dataclass(frozen=True)
+class PeerResponse:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
-def _http_client_close() -> None:
-    client = _http_clients.pop(os.getpid(), None)
-    if client is not None:
-        client.close()
+class NoAnswer(Exception):
+    """The peer gave no HTTP answer: no connection, a timeout, a broken-off or oversized
+    answer. The message is the kind of failure, for the outbox's last error."""
 
 
-def _http_clients_lock_renew() -> None:
-    # The lock may have been held by another thread at the fork; the child starts afresh.
-    global _http_clients_lock
-    _http_clients_lock = threading.Lock()
-
-
-atexit.register(_http_client_close)
-os.register_at_fork(after_in_child=_http_clients_lock_renew)
-
-
-def http_get(url: str, *, timeout: float) -> httpx.Response:
+def http_request(
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+) -> PeerResponse:
+    """Every request to another council goes through here, on a connection of its own, with
+    the standard library's HTTP client: a shared, pooled httpx client measured slower in the
+    "who is involved?" fan-out, whose asking process is on every check's critical path
+    (docs/benchmarks.md). `timeout` bounds every network operation (connect, send, each
+    read). Raises NoAnswer."""
     address, extra = _address(url)
-    return http_client().get(address, headers=extra, timeout=timeout)
+    parts = urlsplit(address)
+    connection: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=_TLS)
+        if parts.scheme == "https"
+        else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    )
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, body=body, headers={**(headers or {}), **extra})
+        response = connection.getresponse()
+        content = response.read(MAX_ANSWER_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:
+        raise NoAnswer(type(exc).__name__) from exc
+    finally:
+        connection.close()
+    if len(content) > MAX_ANSWER_BYTES:
+        raise NoAnswer("AnswerTooLarge")
+    return PeerResponse(response.status, content)
 
 
-def http_post(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> httpx.Response:
-    address, extra = _address(url)
-    return http_client().post(address, headers={**headers, **extra}, content=body, timeout=timeout)
+def http_get(url: str, *, timeout: float) -> PeerResponse:
+    return http_request("GET", url, timeout=timeout)
+
+
+def http_post(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> PeerResponse:
+    return http_request("POST", url, headers=headers, body=body, timeout=timeout)
 
 
 # --- Peers' keys -------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def peer_keys_refresh(peer: FederationPeer) -> bool:
         issued = protocol.parse_timestamp(str(document["issued_at"]))
         valid_until = protocol.parse_timestamp(str(document["valid_until"]))
         keys = document["keys"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+    except (NoAnswer, ValueError, KeyError, TypeError):
         log.warning("Could not fetch the key document of %s", peer)
         return False
     trusted = _remote_keys(peer) | _unexpired(peer.trusted_keys)
@@ -323,8 +325,8 @@ def send(
             body=outgoing.body,
             timeout=timeout or lookup_timeout(),
         )
-    except httpx.HTTPError as exc:
-        return None, {"error": type(exc).__name__}
+    except NoAnswer as exc:
+        return None, {"error": str(exc)}
     try:
         document = response.json()
     except ValueError:
@@ -412,39 +414,13 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
 # --- "Who is involved?" fan-out ------------------------------------------------------------------
 
 
-# An answer is a few signed pointers: anything much larger is not an answer.
-MAX_ANSWER_BYTES = 1_000_000
-
-
-@dataclass(frozen=True)
-class PeerResponse:
-    status_code: int
-    content: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-
 def _post_one(outgoing: SignedRequest, timeout: float) -> PeerResponse | None:
-    """One POST of the fan-out on the shared client. `timeout` bounds every network
-    operation (waiting for a connection, connect, send, each read); an answer too large to
-    be one is not read to its end."""
-    address, extra = _address(outgoing.url)
+    """One POST of the fan-out; None if the peer gave no answer in time."""
     try:
-        with http_client().stream(
-            "POST",
-            address,
-            content=outgoing.body,
-            headers={**outgoing.headers, **extra},
-            timeout=timeout,
-        ) as response:
-            content = bytearray()
-            for chunk in response.iter_bytes():
-                content += chunk
-                if len(content) > MAX_ANSWER_BYTES:
-                    return None
-            return PeerResponse(response.status_code, bytes(content))
-    except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL):
+        return http_post(
+            outgoing.url, headers=outgoing.headers, body=outgoing.body, timeout=timeout
+        )
+    except NoAnswer:
         return None
 
 
