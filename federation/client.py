@@ -10,13 +10,13 @@ import logging
 import random
 import ssl
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -79,14 +79,67 @@ def _address(url: str) -> tuple[str, dict[str, str]]:
     return url, {}
 
 
-def http_get(url: str, *, timeout: float) -> httpx.Response:
-    address, extra = _address(url)
-    return httpx.get(address, headers=extra, timeout=timeout)
+# Building a TLS context reads the CA bundle (tens of milliseconds): once per process.
+_TLS = ssl.create_default_context()
+# An answer is a key document, an acknowledgement or a few signed pointers: anything much
+# larger is not an answer.
+MAX_ANSWER_BYTES = 1_000_000
 
 
-def http_post(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> httpx.Response:
+@dataclass(frozen=True)
+class PeerResponse:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class NoAnswer(Exception):
+    """The peer gave no HTTP answer: no connection, a timeout, a broken-off or oversized
+    answer. The message is the kind of failure, for the outbox's last error."""
+
+
+def http_request(
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+) -> PeerResponse:
+    """Every request to another council goes through here, on a connection of its own, with
+    the standard library's HTTP client: a shared, pooled httpx client measured slower in the
+    "who is involved?" fan-out, whose asking process is on every check's critical path
+    (docs/benchmarks.md). `timeout` bounds every network operation (connect, send, each
+    read). Raises NoAnswer."""
     address, extra = _address(url)
-    return httpx.post(address, headers={**headers, **extra}, content=body, timeout=timeout)
+    parts = urlsplit(address)
+    connection: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=_TLS)
+        if parts.scheme == "https"
+        else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    )
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, body=body, headers={**(headers or {}), **extra})
+        response = connection.getresponse()
+        content = response.read(MAX_ANSWER_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:
+        raise NoAnswer(type(exc).__name__) from exc
+    finally:
+        connection.close()
+    if len(content) > MAX_ANSWER_BYTES:
+        raise NoAnswer("AnswerTooLarge")
+    return PeerResponse(response.status, content)
+
+
+def http_get(url: str, *, timeout: float) -> PeerResponse:
+    return http_request("GET", url, timeout=timeout)
+
+
+def http_post(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> PeerResponse:
+    return http_request("POST", url, headers=headers, body=body, timeout=timeout)
 
 
 # --- Peers' keys -------------------------------------------------------------------------------
@@ -118,7 +171,7 @@ def peer_keys_refresh(peer: FederationPeer) -> bool:
         issued = protocol.parse_timestamp(str(document["issued_at"]))
         valid_until = protocol.parse_timestamp(str(document["valid_until"]))
         keys = document["keys"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+    except (NoAnswer, ValueError, KeyError, TypeError):
         log.warning("Could not fetch the key document of %s", peer)
         return False
     trusted = _remote_keys(peer) | _unexpired(peer.trusted_keys)
@@ -164,7 +217,12 @@ def own_public_key(key_id: str) -> bytes | None:
 
 
 @dataclass
-class Prepared:
+class SignedRequest:
+    """A request to a peer, signed (RFC 9421) and ready to send as it is. Not called
+    "prepared": in this code base that is a statement PostgreSQL has planned
+    (`tenants.db.prepared_cursor`), and in http-message-signatures a signature base not
+    yet signed (`HTTPMessageSigner.prepare`)."""
+
     peer: FederationPeer
     agreement_id: str
     kind: str
@@ -177,7 +235,7 @@ class Prepared:
     practitioner: str
 
 
-def prepare(
+def signed_request(
     *,
     peer: FederationPeer,
     path: str,
@@ -189,7 +247,8 @@ def prepare(
     request_id: str | None = None,
     key: protocol.SigningKey | None = None,
     base_url: str | None = None,
-) -> Prepared:
+) -> SignedRequest:
+    """The payload as canonical JSON, signed by this council's key for `peer`."""
     url = (base_url or peer_base_url(peer)) + path
     body = rfc8785.dumps(payload)
     request_id = request_id or str(uuid.uuid4())
@@ -202,13 +261,13 @@ def prepare(
         practitioner=practitioner,
         purpose=purpose,
     )
-    return Prepared(
+    return SignedRequest(
         peer, agreement_id, kind, url, payload, body, headers, request_id, purpose, practitioner
     )
 
 
 def _record_sent(
-    prepared: Prepared,
+    outgoing: SignedRequest,
     *,
     status: int | None,
     outcome: str,
@@ -222,18 +281,18 @@ def _record_sent(
         # A message sent again (a redelivered push) updates its one row of traffic.
         Exchange.objects.update_or_create(
             direction=Exchange.Direction.OUT,
-            peer_id=prepared.peer.federation_id,
-            request_id=prepared.request_id,
+            peer_id=outgoing.peer.federation_id,
+            request_id=outgoing.request_id,
             defaults={
-                "kind": prepared.kind,
-                "agreement_id": prepared.agreement_id,
+                "kind": outgoing.kind,
+                "agreement_id": outgoing.agreement_id,
                 "nonce": "",
-                "body_sha256": protocol.body_digest(prepared.body),
-                "purpose": prepared.purpose,
-                "practitioner": prepared.practitioner,
+                "body_sha256": protocol.body_digest(outgoing.body),
+                "purpose": outgoing.purpose,
+                "practitioner": outgoing.practitioner,
                 "status_code": status,
                 "outcome": outcome,
-                "payload": prepared.payload,
+                "payload": outgoing.payload,
                 "response": response,
                 "person_id": person_id,
                 "user": user,
@@ -241,31 +300,33 @@ def _record_sent(
         )
         audit_record(
             actor=user,
-            action=f"federation_{prepared.kind}_sent",
+            action=f"federation_{outgoing.kind}_sent",
             person_id=person_id,
             detail={
-                "peer": prepared.peer.federation_id,
-                "agreement_id": prepared.agreement_id,
+                "peer": outgoing.peer.federation_id,
+                "agreement_id": outgoing.agreement_id,
                 "request": {
-                    "url": prepared.url,
-                    "headers": prepared.headers,
-                    "body": prepared.body.decode(),
+                    "url": outgoing.url,
+                    "headers": outgoing.headers,
+                    "body": outgoing.body.decode(),
                 },
                 "response": {"status": status or 0, "body": response},
             },
         )
 
 
-def send(prepared: Prepared, *, timeout: float | None = None) -> tuple[int | None, dict[str, Any]]:
+def send(
+    outgoing: SignedRequest, *, timeout: float | None = None
+) -> tuple[int | None, dict[str, Any]]:
     try:
         response = http_post(
-            prepared.url,
-            headers=prepared.headers,
-            body=prepared.body,
+            outgoing.url,
+            headers=outgoing.headers,
+            body=outgoing.body,
             timeout=timeout or lookup_timeout(),
         )
-    except httpx.HTTPError as exc:
-        return None, {"error": type(exc).__name__}
+    except NoAnswer as exc:
+        return None, {"error": str(exc)}
     try:
         document = response.json()
     except ValueError:
@@ -299,7 +360,7 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
         payload = {"type": "patchwork.agreement-countersignature", "agreement": document}
     else:
         raise PartnerUnreachable("There is nothing to send for this agreement")
-    prepared = prepare(
+    outgoing = signed_request(
         peer=peer,
         path=path,
         kind=kind,
@@ -307,12 +368,12 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
         payload=payload,
         purpose=AGREEMENT_PURPOSE,
     )
-    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+    status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
     # The secret never goes into our own audit or traffic tables.
-    prepared.payload = {"type": payload["type"], "agreement": document}
-    prepared.body = b""
+    outgoing.payload = {"type": payload["type"], "agreement": document}
+    outgoing.body = b""
     _record_sent(
-        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+        outgoing, status=status, outcome=str(response.get("outcome", "")), response=response
     )
     if status not in {200, 202}:
         raise PartnerUnreachable(f"{peer.name} did not accept it ({status or 'no answer'})")
@@ -331,7 +392,7 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
     peer = peer_active(agreement.partner_id)
     if peer is None:
         return False
-    prepared = prepare(
+    outgoing = signed_request(
         peer=peer,
         path=REVOKE_PATH,
         kind=Exchange.Kind.AGREEMENT_REVOKE,
@@ -343,9 +404,9 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
             "reason": agreement.revoked_reason,
         },
     )
-    status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+    status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
     _record_sent(
-        prepared, status=status, outcome=str(response.get("outcome", "")), response=response
+        outgoing, status=status, outcome=str(response.get("outcome", "")), response=response
     )
     return status == 200
 
@@ -353,56 +414,23 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
 # --- "Who is involved?" fan-out ------------------------------------------------------------------
 
 
-# Building a TLS context reads the CA bundle (tens of milliseconds): once per process.
-_TLS = ssl.create_default_context()
-
-
-# An answer is a few signed pointers: anything much larger is not an answer.
-MAX_ANSWER_BYTES = 1_000_000
-
-
-@dataclass(frozen=True)
-class PeerResponse:
-    status_code: int
-    content: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-
-def _post_one(prepared: Prepared, timeout: float) -> PeerResponse | None:
-    """One POST with the standard library's HTTP client: in a fan-out to 20 councils,
-    httpx's per-request machinery was about half of the asking process's CPU, and that
-    process's CPU is on every check's critical path. `timeout` bounds every network
-    operation (connect, send, each read)."""
-    address, extra = _address(prepared.url)
-    parts = urlsplit(address)
-    connection: http.client.HTTPConnection = (
-        http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=_TLS)
-        if parts.scheme == "https"
-        else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    )
+def _post_one(outgoing: SignedRequest, timeout: float) -> PeerResponse | None:
+    """One POST of the fan-out; None if the peer gave no answer in time."""
     try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request(
-            "POST", target, body=prepared.body, headers={**prepared.headers, **extra}
+        return http_post(
+            outgoing.url, headers=outgoing.headers, body=outgoing.body, timeout=timeout
         )
-        response = connection.getresponse()
-        content = response.read(MAX_ANSWER_BYTES + 1)
-        if len(content) > MAX_ANSWER_BYTES:
-            return None
-        return PeerResponse(response.status, content)
-    except (OSError, http.client.HTTPException):
+    except NoAnswer:
         return None
-    finally:
-        connection.close()
 
 
-def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[str, Any] | None:
+def _verified_answer(
+    outgoing: SignedRequest, response: PeerResponse | None
+) -> dict[str, Any] | None:
     """The answer document if it is a signed answer to exactly this request; else None."""
     if response is None or response.status_code != 200:
         return None
-    peer = prepared.peer
+    peer = outgoing.peer
     keys: dict[str, bytes | None] = {}
 
     def public_key(key_id: str) -> bytes | None:
@@ -417,7 +445,7 @@ def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[
     if (
         not isinstance(document, dict)
         or document.get("type") != "patchwork.lookup-answer"
-        or document.get("request_id") != prepared.request_id
+        or document.get("request_id") != outgoing.request_id
         or document.get("responder") != peer.federation_id
         or document.get("outcome") not in ANSWER_OUTCOMES
         or not protocol.verify_document_signature(document, peer.federation_id, public_key)
@@ -426,7 +454,7 @@ def _verified_answer(prepared: Prepared, response: PeerResponse | None) -> dict[
     for pointer in document.get("pointers") or []:
         if (
             not isinstance(pointer, dict)
-            or pointer.get("agreement_id") != prepared.agreement_id
+            or pointer.get("agreement_id") != outgoing.agreement_id
             or not protocol.verify_document_signature(pointer, peer.federation_id, public_key)
         ):
             return None
@@ -447,7 +475,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     peers = {peer.federation_id: (peer, url) for peer, url in peers_active_with_urls()}
     agreements = agreements_in_force(purpose)
     timeout = lookup_timeout()
-    prepared: list[Prepared] = []
+    outgoing: list[SignedRequest] = []
     responses: dict[int, PeerResponse | None] = {}
     documents: dict[int, dict[str, Any] | None] = {}
     with ThreadPoolExecutor(max_workers=min(256, max(1, len(agreements)))) as pool:
@@ -460,7 +488,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 secret=agreement_secret(agreement),
                 demographic=agreement.demographic_matching,
             )
-            one = prepare(
+            one = signed_request(
                 peer=peers[agreement.partner_id][0],
                 base_url=peers[agreement.partner_id][1],
                 path=LOOKUP_PATH,
@@ -471,15 +499,15 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 payload={"type": "patchwork.lookup", "match_keys": keys},
                 key=key,
             )
-            sending[pool.submit(_post_one, one, timeout)] = len(prepared)
-            prepared.append(one)
+            sending[pool.submit(_post_one, one, timeout)] = len(outgoing)
+            outgoing.append(one)
         for future in as_completed(sending):
             index = sending[future]
             responses[index] = future.result()
-            documents[index] = _verified_answer(prepared[index], responses[index])
+            documents[index] = _verified_answer(outgoing[index], responses[index])
     answers, rows, audited = [], [], []
     now = timezone.now()
-    for index, p in enumerate(prepared):
+    for index, p in enumerate(outgoing):
         response = responses[index]
         document = documents[index]
         if document is None:
@@ -518,7 +546,7 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 "response": {"status": status or 0, "body": kept},
             }
         )
-    if prepared:
+    if outgoing:
         # One audit event for the whole check keeps every signed request and answer.
         with transaction.atomic():
             Exchange.objects.bulk_create(rows)
@@ -578,7 +606,7 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
                 message.last_error = "The peer was removed or the agreement is no longer in force"
                 message.save(update_fields=["given_up_at", "last_error"])
                 continue
-            prepared = prepare(
+            outgoing = signed_request(
                 peer=peer,
                 path=POINTER_UPDATE_PATH,
                 kind=Exchange.Kind.POINTER_UPDATE,
@@ -587,14 +615,14 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
                 purpose=str(message.payload.get("purpose", "")),
                 request_id=message.idempotency_key,
             )
-            status, response = send(prepared, timeout=DELIVERY_TIMEOUT)
+            status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
             message.attempts += 1
             if status == 200:
                 message.delivered_at = timezone.now()
                 message.last_error = ""
                 message.save(update_fields=["attempts", "delivered_at", "last_error"])
                 _record_sent(
-                    prepared,
+                    outgoing,
                     status=status,
                     outcome=str(response.get("outcome", "")),
                     response=response,

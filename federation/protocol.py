@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import http_sf
 import rfc8785
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -255,20 +256,31 @@ def sign_request(
     return message.headers
 
 
-def signature_key_id(headers: Mapping[str, str]) -> str | None:
-    """The `keyid` a request claims, read before anything is verified (to find the key)."""
-    from http_message_signatures.signatures import HTTPSignatureHandler
+def _refuse_repeated_label(key: str, context: str) -> None:
+    # Two signatures under one label: as http-message-signatures itself refuses them when it
+    # verifies, and unlike RFC 8941's default of keeping the last one.
+    if context == "dictionary":
+        raise ValueError(f"Signature label {key!r} appears twice")
 
+
+def signature_key_id(headers: Mapping[str, str]) -> str | None:
+    """The `keyid` a request claims, read before anything is verified (to find the key).
+    Signature-Input is a structured-field Dictionary (RFC 8941): each label maps to its
+    covered components and their parameters. A request carries exactly one signature."""
     value = {k.lower(): v for k, v in headers.items()}.get("signature-input")
     if not value:
         return None
     try:
-        parsed = HTTPSignatureHandler._parse_signature_dictionary(value)
-    except Exception:  # noqa: BLE001 - any malformed header is simply "no key id"
+        parsed = http_sf.parse(
+            value.encode(), tltype="dictionary", on_duplicate_key=_refuse_repeated_label
+        )
+    except ValueError:  # http_sf.StructuredFieldError, a repeated label, or not text
         return None
-    if len(parsed) != 1:
+    if not isinstance(parsed, dict) or len(parsed) != 1:
         return None
-    keyid = next(iter(parsed.values())).params.get("keyid")
+    member = next(iter(parsed.values()))
+    keyid = member[1].get("keyid") if isinstance(member, tuple) else None
+    # A token (unquoted) or byte sequence is not a key id we issue: only a string.
     return keyid if isinstance(keyid, str) else None
 
 

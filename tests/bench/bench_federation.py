@@ -4,9 +4,10 @@ Run on demand (not part of `make test`):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python tests/bench/bench_federation.py \\
-        [--peers 5,20,150] [--samples 50] [--write-docs]
+        [--peers 5,20,150] [--samples 50] [--write-docs] \\
+        [--database patchwork_bench_federation] [--redis-url redis://127.0.0.1:6379/13]
 
-It creates a scratch database `patchwork_bench_federation`, migrates it, onboards one
+It creates a scratch database (`--database`), migrates it, onboards one
 asking council and as many answering councils as the largest fan-out, each knowing the
 same child and holding an active data-sharing agreement with the asker. One gunicorn server
 on 127.0.0.1 serves them all (councils on one deployment use the same HTTP protocol as
@@ -53,15 +54,15 @@ runs on two cores: with peers on their own machines, as across councils, the wal
 close to one answer's."""
 
 
-def _prepare_database() -> str:
+def _prepare_database(name: str) -> str:
     import psycopg
 
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     admin_url = base.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    url = base.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + f"/{name}"
     os.environ["DATABASE_URL"] = url
     return url
 
@@ -100,11 +101,17 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         default="redis://127.0.0.1:6379/13",
         help="a Redis database of the benchmark's own (emptied before and after)",
     )
+    parser.add_argument(
+        "--database",
+        default=BENCH_DB,
+        help="the scratch database (dropped and made again): one of its own per engineer "
+        "on a shared machine",
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     fan_outs = [int(n) for n in args.peers.split(",")]
 
-    database_url = _prepare_database()
+    database_url = _prepare_database(args.database)
     os.environ["PATCHWORK_ENV"] = "development"
     os.environ["DEBUG"] = "false"  # as served: no query log
     os.environ["REDIS_URL"] = args.redis_url  # notifications go to the broker, as deployed

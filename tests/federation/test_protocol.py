@@ -302,3 +302,51 @@ def test_clock_skew_beyond_the_window_is_refused(pair, skew) -> None:  # type: i
 def test_an_overlong_signature_lifetime_is_refused(pair) -> None:
     """A request that claims to stay valid for an hour."""
     assert_refused(ask(pair, lifetime=timedelta(hours=1))[0], 401, "outside_time_window")
+
+
+def _with_header(headers: dict[str, str], name: str, value: str) -> dict[str, str]:
+    return {**{k: v for k, v in headers.items() if k.lower() != name.lower()}, name: value}
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "reason"),
+    [
+        ("Signature-Input", 'sig1=("@method" "@target-uri"', "unknown_key"),
+        ("Signature-Input", "sig1=();keyid=E06000043-unquoted", "unknown_key"),
+        ("Signature-Input", "", "unknown_key"),
+        ("Signature", "sig1=:not base64 at all", "bad_signature"),
+        ("Signature", "sig1=(),,", "bad_signature"),
+    ],
+)
+def test_a_malformed_signature_header_is_refused(pair, header, value, reason) -> None:  # type: ignore[no-untyped-def]
+    """A Signature-Input or Signature header that is not a structured-field dictionary
+    (RFC 8941) of one signature gets the plain refusal, not an error page."""
+    _, body, headers = ask(pair)
+    assert_refused(post(STAFFS, body, _with_header(headers, header, value)), 401, reason)
+
+
+def test_one_signature_label_given_twice_is_refused(pair) -> None:
+    """The same label twice in Signature-Input, even with the right key id both times."""
+    _, body, headers = ask(pair)
+    given = {k.lower(): v for k, v in headers.items()}["signature-input"]
+    twice = _with_header(headers, "Signature-Input", f"{given}, {given}")
+    assert_refused(post(STAFFS, body, twice), 401, "unknown_key")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('sig1=("@method");keyid="E06000043-1";created=1', "E06000043-1"),
+        ('sig1=("@method");created=1', None),
+        ("sig1=();keyid=E06000043-1", None),
+        ('sig1=();keyid="a", sig2=();keyid="b"', None),
+        ('sig1=();keyid="a", sig1=();keyid="a"', None),
+        ('sig1=("@method";keyid="a"', None),
+        ("not a dictionary at all", None),
+        ('sig1=();keyid="é"', None),
+    ],
+)
+def test_the_claimed_key_id_is_read_only_from_one_well_formed_signature(value, expected) -> None:  # type: ignore[no-untyped-def]
+    """Before anything is verified, the key id is taken from a Signature-Input of exactly
+    one signature whose keyid is a string; anything else claims no key."""
+    assert protocol.signature_key_id({"Signature-Input": value}) == expected
