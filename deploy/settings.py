@@ -172,14 +172,15 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "deploy.wsgi.application"
 
-# --- Database: DATABASE_URL, or (outside production) an embedded PostgreSQL ---
-DATABASE_URL = envstr("DATABASE_URL")
+# --- Database: DATABASE_URL. Reading settings never starts a server: outside production the
+# `patchwork` command and pytest start the embedded PostgreSQL first and put its address in
+# DATABASE_URL (deploy/embedded_pg.py); the default here is only a placeholder, so importing
+# settings (mypy's django-stubs plugin does) connects to nothing.
+DATABASE_URL = envstr(
+    "DATABASE_URL", "" if PRODUCTION else "postgres://postgres@127.0.0.1:5432/patchwork"
+)
 if not DATABASE_URL:
-    if PRODUCTION:
-        raise ImproperlyConfigured("DATABASE_URL must be set in production")
-    from deploy.embedded_pg import embedded_database_url
-
-    DATABASE_URL = embedded_database_url(DATA_DIR / "pgdata")
+    raise ImproperlyConfigured("DATABASE_URL must be set in production")
 
 import dj_database_url  # noqa: E402
 
