@@ -182,6 +182,9 @@ DATABASE_URL = envstr(
 )
 if not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL must be set in production")
+# Refuse a connection pooler in transaction mode at each process's first connection
+# (tenants/postgresql_backend/pooler.py). Turning it off is unsafe: docs/operations.md.
+DATABASE_POOLER_CHECK = envbool("DATABASE_POOLER_CHECK", True)
 
 import dj_database_url  # noqa: E402
 
