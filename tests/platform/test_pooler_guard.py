@@ -74,9 +74,20 @@ def pgbouncer(pool_mode: str, *, pool_size: int = 5) -> Iterator[int]:
             process.wait(timeout=10)
 
 
-def _patchwork(port: int, code: str = CONNECT, **env: str) -> subprocess.CompletedProcess[str]:
+def _through_pgbouncer(port: int) -> str:
     server = connection.settings_dict
-    url = f"postgres://{server['USER']}@127.0.0.1:{port}/{server['NAME']}"
+    return f"postgres://{server['USER']}@127.0.0.1:{port}/{server['NAME']}"
+
+
+def _straight_to_postgresql() -> str:
+    server = connection.settings_dict
+    host, port = server["HOST"] or "127.0.0.1", server["PORT"] or 5432
+    if host.startswith("/"):  # the embedded server listens on a socket in its data folder
+        return f"postgres://{server['USER']}@/{server['NAME']}?host={host}&port={port}"
+    return f"postgres://{server['USER']}@{host}:{port}/{server['NAME']}"
+
+
+def _patchwork(url: str, code: str = CONNECT, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deploy.cli", "shell", "--no-imports", "-c", code],
         env={**os.environ, "PATCHWORK_ENV": "test", "DATABASE_URL": url, **env},
@@ -92,7 +103,7 @@ def test_it_refuses_a_transaction_pooler() -> None:
     """Behind PgBouncer in transaction mode the first connection fails with the reason and
     the way out, and nothing runs."""
     with pgbouncer("transaction") as port:
-        done = _patchwork(port)
+        done = _patchwork(_through_pgbouncer(port))
     assert done.returncode != 0
     assert "connected" not in done.stdout
     assert "ImproperlyConfigured" in done.stderr
@@ -113,7 +124,7 @@ def test_it_refuses_a_transaction_pooler_at_every_attempt() -> None:
         "        print(type(exc).__name__)\n"
     )
     with pgbouncer("transaction") as port:
-        done = _patchwork(port, twice)
+        done = _patchwork(_through_pgbouncer(port), twice)
     assert done.stdout.split() == ["ImproperlyConfigured", "ImproperlyConfigured"], done.stderr
 
 
@@ -121,7 +132,7 @@ def test_it_refuses_a_transaction_pooler_at_every_attempt() -> None:
 def test_it_accepts_a_session_pooler() -> None:
     """PgBouncer in session mode is accepted."""
     with pgbouncer("session") as port:
-        done = _patchwork(port)
+        done = _patchwork(_through_pgbouncer(port))
     assert done.returncode == 0, done.stderr
     assert "connected" in done.stdout
 
@@ -131,7 +142,7 @@ def test_it_accepts_a_full_session_pool() -> None:
     """In session mode with every server connection taken (ours is the only one), the second
     client waits; ours still answers at once, so the guard accepts rather than hang."""
     with pgbouncer("session", pool_size=1) as port:
-        done = _patchwork(port)
+        done = _patchwork(_through_pgbouncer(port))
     assert done.returncode == 0, done.stderr
     assert "connected" in done.stdout
 
@@ -140,7 +151,7 @@ def test_it_accepts_a_full_session_pool() -> None:
 def test_it_can_be_turned_off_explicitly() -> None:
     """DATABASE_POOLER_CHECK=false (unsafe, documented as such) lets the process connect."""
     with pgbouncer("transaction") as port:
-        done = _patchwork(port, DATABASE_POOLER_CHECK="false")
+        done = _patchwork(_through_pgbouncer(port), DATABASE_POOLER_CHECK="false")
     assert done.returncode == 0, done.stderr
     assert "connected" in done.stdout
 
@@ -148,6 +159,6 @@ def test_it_can_be_turned_off_explicitly() -> None:
 @pytest.mark.django_db
 def test_it_accepts_postgresql_directly() -> None:
     """Straight to PostgreSQL, the guard passes."""
-    done = _patchwork(int(connection.settings_dict["PORT"] or 5432))
+    done = _patchwork(_straight_to_postgresql())
     assert done.returncode == 0, done.stderr
     assert "connected" in done.stdout
