@@ -46,7 +46,7 @@ from tenants.db import models_from_sql, prepared_cursor
 
 # How long a stated reason keeps a record open for the person who stated it, and how long
 # after a search its results may be opened.
-OPENING_VALID = timedelta(hours=getattr(settings, "RECORD_OPENING_HOURS", 8))
+OPENING_VALID = timedelta(hours=settings.RECORD_OPENING_HOURS)
 SEARCH_VALID = timedelta(hours=1)
 READER_ROLES = {User.Role.PRACTITIONER, User.Role.MANAGER}
 PRACTITIONER_MEMO = "_patchwork_practitioner"

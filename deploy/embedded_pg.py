@@ -16,6 +16,21 @@ from pathlib import Path
 DATABASE_NAME = "patchwork"
 
 
+def start_unless_configured() -> None:
+    """Outside production, with no DATABASE_URL: start (or reuse) the embedded server and
+    put its address in DATABASE_URL for this process and the ones it starts. Called before
+    Django reads its settings by the `patchwork` command (deploy/cli.py) and at pytest's
+    start (deploy/pytest_plugin.py); settings never start it, so importing them (as mypy's
+    django-stubs plugin does) runs no server."""
+    if os.environ.get("DATABASE_URL") or os.environ.get("DATABASE_URL_FILE"):
+        return
+    if os.environ.get("PATCHWORK_ENV", "production") not in {"development", "test"}:
+        return  # production: settings refuse to start without a DATABASE_URL
+    # The same folder as settings.DATA_DIR, which cannot be imported before this runs.
+    data_dir = os.environ.get("PATCHWORK_DATA_DIR") or str(Path.home() / ".local/share/patchwork")
+    os.environ["DATABASE_URL"] = embedded_database_url(Path(data_dir) / "pgdata")
+
+
 def embedded_database_url(pgdata: Path) -> str:
     try:
         import pgserver

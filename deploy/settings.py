@@ -12,6 +12,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,14 +181,18 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "deploy.wsgi.application"
 
-# --- Database: DATABASE_URL, or (outside production) an embedded PostgreSQL ---
-DATABASE_URL = envstr("DATABASE_URL")
+# --- Database: DATABASE_URL. Reading settings never starts a server: outside production the
+# `patchwork` command and pytest start the embedded PostgreSQL first and put its address in
+# DATABASE_URL (deploy/embedded_pg.py); the default here is only a placeholder, so importing
+# settings (mypy's django-stubs plugin does) connects to nothing.
+DATABASE_URL = envstr(
+    "DATABASE_URL", "" if PRODUCTION else "postgres://postgres@127.0.0.1:5432/patchwork"
+)
 if not DATABASE_URL:
-    if PRODUCTION:
-        raise ImproperlyConfigured("DATABASE_URL must be set in production")
-    from deploy.embedded_pg import embedded_database_url
-
-    DATABASE_URL = embedded_database_url(DATA_DIR / "pgdata")
+    raise ImproperlyConfigured("DATABASE_URL must be set in production")
+# Refuse a connection pooler in transaction mode at each process's first connection
+# (tenants/postgresql_backend/pooler.py). Turning it off is unsafe: docs/operations.md.
+DATABASE_POOLER_CHECK = envbool("DATABASE_POOLER_CHECK", True)
 
 import dj_database_url  # noqa: E402
 
@@ -267,6 +272,8 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "Patchwork"
 INVITE_VALID_DAYS = envint("INVITE_VALID_DAYS", 7)
+# How long a stated reason keeps a person's record open for the practitioner who stated it.
+RECORD_OPENING_HOURS = envint("RECORD_OPENING_HOURS", 8)
 
 # --- Sessions and cookies: host-only (never shared across councils' subdomains) ---
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -309,6 +316,7 @@ NOTIFY_API_KEY = envstr("NOTIFY_API_KEY")
 NOTIFY_TEMPLATE_ID = envstr("NOTIFY_TEMPLATE_ID")
 if NOTIFY_API_KEY and not NOTIFY_TEMPLATE_ID:
     raise ImproperlyConfigured("NOTIFY_TEMPLATE_ID must be set with NOTIFY_API_KEY")
+NOTIFY_BASE_URL = envstr("NOTIFY_BASE_URL", "https://api.notifications.service.gov.uk")
 EMAIL_MAX_RETRIES = envint("EMAIL_MAX_RETRIES", 8)
 EMAIL_RETRY_SECONDS = envint("EMAIL_RETRY_SECONDS", 60)
 
@@ -357,35 +365,6 @@ SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
 STATICFILES_DIRS = [BASE_DIR / "build" / "frontend", BASE_DIR / "deploy" / "static"]
 
-from celery.schedules import crontab  # noqa: E402
-
-CELERY_BEAT_SCHEDULE = {
-    "clear-expired-sessions": {
-        "task": "tenants.tasks.for_each_council",
-        "schedule": 3600.0,
-        "args": ["accounts.tasks.sessions_clear_expired"],
-    },
-    "team-notifications-email": {
-        "task": "tenants.tasks.for_each_council",
-        "schedule": 60.0,
-        "args": ["core.tasks.notifications_email_immediate"],
-    },
-    "team-notifications-digest": {
-        "task": "tenants.tasks.for_each_council",
-        "schedule": crontab(hour=7, minute=0),
-        "args": ["core.tasks.notifications_digest_send"],
-    },
-    "involvement-reminders": {
-        "task": "tenants.tasks.for_each_council",
-        "schedule": crontab(hour=6, minute=0),
-        "args": ["core.tasks.reminders_run"],
-    },
-    "retention": {
-        "task": "tenants.tasks.for_each_council",
-        "schedule": crontab(hour=2, minute=30),
-        "args": ["core.tasks.retention_run"],
-    },
-}
 
 # --- The REST API (/api/v1/) and FHIR (/fhir/): deny by default; JSON only ---
 API_TOKEN_HOURS = envint("API_TOKEN_HOURS", 8)
@@ -417,11 +396,6 @@ SPECTACULAR_SETTINGS = {
 FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECONDS", "3"))
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
 FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
-CELERY_BEAT_SCHEDULE["federation-outbox-sweep"] = {
-    "task": "tenants.tasks.for_each_council",
-    "schedule": 60.0,
-    "args": ["federation.tasks.outbox_sweep"],
-}
 
 # --- Health and metrics (deploy/health.py, deploy/metrics.py) ---
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token it is 404.
@@ -433,10 +407,44 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
 READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
 READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
-CELERY_BEAT_SCHEDULE["celery-heartbeat"] = {
-    "task": "tenants.tasks.celery_heartbeat",
-    "schedule": float(CELERY_HEARTBEAT_SECONDS),
-    # A heartbeat that waited in the queue past readyz's limit is dropped, so a backlog
-    # does not build while no worker runs.
-    "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
+
+# --- Celery beat: every periodic job, in one place ---
+CELERY_BEAT_SCHEDULE = {
+    "clear-expired-sessions": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": 3600.0,
+        "args": ["accounts.tasks.sessions_clear_expired"],
+    },
+    "team-notifications-email": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": 60.0,
+        "args": ["core.tasks.notifications_email_immediate"],
+    },
+    "team-notifications-digest": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=7, minute=0),
+        "args": ["core.tasks.notifications_digest_send"],
+    },
+    "involvement-reminders": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=6, minute=0),
+        "args": ["core.tasks.reminders_run"],
+    },
+    "retention": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": crontab(hour=2, minute=30),
+        "args": ["core.tasks.retention_run"],
+    },
+    "federation-outbox-sweep": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": 60.0,
+        "args": ["federation.tasks.outbox_sweep"],
+    },
+    "celery-heartbeat": {
+        "task": "tenants.tasks.celery_heartbeat",
+        "schedule": float(CELERY_HEARTBEAT_SECONDS),
+        # A heartbeat that waited in the queue past readyz's limit is dropped, so a backlog
+        # does not build while no worker runs.
+        "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
+    },
 }

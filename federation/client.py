@@ -62,7 +62,7 @@ KEY_REFETCH_INTERVAL = timedelta(seconds=30)
 
 
 def lookup_timeout() -> float:
-    return float(getattr(settings, "FEDERATION_LOOKUP_TIMEOUT_SECONDS", 3))
+    return settings.FEDERATION_LOOKUP_TIMEOUT_SECONDS
 
 
 # Agreements and pushes are not waited on by a practitioner: they may take longer.
@@ -565,8 +565,8 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
 def backoff_delay(attempts: int) -> float:
     """Exponential backoff with jitter: half the step fixed, half random, so many councils
     retrying one peer that was down do not all come back at the same second."""
-    base = float(getattr(settings, "FEDERATION_BACKOFF_BASE_SECONDS", 2))
-    ceiling = float(getattr(settings, "FEDERATION_BACKOFF_MAX_SECONDS", 3600))
+    base = settings.FEDERATION_BACKOFF_BASE_SECONDS
+    ceiling = settings.FEDERATION_BACKOFF_MAX_SECONDS
     step = min(ceiling, base * 2 ** max(0, attempts - 1))
     return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
 

@@ -118,7 +118,7 @@ def delivery_backend() -> EmailDelivery:
         return NotifyEmailDelivery(
             settings.NOTIFY_API_KEY,
             settings.NOTIFY_TEMPLATE_ID,
-            getattr(settings, "NOTIFY_BASE_URL", "") or NOTIFY_API,
+            settings.NOTIFY_BASE_URL,
         )
     return DjangoEmailDelivery()
 

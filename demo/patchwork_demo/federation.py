@@ -377,6 +377,9 @@ def main() -> None:
     """`make federation-demo`: DATABASE_URL's server (or the embedded PostgreSQL)."""
     os.environ.setdefault("PATCHWORK_ENV", "development")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
+    from deploy.embedded_pg import start_unless_configured
+
+    start_unless_configured()
     import django
 
     django.setup()

@@ -17,15 +17,20 @@ parameters on the client, so the server plans every statement afresh; for the fe
 statements read on every page (the network of a person plans in 2 ms and runs in 0.3)
 planning was most of the database's time. PostgreSQL re-plans a prepared statement by
 itself when the search path or a table it reads changes, so one council's plan is never
-run against another's tables."""
+run against another's tables.
+
+It refuses to run behind a connection pooler in transaction mode (pooler.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db.backends.postgresql.operations import DatabaseOperations as BaseOperations
 from django_tenants.postgresql_backend import base
+
+from tenants.postgresql_backend.pooler import refuse_transaction_pooler
 
 
 class PreparedCursor(psycopg.Cursor[Any]):
@@ -75,6 +80,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _handle_search_path(self, cursor: Any = None) -> None:
         super()._handle_search_path(cursor)
         self.search_path_on_server = self.search_path_set_schemas
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        # Behind a transaction pooler the remembered search path above is a lie: refuse
+        # at the first connection of each process (pooler.py says how it is told).
+        if settings.DATABASE_POOLER_CHECK:
+            try:
+                refuse_transaction_pooler(connection, conn_params)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()

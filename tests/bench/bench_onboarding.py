@@ -29,7 +29,11 @@ def _prepare_database() -> None:
 
     base = os.environ.get("DATABASE_URL", "")
     if not base:
-        return  # embedded PostgreSQL: settings start it; the bench uses its own database
+        from deploy.embedded_pg import start_unless_configured
+
+        os.environ.setdefault("PATCHWORK_ENV", "development")
+        start_unless_configured()  # the bench runs in the embedded server's database
+        return
     admin_url = base.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
