@@ -1,6 +1,7 @@
 """What a production install carries: the product's wheel, without extras, brings no demo
 code, no Faker and no embedded PostgreSQL."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,11 +11,18 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+PACKAGES = {"deploy", "accounts", "tenants", "core", "teamwork", "federation"}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ and egg-info beside the sources it builds.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPOSITORY / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(REPOSITORY / package, source / package)
     built = subprocess.run(
         [
             sys.executable,
@@ -25,7 +33,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-deps",
             "-w",
             str(target),
-            str(REPOSITORY),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -52,6 +60,6 @@ def test_it_ships_no_demo_code(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         files = archive.namelist()
     packages = {name.split("/")[0] for name in files if name.endswith(".py")}
-    assert packages == {"deploy", "accounts", "tenants", "core", "teamwork", "federation"}
+    assert packages == PACKAGES
     demo = [n for n in files if "seeding" in n or "demo_setup" in n or "patchwork_demo" in n]
     assert not demo, demo
