@@ -8,8 +8,15 @@ class FederationConfig(AppConfig):
 
     def ready(self) -> None:
         # core never imports federation: federation listens to core's saves instead.
+        from core.delivery.notifications import Delivery, notification_kind_register
         from core.extensions import PersonPageFragment, person_page_fragment_add
         from federation import signals
 
         signals.connect()
         person_page_fragment_add(PersonPageFragment("federation/person_action.html", "action"))
+        notification_kind_register(
+            "federation_lookup",
+            "Another council asks about a person you work with",
+            Delivery.DIGEST,
+            order=100,
+        )

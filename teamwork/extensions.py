@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.delivery.email import email_body_renderer_register
+from core.delivery.notifications import Delivery, notification_kind_register
 from core.extensions import (
     PRACTITIONERS,
     NavigationLink,
@@ -19,3 +20,16 @@ def register() -> None:
     )
     navigation_link_add(NavigationLink("teamwork:my_tasks", "My tasks", PRACTITIONERS, 30))
     email_body_renderer_register("involvement_reminder", reminder_email_body)
+    notification_kind_register(
+        "task_assigned", "A task is assigned to you", Delivery.IMMEDIATE, order=40
+    )
+    notification_kind_register(
+        "meeting_set", "A meeting is set, changed or cancelled", Delivery.DIGEST, order=50
+    )
+    notification_kind_register(
+        "involvement_unconfirmed",
+        "A colleague has not confirmed they are still involved",
+        Delivery.DIGEST,
+        order=70,
+    )
+    notification_kind_register("team_message", "", Delivery.IMMEDIATE, order=0, always_emailed=True)

@@ -30,25 +30,47 @@ from tenants.selectors import council_url
 
 Delivery = NotificationPreference.Delivery
 
-# Every kind a practitioner can choose for, in the words of the preferences page, and
-# what they get until they choose.
-KINDS: dict[str, tuple[str, str]] = {
-    "team_joined": ("Someone joins the team", Delivery.DIGEST),
-    "team_left": ("Someone leaves the team", Delivery.DIGEST),
-    "lead_changed": ("The lead professional changes", Delivery.IMMEDIATE),
-    "task_assigned": ("A task is assigned to you", Delivery.IMMEDIATE),
-    "meeting_set": ("A meeting is set, changed or cancelled", Delivery.DIGEST),
-    "record_opened": ("Someone outside the team opens the record", Delivery.IMMEDIATE),
-    "involvement_unconfirmed": (
-        "A colleague has not confirmed they are still involved",
-        Delivery.DIGEST,
-    ),
-    "contact_requested": ("Someone asks your service to get in touch", Delivery.IMMEDIATE),
-    "contact_answered": ("A service answers your request to get in touch", Delivery.IMMEDIATE),
-    "federation_lookup": ("Another council asks about a person you work with", Delivery.DIGEST),
-}
-# Team messages are always emailed as themselves; their in-app copy is never emailed again.
-ALWAYS_EMAILED = {"team_message"}
+# Every kind a practitioner can choose for, in the words of the preferences page and in the
+# page's order, and what they get until they choose. Core's own kinds are listed here; the
+# apps above core register theirs (teamwork and federation, in their AppConfig.ready).
+KINDS: dict[str, tuple[str, str]] = {}
+_KIND_ORDER: dict[str, int] = {}
+# Kinds whose email is the notification itself (team messages): their in-app copy is never
+# emailed again.
+ALWAYS_EMAILED: set[str] = set()
+
+
+def notification_kind_register(
+    kind: str, label: str, default: str, *, order: int, always_emailed: bool = False
+) -> None:
+    """Add a kind of change people can hear about, at `order` on the preferences page."""
+    if always_emailed:
+        ALWAYS_EMAILED.add(kind)
+        return
+    _KIND_ORDER[kind] = order
+    KINDS[kind] = (label, default)
+    ordered = sorted(KINDS.items(), key=lambda item: _KIND_ORDER[item[0]])
+    KINDS.clear()
+    KINDS.update(ordered)
+
+
+notification_kind_register("team_joined", "Someone joins the team", Delivery.DIGEST, order=10)
+notification_kind_register("team_left", "Someone leaves the team", Delivery.DIGEST, order=20)
+notification_kind_register(
+    "lead_changed", "The lead professional changes", Delivery.IMMEDIATE, order=30
+)
+notification_kind_register(
+    "record_opened", "Someone outside the team opens the record", Delivery.IMMEDIATE, order=60
+)
+notification_kind_register(
+    "contact_requested", "Someone asks your service to get in touch", Delivery.IMMEDIATE, order=80
+)
+notification_kind_register(
+    "contact_answered",
+    "A service answers your request to get in touch",
+    Delivery.IMMEDIATE,
+    order=90,
+)
 SWEEP_WINDOW = timedelta(days=2)
 
 
