@@ -11,7 +11,7 @@ from typing import Any
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
 
-from tests.conftest import Persona
+from tests.personas import Persona
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -1,64 +1,33 @@
-"""Fixtures: real PostgreSQL schemas for two councils, named people in each, and clients
-that speak to a council's host.
+"""Fixtures shared by every folder: real PostgreSQL schemas for two councils with named people
+in each, the Brighton scenario, and Celery (eager, or a real worker).
 
 The councils are onboarded once per session inside `django_db_blocker.unblock()` (pytest-
 django only sees the public schema otherwise: django-tenants #633), through the same service
-the CLI uses. Every test starts and ends on the public schema (#603)."""
+the CLI uses. Every test starts and ends on the public schema (#603). The people and helpers
+themselves are plain code in tests/personas.py and tests/factories.py."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from datetime import date
 
 import pytest
 from django.db import connection
-from django.test import Client
-from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from tenants.models import Council
+from core.models import Involvement, Organisation, Practitioner
+from core.services import practitioner_profile_set
 from tenants.services import council_onboard
-
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class Persona:
-    """A named person with a password and an authenticator app."""
-
-    email: str
-    schema_name: str
-    host: str
-    device_key: str
-    password: str = PASSWORD
-
-    def code(self) -> str:
-        device = TOTPDevice(key=self.device_key)
-        totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-        return f"{totp.token():06d}"
-
-
-def make_persona(council: Council | None, email: str, full_name: str, role: str) -> Persona:
-    schema = council.schema_name if council else "public"
-    host = council.get_primary_domain().domain if council else "localhost"
-    with schema_context(schema):
-        user = User.objects.create_user(email, password=PASSWORD, full_name=full_name, role=role)
-        device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
-    return Persona(email=email, schema_name=schema, host=host, device_key=device.key)
-
-
-@dataclass
-class World:
-    brighton: Council
-    staffordshire: Council
-    operator: Persona
-    brighton_admin: Persona
-    brighton_social_worker: Persona
-    brighton_school_nurse: Persona
-    staffordshire_gp: Persona
+from tests.factories import (
+    InvolvementFactory,
+    OrganisationFactory,
+    PersonFactory,
+    PractitionerFactory,
+    RoleFactory,
+)
+from tests.personas import Scenario, World, make_persona
 
 
 @pytest.fixture(scope="session")
@@ -135,11 +104,74 @@ def celery_worker(world, django_db_blocker) -> Iterator[None]:  # type: ignore[n
         app.conf.task_always_eager = True
 
 
-def sign_in(persona: Persona) -> Client:
-    """A client signed in at the persona's own host, through both steps of the real flow."""
-    client = Client(HTTP_HOST=persona.host)
-    response = client.post("/sign-in/", {"email": persona.email, "password": persona.password})
-    assert response.status_code == 302, response.content
-    response = client.post("/sign-in/code/", {"code": persona.code()})
-    assert response.status_code == 302, response.content
-    return client
+@pytest.fixture
+def scenario(world, db):  # type: ignore[no-untyped-def]
+    with schema_context(world.brighton.schema_name):
+        social_care = OrganisationFactory(
+            name="Brighton Children's Services", agency_type="social_care"
+        )
+        school = OrganisationFactory(name="Hove Park School", agency_type="school")
+        camhs = OrganisationFactory(
+            name="Sussex CAMHS", agency_type="mental_health", sensitive_service=True
+        )
+        cp_role = RoleFactory(name="Child protection social worker", child_protection=True)
+        nurse_role = RoleFactory(name="School nurse")
+        camhs_role = RoleFactory(name="CAMHS practitioner")
+
+        def profile(email: str, organisation: Organisation, title: str, cp: bool = False) -> User:
+            user = User.objects.get(email=email)
+            practitioner_profile_set(
+                user=user, organisation=organisation, job_title=title, child_protection=cp
+            )
+            return user
+
+        social_worker = profile(
+            world.brighton_social_worker.email, social_care, "Social worker", cp=True
+        )
+        school_nurse = profile(world.brighton_school_nurse.email, school, "School nurse")
+        camhs_worker = PractitionerFactory(organisation=camhs, job_title="CAMHS worker").user
+        camhs_colleague = PractitionerFactory(organisation=camhs, job_title="CAMHS worker").user
+        teacher = PractitionerFactory(organisation=school, job_title="Teacher").user
+        mash_worker = PractitionerFactory(
+            organisation=social_care, job_title="MASH social worker", child_protection=True
+        ).user
+        ava = PersonFactory(
+            given_name="Ava",
+            family_name="O'Brien-Smith",
+            date_of_birth=date(2015, 3, 14),
+            postcode="BN3 7BQ",
+            nhs_number="9434765919",
+        )
+        zed = PersonFactory(
+            given_name="Zed",
+            family_name="Hollis",
+            date_of_birth=date(2016, 5, 2),
+            shielded=True,
+            postcode="BN1 1AA",
+        )
+        InvolvementFactory(
+            person=ava,
+            practitioner=social_worker.practitioner,
+            role=cp_role,
+            lead_professional=True,
+        )
+        InvolvementFactory(person=ava, practitioner=school_nurse.practitioner, role=nurse_role)
+        InvolvementFactory(
+            person=ava, practitioner=Practitioner.objects.get(user=camhs_worker), role=camhs_role
+        )
+        InvolvementFactory(person=zed, practitioner=social_worker.practitioner, role=cp_role)
+        assert Involvement.objects.get(person=ava, organisation=camhs).sensitive
+        admin = User.objects.get(email=world.brighton_admin.email)
+        yield Scenario(
+            ava=ava,
+            zed=zed,
+            social_worker=social_worker,
+            school_nurse=school_nurse,
+            camhs_worker=camhs_worker,
+            camhs_colleague=camhs_colleague,
+            teacher=teacher,
+            mash_worker=mash_worker,
+            admin=admin,
+            school=school,
+            camhs=camhs,
+        )

@@ -10,7 +10,7 @@ from faker import Faker
 
 from accounts.models import User
 from core.models import Involvement, InvolvementRole, Organisation, Person, PersonName, Practitioner
-from tests.conftest import PASSWORD
+from tests.personas import PASSWORD
 
 fake = Faker("en_GB")
 

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import Invitation, User
 from accounts.services import user_invite
-from tests.conftest import sign_in
+from tests.personas import sign_in
 
 NEW_PASSWORD = "marmalade lighthouse quietly"
 

@@ -6,7 +6,7 @@ from django.test import Client, override_settings
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from tests.conftest import sign_in
+from tests.personas import sign_in
 
 
 def test_it_signs_in_with_password_and_code(world, db) -> None:

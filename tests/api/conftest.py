@@ -1,9 +1,8 @@
-"""Helpers for the API tests: clients that call a council's API as a named person, and the
-audit events a call wrote."""
+"""Fixtures for the API tests: clients that call a council's API as a named person (see
+tests/api/client.py), and the audit events a call wrote."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,36 +11,8 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from core.api.auth import api_token_issue
 from core.models import AuditEvent
-from tests.core.conftest import scenario  # noqa: F401
-
-
-class ApiClient:
-    """Calls a council's API with a bearer token (or a signed-in session), JSON both ways."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def get(self, path: str, **extra: Any) -> Any:
-        return self.client.get(path, **extra)
-
-    def post(self, path: str, data: Any = None, **extra: Any) -> Any:
-        body = json.dumps(data if data is not None else {})
-        return self.client.post(path, body, content_type="application/json", **extra)
-
-    def patch(self, path: str, data: Any = None, **extra: Any) -> Any:
-        body = json.dumps(data if data is not None else {})
-        return self.client.patch(path, body, content_type="application/json", **extra)
-
-
-def host_of(council: Any) -> str:
-    return council.get_primary_domain().domain
-
-
-def token_for(user: User, council: Any) -> str:
-    with schema_context(council.schema_name):
-        return api_token_issue(user=user).token
+from tests.api.client import ApiClient, host_of, token_for
 
 
 @pytest.fixture

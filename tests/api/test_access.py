@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import ApiClient
-from tests.conftest import sign_in
+from tests.api.client import ApiClient
+from tests.personas import sign_in
 
 READS = ["/api/v1/people/{id}", "/api/v1/people/{id}/network", "/api/v1/people/{id}/involvements"]
 NOT_FOUND = {"detail": "Not found"}

@@ -13,8 +13,8 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.models import Organisation
 from core.services import practitioner_profile_set
-from tests.api.conftest import ApiClient, host_of, token_for
-from tests.conftest import sign_in
+from tests.api.client import ApiClient, host_of, token_for
+from tests.personas import sign_in
 
 
 def test_an_anonymous_caller_is_challenged_for_a_token(scenario, world) -> None:

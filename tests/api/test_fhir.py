@@ -12,8 +12,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from tests.api.conftest import ApiClient, host_of
-from tests.conftest import sign_in
+from tests.api.client import ApiClient, host_of
+from tests.personas import sign_in
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 MASKED_ROLE = "Sensitive service – request contact"

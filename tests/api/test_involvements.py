@@ -9,9 +9,9 @@ import pytest
 
 from accounts.models import User
 from core.models import AuditEvent, Involvement, InvolvementRole, Notification
-from tests.api.conftest import ApiClient
-from tests.conftest import sign_in
+from tests.api.client import ApiClient
 from tests.factories import RoleFactory
+from tests.personas import sign_in
 
 NOT_FOUND = {"detail": "Not found"}
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.drainage import GENERATOR_STATS
 
-from tests.api.conftest import host_of
+from tests.api.client import host_of
 
 
 def test_the_schema_generates_without_warnings_and_validates(tmp_path) -> None:

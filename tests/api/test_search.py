@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.models import AuditEvent
-from tests.api.conftest import ApiClient
-from tests.conftest import sign_in
+from tests.api.client import ApiClient
+from tests.personas import sign_in
 
 
 def test_a_search_finds_the_child_with_the_minimum_to_pick_them(scenario, api, audit) -> None:

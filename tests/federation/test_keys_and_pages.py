@@ -18,9 +18,9 @@ from federation import protocol, services
 from federation.directory.services import council_current_key
 from federation.models import DataSharingAgreement, MatchKey, OutboxMessage
 from federation.selectors import own_council
-from tests.conftest import make_persona, sign_in
 from tests.factories import PractitionerFactory, RoleFactory
-from tests.federation.conftest import lookup_body, post, signed_headers
+from tests.federation.agreement import lookup_body, post, signed_headers
+from tests.personas import make_persona, sign_in
 
 STAFFS = "staffordshire.localhost"
 

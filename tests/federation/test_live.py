@@ -31,9 +31,8 @@ from federation.services import agreement_secret_context
 from federation.tasks import outbox_sweep
 from tenants.models import Council
 from tenants.services import council_onboard
-from tests.conftest import Persona, make_persona, sign_in
 from tests.factories import valid_nhs_number
-from tests.federation.conftest import make_agreement
+from tests.federation.agreement import make_agreement
 from tests.federation.live import (
     free_port,
     live_env,
@@ -43,6 +42,7 @@ from tests.federation.live import (
     worker_kill,
     worker_start,
 )
+from tests.personas import Persona, make_persona, sign_in
 
 pytestmark = pytest.mark.redis
 

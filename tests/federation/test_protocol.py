@@ -16,7 +16,7 @@ from federation import keycache, protocol, services
 from federation.directory.models import FederationPeer
 from federation.models import Exchange
 from federation.selectors import peer_active
-from tests.federation.conftest import (
+from tests.federation.agreement import (
     KAI_NHS,
     LOOKUP,
     lookup_body,

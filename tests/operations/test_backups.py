@@ -24,8 +24,8 @@ from tenants import archives
 from tenants.backups import RestoreRefused, council_import, deployment_backup
 from tenants.models import Council, Domain
 from tenants.services import council_export, council_onboard
-from tests.conftest import Persona, sign_in
-from tests.operations.conftest import council_drop, council_fill, fingerprints
+from tests.operations.council_data import council_drop, council_fill, fingerprints
+from tests.personas import Persona, sign_in
 
 SPARE_COUNCILS = [
     ("Ops Testshire", "E10000098", "admin@testshire.test"),

@@ -42,8 +42,8 @@ from core.services import (
     role_create,
 )
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
-from tests.conftest import PASSWORD, Persona, World
 from tests.factories import valid_nhs_number
+from tests.personas import PASSWORD, Persona, World
 
 SCREENSHOT = Path("/tmp/pw-person.png")
 

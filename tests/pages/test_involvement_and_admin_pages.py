@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.models import AuditEvent, Involvement, InvolvementRole, Notification, Practitioner
 from tests.factories import PractitionerFactory, RoleFactory, UserFactory
-from tests.pages.conftest import client_for
+from tests.personas import client_for
 
 
 def _in(world, fn):  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from core.models import (
 from core.network_svg import network_svg
 from core.selectors import TeamMember
 from tests.factories import InvolvementFactory, PersonFactory, RoleFactory
-from tests.pages.conftest import client_for
+from tests.personas import client_for
 
 AVA_NHS = {"nhs_number": "943 476 5919"}
 

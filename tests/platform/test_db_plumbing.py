@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 
 from core.models import Organisation, Person
 from tenants.db import models_from_sql, prepared_cursor, tenant_connection
-from tests.conftest import sign_in
+from tests.personas import sign_in
 
 
 def test_models_from_sql_matches_the_orm_whatever_the_column_order(world, db) -> None:

@@ -8,7 +8,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from core.models import Organisation
-from tests.conftest import sign_in
+from tests.personas import sign_in
 
 DIRECTIONS = [("brighton", "staffordshire"), ("staffordshire", "brighton")]
 
@@ -16,7 +16,7 @@ DIRECTIONS = [("brighton", "staffordshire"), ("staffordshire", "brighton")]
 def _admin_of(world, name):  # type: ignore[no-untyped-def]
     if name == "brighton":
         return world.brighton_admin
-    from tests.conftest import make_persona
+    from tests.personas import make_persona
 
     return make_persona(world.staffordshire, "admin@staffs.test", "Stu Admin", "council_admin")
 

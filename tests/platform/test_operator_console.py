@@ -6,7 +6,7 @@ from django.test import Client
 from django_tenants.utils import schema_exists
 
 from tenants.models import Council
-from tests.conftest import sign_in
+from tests.personas import sign_in
 
 
 def test_an_operator_sees_the_councils_and_their_state(world, db) -> None:

@@ -24,7 +24,7 @@ from core.models import (
     Practitioner,
 )
 from core.selectors import SearchQuery, person_search
-from tests.conftest import Persona, sign_in
+from tests.personas import Persona, sign_in
 
 CHILDREN = 120
 

@@ -6,73 +6,13 @@ from __future__ import annotations
 
 import socketserver
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 
 import pytest
 from django.core import mail
-from django_tenants.utils import schema_context
 
-from accounts.models import User
-from core.models import Person
-from tests.core.conftest import scenario  # noqa: F401  (the shared Brighton scenario)
-from tests.factories import (
-    InvolvementFactory,
-    OrganisationFactory,
-    PersonFactory,
-    PractitionerFactory,
-    RoleFactory,
-)
-
-
-@dataclass
-class Team:
-    """A child in Brighton with a lead social worker, a school nurse, a GP and a CAMHS
-    worker (a sensitive service); all committed."""
-
-    schema: str
-    child: Person
-    lead: User
-    nurse: User
-    gp: User
-    camhs: User
-
-
-def _unique(label: str) -> str:
-    return f"{label} {uuid.uuid4().hex[:8]}"
-
-
-def build_team(schema: str) -> Team:
-    with schema_context(schema):
-        social_care = OrganisationFactory(
-            name=_unique("Children's Services"), agency_type="social_care"
-        )
-        school = OrganisationFactory(name=_unique("Academy"), agency_type="school")
-        gp = OrganisationFactory(name=_unique("Surgery"), agency_type="gp")
-        camhs = OrganisationFactory(
-            name=_unique("CAMHS"), agency_type="mental_health", sensitive_service=True
-        )
-        child = PersonFactory(date_of_birth=date(2014, 6, 1))
-        people = {}
-        for key, org, role, lead in [
-            ("lead", social_care, "Child protection social worker", True),
-            ("nurse", school, "School nurse", False),
-            ("gp", gp, "GP", False),
-            ("camhs", camhs, "CAMHS practitioner", False),
-        ]:
-            practitioner = PractitionerFactory(
-                organisation=org, user__email=f"{key}-{uuid.uuid4().hex[:8]}@brighton.test"
-            )
-            InvolvementFactory(
-                person=child,
-                practitioner=practitioner,
-                role=RoleFactory(name=role, child_protection=lead),
-                lead_professional=lead,
-            )
-            people[key] = practitioner.user
-        return Team(schema=schema, child=child, **people)
+from tests.teamwork.team import Team, build_team
 
 
 @pytest.fixture
@@ -160,7 +100,3 @@ def flaky_smtp(settings) -> Iterator[FlakySmtp]:  # type: ignore[no-untyped-def]
     yield state
     server.shutdown()
     server.server_close()
-
-
-def days_ago(days: int) -> date:
-    return date.today() - timedelta(days=days)

@@ -21,8 +21,8 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.models import Person
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
-from tests.conftest import Persona, World
-from tests.teamwork.conftest import build_team
+from tests.personas import Persona, World
+from tests.teamwork.team import build_team
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ class LiveTeam:
 
 
 def _persona(user: User, host: str, schema: str) -> Persona:
-    from tests.conftest import PASSWORD
+    from tests.personas import PASSWORD
 
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])

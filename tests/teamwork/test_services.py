@@ -217,7 +217,7 @@ def test_a_task_is_coordination_not_case_notes(world, scenario) -> None:
 
 def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:
     """A task past its due date is marked "Overdue" on My tasks, not only coloured."""
-    from tests.conftest import sign_in
+    from tests.personas import sign_in
 
     with schema_context(world.brighton.schema_name):
         task = task_create(
@@ -268,7 +268,7 @@ def test_the_message_page_offers_a_brokered_request_to_the_sensitive_service(
 ) -> None:
     """The nurse asks 'a sensitive service' to get in touch without learning which."""
     from core.models import ContactRequest
-    from tests.conftest import sign_in
+    from tests.personas import sign_in
 
     client = sign_in(world.brighton_school_nurse)
     page = client.get(f"/people/{scenario.ava.pk}/messages/new/").content.decode()
@@ -387,7 +387,7 @@ def test_a_practitioner_who_chose_the_digest_gets_no_immediate_email(world, scen
 )
 def test_failed_addresses_are_shown_to_administrators(world, db, persona, status) -> None:
     """An address the mail server refused is listed for administrators only."""
-    from tests.conftest import sign_in
+    from tests.personas import sign_in
 
     with schema_context(world.brighton.schema_name):
         EmailOutbox.objects.create(

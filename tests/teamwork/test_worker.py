@@ -25,7 +25,7 @@ from teamwork.meetings import meeting_cancel, meeting_change, meeting_schedule
 from teamwork.models import InvolvementReminder, Meeting, Task
 from teamwork.tasks import reminders_run
 from teamwork.team_tasks import task_create
-from tests.teamwork.conftest import build_team, days_ago
+from tests.teamwork.team import build_team, days_ago
 
 pytestmark = pytest.mark.redis
 
