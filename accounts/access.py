@@ -10,6 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from accounts.models import User
+
 View = Callable[..., HttpResponse]
 
 
@@ -40,3 +42,11 @@ def role_required(*roles: str) -> Callable[[View], View]:
         return wrapper
 
     return decorator
+
+
+# Each role check once, imported by every app's views, so a page's rule reads the same
+# wherever it is written.
+practitioner_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
+admin_required = role_required(User.Role.COUNCIL_ADMIN)
+governance_required = role_required(User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
+operator_required = role_required(User.Role.OPERATOR)

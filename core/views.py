@@ -16,7 +16,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required, verified_required
+from accounts.access import (
+    admin_required,
+    governance_required,
+    practitioner_required,
+    verified_required,
+)
 from accounts.forms import InviteUserForm
 from accounts.models import User
 from accounts.selectors import users_for_admin
@@ -40,10 +45,6 @@ from core.forms import (
 from core.models import NotificationPreference
 from core.network_svg import network_svg
 from core.selectors import Access, Network, SearchRefused, TeamMember
-
-admin_required = role_required(User.Role.COUNCIL_ADMIN)
-audit_reader_required = role_required(User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
-reader_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
 
 
 def _user(request: HttpRequest) -> User:
@@ -432,7 +433,7 @@ def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
 # --- Me -------------------------------------------------------------------------------------
 
 
-@reader_required
+@practitioner_required
 def my_involvements(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     involvements = list(selectors.my_involvements(user))
@@ -445,7 +446,7 @@ def my_involvements(request: HttpRequest) -> HttpResponse:
     return render(request, "core/my_involvements.html", context)
 
 
-@reader_required
+@practitioner_required
 def profile(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     existing = selectors.practitioner_of(user)
@@ -491,7 +492,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     return render(request, "core/notifications.html", {"notifications": items})
 
 
-@reader_required
+@practitioner_required
 def contact_requests(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     context = {
@@ -502,7 +503,7 @@ def contact_requests(request: HttpRequest) -> HttpResponse:
     return render(request, "core/contact_requests.html", context)
 
 
-@reader_required
+@practitioner_required
 def contact_request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     user = _user(request)
     contact_request = selectors.contact_request_for_decider(user, request_id)
@@ -599,7 +600,7 @@ def roles(request: HttpRequest) -> HttpResponse:
     return render(request, "core/roles.html", {"form": form, "roles": selectors.roles_list()})
 
 
-@audit_reader_required
+@governance_required
 def audit(request: HttpRequest) -> HttpResponse:
     return render(request, "core/audit.html", {"events": selectors.audit_events_count()})
 
@@ -611,7 +612,7 @@ class _Echo:
         return value
 
 
-@audit_reader_required
+@governance_required
 def audit_export_csv(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(_Echo())
     rows = services.audit_export(actor=_user(request))

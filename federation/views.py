@@ -12,14 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required, verified_required
+from accounts.access import governance_required, operator_required, verified_required
 from accounts.models import User
 from federation import client, selectors, services
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
 from tenants.selectors import council_by_code
-
-governance_required = role_required(User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN)
-operator_required = role_required(User.Role.OPERATOR)
 
 
 def _user(request: HttpRequest) -> User:

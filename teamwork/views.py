@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required
+from accounts.access import practitioner_required
 from accounts.models import User
 from core.services import contact_request_send
 from teamwork.contacts import contact_log
@@ -42,9 +42,6 @@ from teamwork.reminders import reminder_answer, reminder_from_token
 from teamwork.team import person_for_team, sensitive_services_involved, team_colleagues
 from teamwork.team_tasks import task_close, task_create, task_for_actor, tasks_mine
 from teamwork.timeline import KINDS, family_timeline, person_timeline
-
-admin_required = role_required(User.Role.COUNCIL_ADMIN)
-practitioner_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
 
 
 def _errors_onto(form: Any, exc: ValidationError) -> None:

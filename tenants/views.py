@@ -9,14 +9,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required
-from accounts.models import User
+from accounts.access import operator_required
 from tenants.forms import OnboardCouncilForm
 from tenants.models import Council
 from tenants.selectors import council_by_code, council_url, councils_list, migration_state
 from tenants.services import council_onboard, council_resume, council_suspend
-
-operator_required = role_required(User.Role.OPERATOR)
 
 
 @operator_required
