@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
-from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm
+from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm, errors_onto_form
 from accounts.models import User
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
@@ -100,11 +100,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                 code=form.cleaned_data["code"],
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error("password", exc.messages)
+            errors_onto_form(form, exc, fieldless="password")
         else:
             return render(request, "accounts/invitation_done.html", {"invited": invite.user})
     qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, title="QR code")

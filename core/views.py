@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 from typing import Any, cast
 
-from django import forms
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,7 +21,7 @@ from accounts.access import (
     practitioner_required,
     verified_required,
 )
-from accounts.forms import InviteUserForm
+from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
@@ -49,14 +48,6 @@ from core.selectors import Access, Network, SearchRefused, TeamMember
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def _apply_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _next_or(request: HttpRequest, fallback: str) -> str:
@@ -228,7 +219,7 @@ def _state_reason(request: HttpRequest, access: selectors.PersonAccess) -> HttpR
                 break_glass=access.break_glass,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             return redirect("core:person", person_id=access.person.pk)
     context = {"person": access.person, "access": access, "form": form}
@@ -288,7 +279,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 message=form.cleaned_data["message"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -330,7 +321,7 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 lead_professional=data["lead_professional"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         except PermissionDenied:
             form.add_error(None, "You can only record your own involvement, or your staff's")
         else:
@@ -394,7 +385,7 @@ def involvement_update(request: HttpRequest, involvement_id: int) -> HttpRespons
                 lead_professional=form.cleaned_data["lead_professional"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"The involvement with {involvement.person} is updated.")
             return redirect("core:involvement", involvement_id=involvement.pk)
@@ -418,7 +409,7 @@ def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
                 end_date=form.cleaned_data["end_date"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -476,7 +467,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                 child_protection=existing.child_protection if existing else False,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Your profile is saved.")
             return redirect("core:profile")
@@ -518,7 +509,7 @@ def contact_request_decide(request: HttpRequest, request_id: int) -> HttpRespons
                 response=form.cleaned_data["response"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         except PermissionDenied as exc:
             raise Http404("No such request") from exc
         else:
@@ -544,7 +535,7 @@ def users(request: HttpRequest) -> HttpResponse:
         try:
             invited, token = user_invite(invited_by=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             invitation_url = request.build_absolute_uri(f"/invitation/{token}/")
             messages.success(request, f"{invited.full_name} is invited.")
@@ -568,7 +559,7 @@ def organisations(request: HttpRequest) -> HttpResponse:
                 secure_email=data["secure_email"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{organisation.name} is added.")
             return redirect("core:organisations")
@@ -593,7 +584,7 @@ def roles(request: HttpRequest) -> HttpResponse:
                 actor=_user(request),
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{role.name} is added to the list of roles.")
             return redirect("core:roles")

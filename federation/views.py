@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import governance_required, operator_required, verified_required
+from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import client, selectors, services
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
@@ -21,14 +22,6 @@ from tenants.selectors import council_by_code
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def _errors_into(form: AgreementForm | RevokeForm | CouncilCardForm, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 # --- Council side: agreements ---------------------------------------------------------------
@@ -56,7 +49,7 @@ def agreement_new(request: HttpRequest) -> HttpResponse:
         try:
             agreement = services.agreement_propose(actor=_user(request), **form.cleaned_data)
         except ValidationError as exc:
-            _errors_into(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Agreement proposed. Sign it to send it to the partner.")
             return redirect("federation:agreement", agreement_id=agreement.agreement_id)
@@ -177,7 +170,7 @@ def peer_add(request: HttpRequest) -> HttpResponse:
         except ValueError:
             form.add_error("card", "That is not a council card: paste the whole JSON document")
         except ValidationError as exc:
-            _errors_into(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{peer.name} added to the directory of peers.")
             return redirect("federation_operator:peers")

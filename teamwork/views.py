@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import practitioner_required
+from accounts.forms import errors_onto_form
 from accounts.models import User
 from core.services import contact_request_send
 from teamwork.contacts import contact_log
@@ -42,14 +43,6 @@ from teamwork.reminders import reminder_answer, reminder_from_token
 from teamwork.team import person_for_team, sensitive_services_involved, team_colleagues
 from teamwork.team_tasks import task_close, task_create, task_for_actor, tasks_mine
 from teamwork.timeline import KINDS, family_timeline, person_timeline
-
-
-def _errors_onto(form: Any, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _timeline(request: HttpRequest, person_id: int, *, family: bool) -> HttpResponse:
@@ -128,7 +121,7 @@ def task_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 due_date=form.cleaned_data["due_date"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"Task set for {task.assignee.user.full_name}.")
             return redirect("teamwork:timeline", person_id=person.pk)
@@ -188,7 +181,7 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 else form.cleaned_data["recipients"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Message sent.")
             return redirect("teamwork:timeline", person_id=person.pk)
@@ -201,7 +194,7 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 message=brokered.cleaned_data["message"],
             )
         except ValidationError as exc:
-            _errors_onto(brokered, exc)
+            errors_onto_form(brokered, exc)
         else:
             messages.success(
                 request, "Your request was sent. The service will decide whether to get in touch."
@@ -239,7 +232,7 @@ def meeting_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 invitee_ids=None if data["whole_team"] else data["invitees"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -317,7 +310,7 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
                 link=data["link"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Meeting changed: updated invitations sent.")
             return redirect("teamwork:meeting", meeting_id=meeting.pk)

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import operator_required
+from accounts.forms import errors_onto_form
 from tenants.forms import OnboardCouncilForm
 from tenants.models import Council
 from tenants.selectors import council_by_code, council_url, councils_list, migration_state
@@ -32,8 +33,7 @@ def council_new(request: HttpRequest) -> HttpResponse:
         try:
             onboarded = council_onboard(**form.cleaned_data)
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            errors_onto_form(form, exc)
         else:
             return render(request, "tenants/onboarded.html", {"onboarded": onboarded})
     return render(request, "tenants/council_new.html", {"form": form})
