@@ -12,7 +12,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.access import (
@@ -23,6 +22,7 @@ from accounts.access import (
 )
 from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
+from accounts.redirects import next_url_or
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
 from core import selectors, services
@@ -48,13 +48,6 @@ from core.selectors import Access, Network, SearchRefused, TeamMember
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def _next_or(request: HttpRequest, fallback: str) -> str:
-    url = request.POST.get("next") or request.GET.get("next")
-    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=False):
-        return url
-    return fallback
 
 
 @verified_required
@@ -360,7 +353,7 @@ def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpRespon
         messages.success(
             request, f"You confirmed the involvement with {involvement.person.full_name}."
         )
-    return redirect(_next_or(request, reverse("core:my_involvements")))
+    return redirect(next_url_or(request, reverse("core:my_involvements")))
 
 
 @verified_required

@@ -11,12 +11,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import practitioner_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
+from accounts.redirects import next_url_or
 from core.services import contact_request_send
 from teamwork.contacts import contact_log
 from teamwork.forms import (
@@ -152,10 +154,7 @@ def task_update(request: HttpRequest, task_id: int) -> HttpResponse:
             messages.success(
                 request, f"Task marked {task.get_status_display().lower()}: {task.text}"
             )
-    target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect("teamwork:my_tasks")
+    return redirect(next_url_or(request, reverse("teamwork:my_tasks")))
 
 
 @practitioner_required
