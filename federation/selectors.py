@@ -19,7 +19,7 @@ from core.models import AuditEvent
 from core.selectors import person_viewable
 from federation.directory.models import CouncilSigningKey, FederationPeer
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
-from tenants.db import models_from_sql
+from tenants.db import current_schema, models_from_sql
 from tenants.models import Council, Domain
 from tenants.selectors import council_url, site_url
 
@@ -30,11 +30,6 @@ GOVERNANCE_ROLES = {User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN}
 
 
 # --- Councils, keys, peers ----------------------------------------------------------------
-
-
-def current_schema() -> str:
-    """The schema this connection is using (django-tenants adds the attribute)."""
-    return str(getattr(connection, "schema_name", "public"))
 
 
 def own_council() -> Council:

@@ -32,6 +32,7 @@ def prepared_cursor() -> Any:
 
 
 def current_schema() -> str:
+    """The schema this connection is using: a council's, or "public"."""
     return tenant_connection().schema_name
 
 
