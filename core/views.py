@@ -86,8 +86,6 @@ def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
             )
         except SearchRefused as exc:
             form.add_error(None, str(exc))
-        except PermissionError as exc:
-            raise PermissionDenied(str(exc)) from exc
     context = {
         "form": form,
         "results": results,
@@ -190,12 +188,9 @@ def person_views(request: HttpRequest, person_id: int) -> HttpResponse:
     whole log is the council's audit, which its administrators and IG officers read."""
     user = _user(request)
     access = selectors.person_access(user, person_id)
-    try:
-        viewings = selectors.person_viewings(
-            user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
-        )
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    viewings = selectors.person_viewings(
+        user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
+    )
     context = {"person": access.person, "viewings": viewings, "listed": VIEWINGS_LISTED}
     return render(request, "core/person_views.html", context)
 
@@ -260,7 +255,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     try:
         access = selectors.person_viewable(user, person_id)
         organisation = selectors.sensitive_service_for_contact(user, person_id, organisation_id)
-    except PermissionError:
+    except PermissionDenied:
         return redirect("core:person", person_id=person_id)
     form = ContactRequestForm(request.POST or None, initial={"service": token})
     if request.method == "POST" and form.is_valid():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
@@ -129,7 +130,7 @@ def peers_active_with_urls() -> list[tuple[FederationPeer, str]]:
 
 def _governance_only(user: User) -> None:
     if user.role not in GOVERNANCE_ROLES:
-        raise PermissionError("Only information governance officers and administrators")
+        raise PermissionDenied("Only information governance officers and administrators")
 
 
 def agreements_for(user: User) -> QuerySet[DataSharingAgreement]:

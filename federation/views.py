@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -129,17 +129,14 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     every council we hold an agreement with."""
     user = _user(request)
     form = CheckForm(request.POST or None, initial={"purpose": "safeguarding"})
-    try:
-        if request.method == "POST" and form.is_valid():
-            answers = client.other_councils_check(
-                user=user, person_id=person_id, purpose=form.cleaned_data["purpose"]
-            )
-            checked = True
-        else:
-            answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
-            checked = False
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    if request.method == "POST" and form.is_valid():
+        answers = client.other_councils_check(
+            user=user, person_id=person_id, purpose=form.cleaned_data["purpose"]
+        )
+        checked = True
+    else:
+        answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
+        checked = False
     template = (
         "federation/other_councils_fragment.html"
         if request.headers.get("HX-Request") or request.GET.get("fragment")

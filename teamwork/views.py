@@ -50,10 +50,7 @@ from teamwork.timeline import KINDS, family_timeline, person_timeline
 def _timeline(request: HttpRequest, person_id: int, *, family: bool) -> HttpResponse:
     kinds = [k for k in request.GET.getlist("kind") if k in KINDS]
     build = family_timeline if family else person_timeline
-    try:
-        timeline = build(user=request.user, person_id=person_id, kinds=kinds or None)  # type: ignore[arg-type]
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    timeline = build(user=request.user, person_id=person_id, kinds=kinds or None)  # type: ignore[arg-type]
     context = {
         "timeline": timeline,
         "kinds": KINDS,
