@@ -13,12 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_otp.decorators import otp_required
 
 from accounts.access import (
     admin_required,
     governance_required,
     practitioner_required,
-    verified_required,
 )
 from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
@@ -50,7 +50,7 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-@verified_required
+@otp_required
 def home(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     context: dict[str, Any] = {"search_form": SearchForm(prefix="quick")}
@@ -95,12 +95,12 @@ def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
     return render(request, "core/search.html", context)
 
 
-@verified_required
+@otp_required
 def search(request: HttpRequest) -> HttpResponse:
     return _search(request, break_glass=False)
 
 
-@verified_required
+@otp_required
 def search_break_glass(request: HttpRequest) -> HttpResponse:
     return _search(request, break_glass=True)
 
@@ -145,7 +145,7 @@ def _born(person: Any) -> str:
     return f"Born {person.date_of_birth:%-d %b %Y}" if person.date_of_birth else "Born: not known"
 
 
-@verified_required
+@otp_required
 def person(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -182,7 +182,7 @@ VIEWINGS_ON_PAGE = 10
 VIEWINGS_LISTED = 200
 
 
-@verified_required
+@otp_required
 def person_views(request: HttpRequest, person_id: int) -> HttpResponse:
     """Who has viewed this record: the team's own check on who looks, the latest 200. The
     whole log is the council's audit, which its administrators and IG officers read."""
@@ -214,7 +214,7 @@ def _state_reason(request: HttpRequest, access: selectors.PersonAccess) -> HttpR
     return render(request, "core/person_reason.html", context, status=200)
 
 
-@verified_required
+@otp_required
 def family(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -242,7 +242,7 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
     return render(request, "core/family.html", context)
 
 
-@verified_required
+@otp_required
 def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     token = request.POST.get("service") or request.GET.get("service", "")
@@ -281,7 +281,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
 # --- Involvements -------------------------------------------------------------------------
 
 
-@verified_required
+@otp_required
 def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -329,14 +329,14 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
     return render(request, "core/involvement_new.html", context)
 
 
-@verified_required
+@otp_required
 def involvement_detail(request: HttpRequest, involvement_id: int) -> HttpResponse:
     involvement = selectors.involvement_for_actor(_user(request), involvement_id)
     return render(request, "core/involvement_detail.html", {"involvement": involvement})
 
 
 @require_POST
-@verified_required
+@otp_required
 def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -351,7 +351,7 @@ def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpRespon
     return redirect(next_url_or(request, reverse("core:my_involvements")))
 
 
-@verified_required
+@otp_required
 def involvement_update(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -381,7 +381,7 @@ def involvement_update(request: HttpRequest, involvement_id: int) -> HttpRespons
     return render(request, "core/involvement_update.html", context)
 
 
-@verified_required
+@otp_required
 def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -463,7 +463,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "core/profile.html", context)
 
 
-@verified_required
+@otp_required
 def notifications(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     items = list(selectors.notifications_for(user)[:200])
@@ -609,13 +609,13 @@ def audit_export_csv(request: HttpRequest) -> HttpResponse:
 # --- Delivery: notification preferences and the email outbox ----------------------------
 
 
-@verified_required
+@otp_required
 def notifications_short(request: HttpRequest) -> HttpResponse:
     """One notifications page: the one in the header (`core:notifications`)."""
     return redirect("core:notifications")
 
 
-@verified_required
+@otp_required
 def notification_preferences(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if request.method == "POST":

@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_otp.decorators import otp_required
 
-from accounts.access import governance_required, operator_required, verified_required
+from accounts.access import governance_required, operator_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import client, selectors, services
@@ -123,7 +124,7 @@ def agreement_revoke(request: HttpRequest, agreement_id: str) -> HttpResponse:
 # --- Council side: the "other councils" panel for a person's page ---------------------------
 
 
-@verified_required
+@otp_required
 def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     """A fragment for the person's page: each council's last answer, and a button to ask
     every council we hold an agreement with."""
