@@ -1,6 +1,20 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from accounts.models import User
+
+
+def errors_onto_form(
+    form: forms.Form, exc: ValidationError, *, fieldless: str | None = None
+) -> None:
+    """Show a service's ValidationError on the form that asked for it: each message beside
+    its field (at the top when this form has no such field), and a message that names no
+    field at the top, or beside the field `fieldless` (a password rule's, say)."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(fieldless, exc.messages)
 
 
 class SignInForm(forms.Form):

@@ -11,12 +11,12 @@ from django.contrib.auth import authenticate, login, logout, user_login_failed
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
-from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm
+from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm, errors_onto_form
 from accounts.models import User
+from accounts.redirects import next_url_or
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
 
@@ -26,12 +26,6 @@ LOCKED_OUT = (
     "This account is locked after too many failed attempts. Try again later, "
     "or ask your administrator to unlock it."
 )
-
-
-def _safe_next(request: HttpRequest, url: str | None) -> str:
-    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=False):
-        return url
-    return "/"
 
 
 def sign_in(request: HttpRequest) -> HttpResponse:
@@ -52,7 +46,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         else:
             request.session.cycle_key()
             request.session[PENDING_USER] = user.pk
-            request.session[NEXT_URL] = _safe_next(request, request.GET.get("next"))
+            request.session[NEXT_URL] = next_url_or(request, "/")
             return redirect("accounts:sign_in_code")
     return render(request, "accounts/sign_in.html", {"form": form})
 
@@ -100,11 +94,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                 code=form.cleaned_data["code"],
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error("password", exc.messages)
+            errors_onto_form(form, exc, fieldless="password")
         else:
             return render(request, "accounts/invitation_done.html", {"invited": invite.user})
     qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, title="QR code")

@@ -15,7 +15,7 @@ from core.selectors import SearchQuery
 class GovukDateWidget(forms.Widget):
     """The GOV.UK date input: three boxes (day, month, year) named `<name>_day` etc."""
 
-    template_name = ""  # rendered by core/includes/field.html, never by Django's renderer
+    template_name = ""  # rendered by includes/field.html, never by Django's renderer
     parts = ("day", "month", "year")
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> dict[str, str]:

@@ -13,17 +13,20 @@ def nhs_number_clean(value: str) -> str:
     return re.sub(r"[\s-]", "", value or "")
 
 
+def nhs_number_check_digit(first_nine: str) -> int | None:
+    """The NHS number's modulus-11 check digit over its first nine digits (weights 10 down
+    to 2), or None when it would be 10: no NHS number begins with those nine digits."""
+    total = sum(int(d) * w for d, w in zip(first_nine, range(10, 1, -1), strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else check
+
+
 def nhs_number_is_valid(value: str) -> bool:
-    """The NHS number's modulus-11 check: ten digits, the last a check digit over the nine
-    before it (weights 10 down to 2); a check digit of 10 means the number is invalid."""
+    """Ten digits, the last the check digit of the nine before it."""
     digits = nhs_number_clean(value)
     if not re.fullmatch(r"\d{10}", digits):
         return False
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
+    return nhs_number_check_digit(digits[:9]) == int(digits[9])
 
 
 def validate_nhs_number(value: str) -> None:

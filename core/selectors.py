@@ -22,6 +22,7 @@ from typing import Any
 
 import jellyfish
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -170,9 +171,9 @@ def person_search(
     The search is audited whatever it finds, including the ids it returned."""
     practitioner = practitioner_of(user)
     if practitioner is None:
-        raise PermissionError("Only practitioners can search for people")
+        raise PermissionDenied("Only practitioners can search for people")
     if break_glass and not practitioner.child_protection:
-        raise PermissionError("Only child-protection practitioners can search with break-glass")
+        raise PermissionDenied("Only child-protection practitioners can search with break-glass")
     mode = query.mode()
     people = Person.objects.filter(archived_at__isnull=True)
     if mode == "nhs_number":
@@ -297,7 +298,7 @@ def person_viewable(user: User, person_id: int) -> PersonAccess:
     """Like person_access, but only for someone who may see the network now."""
     access = person_access(user, person_id)
     if not access.can_see_network:
-        raise PermissionError("State a reason before opening this record")
+        raise PermissionDenied("State a reason before opening this record")
     return access
 
 
@@ -724,7 +725,7 @@ def person_viewings(
     if access is None or access.person.pk != person_id:
         access = person_access(user, person_id)
     if access.access != Access.TEAM:
-        raise PermissionError("Only the person's team sees who has viewed the record")
+        raise PermissionDenied("Only the person's team sees who has viewed the record")
     if audit:
         audit_record(actor=user, action="record_views_listed", person_id=person_id)
     with prepared_cursor() as cursor:

@@ -6,19 +6,23 @@ from __future__ import annotations
 import csv
 from typing import Any, cast
 
-from django import forms
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django_otp.decorators import otp_required
 
-from accounts.access import role_required, verified_required
-from accounts.forms import InviteUserForm
+from accounts.access import (
+    admin_required,
+    governance_required,
+    practitioner_required,
+)
+from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
+from accounts.redirects import next_url_or
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
 from core import selectors, services
@@ -41,31 +45,12 @@ from core.models import NotificationPreference
 from core.network_svg import network_svg
 from core.selectors import Access, Network, SearchRefused, TeamMember
 
-admin_required = role_required(User.Role.COUNCIL_ADMIN)
-audit_reader_required = role_required(User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
-reader_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
-
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _apply_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
-
-def _next_or(request: HttpRequest, fallback: str) -> str:
-    url = request.POST.get("next") or request.GET.get("next")
-    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=False):
-        return url
-    return fallback
-
-
-@verified_required
+@otp_required
 def home(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     context: dict[str, Any] = {"search_form": SearchForm(prefix="quick")}
@@ -101,8 +86,6 @@ def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
             )
         except SearchRefused as exc:
             form.add_error(None, str(exc))
-        except PermissionError as exc:
-            raise PermissionDenied(str(exc)) from exc
     context = {
         "form": form,
         "results": results,
@@ -112,12 +95,12 @@ def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
     return render(request, "core/search.html", context)
 
 
-@verified_required
+@otp_required
 def search(request: HttpRequest) -> HttpResponse:
     return _search(request, break_glass=False)
 
 
-@verified_required
+@otp_required
 def search_break_glass(request: HttpRequest) -> HttpResponse:
     return _search(request, break_glass=True)
 
@@ -162,7 +145,7 @@ def _born(person: Any) -> str:
     return f"Born {person.date_of_birth:%-d %b %Y}" if person.date_of_birth else "Born: not known"
 
 
-@verified_required
+@otp_required
 def person(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -199,18 +182,15 @@ VIEWINGS_ON_PAGE = 10
 VIEWINGS_LISTED = 200
 
 
-@verified_required
+@otp_required
 def person_views(request: HttpRequest, person_id: int) -> HttpResponse:
     """Who has viewed this record: the team's own check on who looks, the latest 200. The
     whole log is the council's audit, which its administrators and IG officers read."""
     user = _user(request)
     access = selectors.person_access(user, person_id)
-    try:
-        viewings = selectors.person_viewings(
-            user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
-        )
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    viewings = selectors.person_viewings(
+        user=user, person_id=person_id, limit=VIEWINGS_LISTED, access=access, audit=True
+    )
     context = {"person": access.person, "viewings": viewings, "listed": VIEWINGS_LISTED}
     return render(request, "core/person_views.html", context)
 
@@ -227,14 +207,14 @@ def _state_reason(request: HttpRequest, access: selectors.PersonAccess) -> HttpR
                 break_glass=access.break_glass,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             return redirect("core:person", person_id=access.person.pk)
     context = {"person": access.person, "access": access, "form": form}
     return render(request, "core/person_reason.html", context, status=200)
 
 
-@verified_required
+@otp_required
 def family(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -262,7 +242,7 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
     return render(request, "core/family.html", context)
 
 
-@verified_required
+@otp_required
 def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     token = request.POST.get("service") or request.GET.get("service", "")
@@ -275,7 +255,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     try:
         access = selectors.person_viewable(user, person_id)
         organisation = selectors.sensitive_service_for_contact(user, person_id, organisation_id)
-    except PermissionError:
+    except PermissionDenied:
         return redirect("core:person", person_id=person_id)
     form = ContactRequestForm(request.POST or None, initial={"service": token})
     if request.method == "POST" and form.is_valid():
@@ -287,7 +267,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 message=form.cleaned_data["message"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -301,7 +281,7 @@ def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
 # --- Involvements -------------------------------------------------------------------------
 
 
-@verified_required
+@otp_required
 def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
     access = selectors.person_access(user, person_id)
@@ -329,7 +309,7 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 lead_professional=data["lead_professional"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         except PermissionDenied:
             form.add_error(None, "You can only record your own involvement, or your staff's")
         else:
@@ -349,14 +329,14 @@ def involvement_new(request: HttpRequest, person_id: int) -> HttpResponse:
     return render(request, "core/involvement_new.html", context)
 
 
-@verified_required
+@otp_required
 def involvement_detail(request: HttpRequest, involvement_id: int) -> HttpResponse:
     involvement = selectors.involvement_for_actor(_user(request), involvement_id)
     return render(request, "core/involvement_detail.html", {"involvement": involvement})
 
 
 @require_POST
-@verified_required
+@otp_required
 def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -368,10 +348,10 @@ def involvement_confirm(request: HttpRequest, involvement_id: int) -> HttpRespon
         messages.success(
             request, f"You confirmed the involvement with {involvement.person.full_name}."
         )
-    return redirect(_next_or(request, reverse("core:my_involvements")))
+    return redirect(next_url_or(request, reverse("core:my_involvements")))
 
 
-@verified_required
+@otp_required
 def involvement_update(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -393,7 +373,7 @@ def involvement_update(request: HttpRequest, involvement_id: int) -> HttpRespons
                 lead_professional=form.cleaned_data["lead_professional"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"The involvement with {involvement.person} is updated.")
             return redirect("core:involvement", involvement_id=involvement.pk)
@@ -401,7 +381,7 @@ def involvement_update(request: HttpRequest, involvement_id: int) -> HttpRespons
     return render(request, "core/involvement_update.html", context)
 
 
-@verified_required
+@otp_required
 def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
     user = _user(request)
     involvement = selectors.involvement_for_actor(user, involvement_id)
@@ -417,7 +397,7 @@ def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
                 end_date=form.cleaned_data["end_date"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -432,7 +412,7 @@ def involvement_end(request: HttpRequest, involvement_id: int) -> HttpResponse:
 # --- Me -------------------------------------------------------------------------------------
 
 
-@reader_required
+@practitioner_required
 def my_involvements(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     involvements = list(selectors.my_involvements(user))
@@ -445,7 +425,7 @@ def my_involvements(request: HttpRequest) -> HttpResponse:
     return render(request, "core/my_involvements.html", context)
 
 
-@reader_required
+@practitioner_required
 def profile(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     existing = selectors.practitioner_of(user)
@@ -475,7 +455,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                 child_protection=existing.child_protection if existing else False,
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Your profile is saved.")
             return redirect("core:profile")
@@ -483,7 +463,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "core/profile.html", context)
 
 
-@verified_required
+@otp_required
 def notifications(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     items = list(selectors.notifications_for(user)[:200])
@@ -491,7 +471,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     return render(request, "core/notifications.html", {"notifications": items})
 
 
-@reader_required
+@practitioner_required
 def contact_requests(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     context = {
@@ -502,7 +482,7 @@ def contact_requests(request: HttpRequest) -> HttpResponse:
     return render(request, "core/contact_requests.html", context)
 
 
-@reader_required
+@practitioner_required
 def contact_request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     user = _user(request)
     contact_request = selectors.contact_request_for_decider(user, request_id)
@@ -517,7 +497,7 @@ def contact_request_decide(request: HttpRequest, request_id: int) -> HttpRespons
                 response=form.cleaned_data["response"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         except PermissionDenied as exc:
             raise Http404("No such request") from exc
         else:
@@ -543,7 +523,7 @@ def users(request: HttpRequest) -> HttpResponse:
         try:
             invited, token = user_invite(invited_by=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             invitation_url = request.build_absolute_uri(f"/invitation/{token}/")
             messages.success(request, f"{invited.full_name} is invited.")
@@ -567,7 +547,7 @@ def organisations(request: HttpRequest) -> HttpResponse:
                 secure_email=data["secure_email"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{organisation.name} is added.")
             return redirect("core:organisations")
@@ -592,14 +572,14 @@ def roles(request: HttpRequest) -> HttpResponse:
                 actor=_user(request),
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{role.name} is added to the list of roles.")
             return redirect("core:roles")
     return render(request, "core/roles.html", {"form": form, "roles": selectors.roles_list()})
 
 
-@audit_reader_required
+@governance_required
 def audit(request: HttpRequest) -> HttpResponse:
     return render(request, "core/audit.html", {"events": selectors.audit_events_count()})
 
@@ -611,7 +591,7 @@ class _Echo:
         return value
 
 
-@audit_reader_required
+@governance_required
 def audit_export_csv(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(_Echo())
     rows = services.audit_export(actor=_user(request))
@@ -629,13 +609,13 @@ def audit_export_csv(request: HttpRequest) -> HttpResponse:
 # --- Delivery: notification preferences and the email outbox ----------------------------
 
 
-@verified_required
+@otp_required
 def notifications_short(request: HttpRequest) -> HttpResponse:
     """One notifications page: the one in the header (`core:notifications`)."""
     return redirect("core:notifications")
 
 
-@verified_required
+@otp_required
 def notification_preferences(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if request.method == "POST":

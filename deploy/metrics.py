@@ -40,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tenants.archives import ident, quoted
+from tenants.db import sql_identifier
 from tenants.models import Council
 
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -145,9 +145,9 @@ def federation_outbox_pending() -> dict[str, int]:
         councils = cursor.fetchall()
         if not councils:
             return {}
-        condition = f"{ident(delivered)} IS NULL AND {ident(given_up)} IS NULL"
+        condition = f"{sql_identifier(delivered)} IS NULL AND {sql_identifier(given_up)} IS NULL"
         parts = [
-            f"SELECT %s, count(*) FROM {quoted(schema, table)} WHERE {condition}"  # noqa: S608
+            f"SELECT %s, count(*) FROM {sql_identifier(schema, table)} WHERE {condition}"  # noqa: S608
             for _, schema in councils
         ]
         cursor.execute(" UNION ALL ".join(parts), [code for code, _ in councils])

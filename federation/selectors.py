@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
@@ -19,7 +20,7 @@ from core.models import AuditEvent
 from core.selectors import person_viewable
 from federation.directory.models import CouncilSigningKey, FederationPeer
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
-from tenants.db import models_from_sql
+from tenants.db import current_schema, models_from_sql
 from tenants.models import Council, Domain
 from tenants.selectors import council_url, site_url
 
@@ -30,11 +31,6 @@ GOVERNANCE_ROLES = {User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN}
 
 
 # --- Councils, keys, peers ----------------------------------------------------------------
-
-
-def current_schema() -> str:
-    """The schema this connection is using (django-tenants adds the attribute)."""
-    return str(getattr(connection, "schema_name", "public"))
 
 
 def own_council() -> Council:
@@ -134,7 +130,7 @@ def peers_active_with_urls() -> list[tuple[FederationPeer, str]]:
 
 def _governance_only(user: User) -> None:
     if user.role not in GOVERNANCE_ROLES:
-        raise PermissionError("Only information governance officers and administrators")
+        raise PermissionDenied("Only information governance officers and administrators")
 
 
 def agreements_for(user: User) -> QuerySet[DataSharingAgreement]:

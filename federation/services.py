@@ -30,14 +30,13 @@ from federation.directory.services import council_signing_key_create
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
-    current_schema,
     key_expiry,
     own_council,
     peer_active,
     peer_base_url,
     peer_directory_sync,
 )
-from tenants.db import models_from_sql, prepared_cursor
+from tenants.db import current_schema, models_from_sql, prepared_cursor
 from tenants.models import Council
 
 KEY_DOCUMENT_VALIDITY = timedelta(days=1)

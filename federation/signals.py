@@ -16,7 +16,7 @@ from django.db.models.signals import post_delete, post_save
 from django_tenants.utils import schema_context
 
 from core.models import Involvement, Person, PersonName
-from federation.selectors import current_schema
+from tenants.db import current_schema
 
 
 def _in_council_schema() -> bool:

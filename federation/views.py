@@ -7,31 +7,22 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_otp.decorators import otp_required
 
-from accounts.access import role_required, verified_required
+from accounts.access import governance_required, operator_required
+from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import client, selectors, services
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
 from tenants.selectors import council_by_code
 
-governance_required = role_required(User.Role.IG_OFFICER, User.Role.COUNCIL_ADMIN)
-operator_required = role_required(User.Role.OPERATOR)
-
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def _errors_into(form: AgreementForm | RevokeForm | CouncilCardForm, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 # --- Council side: agreements ---------------------------------------------------------------
@@ -59,7 +50,7 @@ def agreement_new(request: HttpRequest) -> HttpResponse:
         try:
             agreement = services.agreement_propose(actor=_user(request), **form.cleaned_data)
         except ValidationError as exc:
-            _errors_into(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Agreement proposed. Sign it to send it to the partner.")
             return redirect("federation:agreement", agreement_id=agreement.agreement_id)
@@ -133,23 +124,20 @@ def agreement_revoke(request: HttpRequest, agreement_id: str) -> HttpResponse:
 # --- Council side: the "other councils" panel for a person's page ---------------------------
 
 
-@verified_required
+@otp_required
 def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     """A fragment for the person's page: each council's last answer, and a button to ask
     every council we hold an agreement with."""
     user = _user(request)
     form = CheckForm(request.POST or None, initial={"purpose": "safeguarding"})
-    try:
-        if request.method == "POST" and form.is_valid():
-            answers = client.other_councils_check(
-                user=user, person_id=person_id, purpose=form.cleaned_data["purpose"]
-            )
-            checked = True
-        else:
-            answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
-            checked = False
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    if request.method == "POST" and form.is_valid():
+        answers = client.other_councils_check(
+            user=user, person_id=person_id, purpose=form.cleaned_data["purpose"]
+        )
+        checked = True
+    else:
+        answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
+        checked = False
     template = (
         "federation/other_councils_fragment.html"
         if request.headers.get("HX-Request") or request.GET.get("fragment")
@@ -180,7 +168,7 @@ def peer_add(request: HttpRequest) -> HttpResponse:
         except ValueError:
             form.add_error("card", "That is not a council card: paste the whole JSON document")
         except ValidationError as exc:
-            _errors_into(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"{peer.name} added to the directory of peers.")
             return redirect("federation_operator:peers")

@@ -223,7 +223,7 @@ def _finish(entries: list[TimelineEntry], kinds: list[str] | None) -> list[Timel
 
 
 def person_timeline(*, user: User, person_id: int, kinds: list[str] | None = None) -> Timeline:
-    """A person's timeline for someone who may see their network (PermissionError for
+    """A person's timeline for someone who may see their network (PermissionDenied for
     someone who must state a reason first; Http404 for someone who may not know of them)."""
     access = person_viewable(user, person_id)
     viewer = practitioner_of(user)

@@ -11,11 +11,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required
+from accounts.access import practitioner_required
+from accounts.forms import errors_onto_form
 from accounts.models import User
+from accounts.redirects import next_url_or
 from core.services import contact_request_send
 from teamwork.contacts import contact_log
 from teamwork.forms import (
@@ -43,25 +46,11 @@ from teamwork.team import person_for_team, sensitive_services_involved, team_col
 from teamwork.team_tasks import task_close, task_create, task_for_actor, tasks_mine
 from teamwork.timeline import KINDS, family_timeline, person_timeline
 
-admin_required = role_required(User.Role.COUNCIL_ADMIN)
-practitioner_required = role_required(User.Role.PRACTITIONER, User.Role.MANAGER)
-
-
-def _errors_onto(form: Any, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
 
 def _timeline(request: HttpRequest, person_id: int, *, family: bool) -> HttpResponse:
     kinds = [k for k in request.GET.getlist("kind") if k in KINDS]
     build = family_timeline if family else person_timeline
-    try:
-        timeline = build(user=request.user, person_id=person_id, kinds=kinds or None)  # type: ignore[arg-type]
-    except PermissionError as exc:
-        raise PermissionDenied(str(exc)) from exc
+    timeline = build(user=request.user, person_id=person_id, kinds=kinds or None)  # type: ignore[arg-type]
     context = {
         "timeline": timeline,
         "kinds": KINDS,
@@ -131,7 +120,7 @@ def task_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 due_date=form.cleaned_data["due_date"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, f"Task set for {task.assignee.user.full_name}.")
             return redirect("teamwork:timeline", person_id=person.pk)
@@ -162,10 +151,7 @@ def task_update(request: HttpRequest, task_id: int) -> HttpResponse:
             messages.success(
                 request, f"Task marked {task.get_status_display().lower()}: {task.text}"
             )
-    target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect("teamwork:my_tasks")
+    return redirect(next_url_or(request, reverse("teamwork:my_tasks")))
 
 
 @practitioner_required
@@ -191,7 +177,7 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 else form.cleaned_data["recipients"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Message sent.")
             return redirect("teamwork:timeline", person_id=person.pk)
@@ -204,7 +190,7 @@ def message_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 message=brokered.cleaned_data["message"],
             )
         except ValidationError as exc:
-            _errors_onto(brokered, exc)
+            errors_onto_form(brokered, exc)
         else:
             messages.success(
                 request, "Your request was sent. The service will decide whether to get in touch."
@@ -242,7 +228,7 @@ def meeting_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 invitee_ids=None if data["whole_team"] else data["invitees"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(
                 request,
@@ -320,7 +306,7 @@ def meeting_edit(request: HttpRequest, meeting_id: int) -> HttpResponse:
                 link=data["link"],
             )
         except ValidationError as exc:
-            _errors_onto(form, exc)
+            errors_onto_form(form, exc)
         else:
             messages.success(request, "Meeting changed: updated invitations sent.")
             return redirect("teamwork:meeting", meeting_id=meeting.pk)

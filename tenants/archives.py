@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import connection, transaction
 
+from tenants.db import sql_identifier
+
 MAGIC = b"PATCHWORK-ARCHIVE-2\n"
 FORMAT = 2
 CHUNK = 1024 * 1024
@@ -216,7 +218,7 @@ def table_columns(schema_name: str, table: str) -> list[str]:
 
 def applied_migrations(schema_name: str) -> list[list[str]]:
     with connection.cursor() as cursor:
-        table = quoted(schema_name, "django_migrations")
+        table = sql_identifier(schema_name, "django_migrations")
         cursor.execute("SELECT to_regclass(%s)", [table])
         if cursor.fetchone()[0] is None:
             return []
@@ -224,17 +226,8 @@ def applied_migrations(schema_name: str) -> list[list[str]]:
         return [[app, name] for app, name in cursor.fetchall()]
 
 
-def ident(name: str) -> str:
-    """`name` as a quoted SQL identifier."""
-    return '"{}"'.format(name.replace('"', '""'))
-
-
-def quoted(schema_name: str, table: str) -> str:
-    return f"{ident(schema_name)}.{ident(table)}"
-
-
 def column_list(columns: list[str]) -> str:
-    return ", ".join(ident(column) for column in columns)
+    return ", ".join(sql_identifier(column) for column in columns)
 
 
 def _raw_connection() -> Any:
@@ -289,7 +282,7 @@ class ArchiveWriter:
         rows = size = 0
         block: list[bytes] = []
         block_size = 0
-        sql = f"COPY {quoted(schema_name, table)} ({column_list(columns)}) TO STDOUT"
+        sql = f"COPY {sql_identifier(schema_name, table)} ({column_list(columns)}) TO STDOUT"
         with _raw_connection().cursor() as cursor, cursor.copy(sql) as copy:
             # PostgreSQL sends one message per row; they are gathered into blocks.
             for data in copy:

@@ -26,9 +26,9 @@ from django.utils.text import slugify
 from django_tenants.utils import get_tenant_base_schema, schema_exists
 
 from tenants import archives
-from tenants.archives import ArchiveReader, SchemaSection, quoted
+from tenants.archives import ArchiveReader, SchemaSection
 from tenants.cloning import schema_clone
-from tenants.db import tenant_connection
+from tenants.db import sql_identifier, tenant_connection
 from tenants.models import Council, Domain
 from tenants.selectors import councils_list, template_is_current
 from tenants.services import (
@@ -170,7 +170,7 @@ def _schema_recreate(schema_name: str) -> None:
     if schema_exists(schema_name):
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"DROP SCHEMA {archives.ident(schema_name)} CASCADE")
+            cursor.execute(f"DROP SCHEMA {sql_identifier(schema_name)} CASCADE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     schema_clone(get_tenant_base_schema(), schema_name)
     # The clone brings the template's own rows (migration records, content types and
@@ -187,13 +187,13 @@ def _schema_empty(schema_name: str, tables: list[str], *, truncate: bool) -> Non
         if truncate:
             # Deferred foreign-key checks still pending in this transaction would block it.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("TRUNCATE " + ", ".join(quoted(schema_name, t) for t in present))
+            cursor.execute("TRUNCATE " + ", ".join(sql_identifier(schema_name, t) for t in present))
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         else:
             # The audit table forbids TRUNCATE; it never holds rows in the template (nor in
             # a fresh clone of it), so a DELETE of each (small) table meets no trigger.
             for table in reversed(present):
-                cursor.execute(f"DELETE FROM {quoted(schema_name, table)}")  # noqa: S608
+                cursor.execute(f"DELETE FROM {sql_identifier(schema_name, table)}")  # noqa: S608
 
 
 def _schema_load(section: SchemaSection, target: str) -> int:
@@ -201,9 +201,8 @@ def _schema_load(section: SchemaSection, target: str) -> int:
     raw = archives._raw_connection()
     expected: dict[str, int] = {}
     for table in section.tables():
-        sql = (
-            f"COPY {quoted(target, table.name)} ({archives.column_list(table.columns)}) FROM STDIN"
-        )
+        columns = archives.column_list(table.columns)
+        sql = f"COPY {sql_identifier(target, table.name)} ({columns}) FROM STDIN"
         with raw.cursor() as cursor, cursor.copy(sql) as copy:
             for block in table.blocks():
                 copy.write(block)
@@ -212,7 +211,7 @@ def _schema_load(section: SchemaSection, target: str) -> int:
         expected[table.name] = table.rows
     with connection.cursor() as cursor:
         for name, rows in expected.items():
-            cursor.execute(f"SELECT count(*) FROM {quoted(target, name)}")  # noqa: S608
+            cursor.execute(f"SELECT count(*) FROM {sql_identifier(target, name)}")  # noqa: S608
             found = cursor.fetchone()[0]
             if found != rows:
                 raise RestoreRefused(
@@ -239,10 +238,10 @@ def _sequences_reset(schema_name: str) -> None:
             [schema_name],
         )
         for table, column, sequence in cursor.fetchall():
-            largest = f"MAX({archives.ident(column)})"
+            largest = f"MAX({sql_identifier(column)})"
             cursor.execute(
                 f"SELECT setval(%s, COALESCE({largest}, 1), {largest} IS NOT NULL) "  # noqa: S608
-                f"FROM {quoted(schema_name, table)}",
+                f"FROM {sql_identifier(schema_name, table)}",
                 [sequence],
             )
 

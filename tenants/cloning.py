@@ -21,7 +21,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from tenants.db import search_path_changed_here, tenant_connection
+from tenants.db import search_path_changed_here, sql_identifier, tenant_connection
 
 
 def _rows(cursor: CursorWrapper, sql: str, params: list[str | int]) -> list[tuple]:
@@ -29,14 +29,10 @@ def _rows(cursor: CursorWrapper, sql: str, params: list[str | int]) -> list[tupl
     return list(cursor.fetchall())
 
 
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
 def _unqualified(definition: str, source: str) -> str:
     """Drop the template's schema from a definition: pg_get_functiondef, pg_get_indexdef and
     pg_get_triggerdef name some objects with their schema whatever the search path."""
-    return definition.replace(f"{_quote(source)}.", "").replace(f"{source}.", "")
+    return definition.replace(f"{sql_identifier(source)}.", "").replace(f"{source}.", "")
 
 
 def clone_script(source: str) -> tuple[list[str], list[tuple[str, list[str], str | None]]]:
@@ -54,7 +50,7 @@ def clone_script(source: str) -> tuple[list[str], list[tuple[str, list[str], str
 def _clone_script(
     cursor: CursorWrapper, source: str
 ) -> tuple[list[str], list[tuple[str, list[str], str | None]]]:
-    cursor.execute("SELECT set_config('search_path', %s, true)", [_quote(source)])
+    cursor.execute("SELECT set_config('search_path', %s, true)", [sql_identifier(source)])
     oid = _rows(cursor, "SELECT oid FROM pg_namespace WHERE nspname = %s", [source])[0][0]
     tables = [
         row[0]
@@ -66,7 +62,7 @@ def _clone_script(
         )
     ]
     script = [
-        f"CREATE TABLE {_quote(t)} (LIKE {_quote(source)}.{_quote(t)} "
+        f"CREATE TABLE {sql_identifier(t)} (LIKE {sql_identifier(source, t)} "
         "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE "
         "INCLUDING COMMENTS)"
         for t in tables
@@ -87,7 +83,7 @@ def _clone_script(
         [oid],
     )
     script += [
-        f"ALTER TABLE {table} ADD CONSTRAINT {_quote(name)} {definition}"
+        f"ALTER TABLE {table} ADD CONSTRAINT {sql_identifier(name)} {definition}"
         for table, name, definition, _ in constraints
     ]
     # Indexes that back a constraint were made with it; the rest are plain indexes.
@@ -110,7 +106,7 @@ def _clone_script(
     script += [_unqualified(definition, source) for (definition,) in triggers]
     with_rows = []
     for table in tables:
-        has_rows = _rows(cursor, f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})", [])[0][0]
+        has_rows = _rows(cursor, f"SELECT EXISTS (SELECT 1 FROM {sql_identifier(table)})", [])[0][0]
         if has_rows:
             columns = [
                 row[0]
@@ -118,14 +114,14 @@ def _clone_script(
                     cursor,
                     "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
                     "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                    [f"{_quote(source)}.{_quote(table)}"],
+                    [sql_identifier(source, table)],
                 )
             ]
             identity = _rows(
                 cursor,
                 "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
                 "AND attidentity <> '' AND NOT attisdropped",
-                [f"{_quote(source)}.{_quote(table)}"],
+                [sql_identifier(source, table)],
             )
             with_rows.append((table, columns, identity[0][0] if identity else None))
     return script, with_rows
@@ -136,20 +132,24 @@ def schema_clone(source: str, target: str) -> None:
     transaction: a failure leaves no schema behind."""
     tenant_connection().set_schema_to_public()
     script, with_rows = clone_script(source)
-    statements = [f"CREATE SCHEMA {_quote(target)}", f"SET LOCAL search_path TO {_quote(target)}"]
+    statements = [
+        f"CREATE SCHEMA {sql_identifier(target)}",
+        f"SET LOCAL search_path TO {sql_identifier(target)}",
+    ]
     statements += script
     # Foreign keys are deferred (Django makes them DEFERRABLE INITIALLY DEFERRED), so rows
     # can be copied in any order.
     for table, columns, identity in with_rows:
-        column_list = ", ".join(_quote(c) for c in columns)
+        column_list = ", ".join(sql_identifier(c) for c in columns)
         statements.append(
-            f"INSERT INTO {_quote(table)} ({column_list}) OVERRIDING SYSTEM VALUE "
-            f"SELECT {column_list} FROM {_quote(source)}.{_quote(table)}"
+            f"INSERT INTO {sql_identifier(table)} ({column_list}) OVERRIDING SYSTEM VALUE "
+            f"SELECT {column_list} FROM {sql_identifier(source, table)}"
         )
         if identity:
             statements.append(
-                f"SELECT setval(pg_get_serial_sequence('{_quote(target)}.{_quote(table)}', "
-                f"'{identity}'), (SELECT max({_quote(identity)}) FROM {_quote(table)}))"
+                f"SELECT setval(pg_get_serial_sequence('{sql_identifier(target, table)}', "
+                f"'{identity}'), (SELECT max({sql_identifier(identity)}) "
+                f"FROM {sql_identifier(table)}))"
             )
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements))

@@ -6,6 +6,7 @@ from typing import Any, TypeVar, cast
 from django.db import connection, models
 from django.db.models import DEFERRED
 from django_tenants.postgresql_backend.base import DatabaseWrapper
+from psycopg import sql
 
 M = TypeVar("M", bound=models.Model)
 
@@ -32,7 +33,15 @@ def prepared_cursor() -> Any:
 
 
 def current_schema() -> str:
+    """The schema this connection is using: a council's, or "public"."""
     return tenant_connection().schema_name
+
+
+def sql_identifier(*names: str) -> str:
+    """`names` as one SQL identifier, quoted by psycopg: `sql_identifier(schema, table)` is
+    `"schema"."table"`, with any `"` inside a name doubled. For the schema, table and column
+    names known only at run time; Django's `quote_name` leaves such quotes as they are."""
+    return sql.Identifier(*names).as_string(connection.connection)
 
 
 def models_from_sql(

@@ -11,6 +11,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.models import QuerySet
 from django_tenants.utils import get_tenant_base_schema, schema_exists
 
+from tenants.db import sql_identifier
 from tenants.models import Council
 
 
@@ -48,10 +49,11 @@ def applied_migrations(schema_name: str) -> set[tuple[str, str]]:
     if not schema_exists(schema_name):
         return set()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [f'"{schema_name}".django_migrations'])
+        table = sql_identifier(schema_name, "django_migrations")
+        cursor.execute("SELECT to_regclass(%s)", [table])
         if cursor.fetchone()[0] is None:
             return set()
-        cursor.execute(f'SELECT app, name FROM "{schema_name}".django_migrations')  # noqa: S608
+        cursor.execute(f"SELECT app, name FROM {table}")  # noqa: S608
         return {(app, name) for app, name in cursor.fetchall()}
 
 

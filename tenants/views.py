@@ -9,14 +9,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.access import role_required
-from accounts.models import User
+from accounts.access import operator_required
+from accounts.forms import errors_onto_form
 from tenants.forms import OnboardCouncilForm
 from tenants.models import Council
 from tenants.selectors import council_by_code, council_url, councils_list, migration_state
 from tenants.services import council_onboard, council_resume, council_suspend
-
-operator_required = role_required(User.Role.OPERATOR)
 
 
 @operator_required
@@ -35,8 +33,7 @@ def council_new(request: HttpRequest) -> HttpResponse:
         try:
             onboarded = council_onboard(**form.cleaned_data)
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            errors_onto_form(form, exc)
         else:
             return render(request, "tenants/onboarded.html", {"onboarded": onboarded})
     return render(request, "tenants/council_new.html", {"form": form})

@@ -9,6 +9,7 @@ import factory
 from faker import Faker
 
 from accounts.models import User
+from core.identifiers import nhs_number_check_digit
 from core.models import Involvement, InvolvementRole, Organisation, Person, PersonName, Practitioner
 from tests.personas import PASSWORD
 
@@ -19,11 +20,10 @@ def valid_nhs_number(rng: random.Random | None = None) -> str:
     """A random NHS number with a correct modulus-11 check digit (9xx: test range)."""
     rng = rng or random.Random()
     while True:
-        digits = [9, *[rng.randint(0, 9) for _ in range(8)]]
-        total = sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        if check != 10:
-            return "".join(map(str, digits)) + str(check)
+        nine = "9" + "".join(str(rng.randint(0, 9)) for _ in range(8))
+        check = nhs_number_check_digit(nine)
+        if check is not None:
+            return nine + str(check)
 
 
 class OrganisationFactory(factory.django.DjangoModelFactory):

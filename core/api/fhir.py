@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -265,7 +266,7 @@ class CareTeamSearch(APIView):
             return response
         if isinstance(exc, exceptions.APIException):
             return fhir_response(operation_outcome("processing", str(exc.detail)), exc.status_code)
-        if isinstance(exc, PermissionError):
+        if isinstance(exc, PermissionDenied):
             return fhir_response(
                 operation_outcome("forbidden", str(exc)), status.HTTP_403_FORBIDDEN
             )

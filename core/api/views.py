@@ -99,8 +99,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, SearchRefused):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, PermissionError):
-        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, PermissionDenied):
+        # In the selector's own words; DRF's handler would put a generic sentence instead.
+        detail = str(exc) or "You do not have permission to perform this action."
+        return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ParseError):
         return Response(
             {"detail": 'Send the request body as JSON, like {"nhs_number": "9434765919"}'},

@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 
 from accounts.models import User
 from core.audit import audit_record
-from core.identifiers import name_key, nhs_number_is_valid, postcode_key
+from core.identifiers import name_key, nhs_number_check_digit, nhs_number_is_valid, postcode_key
 from core.models import (
     FamilyRelationship,
     Involvement,
@@ -287,9 +287,8 @@ def _nhs_numbers(rng: random.Random, count: int, taken: set[str]) -> list[str]:
     while len(numbers) < count:
         for body in rng.sample(range(10_000_000), min(10_000_000, (count - len(numbers)) * 2)):
             nine = f"99{body:07d}"
-            total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
-            check = (11 - total % 11) % 11
-            if check == 10:
+            check = nhs_number_check_digit(nine)
+            if check is None:
                 continue
             number = nine + str(check)
             if number in seen:

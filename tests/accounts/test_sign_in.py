@@ -27,6 +27,22 @@ def test_it_does_not_sign_in_on_the_password_alone(world, db) -> None:
     assert response["Location"].startswith("/sign-in/")
 
 
+def test_it_sends_a_deactivated_user_back_to_sign_in(world, db) -> None:
+    """An account deactivated while signed in reaches no page on its next request."""
+    persona = world.brighton_school_nurse
+    client = sign_in(persona)
+    assert client.get("/").status_code == 200
+    with schema_context(persona.schema_name):
+        User.objects.filter(email=persona.email).update(is_active=False)
+    try:
+        response = client.get("/my/involvements/")
+        assert response.status_code == 302
+        assert response["Location"] == "/sign-in/?next=/my/involvements/"
+    finally:
+        with schema_context(persona.schema_name):
+            User.objects.filter(email=persona.email).update(is_active=True)
+
+
 def test_it_refuses_a_wrong_code(world, db) -> None:
     """A wrong code keeps the person out, with a message saying what to do."""
     persona = world.brighton_school_nurse

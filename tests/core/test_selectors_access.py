@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from core.models import Notification
@@ -74,7 +75,7 @@ def test_a_shielded_child_is_found_only_by_their_team_or_break_glass(
 @pytest.mark.parametrize("who", ["teacher", "school_nurse", "admin"])
 def test_only_child_protection_practitioners_may_break_glass(scenario, who) -> None:
     """Break-glass search is refused to everyone else."""
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionDenied):
         person_search(user=getattr(scenario, who), query=BY_NHS, break_glass=True)
 
 

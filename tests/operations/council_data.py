@@ -10,7 +10,7 @@ from django.db import connection
 from django_tenants.utils import schema_context, schema_exists
 
 from core.audit import audit_record
-from tenants.archives import quoted
+from tenants.db import sql_identifier
 from tenants.models import Council
 from tests.factories import InvolvementFactory, OrganisationFactory, PersonFactory
 
@@ -30,7 +30,7 @@ def fingerprints(schema_name: str, cursor: Any = None) -> Fingerprints:
     for (table,) in cursor.fetchall():
         cursor.execute(
             "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-            f"FROM {quoted(schema_name, table)} t"
+            f"FROM {sql_identifier(schema_name, table)} t"
         )
         rows, digest = cursor.fetchone()
         found[table] = (rows, digest)

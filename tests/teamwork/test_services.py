@@ -233,6 +233,37 @@ def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:
     assert "Overdue" in page
 
 
+@pytest.mark.parametrize(
+    ("target", "lands_on"),
+    [
+        ("/\\evil.example/", "/tasks/"),
+        ("//evil.example/", "/tasks/"),
+        ("https://evil.example/", "/tasks/"),
+        ("/people/1/timeline/", "/people/1/timeline/"),
+    ],
+)
+def test_closing_a_task_never_sends_you_to_another_site(world, scenario, target, lands_on) -> None:
+    """The `next` page after closing a task is followed only on this council's own site
+    (browsers read `/\\evil.example/` as `//evil.example/`); otherwise back to My tasks."""
+    from tests.conftest import sign_in
+
+    with schema_context(world.brighton.schema_name):
+        task = task_create(
+            actor=scenario.social_worker,
+            person=scenario.ava,
+            assignee=scenario.school_nurse,
+            text="Book the review",
+            due_date=timezone.localdate(),
+        )
+    response = sign_in(world.brighton_school_nurse).post(
+        f"/tasks/{task.pk}/", {"status": "done", "next": target}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == lands_on
+    with schema_context(world.brighton.schema_name):
+        assert Task.objects.get(pk=task.pk).status == Task.Status.DONE
+
+
 def test_a_message_to_the_whole_team_skips_the_sensitive_service(world, scenario) -> None:
     """The nurse's message reaches the social worker; CAMHS only by a brokered request."""
     with schema_context(world.brighton.schema_name):

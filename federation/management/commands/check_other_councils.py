@@ -1,5 +1,6 @@
 import json
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.http import Http404
 from django_tenants.utils import schema_context
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                     person_id=int(options["person"]),  # type: ignore[call-overload]
                     purpose=str(options["purpose"]),
                 )
-            except (Http404, PermissionError) as exc:
+            except (Http404, PermissionDenied) as exc:
                 raise CommandError("That practitioner cannot see that person's network") from exc
         for answer in answers:
             self.stdout.write(answer.label)
