@@ -245,7 +245,7 @@ def test_an_overdue_task_says_overdue_in_words(world, scenario) -> None:
 def test_closing_a_task_never_sends_you_to_another_site(world, scenario, target, lands_on) -> None:
     """The `next` page after closing a task is followed only on this council's own site
     (browsers read `/\\evil.example/` as `//evil.example/`); otherwise back to My tasks."""
-    from tests.conftest import sign_in
+    from tests.personas import sign_in
 
     with schema_context(world.brighton.schema_name):
         task = task_create(
