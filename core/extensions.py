@@ -9,6 +9,7 @@ Apps register in their `AppConfig.ready()`; core's own links are registered here
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +57,18 @@ def navigation_link_add(link: NavigationLink) -> None:
     if link not in NAVIGATION:
         NAVIGATION.append(link)
         NAVIGATION.sort(key=lambda each: each.order)
+        for forget in _NAVIGATION_CACHES:
+            forget()
+
+
+# The template tag that draws the navigation caches it per role; a link added later (in a
+# test, say) must not be missed.
+_NAVIGATION_CACHES: list[Callable[[], None]] = []
+
+
+def navigation_cache_add(forget: Callable[[], None]) -> None:
+    """Call `forget` whenever a navigation link is added."""
+    _NAVIGATION_CACHES.append(forget)
 
 
 PRACTITIONERS = ("practitioner", "manager")

@@ -16,6 +16,7 @@ class GovukDateWidget(forms.Widget):
     """The GOV.UK date input: three boxes (day, month, year) named `<name>_day` etc."""
 
     template_name = ""  # rendered by includes/field.html, never by Django's renderer
+    govuk_kind = "date"  # which component includes/field.html draws (accounts' govuk tags)
     parts = ("day", "month", "year")
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> dict[str, str]:

@@ -156,7 +156,8 @@ def _names_match(query_key: str, candidate_key: str) -> bool:
     )
 
 
-def _team_person_ids(user: User, person_ids: list[int]) -> set[int]:
+def team_person_ids(user: User, person_ids: list[int]) -> set[int]:
+    """Which of `person_ids` the user is on the team of now (a current involvement)."""
     return set(
         Involvement.objects.filter(
             person_id__in=person_ids, practitioner__user=user, end_date__isnull=True
@@ -190,7 +191,7 @@ def person_search(
             if _names_match(family, name.family_key) and _names_match(given, name.given_key):
                 matched[name.person_id] = name.person
         candidates = list(matched.values())
-    team = _team_person_ids(user, [p.pk for p in candidates])
+    team = team_person_ids(user, [p.pk for p in candidates])
     visible = [p for p in candidates if not p.shielded or p.pk in team or break_glass]
     visible.sort(key=lambda p: (p.family_name, p.given_name, p.pk))
     audit_record(

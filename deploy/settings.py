@@ -184,12 +184,19 @@ WSGI_APPLICATION = "deploy.wsgi.application"
 # --- Database: DATABASE_URL. Reading settings never starts a server: outside production the
 # `patchwork` command and pytest start the embedded PostgreSQL first and put its address in
 # DATABASE_URL (deploy/embedded_pg.py); the default here is only a placeholder, so importing
-# settings (mypy's django-stubs plugin does) connects to nothing.
-DATABASE_URL = envstr(
-    "DATABASE_URL", "" if PRODUCTION else "postgres://postgres@127.0.0.1:5432/patchwork"
+# settings (mypy's django-stubs plugin does) connects to nothing, and a process started some
+# other way (gunicorn, celery) fails at its first query with a name that says what to do
+# rather than reaching whatever server happens to listen on 127.0.0.1.
+DATABASE_URL_PLACEHOLDER = (
+    "postgres://set-DATABASE_URL-or-run-the-patchwork-command.invalid/patchwork"
 )
+DATABASE_URL = envstr("DATABASE_URL", "" if PRODUCTION else DATABASE_URL_PLACEHOLDER)
 if not DATABASE_URL:
-    raise ImproperlyConfigured("DATABASE_URL must be set in production")
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be set in production"
+        if PRODUCTION
+        else "DATABASE_URL is set but empty: unset it to use the embedded PostgreSQL"
+    )
 # Refuse a connection pooler in transaction mode at each process's first connection
 # (tenants/postgresql_backend/pooler.py). Turning it off is unsafe: docs/operations.md.
 DATABASE_POOLER_CHECK = envbool("DATABASE_POOLER_CHECK", True)
@@ -316,7 +323,7 @@ NOTIFY_API_KEY = envstr("NOTIFY_API_KEY")
 NOTIFY_TEMPLATE_ID = envstr("NOTIFY_TEMPLATE_ID")
 if NOTIFY_API_KEY and not NOTIFY_TEMPLATE_ID:
     raise ImproperlyConfigured("NOTIFY_TEMPLATE_ID must be set with NOTIFY_API_KEY")
-NOTIFY_BASE_URL = envstr("NOTIFY_BASE_URL", "https://api.notifications.service.gov.uk")
+NOTIFY_BASE_URL = envstr("NOTIFY_BASE_URL") or "https://api.notifications.service.gov.uk"
 EMAIL_MAX_RETRIES = envint("EMAIL_MAX_RETRIES", 8)
 EMAIL_RETRY_SECONDS = envint("EMAIL_RETRY_SECONDS", 60)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from core.delivery.email import email_body_renderer_register
-from core.delivery.notifications import Delivery, notification_kind_register
+from core.delivery.notifications import (
+    Delivery,
+    notification_kind_always_emailed,
+    notification_kind_register,
+)
 from core.extensions import (
     PRACTITIONERS,
     NavigationLink,
@@ -32,4 +36,4 @@ def register() -> None:
         Delivery.DIGEST,
         order=70,
     )
-    notification_kind_register("team_message", "", Delivery.IMMEDIATE, order=0, always_emailed=True)
+    notification_kind_always_emailed("team_message")

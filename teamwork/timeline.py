@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import audit_record
 from core.models import FamilyRelationship, Involvement, Person, Practitioner, RecordOpening
-from core.selectors import Access, _team_person_ids, person_viewable, practitioner_of
+from core.selectors import Access, person_viewable, practitioner_of, team_person_ids
 from teamwork.models import ContactLog, Meeting, Task, TeamMessage
 from teamwork.reminders import unconfirmed_since
 
@@ -258,7 +258,7 @@ def family_timeline(*, user: User, person_id: int, kinds: list[str] | None = Non
     relative_ids = {
         r.relative_id if r.person_id == person.pk else r.person_id for r in relationships
     }
-    on_team = _team_person_ids(user, [person.pk, *relative_ids])
+    on_team = team_person_ids(user, [person.pk, *relative_ids])
     relatives = [
         p
         for p in Person.objects.filter(pk__in=relative_ids, archived_at__isnull=True)

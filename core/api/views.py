@@ -100,7 +100,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, SearchRefused):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PermissionDenied):
-        # In the selector's own words; DRF's handler would put a generic sentence instead.
+        # The selector's refusal, in its own words.
         detail = str(exc) or "You do not have permission to perform this action."
         return Response({"detail": detail}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ParseError):

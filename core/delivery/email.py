@@ -75,14 +75,11 @@ class DjangoEmailDelivery:
         return email.reference
 
 
-NOTIFY_API = "https://api.notifications.service.gov.uk"
-
-
 class NotifyEmailDelivery:
     """GOV.UK Notify: one template whose subject and body are `((subject))` and `((body))`;
     a calendar file goes as a Notify file link, since Notify sends no attachments."""
 
-    def __init__(self, api_key: str, template_id: str, base_url: str = NOTIFY_API) -> None:
+    def __init__(self, api_key: str, template_id: str, base_url: str) -> None:
         from notifications_python_client.notifications import NotificationsAPIClient
 
         self.client = NotificationsAPIClient(api_key, base_url=base_url)
@@ -162,9 +159,12 @@ def email_enqueue(
 
 def _render(row: EmailOutbox) -> OutgoingEmail:
     body = row.body
-    if not body and row.kind in BODY_RENDERERS:
+    if not body:
         # Bulk emails (reminders) are inserted by SQL; their links are signed at send time.
-        body = BODY_RENDERERS[row.kind](row.context)
+        render = BODY_RENDERERS.get(row.kind)
+        if render is None:
+            raise PermanentEmailError(f"No text for a {row.kind} email: nothing to send")
+        body = render(row.context)
     method = "CANCEL" if "METHOD:CANCEL" in row.ics else "REQUEST"
     return OutgoingEmail(
         to_email=row.to_email,

@@ -40,18 +40,19 @@ _KIND_ORDER: dict[str, int] = {}
 ALWAYS_EMAILED: set[str] = set()
 
 
-def notification_kind_register(
-    kind: str, label: str, default: str, *, order: int, always_emailed: bool = False
-) -> None:
+def notification_kind_register(kind: str, label: str, default: str, *, order: int) -> None:
     """Add a kind of change people can hear about, at `order` on the preferences page."""
-    if always_emailed:
-        ALWAYS_EMAILED.add(kind)
-        return
     _KIND_ORDER[kind] = order
     KINDS[kind] = (label, default)
     ordered = sorted(KINDS.items(), key=lambda item: _KIND_ORDER[item[0]])
     KINDS.clear()
     KINDS.update(ordered)
+
+
+def notification_kind_always_emailed(kind: str) -> None:
+    """A kind whose email is sent as itself (a team message): its in-app copy is never
+    emailed again, by the sweep or in a digest."""
+    ALWAYS_EMAILED.add(kind)
 
 
 notification_kind_register("team_joined", "Someone joins the team", Delivery.DIGEST, order=10)

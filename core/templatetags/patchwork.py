@@ -8,12 +8,11 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from django import forms, template
+from django import template
 from django.urls import get_urlconf, reverse
 from django.utils import timezone
 
-from core.extensions import NAVIGATION
-from core.forms import GovukDateWidget
+from core.extensions import NAVIGATION, navigation_cache_add
 from core.identifiers import nhs_number_display
 from core.selectors import notifications_unread_count
 
@@ -44,47 +43,14 @@ def _navigation(urlconf: str | None, role: str) -> tuple[ShownLink, ...]:
     )
 
 
+navigation_cache_add(_navigation.cache_clear)
+
+
 @register.simple_tag
 def navigation_for(user: Any) -> tuple[ShownLink, ...]:
     """The navigation's links for the user's role, worked out once per process and role
     rather than on every page (`{% url %}` resolves each one afresh)."""
     return _navigation(get_urlconf(), getattr(user, "role", ""))
-
-
-@register.filter
-def field_kind(field: forms.BoundField) -> str:
-    """Which GOV.UK component draws this field."""
-    widget = field.field.widget
-    if isinstance(widget, GovukDateWidget):
-        return "date"
-    if isinstance(widget, forms.HiddenInput):
-        return "hidden"
-    if isinstance(widget, forms.RadioSelect):
-        return "radios"
-    if isinstance(widget, forms.Textarea):
-        return "textarea"
-    if isinstance(widget, forms.CheckboxInput):
-        return "checkbox"
-    if isinstance(widget, forms.Select):
-        return "select"
-    return "input"
-
-
-@register.filter
-def date_parts(field: forms.BoundField) -> dict[str, str]:
-    """The day, month and year to show in a GOV.UK date input (as typed, or from a date)."""
-    value = field.value()
-    if isinstance(value, date):
-        return {"day": str(value.day), "month": str(value.month), "year": str(value.year)}
-    if isinstance(value, dict):
-        return {k: str(value.get(k, "")) for k in GovukDateWidget.parts}
-    return {"day": "", "month": "", "year": ""}
-
-
-@register.filter
-def is_selected(field: forms.BoundField, value: Any) -> bool:
-    current = field.value()
-    return current is not None and str(current) == str(value)
 
 
 @register.filter

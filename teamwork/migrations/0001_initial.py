@@ -33,8 +33,9 @@ def content_types_back(apps, schema_editor):  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
     initial = True
 
+    # After core has let go of these models, so no plan ever holds two models on one table.
     dependencies = [
-        ("core", "0006_audit_person_latest"),
+        ("core", "0007_teamwork_moved_out"),
         ("contenttypes", "0002_remove_content_type_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -23,6 +23,7 @@ The check, once per process at its first connection:
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import time
@@ -42,6 +43,7 @@ ANSWER_WAIT_SECONDS = 5.0
 PROBES = 2
 
 _checked_in_process: int | None = None
+log = logging.getLogger(__name__)
 
 
 def refuse_transaction_pooler(connection: psycopg.Connection[Any], params: dict[str, Any]) -> None:
@@ -56,16 +58,23 @@ def refuse_transaction_pooler(connection: psycopg.Connection[Any], params: dict[
         raise psycopg.OperationalError(
             f"PostgreSQL did not answer a new connection within {ANSWER_WAIT_SECONDS:g} s"
         )
-    if first != connection.pgconn.backend_pid:
-        _probe(connection.pgconn, first, params)
+    if first != connection.pgconn.backend_pid and not _probe(connection.pgconn, first, params):
+        return  # the probe could not run: the next new connection tries again
     _checked_in_process = os.getpid()
 
 
-def _probe(ours: pq.abc.PGconn, first: int, params: dict[str, Any]) -> None:
+def _probe(ours: pq.abc.PGconn, first: int, params: dict[str, Any]) -> bool:
+    """True when the probe ran and found a session pooler; raises on a transaction pooler;
+    False when the second client could not connect (a pooler at its client limit, say): that
+    says nothing of its mode, so the app's own connection is not failed for it."""
     holders: list[psycopg.Connection[Any]] = []
     try:
         for _ in range(PROBES):
-            holder = psycopg.connect(**params)
+            try:
+                holder = psycopg.connect(**params)
+            except psycopg.Error as exc:
+                log.warning("Could not check the connection pooler's mode: %s", exc)
+                return False
             holders.append(holder)
             held = _backend_pid(
                 holder.pgconn, "BEGIN; SELECT pg_backend_pid()", HOLDER_WAIT_SECONDS
@@ -76,6 +85,7 @@ def _probe(ours: pq.abc.PGconn, first: int, params: dict[str, Any]) -> None:
             if again != first:
                 moved = "no answer" if again is None else again
                 raise ImproperlyConfigured(_refusal(f"ours {first}, then ours {moved}"))
+        return True
     finally:
         for holder in holders:
             holder.close()

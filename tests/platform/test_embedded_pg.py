@@ -57,7 +57,8 @@ def test_importing_the_settings_starts_no_database(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert not (tmp_path / "pgdata").exists()
         assert _processes_mentioning(str(tmp_path)) == []
-        assert done.stdout.strip() == "postgres://postgres@127.0.0.1:5432/patchwork"
+        # A placeholder that can reach no server, not a guess at a local one.
+        assert done.stdout.strip().endswith(".invalid/patchwork")
     finally:
         # Should the import have started a server, stop it rather than leave it running.
         for pid in _processes_mentioning(str(tmp_path)):

@@ -24,8 +24,9 @@ def content_types_back(apps, schema_editor):  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
     initial = True
 
+    # After tenants has let go of these models, so no plan ever holds two models on one table.
     dependencies = [
-        ("tenants", "0002_federation_peer"),
+        ("tenants", "0003_federation_moved_out"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
