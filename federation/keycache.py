@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 
 from federation import protocol, sealing
-from federation.directory.models import CouncilSigningKey
+from federation.directory.models import CouncilSigningKey, council_federation_id
 from federation.selectors import RETIRED_KEY_VALID
 from tenants.models import Council
 
@@ -81,7 +81,7 @@ def opened_key(key: CouncilSigningKey, council: Council) -> protocol.SigningKey:
         bytes(key.sealed_private_key), context=sealing.private_key_context(key.key_id)
     )
     return protocol.SigningKey(
-        council.federation_id, key.key_id, Ed25519PrivateKey.from_private_bytes(private)
+        council_federation_id(council), key.key_id, Ed25519PrivateKey.from_private_bytes(private)
     )
 
 

@@ -18,7 +18,11 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.models import AuditEvent
 from core.selectors import person_viewable
-from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation.directory.models import (
+    CouncilSigningKey,
+    FederationPeer,
+    council_federation_id,
+)
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from tenants.db import current_schema, models_from_sql
 from tenants.models import Council, Domain
@@ -64,9 +68,9 @@ def peer_directory_sync() -> None:
     operator removed stays removed."""
     known = set(FederationPeer.objects.values_list("federation_id", flat=True))
     for council in Council.objects.exclude(schema_name="public"):
-        if council.federation_id not in known:
+        if council_federation_id(council) not in known:
             FederationPeer.objects.get_or_create(
-                federation_id=council.federation_id,
+                federation_id=council_federation_id(council),
                 defaults={"name": council.name, "council": council},
             )
 

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from core.audit import audit_record
 from federation import protocol
 from federation.client import peer_public_key
-from federation.directory.models import FederationPeer
+from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import DataSharingAgreement, Exchange
 from federation.selectors import own_council, peer_active
 from federation.services import (
@@ -88,7 +88,7 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
     council = own_council()
     peer = peer_active(claimed[protocol.HEADER_COUNCIL])
-    if peer is None or peer.federation_id == council.federation_id:
+    if peer is None or peer.federation_id == council_federation_id(council):
         raise RequestRefused("unknown_peer", 403)
     key_id = protocol.signature_key_id(headers)
     public_key = peer_public_key(peer, key_id) if key_id else None

@@ -25,7 +25,11 @@ from core.audit import audit_record
 from core.delivery.notifications import notification_send
 from core.models import CouncilPolicy, Person
 from federation import keycache, protocol, sealing
-from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation.directory.models import (
+    CouncilSigningKey,
+    FederationPeer,
+    council_federation_id,
+)
 from federation.directory.services import council_signing_key_create
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
@@ -75,7 +79,7 @@ def key_document(council: Council) -> dict[str, Any]:
     valid = council_valid_keys(council)
     document: dict[str, Any] = {
         "type": "patchwork.keys",
-        "council": council.federation_id,
+        "council": council_federation_id(council),
         "issued_at": protocol.timestamp(now),
         "valid_until": protocol.timestamp(now + KEY_DOCUMENT_VALIDITY),
         "keys": [
@@ -103,7 +107,7 @@ def council_card(council: Council) -> dict[str, Any]:
     id, name, address and key fingerprints, signed with its current key."""
     card: dict[str, Any] = {
         "type": "patchwork.council-card",
-        "id": council.federation_id,
+        "id": council_federation_id(council),
         "name": council.name,
         "base_url": peer_base_url(FederationPeer(council=council)),
         "issued_at": protocol.timestamp(timezone.now()),
@@ -224,7 +228,7 @@ def agreement_propose(
     """Draft an agreement with a partner council. Nothing crosses until both have signed."""
     council = own_council()
     partner = peer_active(partner_id.strip())
-    if partner is None or partner.federation_id == council.federation_id:
+    if partner is None or partner.federation_id == council_federation_id(council):
         raise ValidationError({"partner_id": "Choose a council from the directory of peers"})
     roles = sorted({r.strip() for r in shareable_roles if r.strip()})
     if not roles:
@@ -240,8 +244,8 @@ def agreement_propose(
         "type": "patchwork.data-sharing-agreement",
         "id": agreement_id,
         "version": 1,
-        "parties": sorted([council.federation_id, partner.federation_id]),
-        "proposed_by": council.federation_id,
+        "parties": sorted([council_federation_id(council), partner.federation_id]),
+        "proposed_by": council_federation_id(council),
         "purposes": _clean_purposes(purposes),
         "legal_basis": legal_basis.strip(),
         "shareable_roles": roles,
@@ -314,7 +318,7 @@ def agreement_received(
     if (
         document.get("type") != "patchwork.data-sharing-agreement"
         or sorted(document.get("parties") or [])
-        != sorted([council.federation_id, peer.federation_id])
+        != sorted([council_federation_id(council), peer.federation_id])
         or document.get("proposed_by") != peer.federation_id
         or len(secret) != 32
     ):
@@ -359,7 +363,7 @@ def agreement_countersigned(
         raise protocol.RequestRefused("agreement_changed", 400)
     own_keys = {k.key_id: bytes(k.public_key) for k in council_valid_keys(council)}
     if not (
-        protocol.verify_document_signature(document, council.federation_id, own_keys.get)
+        protocol.verify_document_signature(document, council_federation_id(council), own_keys.get)
         and protocol.verify_document_signature(document, peer.federation_id, public_key_for)
     ):
         raise protocol.RequestRefused("agreement_not_signed", 400)
@@ -668,7 +672,7 @@ def involvement_changed(*, person_id: int) -> list[OutboxMessage]:
         document = protocol.sign_document(
             {
                 "type": "patchwork.pointer-update",
-                "responder": council.federation_id,
+                "responder": council_federation_id(council),
                 "agreement_id": agreement.agreement_id,
                 "in_reply_to": lookup.request_id,
                 "purpose": lookup.purpose,

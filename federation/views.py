@@ -17,6 +17,7 @@ from accounts.access import governance_required, operator_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import client, selectors, services
+from federation.directory.models import council_federation_id
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
 from tenants.selectors import council_by_code
 
@@ -39,7 +40,7 @@ def agreements(request: HttpRequest) -> HttpResponse:
 
 @governance_required
 def agreement_new(request: HttpRequest) -> HttpResponse:
-    own = selectors.own_council().federation_id
+    own = council_federation_id(selectors.own_council())
     partners = [
         (p.federation_id, f"{p.name} ({p.federation_id})")
         for p in selectors.peers_list().filter(removed_at__isnull=True)

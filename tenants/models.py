@@ -53,10 +53,6 @@ class Council(TenantMixin):
     def is_suspended(self) -> bool:
         return self.status == self.Status.SUSPENDED
 
-    @property
-    def federation_id(self) -> str:
-        return f"council:{self.code}"
-
 
 class Domain(DomainMixin):
     """A host name that routes to a council, e.g. brighton-and-hove.patchwork.example."""

@@ -88,8 +88,8 @@ def council_onboard(
     slug: str = "",
 ) -> Onboarded:
     """Create a council: its schema (cloned from the template), its domain and its first
-    administrator, who gets a one-time invitation link. (The federation gives it a signing
-    key, in the same transaction, when the council is saved.)
+    administrator, who gets a one-time invitation link. (Apps that follow councils' saves add
+    their own records in the same transaction.)
 
     Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
     raises ValidationError and leaves nothing behind."""

@@ -9,6 +9,11 @@ from django.db import models
 from tenants.models import Council
 
 
+def council_federation_id(council: Council) -> str:
+    """How a council is named to every other: `council:<ONS code>`."""
+    return f"council:{council.code}"
+
+
 class CouncilSigningKey(models.Model):
     """One of a council's Ed25519 federation keys. The private half is sealed under the
     deployment's key-encryption key and never stored or logged in clear."""

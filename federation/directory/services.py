@@ -7,7 +7,11 @@ import secrets
 from django.utils import timezone
 
 from federation import sealing
-from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation.directory.models import (
+    CouncilSigningKey,
+    FederationPeer,
+    council_federation_id,
+)
 from tenants.models import Council
 
 
@@ -31,7 +35,7 @@ def council_peer_ensure(*, council: Council) -> FederationPeer:
     """The council's own entry in the directory (councils on this deployment are listed
     automatically)."""
     peer, _ = FederationPeer.objects.get_or_create(
-        federation_id=council.federation_id,
+        federation_id=council_federation_id(council),
         defaults={"name": council.name, "council": council},
     )
     return peer

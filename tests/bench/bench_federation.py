@@ -144,6 +144,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     )
     from federation import services
     from federation.client import other_councils_check, peer_public_key
+    from federation.directory.models import council_federation_id
     from federation.models import DataSharingAgreement
     from federation.selectors import peer_active
     from tenants.services import council_onboard
@@ -192,7 +193,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         with schema_context(asker.schema_name):
             proposed = services.agreement_propose(
                 actor=None,
-                partner_id=council.federation_id,
+                partner_id=council_federation_id(council),
                 purposes=["safeguarding"],
                 shareable_roles=["School nurse"],
                 legal_basis="public_task",
@@ -204,7 +205,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
             document = services.agreement_signed_document(proposed)
             secret = services.agreement_secret(proposed)
         with schema_context(council.schema_name):
-            peer = peer_active(asker.federation_id)
+            peer = peer_active(council_federation_id(asker))
             received = services.agreement_received(
                 peer=peer,
                 document=document,
@@ -215,7 +216,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                 services.agreement_sign_here(actor=None, agreement=received)
             )
         with schema_context(asker.schema_name):
-            partner = peer_active(council.federation_id)
+            partner = peer_active(council_federation_id(council))
             services.agreement_countersigned(
                 peer=partner,
                 document=countersigned,
@@ -235,7 +236,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     try:
         with schema_context(asker.schema_name):
             for fan_out in fan_outs:
-                chosen = {c.federation_id for c in answerers[:fan_out]}
+                chosen = {council_federation_id(c) for c in answerers[:fan_out]}
                 DataSharingAgreement.objects.exclude(partner_id__in=chosen).update(status="draft")
                 DataSharingAgreement.objects.filter(partner_id__in=chosen).update(status="active")
                 # Warm up: every worker process sees every council before the timing starts

@@ -16,6 +16,7 @@ from django_tenants.utils import schema_context
 from core.models import Person
 from federation import protocol, services
 from federation.client import peer_public_key
+from federation.directory.models import council_federation_id
 from federation.models import DataSharingAgreement
 from federation.selectors import peer_active
 
@@ -53,7 +54,7 @@ def make_agreement(
     with schema_context(asker.schema_name):
         proposed = services.agreement_propose(
             actor=None,
-            partner_id=answerer.federation_id,
+            partner_id=council_federation_id(answerer),
             purposes=purposes or ["safeguarding"],
             shareable_roles=SHAREABLE,
             legal_basis="public_task",
@@ -65,7 +66,7 @@ def make_agreement(
         document = services.agreement_signed_document(proposed)
         secret = services.agreement_secret(proposed)
     with schema_context(answerer.schema_name):
-        asker_peer = peer_active(asker.federation_id)
+        asker_peer = peer_active(council_federation_id(asker))
         received = services.agreement_received(
             peer=asker_peer,
             document=document,
@@ -77,7 +78,7 @@ def make_agreement(
         received = services.agreement_sign_here(actor=None, agreement=received)
         countersigned = services.agreement_signed_document(received)
     with schema_context(asker.schema_name):
-        answerer_peer = peer_active(answerer.federation_id)
+        answerer_peer = peer_active(council_federation_id(answerer))
         proposed = services.agreement_countersigned(
             peer=answerer_peer,
             document=countersigned,

@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from federation import protocol, services
+from federation.directory.models import council_federation_id
 from federation.directory.services import council_current_key
 from federation.models import DataSharingAgreement, MatchKey, OutboxMessage
 from federation.selectors import own_council
@@ -81,7 +82,7 @@ def test_a_push_is_queued_only_if_the_change_is_committed(pair) -> None:
         involvement_add(actor=nurse.user, person=pair.kai, practitioner=nurse, role=role)
         queued = list(OutboxMessage.objects.all())
     assert len(queued) == 1
-    assert queued[0].peer_id == pair.brighton.federation_id
+    assert queued[0].peer_id == council_federation_id(pair.brighton)
     assert "Kai" not in str(queued[0].payload)
 
 
@@ -133,7 +134,7 @@ def test_an_ig_officer_proposes_signs_and_revokes_an_agreement_in_the_pages(worl
     response = client.post(
         "/federation/agreements/new/",
         {
-            "partner_id": world.staffordshire.federation_id,
+            "partner_id": council_federation_id(world.staffordshire),
             "purposes": ["safeguarding"],
             "shareable_roles": ["School nurse"],
             "legal_basis": "public_task",
@@ -149,7 +150,7 @@ def test_an_ig_officer_proposes_signs_and_revokes_an_agreement_in_the_pages(worl
     with schema_context(world.brighton.schema_name):
         agreement.refresh_from_db()
         assert agreement.status == DataSharingAgreement.Status.AWAITING_PARTNER
-        assert list(agreement.signatures) == [world.brighton.federation_id]
+        assert list(agreement.signatures) == [council_federation_id(world.brighton)]
     page = client.post(
         f"/federation/agreements/{agreement.agreement_id}/revoke/",
         {"reason": "Ended by review"},
@@ -167,7 +168,7 @@ def test_an_agreement_ending_before_it_starts_is_refused_with_a_clear_message(wo
     page = sign_in(ig).post(
         "/federation/agreements/new/",
         {
-            "partner_id": world.staffordshire.federation_id,
+            "partner_id": council_federation_id(world.staffordshire),
             "purposes": ["safeguarding"],
             "shareable_roles": ["School nurse"],
             "legal_basis": "public_task",
@@ -205,7 +206,7 @@ def test_an_operator_removes_a_peer_in_the_console(world, db) -> None:  # type: 
 
     client = sign_in(world.operator)
     client.get("/federation/peers/")
-    peer = FederationPeer.objects.get(federation_id=world.staffordshire.federation_id)
+    peer = FederationPeer.objects.get(federation_id=council_federation_id(world.staffordshire))
     page = client.post(f"/federation/peers/{peer.pk}/remove/", follow=True).content.decode()
     assert "every request from it is refused" in page
     peer.refresh_from_db()

@@ -23,7 +23,7 @@ from core.services import (
     practitioner_profile_set,
 )
 from federation.client import other_councils_check, outbox_deliver
-from federation.directory.models import FederationPeer
+from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.sealing import seal
 from federation.selectors import other_councils_last_answers
@@ -172,7 +172,9 @@ def _an_unreachable_peer_with_an_agreement(live: Live) -> None:
         },
     )
     with schema_context(live.cornwall.schema_name):
-        mine = DataSharingAgreement.objects.filter(partner_id=live.dorset.federation_id).first()
+        mine = DataSharingAgreement.objects.filter(
+            partner_id=council_federation_id(live.dorset)
+        ).first()
         DataSharingAgreement.objects.get_or_create(
             agreement_id="scilly-agreement",
             defaults={
@@ -234,7 +236,7 @@ def _dorset_updates(live: Live) -> list[str]:
     with schema_context(live.cornwall.schema_name):
         return list(
             Exchange.objects.filter(
-                direction="in", kind="pointer_update", peer_id=live.dorset.federation_id
+                direction="in", kind="pointer_update", peer_id=council_federation_id(live.dorset)
             ).values_list("request_id", flat=True)
         )
 
@@ -315,7 +317,9 @@ def test_a_peer_down_for_a_while_then_back_gets_every_update_exactly_once(
                 from django.test import override_settings
 
                 with override_settings(SITE_PORT=str(live.down_port)):
-                    assert outbox_deliver(peer_id=live.cornwall.federation_id).delivered == 1
+                    assert (
+                        outbox_deliver(peer_id=council_federation_id(live.cornwall)).delivered == 1
+                    )
             assert sorted(k for k in _dorset_updates(live) if k not in before) == sorted(keys)
             with schema_context(live.cornwall.schema_name):
                 user = User.objects.get(email=live.asker.email)

@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 
 from core.models import AuditEvent, Notification
 from federation import keycache, protocol, services
-from federation.directory.models import FederationPeer
+from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import Exchange
 from federation.selectors import peer_active
 from tests.federation.agreement import (
@@ -54,7 +54,7 @@ def test_it_answers_a_good_lookup_with_signed_pointers_for_shareable_roles_only(
     assert [p["role"] for p in answer["pointers"]] == ["School nurse"]
     assert answer["pointers"][0]["organisation"] == "Leek High School"
     assert answer["pointers"][0]["contact"]["phone"] == "01538 111222"
-    staffs_peer = peer_active(pair.staffordshire.federation_id)
+    staffs_peer = peer_active(council_federation_id(pair.staffordshire))
     keys = {k.key_id: bytes(k.public_key) for k in pair.staffordshire.signing_keys.all()}
     assert protocol.verify_document_signature(answer, staffs_peer.federation_id, keys.get)
     assert protocol.verify_document_signature(
@@ -169,7 +169,7 @@ def test_a_wrong_key_is_refused(pair, world, which) -> None:  # type: ignore[no-
     with schema_context(pair.staffordshire.schema_name):
         other = services.signing_key(pair.staffordshire)
     key_id = other.key_id if which == "another_councils" else "E06000043-made-up"
-    key = protocol.SigningKey(pair.brighton.federation_id, key_id, other.private_key)
+    key = protocol.SigningKey(council_federation_id(pair.brighton), key_id, other.private_key)
     headers = protocol.sign_request(
         url=f"http://{STAFFS}{LOOKUP}",
         body=body,
@@ -231,7 +231,9 @@ def test_an_unknown_peer_is_refused(pair) -> None:
 def test_a_removed_peer_is_refused_at_once(pair) -> None:
     """The operator removes Brighton: its very next request is refused."""
     assert ask(pair)[0].status_code == 200
-    services.peer_remove(peer=FederationPeer.objects.get(federation_id=pair.brighton.federation_id))
+    services.peer_remove(
+        peer=FederationPeer.objects.get(federation_id=council_federation_id(pair.brighton))
+    )
     assert_refused(ask(pair)[0], 403, "unknown_peer")
 
 
