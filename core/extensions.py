@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from accounts.models import User
+
 
 @dataclass(frozen=True)
 class PersonPageFragment:
@@ -71,8 +73,9 @@ def navigation_cache_add(forget: Callable[[], None]) -> None:
     _NAVIGATION_CACHES.append(forget)
 
 
-PRACTITIONERS = ("practitioner", "manager")
-ADMINISTRATORS = ("council_admin",)
+PRACTITIONERS: tuple[str, ...] = (User.Role.PRACTITIONER, User.Role.MANAGER)
+ADMINISTRATORS: tuple[str, ...] = (User.Role.COUNCIL_ADMIN,)
+GOVERNANCE: tuple[str, ...] = (User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
 
 for _link in (
     NavigationLink("core:search", "Search", PRACTITIONERS, 10, also_active=("search_break_glass",)),
@@ -90,6 +93,6 @@ for _link in (
     ),
     NavigationLink("core:roles", "Roles", ADMINISTRATORS, 130),
     NavigationLink("core:email_problems", "Email problems", ADMINISTRATORS, 140),
-    NavigationLink("core:audit", "Audit log", ("council_admin", "ig_officer"), 150),
+    NavigationLink("core:audit", "Audit log", GOVERNANCE, 150),
 ):
     navigation_link_add(_link)
