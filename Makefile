@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 STATIC := build/frontend/govuk/govuk-frontend.min.css
 
-.PHONY: demo test install lint typecheck pytest bench clean federation-demo
+.PHONY: demo test install lint typecheck pytest bench clean federation-demo deploy-test
 
 install: $(STAMP) $(STATIC)
 
@@ -38,6 +38,12 @@ pytest: install
 	PATCHWORK_ENV=test $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# As root: the release built, a Debian 12 root filesystem made with debootstrap, and the
+# Ansible playbooks run against systemd-nspawn containers (single host, then split), with
+# a browser signing in over HTTPS. See docs/operations.md, "The deployment test".
+deploy-test: install
+	PATCHWORK_ENV=test PATCHWORK_DEPLOY_TEST=1 $(BIN)/pytest tests/deploy -v -s $(PYTEST_ARGS)
 
 # Two separate deployments (two databases, two servers on loopback ports) that swap council
 # cards, sign a data-sharing agreement over federation and answer a lookup over HTTP.

@@ -38,6 +38,17 @@ def council_url(council: Council, path: str = "/") -> str:
 
 
 @cache
+@cache
+def platform_migrations_on_disk() -> frozenset[tuple[str, str]]:
+    """Every migration: `migrate_schemas --shared` records all of them in the public schema,
+    including the council apps' (whose tables it does not create there)."""
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+
+
+def public_migrations_pending() -> int:
+    return len(platform_migrations_on_disk() - applied_migrations("public"))
+
+
 def tenant_migrations_on_disk() -> frozenset[tuple[str, str]]:
     """Every migration of the apps that live in a council's schema, as (app, name)."""
     tenant_labels = {app.rsplit(".", 1)[-1] for app in settings.TENANT_APPS}

@@ -29,6 +29,9 @@ from tests.factories import (
 )
 from tests.personas import Scenario, World, make_persona
 
+# The deployment test boots containers as root for many minutes: `make deploy-test` runs it.
+collect_ignore = [] if os.environ.get("PATCHWORK_DEPLOY_TEST") else ["deploy"]
+
 
 @pytest.fixture(scope="session")
 def world(django_db_setup: None, django_db_blocker) -> World:  # type: ignore[no-untyped-def]

@@ -226,7 +226,7 @@ def single_host(tmp_path_factory: pytest.TempPathFactory) -> SingleHost:
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Render the split inventory (two web hosts, a worker, a database host) as it is."""
+    """Render the split inventory (two app hosts, a database host, a Redis host) as it is."""
     return render("split", tmp_path_factory.mktemp("split"), {})
 
 
@@ -265,7 +265,11 @@ def nginx(single_host: SingleHost, tmp_path: Path) -> Iterator[SingleHost]:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            # What Django's security and clickjacking middleware send with every page.
             self.send_header("X-Frame-Options", "SAMEORIGIN")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Referrer-Policy", "same-origin")
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.end_headers()
             self.wfile.write(body)
 
@@ -411,6 +415,16 @@ def test_it_serves_councils_over_https_with_security_headers(nginx: SingleHost) 
     assert response.getheader("Referrer-Policy") == "same-origin"
     assert response.headers.get_all("X-Frame-Options") == ["DENY"]
     assert response.getheader("Server") == "nginx"
+    # Each header once: nginx's, not also the app's copy.
+    for header in (
+        "Strict-Transport-Security",
+        "Content-Security-Policy",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Referrer-Policy",
+        "Cross-Origin-Opener-Policy",
+    ):
+        assert len(response.headers.get_all(header) or []) == 1, header
 
 
 def test_it_serves_static_files_itself_with_the_same_headers(nginx: SingleHost) -> None:
@@ -551,12 +565,13 @@ def test_it_quotes_secrets_so_they_reach_the_app_unchanged(single_host: SingleHo
 
 
 def test_it_points_every_app_host_at_the_database_host(split: Path) -> None:
-    """On the split inventory each app host reaches PostgreSQL and Redis on the database host."""
-    for host in ("web1", "web2", "worker1"):
+    """On the split inventory each app host reaches PostgreSQL and Redis on their hosts."""
+    for host in ("web1", "web2"):
         env = read_env_file(split / host / "etc" / "patchwork.env")
         assert urlsplit(env["DATABASE_URL"]).hostname == "10.20.0.31", host
-        assert urlsplit(env["REDIS_URL"]).hostname == "10.20.0.31", host
+        assert urlsplit(env["REDIS_URL"]).hostname == "10.20.0.32", host
     assert not (split / "db1" / "etc" / "patchwork.env").exists()
+    assert not (split / "redis1" / "etc" / "patchwork.env").exists()
 
 
 def test_it_lets_only_app_hosts_reach_postgresql_and_redis(split: Path) -> None:
@@ -574,17 +589,17 @@ def test_it_lets_only_app_hosts_reach_postgresql_and_redis(split: Path) -> None:
             "::1/128",
             "10.20.0.11/32",
             "10.20.0.12/32",
-            "10.20.0.21/32",
         )
     }
     firewall = (split / "db1" / "etc" / "nftables.conf").read_text()
-    assert (
-        "ip saddr { 10.20.0.11, 10.20.0.12, 10.20.0.21 } tcp dport { 5432, 6379 } accept"
-        in firewall
-    )
+    assert "ip saddr { 10.20.0.11, 10.20.0.12 } tcp dport { 5432 } accept" in firewall
     assert "80, 443" not in firewall
-    redis = (split / "db1" / "etc" / "redis.conf").read_text().splitlines()
-    assert "bind 10.20.0.31 127.0.0.1" in redis
+    assert "6379" not in firewall
+    firewall = (split / "redis1" / "etc" / "nftables.conf").read_text()
+    assert "ip saddr { 10.20.0.11, 10.20.0.12 } tcp dport { 6379 } accept" in firewall
+    assert "5432" not in firewall
+    redis = (split / "redis1" / "etc" / "redis.conf").read_text().splitlines()
+    assert "bind 10.20.0.32 127.0.0.1" in redis
     assert 'requirepass "CHANGE_ME"' in redis
 
 
@@ -593,7 +608,7 @@ def test_it_renders_firewall_rules_that_nft_accepts(single_host: SingleHost, spl
     if NFT is None:
         pytest.skip("nft not installed: apt-get install nftables (Debian) to run this check")
     rules = [single_host.files / "etc" / "nftables.conf", *split.glob("*/etc/nftables.conf")]
-    assert len(rules) == 5
+    assert len(rules) == 5  # patchwork1; web1, web2, db1, redis1
     for path in rules:
         result = subprocess.run(
             [NFT, "--check", "--file", str(path)], capture_output=True, text=True, check=False
@@ -604,11 +619,35 @@ def test_it_renders_firewall_rules_that_nft_accepts(single_host: SingleHost, spl
 
 
 def test_it_opens_web_ports_on_web_hosts_only(split: Path) -> None:
-    """Web hosts accept 80 and 443; the worker accepts SSH alone."""
+    """Web hosts accept 80 and 443; the database host SSH and PostgreSQL from app hosts."""
     web = (split / "web1" / "etc" / "nftables.conf").read_text()
-    worker = (split / "worker1" / "etc" / "nftables.conf").read_text()
+    database = (split / "db1" / "etc" / "nftables.conf").read_text()
 
     assert "tcp dport { 80, 443 } accept" in web
     assert "policy drop;" in web
-    accepted_ports = [line.strip() for line in worker.splitlines() if "dport" in line]
-    assert accepted_ports == ["tcp dport 22 accept"]
+    accepted_ports = [line.strip() for line in database.splitlines() if "dport" in line]
+    assert accepted_ports == [
+        "tcp dport 22 accept",
+        "ip saddr { 10.20.0.11, 10.20.0.12 } tcp dport { 5432 } accept",
+    ]
+
+
+def test_it_leaves_the_app_memory_when_postgresql_shares_its_host(
+    single_host: SingleHost, split: Path
+) -> None:
+    """A quarter of the memory for shared_buffers on a database host of its own; an eighth
+    on a single host, where gunicorn and Celery need the rest."""
+
+    def setting(path: Path, name: str) -> int:
+        (line,) = [x for x in path.read_text().splitlines() if x.startswith(f"{name} =")]
+        return int(line.split("=")[1].strip().strip("'").removesuffix("MB"))
+
+    single = single_host.files / "etc" / "postgresql" / "patchwork.conf"
+    memory_mb = (
+        int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    )  # what the facts say, within rounding
+    assert abs(setting(single, "shared_buffers") - memory_mb // 8) <= 2
+    assert abs(setting(single, "effective_cache_size") - memory_mb * 3 // 8) <= 4
+    # The split example sets its dedicated database host's own figures.
+    dedicated = (split / "db1" / "etc" / "postgresql" / "patchwork.conf").read_text()
+    assert "shared_buffers = 8GB" in dedicated.replace("'", "")
