@@ -1,13 +1,14 @@
-# Patchwork: `make demo` runs it with two demo councils; `make test` runs every check.
-# Both create the virtualenv and install what they need on first use.
+# Patchwork: `make demo` runs it with two demo councils; `make test` runs every check;
+# `make release` builds the wheel to deploy (dist/). Each creates the virtualenv and
+# installs what it needs on first use.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-STATIC := build/frontend/govuk/govuk-frontend.min.css
+STATIC := deploy/frontend/govuk/govuk-frontend.min.css
 
-.PHONY: demo test install lint typecheck pytest bench clean federation-demo deploy-test
+.PHONY: demo test install lint typecheck pytest bench clean federation-demo release deploy-test
 
 install: $(STAMP) $(STATIC)
 
@@ -50,8 +51,13 @@ deploy-test: install
 federation-demo: install
 	PATCHWORK_ENV=development $(BIN)/python -m patchwork_demo.federation
 
+# The wheel Ansible deploys, built from this working tree with GOV.UK Frontend inside it;
+# deploy/release.py refuses to leave a wheel without the assets and prints its path.
+release: install
+	$(BIN)/python deploy/release.py
+
 bench: install
 	PATCHWORK_ENV=test $(BIN)/python tests/bench/bench_onboarding.py
 
 clean:
-	rm -rf $(VENV) build node_modules
+	rm -rf $(VENV) build node_modules deploy/frontend

@@ -1,5 +1,6 @@
-"""Copy GOV.UK Frontend's built assets (from npm) into build/frontend/govuk, served as
-static files: the pages need nothing from the internet at run time.
+"""Copy GOV.UK Frontend's built assets (from npm) into deploy/frontend/govuk, served as
+static files: the pages need nothing from the internet at run time. They live inside the
+`deploy` package (git-ignored) so the wheel carries them as package data.
 
 Patchwork is not a GOV.UK service, so the GDS Transport font (licensed for GOV.UK only) is
 left out and its @font-face rules are removed; the stylesheets fall back to Arial."""
@@ -13,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "node_modules" / "govuk-frontend" / "dist" / "govuk"
-TARGET = ROOT / "build" / "frontend" / "govuk"
+TARGET = ROOT / "deploy" / "frontend" / "govuk"
 
 
 def main() -> int:

@@ -1,13 +1,16 @@
 """Health checks for load balancers and monitoring.
 
 `/healthz` (every host): the process is up. `/readyz` (the platform host): this process
-can serve -- the database and Redis answer, every schema's migrations are applied, and
-Celery beat and a worker are alive (a heartbeat they write to Redis is recent). The JSON
-body names each check; any failing check makes it 503.
+can serve -- the database and Redis answer, every schema's migrations are applied, Celery
+beat and a worker are alive (a heartbeat they write to Redis is recent), and a real page
+renders: the sign-in page, through the whole template and static-files pipeline, so a
+release whose static files are missing from collectstatic's manifest (every page a 500)
+is caught. The JSON body names each check; any failing check makes it 503.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -17,8 +20,10 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, JsonResponse
+from django.template.loader import render_to_string
 from django_tenants.utils import get_tenant_base_schema
 
+from accounts.forms import SignInForm
 from tenants.selectors import applied_migrations, councils_list, migration_state
 from tenants.tasks import HEARTBEAT_KEY
 
@@ -142,10 +147,33 @@ def check_celery(redis_check: Check) -> Check:
     return Check("celery", OK, f"heartbeat {max(age, 0):.0f}s ago")
 
 
-def readiness() -> list[Check]:
+def check_pages(request: HttpRequest) -> Check:
+    """Render the sign-in page as a visitor would get it: its templates, the context
+    processors, and each `{% static %}` (in production, a lookup in collectstatic's
+    manifest, which raises for a file that was never collected)."""
+    # A copy of the probe's request with its own META: the form's CSRF token would
+    # otherwise be set as a cookie on the probe's answer.
+    page_request = copy.copy(request)
+    page_request.META = dict(request.META)
+    try:
+        render_to_string("accounts/sign_in.html", {"form": SignInForm()}, request=page_request)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks the page breaks every page
+        return Check(
+            "pages", ERROR, f"the sign-in page did not render: {type(exc).__name__}: {exc}"
+        )
+    return Check("pages", OK, "the sign-in page rendered")
+
+
+def readiness(request: HttpRequest) -> list[Check]:
     database = check_database()
     redis_check = check_redis()
-    return [database, redis_check, check_migrations(database), check_celery(redis_check)]
+    return [
+        database,
+        redis_check,
+        check_migrations(database),
+        check_celery(redis_check),
+        check_pages(request),
+    ]
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -155,7 +183,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready for traffic: 200 when every check passes (or is skipped), else 503."""
-    checks = readiness()
+    checks = readiness(request)
     failing = [check.name for check in checks if check.status == ERROR]
     response = JsonResponse(
         {

@@ -370,7 +370,8 @@ SILENCED_SYSTEM_CHECKS: list[str] = ["axes.W006"]
 SITE_SCHEME = envstr("SITE_SCHEME", "https" if PRODUCTION else "http")
 SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
-STATICFILES_DIRS = [BASE_DIR / "build" / "frontend", BASE_DIR / "deploy" / "static"]
+# GOV.UK Frontend, built by deploy/build_frontend.py into the package so the wheel has it.
+STATICFILES_DIRS = [BASE_DIR / "deploy" / "frontend", BASE_DIR / "deploy" / "static"]
 
 
 # --- The REST API (/api/v1/) and FHIR (/fhir/): deny by default; JSON only ---

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,6 +24,7 @@ from tenants.selectors import councils_list
 from tenants.tasks import HEARTBEAT_KEY, celery_heartbeat
 
 TOKEN = "metrics-token-for-tests-0123456789abcdef"
+PRODUCTION_STATIC = "whitenoise.storage.CompressedManifestStaticFilesStorage"
 needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set: needs a Redis server"
 )
@@ -42,7 +45,15 @@ def platform() -> Client:
 def readyz() -> tuple[int, dict]:
     response = platform().get("/readyz")
     assert response["Cache-Control"] == "no-store"
+    # Rendering the sign-in page makes a CSRF token: it must not become the probe's cookie.
+    assert not response.cookies, response.cookies
     return response.status_code, response.json()
+
+
+def production_static_files(settings, static_root: Path) -> None:
+    """Static files as production serves them: collectstatic's manifest in STATIC_ROOT."""
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": PRODUCTION_STATIC}}
+    settings.STATIC_ROOT = static_root
 
 
 def scrape(client: Client | None = None, **headers: str) -> dict[tuple[str, tuple], float]:
@@ -75,6 +86,7 @@ def test_it_is_ready_when_every_check_passes(world, db) -> None:
         "redis": "ok",
         "migrations": "ok",
         "celery": "ok",
+        "pages": "ok",
     }
     councils = councils_list().count()
     assert f"the template and {councils} councils" in body["checks"]["migrations"]["detail"]
@@ -168,6 +180,33 @@ def test_it_says_so_when_there_is_no_redis(world, db, settings) -> None:
     }
     assert body["checks"]["celery"]["status"] == "skipped"
     assert "eagerly" in body["checks"]["celery"]["detail"]
+
+
+def test_it_is_unready_when_the_pages_lack_their_static_files(
+    world, db, settings, tmp_path
+) -> None:
+    """A release whose static files were never collected (or lack GOV.UK Frontend) fails
+    every page: readyz is 503 with `pages` failing and names the missing file."""
+    settings.REDIS_URL = ""
+    production_static_files(settings, tmp_path)
+    status, body = readyz()
+    assert status == 503, body
+    assert body["failing"] == ["pages"]
+    assert body["checks"]["pages"] == {
+        "status": "error",
+        "detail": "the sign-in page did not render: ValueError: Missing staticfiles manifest "
+        "entry for 'govuk/govuk-frontend.min.css'",
+    }
+
+
+def test_it_is_ready_once_the_static_files_are_collected(world, db, settings, tmp_path) -> None:
+    """After collectstatic the sign-in page renders with production's storage: ready."""
+    settings.REDIS_URL = ""
+    production_static_files(settings, tmp_path)
+    call_command("collectstatic", "--noinput", verbosity=0)
+    status, body = readyz()
+    assert status == 200, body
+    assert body["checks"]["pages"] == {"status": "ok", "detail": "the sign-in page rendered"}
 
 
 @pytest.mark.parametrize(
