@@ -18,13 +18,12 @@ from functools import cache
 import redis
 from django.conf import settings
 from django.db import connection
-from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django_tenants.utils import get_tenant_base_schema
 
 from accounts.forms import SignInForm
-from tenants.selectors import applied_migrations, councils_list, migration_state
+from tenants.selectors import councils_list, migration_state, public_migrations_pending
 from tenants.tasks import HEARTBEAT_KEY
 
 OK, ERROR, SKIPPED = "ok", "error", "skipped"
@@ -49,13 +48,6 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry_on_timeout=False
     )
-
-
-@cache
-def platform_migrations_on_disk() -> frozenset[tuple[str, str]]:
-    """Every migration: `migrate_schemas --shared` records all of them in the public schema,
-    including the council apps' (whose tables it does not create there)."""
-    return frozenset(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
 
 
 def _database_answers() -> None:
@@ -103,7 +95,7 @@ def check_migrations(database: Check) -> Check:
     if database.status != OK:
         return Check("migrations", ERROR, "not checked: the database did not answer")
     behind: list[str] = []
-    public_pending = len(platform_migrations_on_disk() - applied_migrations("public"))
+    public_pending = public_migrations_pending()
     if public_pending:
         behind.append(f"public ({public_pending})")
     schemas = [get_tenant_base_schema(), *councils_list().values_list("schema_name", flat=True)]
