@@ -377,7 +377,7 @@ def test_it_migrates_once_then_restarts_web_hosts_one_at_a_time() -> None:
     web_play = yaml.safe_load((ANSIBLE / "upgrade.yml").read_text())[2]
     assert web_play["serial"] == 1
     health_checks = [task for task in web_play["tasks"] if "ansible.builtin.uri" in task]
-    assert health_checks[0]["ansible.builtin.uri"]["url"] == "http://127.0.0.1:8000/healthz"
+    assert health_checks[0]["ansible.builtin.uri"]["url"] == "http://127.0.0.1:8000/readyz"
     assert health_checks[0]["ansible.builtin.uri"]["headers"]["Host"] == "{{ platform_domain }}"
 
 
@@ -651,3 +651,15 @@ def test_it_leaves_the_app_memory_when_postgresql_shares_its_host(
     # The split example sets its dedicated database host's own figures.
     dedicated = (split / "db1" / "etc" / "postgresql" / "patchwork.conf").read_text()
     assert "shared_buffers = 8GB" in dedicated.replace("'", "")
+
+
+def test_it_keeps_a_wheelhouse_out_of_git() -> None:
+    """ansible/README.md builds the wheelhouse in ansible/wheelhouse/: never committed."""
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--quiet", "ansible/wheelhouse/redis-6.4.0-py3-none-any.whl"],
+        cwd=ANSIBLE.parent,
+        check=False,
+    )
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.returncode == 0
