@@ -77,6 +77,9 @@ def releases(work: Path, base_root: Path) -> Releases:
     newer = wheel_build(source, work / "dist-newer")
     assert newer_version in newer.name, newer.name
     houses = wheelhouse(base_root, current, work / "wheelhouse")
+    # Debian 12's Python 3.11.2 needs it (redis: python_full_version < "3.11.3"); a
+    # wheelhouse made by the controller's newer 3.11 leaves it out and fails to install.
+    assert list(houses.glob("async_timeout-*.whl")), sorted(p.name for p in houses.iterdir())
     print(
         f"  releases {current.name}, {newer.name} and wheelhouse: {time.monotonic() - started:.0f}s"
     )

@@ -230,6 +230,7 @@ class Lab:
         sh(*inside, "link", "set", "lo", "up")
 
         machine.console = directory / "console.log"
+        groups = cgroups(machine.namespace)
         with machine.console.open("w") as console:
             machine.process = subprocess.Popen(
                 [
@@ -249,6 +250,7 @@ class Lab:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=lambda: cgroups_enter(groups),
             )
         self.machines[name] = machine
         return machine
@@ -309,22 +311,78 @@ class Lab:
             )
         return done
 
-    def stop(self) -> None:
-        for machine in self.machines.values():
+    def halt(self, *machines: Machine) -> None:
+        """Shut containers down (nspawn turns SIGTERM into an orderly shutdown) and remove
+        their namespaces and overlays."""
+        for machine in machines:
             if machine.process is not None and machine.process.poll() is None:
-                # nspawn turns SIGTERM into an orderly shutdown of the container.
                 machine.process.send_signal(signal.SIGTERM)
-        for machine in self.machines.values():
-            if machine.process is None:
-                continue
-            try:
-                machine.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(machine.process.pid, signal.SIGKILL)
-                machine.process.wait(timeout=10)
-        self.machines.clear()
+        for machine in machines:
+            if machine.process is not None:
+                try:
+                    machine.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(machine.process.pid, signal.SIGKILL)
+                    machine.process.wait(timeout=10)
+            subprocess.run(["ip", "netns", "delete", machine.namespace], check=False)
+            unmount_all([machine.directory])
+            cgroups_remove(machine.namespace)
+            self.machines.pop(machine.name, None)
+
+    def stop(self) -> None:
+        self.halt(*self.machines.values())
         cleanup(self.prefix)
+
+
+# With --keep-unit, nspawn runs the container in the control group it was started in, and
+# the container's systemd manages everything below it. Containers started from one process
+# would share one group and undo each other's units (a reload failing with 219/CGROUP), so
+# each gets a group of its own in every hierarchy systemd uses.
+def _group_parents() -> list[Path]:
+    """This process's control group in each hierarchy systemd uses: the name=systemd and
+    unified hierarchies on a hybrid (cgroup v1) machine, the one tree on cgroup v2."""
+    own = {"systemd": "/", "unified": "/"}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "name=systemd":
+            own["systemd"] = path
+        elif controllers == "":
+            own["unified"] = path
+    root = Path("/sys/fs/cgroup")
+    if (root / "systemd" / "cgroup.procs").exists():
+        parents = [root / "systemd" / own["systemd"].lstrip("/")]
+        if (root / "unified" / "cgroup.procs").exists():
+            parents.append(root / "unified" / own["unified"].lstrip("/"))
+        return parents
+    return [root / own["unified"].lstrip("/")]
+
+
+def cgroups(name: str) -> list[Path]:
+    """A new control group called `name` beside nothing else, in each hierarchy."""
+    made = []
+    for parent in _group_parents():
+        (parent / name).mkdir(exist_ok=True)
+        made.append(parent / name)
+    return made
+
+
+def cgroups_enter(groups: list[Path]) -> None:
+    """In the child, before exec: move into the container's own groups."""
+    for group in groups:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def cgroups_remove(name: str) -> None:
+    """Remove a stopped container's groups, the ones its systemd made below them first."""
+    for parent in _group_parents():
+        top = parent / name
+        if not top.is_dir():
+            continue
+        below = sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
+        for directory in [*below, top]:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def _mounts_under(directory: str) -> list[str]:

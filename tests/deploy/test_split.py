@@ -92,6 +92,7 @@ def split(the_lab: Lab, releases: Releases, work: Path) -> Iterator[Split]:
     )
     first = deployment.playbook("site.yml", releases.current, releases.wheelhouse)
     yield Split(deployment, hosts, first)
+    the_lab.halt(*hosts.values())
 
 
 def test_site_converges_on_four_hosts(split: Split) -> None:
