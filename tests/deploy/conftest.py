@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy.release import sources_copy, wheel_build
 
+from deploy.release import sources_copy, wheel_build
 from tests.deploy.machines import Lab, lab, root_filesystem, wheelhouse
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -174,9 +174,10 @@ def test_a_dry_run_with_check_and_diff_runs(single: SingleHost) -> None:
     assert dry.recap["patchwork1"]["failed"] == 0
 
 
-def test_a_redis_left_without_its_password_is_put_right(single: SingleHost) -> None:
-    """Redis running other than its written configuration (as a failed handler left it:
-    defect 3) is restarted onto it by the next run, not reported ok."""
+def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None:
+    """Redis running without the password its file sets (as a failed handler left it:
+    defect 3), and PostgreSQL with a setting waiting for a restart, are restarted onto
+    their settings by the next run, not reported ok."""
     lab = single.deployment.lab
     password = single.deployment.redis_password
     lab.ssh(
@@ -184,11 +185,20 @@ def test_a_redis_left_without_its_password_is_put_right(single: SingleHost) -> N
         f"REDISCLI_AUTH={password} redis-cli -h 127.0.0.1 CONFIG SET requirepass ''",
     )
     assert "PONG" in lab.ssh(single.host, "redis-cli -h 127.0.0.1 ping").stdout
+    psql = "runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align --command"
+    lab.ssh(single.host, f"{psql} 'ALTER SYSTEM SET max_connections = 201'")
+    lab.ssh(single.host, f"{psql} 'SELECT pg_reload_conf()'")
+    pending = f"{psql} 'SELECT count(*) FROM pg_settings WHERE pending_restart'"
+    assert lab.ssh(single.host, pending).stdout.strip() == "1"
 
     fixed = single.site()
     assert fixed.returncode == 0, fixed.tail()
     unauthenticated = lab.ssh(single.host, "redis-cli -h 127.0.0.1 ping", check=False)
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
+    assert lab.ssh(single.host, pending).stdout.strip() == "0"
+    assert lab.ssh(single.host, f"{psql} 'SHOW max_connections'").stdout.strip() == "201"
+    lab.ssh(single.host, f"{psql} 'ALTER SYSTEM RESET max_connections'")
+    lab.ssh(single.host, "systemctl restart postgresql")
 
 
 def test_upgrade_puts_a_newer_build_live(single: SingleHost) -> None:
