@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
 from core.models import Involvement, InvolvementRole, Organisation, Practitioner, RecordOpening
@@ -272,6 +273,22 @@ class ProfileForm(forms.Form):
         help_text="For example an nhs.net or gcsx address, if you have one",
         error_messages={"invalid": "Enter an email address like name@example.nhs.net"},
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Closed organisations are not offered, except the one the practitioner is at now.
+        field = self.fields["organisation"]
+        field.queryset = Organisation.objects.filter(  # type: ignore[attr-defined]
+            Q(closed_on__isnull=True) | Q(pk=self.initial.get("organisation"))
+        ).order_by("name")
+        field.label_from_instance = organisation_label  # type: ignore[attr-defined]
+
+
+def organisation_label(organisation: Organisation) -> str:
+    """A register may hold two schools of one name: the postcode tells them apart."""
+    if organisation.register and organisation.postcode:
+        return f"{organisation.name} ({organisation.postcode})"
+    return organisation.name
 
 
 class ContactRequestDecisionForm(forms.Form):
