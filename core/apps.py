@@ -17,6 +17,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # tenants never imports core: onboarding sends a signal from inside the new schema.
+        from core import setup  # noqa: F401  (registers core's set-up steps)
         from tenants.signals import council_schema_created as created
 
         created.connect(council_schema_created, dispatch_uid="core-default-roles")

@@ -59,6 +59,28 @@ def organisation_create(
 
 
 @transaction.atomic
+def organisation_sensitive_set(
+    *, organisation: Organisation, sensitive: bool, actor: User
+) -> Organisation:
+    """Mark a service sensitive, or not (audited). Mental health, substance misuse and
+    sexual health services stay sensitive."""
+    if not sensitive and organisation.agency_type in Organisation.SENSITIVE_BY_DEFAULT:
+        raise ValidationError(
+            f"{organisation.name} is a {organisation.get_agency_type_display().lower()} "
+            "service: it is always sensitive"
+        )
+    if organisation.sensitive_service != sensitive:
+        organisation.sensitive_service = sensitive
+        organisation.save(update_fields=["sensitive_service"])
+        audit_record(
+            actor=actor,
+            action="organisation_sensitive_set",
+            detail={"organisation_id": organisation.pk, "sensitive": sensitive},
+        )
+    return organisation
+
+
+@transaction.atomic
 def practitioner_profile_set(
     *,
     user: User,
