@@ -336,6 +336,10 @@ def register_rows(binary: IO[bytes], register: str) -> list[RegisterRow]:
             return list(ods_rows(lines, register))
         except UnicodeDecodeError:
             continue
+        except csv.Error as exc:
+            raise ValidationError(
+                f"The file is not a CSV file Patchwork can read ({exc}). Nothing was imported."
+            ) from exc
     raise ValidationError("The file is not text Patchwork can read. Nothing was imported.")
 
 

@@ -331,3 +331,18 @@ def test_the_command_prints_the_report(world, db) -> None:
         call_command("import_register", council="E06999999", gias=str(GIAS), la_code="846")
     with pytest.raises(CommandError, match="Enter the postcode districts"):
         call_command("import_register", council="E06000043", ods_gp=str(EPRACCUR))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'"' + b"x" * 200_000 + b'"\n', "is not a CSV file Patchwork can read"),
+        (b"\x81\x8d\x8f\x90\x9d", "is not text Patchwork can read"),
+        (b"", "it has no columns called URN"),
+    ],
+)
+def test_a_file_that_is_not_csv_text_is_refused(world, db, content, message) -> None:
+    """Binary or broken files are refused whole, in words, never with an error page."""
+    with pytest.raises(ValidationError) as refused:
+        _import(world, Register.GIAS, io.BytesIO(content), ["846"])
+    assert message in refused.value.messages[0]
