@@ -90,7 +90,8 @@ def register_import_nhs(request: HttpRequest) -> HttpResponse:
 @admin_required
 def sensitive_services(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        organisation = selectors.organisation_for_admin(int(request.POST.get("organisation") or 0))
+        chosen = request.POST.get("organisation", "")
+        organisation = selectors.organisation_for_admin(int(chosen) if chosen.isdigit() else 0)
         sensitive = request.POST.get("sensitive") == "yes"
         try:
             services.organisation_sensitive_set(

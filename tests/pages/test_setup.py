@@ -179,8 +179,9 @@ def test_an_administrator_marks_a_service_sensitive(world, db) -> None:
     assert "it is always sensitive" in refused
     assert _in(world, lambda: Organisation.objects.get(pk=trust.pk).sensitive_service)
     assert _in(world, lambda: Organisation.objects.get(pk=camhs.pk).sensitive_service)
-    missing = admin.post("/admin/set-up/sensitive-services/", {"organisation": "999999"})
-    assert missing.status_code == 404
+    for wrong in ("999999", "x", ""):
+        missing = admin.post("/admin/set-up/sensitive-services/", {"organisation": wrong})
+        assert missing.status_code == 404
 
 
 def test_the_default_roles_are_added_back_only_where_missing(world, db) -> None:
