@@ -230,6 +230,11 @@ def involvement_add(
         raise PermissionDenied("You can only record your own involvement, or your staff's")
     if not role.active:
         raise ValidationError({"role": "That role is no longer in use: choose another"})
+    if practitioner.organisation.closed_on is not None:
+        raise ValidationError(
+            f"{practitioner.organisation.name} has closed: update the profile with where "
+            f"{practitioner.user} works now, then add the involvement"
+        )
     start_date = start_date or timezone.localdate()
     if start_date > timezone.localdate():
         raise ValidationError({"start_date": "The start date cannot be in the future"})

@@ -21,8 +21,8 @@ from core.registers import (
     postcode_districts_clean,
     register_import,
 )
-from core.services import practitioner_profile_set
-from tests.factories import UserFactory
+from core.services import involvement_add, practitioner_profile_set
+from tests.factories import PersonFactory, RoleFactory, UserFactory
 
 SAMPLES = Path(__file__).resolve().parents[2] / "core" / "registers_samples"
 GIAS = SAMPLES / "gias_edubasealldata.csv"
@@ -289,7 +289,7 @@ def test_area_codes_are_cleaned() -> None:
 
 def test_closed_organisations_are_not_offered_for_profiles(world, db) -> None:
     """A closed school is not in the profile's list and cannot be chosen, except by the
-    practitioner who works there already."""
+    practitioner who works there already, who cannot add involvements from it."""
     with GIAS.open("rb") as binary:
         _import(world, Register.GIAS, binary, ["846"])
 
@@ -315,7 +315,17 @@ def test_closed_organisations_are_not_offered_for_profiles(world, db) -> None:
         stayer_school.save()
         form = ProfileForm(initial={"organisation": stayer_school.pk})
         assert stayer_school in form.fields["organisation"].queryset  # type: ignore[attr-defined]
-        practitioner_profile_set(user=stayer, organisation=stayer_school, job_title="Head")
+        practitioner = practitioner_profile_set(
+            user=stayer, organisation=stayer_school, job_title="Head"
+        )
+        with pytest.raises(ValidationError) as no_involvement:
+            involvement_add(
+                actor=stayer,
+                person=PersonFactory(),
+                practitioner=practitioner,
+                role=RoleFactory(name="Class teacher"),
+            )
+        assert "Seagull Lane Primary School has closed" in str(no_involvement.value)
 
     _brighton(world, check)
 
