@@ -22,6 +22,8 @@ SAMPLE = (
     Path(__file__).resolve().parents[2] / "core" / "registers_samples" / "gias_edubasealldata.csv"
 )
 
+SCREENSHOT = Path("/tmp/pw-setup-report.png")
+
 pytestmark = pytest.mark.browser
 
 
@@ -97,6 +99,7 @@ def test_an_administrator_sets_up_the_schools_from_the_checklist(live_admin) -> 
         )
         expect(added.locator("dd")).to_have_text("6")
         expect(page.locator(".govuk-table")).to_contain_text("Palmeira Gardens Infant School")
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
         page.get_by_role("link", name="Back to setting up Patchwork").click()
         schools = page.locator(".govuk-task-list__item", has_text="Import your schools")
