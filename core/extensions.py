@@ -4,6 +4,8 @@
   things to do beside the lead professional) or a *panel* (a section below it, shown to the
   person's team only or to everyone who may see the page).
 - The council pages' navigation shows each registered link, in order, to the roles named.
+- The administrator's set-up checklist shows each registered step, in order, with whether
+  it is done (worked out from the council's data each time the list is shown).
 
 Apps register in their `AppConfig.ready()`; core's own links are registered here."""
 
@@ -39,8 +41,27 @@ class NavigationLink:
         return self.url_name.split(":")[1]
 
 
+@dataclass(frozen=True)
+class SetUpStep:
+    """One task of the council administrator's first-run checklist."""
+
+    url_name: str
+    label: str
+    hint: str
+    order: int
+    # Asked inside the council's schema each time the checklist is drawn.
+    done: Callable[[], bool]
+
+
 PERSON_PAGE_FRAGMENTS: list[PersonPageFragment] = []
 NAVIGATION: list[NavigationLink] = []
+SET_UP_STEPS: list[SetUpStep] = []
+
+
+def set_up_step_add(step: SetUpStep) -> None:
+    if all(each.url_name != step.url_name for each in SET_UP_STEPS):
+        SET_UP_STEPS.append(step)
+        SET_UP_STEPS.sort(key=lambda each: each.order)
 
 
 def person_page_fragment_add(fragment: PersonPageFragment) -> None:
@@ -83,6 +104,13 @@ for _link in (
     NavigationLink("core:notifications", "Notifications", PRACTITIONERS, 40, unread_count=True),
     NavigationLink("core:contact_requests", "Contact requests", PRACTITIONERS, 50),
     NavigationLink("core:profile", "Profile", PRACTITIONERS, 60),
+    NavigationLink(
+        "core:set_up",
+        "Set up",
+        ADMINISTRATORS,
+        105,
+        also_active=("register_import", "set_up_policy"),
+    ),
     NavigationLink("core:users", "Users", ADMINISTRATORS, 110),
     NavigationLink(
         "core:organisations",

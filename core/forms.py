@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
 from core.models import Involvement, InvolvementRole, Organisation, Practitioner, RecordOpening
@@ -273,6 +274,22 @@ class ProfileForm(forms.Form):
         error_messages={"invalid": "Enter an email address like name@example.nhs.net"},
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Closed organisations are not offered, except the one the practitioner is at now.
+        field = self.fields["organisation"]
+        field.queryset = Organisation.objects.filter(  # type: ignore[attr-defined]
+            Q(closed_on__isnull=True) | Q(pk=self.initial.get("organisation"))
+        ).order_by("name")
+        field.label_from_instance = organisation_label  # type: ignore[attr-defined]
+
+
+def organisation_label(organisation: Organisation) -> str:
+    """A register may hold two schools of one name: the postcode tells them apart."""
+    if organisation.register and organisation.postcode:
+        return f"{organisation.name} ({organisation.postcode})"
+    return organisation.name
+
 
 class ContactRequestDecisionForm(forms.Form):
     decision = _radios(
@@ -300,3 +317,73 @@ class RoleForm(forms.Form):
         help_text="Child-protection involvements are always visible to anyone who can see "
         "the child and can never be marked sensitive.",
     )
+
+
+class RoleChangeForm(forms.Form):
+    name = forms.CharField(
+        label="Role name", max_length=120, error_messages={"required": "Enter the role's name"}
+    )
+    active = forms.BooleanField(
+        label="Offer this role",
+        required=False,
+        help_text="Untick to retire the role: it is no longer offered, and involvements "
+        "already recorded with it keep it.",
+    )
+
+
+REGISTER_CHOICES = [
+    (Organisation.Register.ODS_GP.value, "GP practices (epraccur)"),
+    (Organisation.Register.ODS_TRUST.value, "NHS trusts (etr)"),
+]
+
+
+class RegisterImportForm(forms.Form):
+    """One register file. The area is the council's: local authority codes for schools,
+    postcode districts for NHS organisations."""
+
+    register = forms.ChoiceField(
+        label="Which file is it?",
+        widget=forms.RadioSelect,
+        choices=REGISTER_CHOICES,
+        error_messages={
+            "required": "Choose which file you are uploading",
+            "invalid_choice": "Choose which file you are uploading",
+        },
+    )
+    area = forms.CharField(
+        label="Postcode districts your council covers",
+        help_text="The first half of the postcodes, separated by spaces, like BN1 BN2 BN3",
+        max_length=300,
+        error_messages={"required": "Enter the postcode districts your council covers"},
+    )
+    file = forms.FileField(
+        label="Upload the file",
+        help_text="A CSV file, exactly as the register publishes it",
+        error_messages={
+            "required": "Choose the file to upload",
+            "empty": "The file you chose is empty",
+            "invalid": "Choose the file to upload",
+        },
+    )
+    full_extract = forms.BooleanField(
+        label="This is the whole file, not part of it",
+        required=False,
+        initial=True,
+        help_text="Organisations in your area that are missing from a whole file are "
+        "marked closed.",
+    )
+
+    def __init__(self, *args: Any, gias: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gias = gias
+        if gias:
+            del self.fields["register"]
+            area = self.fields["area"]
+            area.label = "Your council's local authority code"
+            area.help_text = "Three digits, as in Get Information About Schools, like 846"
+            area.error_messages["required"] = "Enter your council's local authority code, like 846"
+
+    def register_value(self) -> str:
+        if self.gias:
+            return Organisation.Register.GIAS.value
+        return str(self.cleaned_data["register"])

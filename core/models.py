@@ -41,8 +41,28 @@ class Organisation(models.Model):
         {AgencyType.MENTAL_HEALTH, AgencyType.SUBSTANCE_MISUSE, AgencyType.SEXUAL_HEALTH}
     )
 
-    name = models.CharField(max_length=200, unique=True)
+    class Register(models.TextChoices):
+        """The public register an organisation was imported from, if any."""
+
+        NONE = "", "Added by the council"
+        GIAS = "gias", "Get Information About Schools (Department for Education)"
+        ODS_GP = "ods_gp", "NHS Organisation Data Service: GP practices"
+        ODS_TRUST = "ods_trust", "NHS Organisation Data Service: NHS trusts"
+
+    # Unique among the council's own organisations; a register may hold two schools of the
+    # same name (they differ by URN and postcode).
+    name = models.CharField(max_length=200)
     agency_type = models.CharField(max_length=30, choices=AgencyType.choices)
+    register = models.CharField(max_length=12, choices=Register.choices, blank=True, default="")
+    # The register's own key: a school's URN, an NHS organisation's ODS code.
+    register_code = models.CharField(max_length=12, blank=True)
+    # What the register says it is, e.g. "Academy converter, Primary".
+    register_description = models.CharField(max_length=200, blank=True)
+    local_authority_code = models.CharField(max_length=3, blank=True)
+    postcode = models.CharField(max_length=8, blank=True)
+    # Closed organisations stay for the history of involvements with them, but are no
+    # longer offered to choose.
+    closed_on = models.DateField(null=True, blank=True)
     sensitive_service = models.BooleanField(
         default=False,
         help_text="Involvement of this service is itself sensitive: others see only that a "
@@ -54,9 +74,27 @@ class Organisation(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(register=""), name="one_local_organisation_per_name"
+            ),
+            models.UniqueConstraint(
+                fields=["register", "register_code"],
+                condition=~Q(register=""),
+                name="one_organisation_per_register_code",
+            ),
+            models.CheckConstraint(
+                condition=Q(register="") | ~Q(register_code=""),
+                name="registered_organisation_has_code",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_on is None
 
 
 class Practitioner(models.Model):
@@ -391,6 +429,21 @@ class CouncilPolicy(models.Model):
     confirmation_grace_days = models.PositiveSmallIntegerField(
         default=14, help_text="An unconfirmed involvement is flagged to the team after this."
     )
+    gias_local_authority_codes = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The council's three-digit local authority codes in Get Information About "
+        "Schools, e.g. 846; schools elsewhere are left out of an import.",
+    )
+    ods_postcode_districts = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The postcode districts the council covers, e.g. BN1 BN2 BN3; GP practices "
+        "and NHS trusts elsewhere are left out of an import.",
+    )
+    # Steps of the set-up checklist that are a person's judgement, not data.
+    sensitive_services_reviewed_at = models.DateTimeField(null=True, blank=True)
+    policy_reviewed_at = models.DateTimeField(null=True, blank=True)
     duty_team_contact = models.CharField(
         max_length=200,
         blank=True,

@@ -608,6 +608,19 @@ def roles_list() -> QuerySet[InvolvementRole]:
     return InvolvementRole.objects.order_by("name")
 
 
+def role_for_admin(role_id: int) -> InvolvementRole:
+    """The role with this id in the current council, or 404."""
+    role = InvolvementRole.objects.filter(pk=role_id).first()
+    if role is None:
+        raise Http404("No role with that id here")
+    return role
+
+
+def organisations_open() -> QuerySet[Organisation]:
+    """Organisations that have not closed: those offered to choose."""
+    return Organisation.objects.filter(closed_on__isnull=True).order_by("name")
+
+
 def practitioners_actor_may_act_for(user: User) -> list[Practitioner]:
     """Whose involvement `user` may record: their own, and a manager's organisation's staff
     (the same rule `core.services` applies when the involvement is added)."""

@@ -59,6 +59,28 @@ def organisation_create(
 
 
 @transaction.atomic
+def organisation_sensitive_set(
+    *, organisation: Organisation, sensitive: bool, actor: User
+) -> Organisation:
+    """Mark a service sensitive, or not (audited). Mental health, substance misuse and
+    sexual health services stay sensitive."""
+    if not sensitive and organisation.agency_type in Organisation.SENSITIVE_BY_DEFAULT:
+        raise ValidationError(
+            f"{organisation.name} is a {organisation.get_agency_type_display().lower()} "
+            "service: it is always sensitive"
+        )
+    if organisation.sensitive_service != sensitive:
+        organisation.sensitive_service = sensitive
+        organisation.save(update_fields=["sensitive_service"])
+        audit_record(
+            actor=actor,
+            action="organisation_sensitive_set",
+            detail={"organisation_id": organisation.pk, "sensitive": sensitive},
+        )
+    return organisation
+
+
+@transaction.atomic
 def practitioner_profile_set(
     *,
     user: User,
@@ -71,6 +93,11 @@ def practitioner_profile_set(
 ) -> Practitioner:
     if not job_title.strip():
         raise ValidationError({"job_title": "Enter a job title, like School nurse"})
+    current = Practitioner.objects.filter(user=user).values_list("organisation_id", flat=True)
+    if organisation.closed_on is not None and organisation.pk not in current:
+        raise ValidationError(
+            {"organisation": f"{organisation.name} has closed: choose where you work now"}
+        )
     user.__dict__.pop("_patchwork_practitioner", None)  # selectors.practitioner_of's memo
     practitioner, _ = Practitioner.objects.update_or_create(
         user=user,
@@ -203,6 +230,11 @@ def involvement_add(
         raise PermissionDenied("You can only record your own involvement, or your staff's")
     if not role.active:
         raise ValidationError({"role": "That role is no longer in use: choose another"})
+    if practitioner.organisation.closed_on is not None:
+        raise ValidationError(
+            f"{practitioner.organisation.name} has closed: update the profile with where "
+            f"{practitioner.user} works now, then add the involvement"
+        )
     start_date = start_date or timezone.localdate()
     if start_date > timezone.localdate():
         raise ValidationError({"start_date": "The start date cannot be in the future"})
@@ -491,6 +523,67 @@ def role_create(
             return role
     except IntegrityError as exc:
         raise ValidationError({"name": f"{name} is already on the list of roles"}) from exc
+
+
+# The roles most councils' practitioners hold with a child or family, offered to every new
+# council; each council renames, retires and adds its own. Only the child-protection social
+# worker is a child-protection role: its involvement is always visible and never sensitive.
+DEFAULT_ROLES: tuple[tuple[str, bool], ...] = (
+    ("Social worker", False),
+    ("Child protection social worker", True),
+    ("Family support worker", False),
+    ("Early help practitioner", False),
+    ("Health visitor", False),
+    ("School nurse", False),
+    ("Midwife", False),
+    ("GP", False),
+    ("CAMHS practitioner", False),
+    ("Class teacher", False),
+    ("Designated safeguarding lead", False),
+    ("Police officer", False),
+    ("Youth justice officer", False),
+    ("Housing officer", False),
+)
+
+
+@transaction.atomic
+def roles_defaults_add(*, actor: User | None = None) -> list[InvolvementRole]:
+    """Add the national default roles the council does not have yet (by name, ignoring
+    case, so a renamed or retired role is never added back under its old name twice).
+    Returns the roles added; audited when an administrator asks."""
+    have = {name.lower() for name in InvolvementRole.objects.values_list("name", flat=True)}
+    added = InvolvementRole.objects.bulk_create(
+        InvolvementRole(name=name, child_protection=child_protection)
+        for name, child_protection in DEFAULT_ROLES
+        if name.lower() not in have
+    )
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action="roles_defaults_added",
+            detail={"names": [role.name for role in added]},
+        )
+    return added
+
+
+@transaction.atomic
+def role_change(*, role: InvolvementRole, name: str, active: bool, actor: User) -> InvolvementRole:
+    """Rename a role or retire it (a retired role is no longer offered; involvements
+    already recorded with it keep it), or bring it back."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError({"name": "Enter the role's name"})
+    if InvolvementRole.objects.filter(name__iexact=name).exclude(pk=role.pk).exists():
+        raise ValidationError({"name": f"{name} is already on the list of roles"})
+    before = {"name": role.name, "active": role.active}
+    role.name, role.active = name, active
+    role.save(update_fields=["name", "active"])
+    audit_record(
+        actor=actor,
+        action="role_changed",
+        detail={"role_id": role.pk, "before": before, "name": name, "active": active},
+    )
+    return role
 
 
 @transaction.atomic

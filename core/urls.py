@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import views
+from core import setup_views, views
 
 app_name = "core"
 
@@ -60,4 +60,17 @@ urlpatterns = [
     path("admin/email/outbox/", views.email_outbox, name="email_outbox"),
     path("admin/audit/", views.audit, name="audit"),
     path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
+    # Set-up: the administrator's checklist and what it links to (core/setup_views.py).
+    path("admin/set-up/", setup_views.set_up, name="set_up"),
+    path("admin/set-up/reviewed/<slug:step>/", setup_views.set_up_review, name="set_up_review"),
+    path("admin/set-up/policy/", setup_views.set_up_policy, name="set_up_policy"),
+    path("admin/set-up/schools/", setup_views.register_import, name="register_import"),
+    path("admin/set-up/nhs/", setup_views.register_import_nhs, name="register_import_nhs"),
+    path(
+        "admin/set-up/sensitive-services/",
+        setup_views.sensitive_services,
+        name="sensitive_services",
+    ),
+    path("admin/roles/defaults/", setup_views.roles_defaults, name="roles_defaults"),
+    path("admin/roles/<int:role_id>/", setup_views.role_change, name="role_change"),
 ]

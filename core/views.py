@@ -44,6 +44,7 @@ from core.forms import (
 from core.models import NotificationPreference
 from core.network_svg import network_svg
 from core.selectors import Access, Network, SearchRefused, TeamMember
+from core.setup import set_up_checklist
 
 
 def _user(request: HttpRequest) -> User:
@@ -61,6 +62,8 @@ def home(request: HttpRequest) -> HttpResponse:
             involvements=[i for i in selectors.my_involvements(user) if i.is_current],
             unread=selectors.notifications_unread_count(user),
         )
+    if user.role == User.Role.COUNCIL_ADMIN:
+        context["set_up"] = set_up_checklist()
     return render(request, "core/home.html", context)
 
 

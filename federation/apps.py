@@ -9,11 +9,25 @@ class FederationConfig(AppConfig):
     def ready(self) -> None:
         # core never imports federation: federation listens to core's saves instead.
         from core.delivery.notifications import Delivery, notification_kind_register
-        from core.extensions import PersonPageFragment, person_page_fragment_add
-        from federation import signals
+        from core.extensions import (
+            PersonPageFragment,
+            SetUpStep,
+            person_page_fragment_add,
+            set_up_step_add,
+        )
+        from federation import selectors, signals
 
         signals.connect()
         person_page_fragment_add(PersonPageFragment("federation/person_action.html", "action"))
+        set_up_step_add(
+            SetUpStep(
+                "federation:agreements",
+                "Agree data sharing with other councils",
+                "A signed data-sharing agreement lets a lookup cross to a neighbouring council.",
+                70,
+                selectors.agreements_signed_exist,
+            )
+        )
         notification_kind_register(
             "federation_lookup",
             "Another council asks about a person you work with",

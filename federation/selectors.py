@@ -160,6 +160,11 @@ def agreement_traffic(agreement: DataSharingAgreement) -> QuerySet[Exchange]:
     return Exchange.objects.filter(agreement_id=agreement.agreement_id).order_by("-at")
 
 
+def agreements_signed_exist() -> bool:
+    """Whether any agreement signed by both sides is active (for the set-up checklist)."""
+    return DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE).exists()
+
+
 def agreements_in_force(purpose: str | None = None) -> list[DataSharingAgreement]:
     """Agreements that let pointers cross now, with peers that have not been removed."""
     peers = set(

@@ -23,6 +23,7 @@ from tenants import archives
 from tenants.cloning import schema_clone
 from tenants.models import GSS_CODE, Council, Domain
 from tenants.selectors import council_host, council_url, migration_state, template_is_current
+from tenants.signals import council_schema_created
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ def council_onboard(
 ) -> Onboarded:
     """Create a council: its schema (cloned from the template), its domain and its first
     administrator, who gets a one-time invitation link. (Apps that follow councils' saves add
-    their own records in the same transaction.)
+    their own records in the same transaction; apps that fill the council's own tables
+    listen to `tenants.signals.council_schema_created`.)
 
     Everything happens in one transaction (PostgreSQL DDL is transactional): bad input
     raises ValidationError and leaves nothing behind."""
@@ -110,6 +112,7 @@ def council_onboard(
                 full_name=admin_name or admin_email.split("@")[0],
                 role=User.Role.COUNCIL_ADMIN,
             )
+            council_schema_created.send(sender=Council, council=council)
     log.info("Onboarded %s as %s", council, council.schema_name)
     return Onboarded(
         council=council,

@@ -83,6 +83,17 @@ def test_it_carries_the_govuk_frontend_assets(wheel: Path) -> None:
     } <= files, sorted(name for name in files if "frontend" in name)
 
 
+def test_it_carries_the_synthetic_register_samples(wheel: Path) -> None:
+    """The demo and the tests import these from the installed `core` (decision 0007)."""
+    with zipfile.ZipFile(wheel) as archive:
+        files = set(archive.namelist())
+    assert {
+        "core/registers_samples/gias_edubasealldata.csv",
+        "core/registers_samples/ods_epraccur.csv",
+        "core/registers_samples/ods_etr.csv",
+    } <= files
+
+
 def test_it_collects_the_govuk_frontend_once_installed(wheel: Path, tmp_path: Path) -> None:
     """Installed in a fresh virtualenv (dependencies borrowed from this one, never the
     checkout's sources), production's collectstatic finds GOV.UK Frontend, names it in the

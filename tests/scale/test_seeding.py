@@ -181,12 +181,15 @@ def test_demo_setup_twice_reuses_the_councils_and_their_people(world, db) -> Non
     with schema_context(world.brighton.schema_name):
         people = Person.objects.count()
         assert people > 30
+        # The synthetic register samples: six open schools, three practices, two trusts.
+        assert Organisation.objects.exclude(register="").count() == 11
     second = StringIO()
     call_command("demo_setup", "--children", "30", stdout=second)
     assert "Reusing Brighton and Hove (E06000043)" in second.getvalue()
     assert "Reusing Staffordshire (E10000028)" in second.getvalue()
     with schema_context(world.brighton.schema_name):
         assert Person.objects.count() == people
+        assert Organisation.objects.exclude(register="").count() == 11
     printed = second.getvalue()
     assert "http://brighton-and-hove.localhost:8000/" in printed
     assert "http://staffordshire.localhost:8000/" in printed

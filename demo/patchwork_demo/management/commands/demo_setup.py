@@ -1,5 +1,6 @@
 import shutil
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 
 from django.conf import settings
@@ -9,7 +10,8 @@ from django.utils.text import slugify
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from core.models import Person
+from core.models import Organisation, Person
+from core.registers import register_area_set, register_import
 from patchwork_demo.seeding import (
     DEMO_COUNCILS,
     DemoLogin,
@@ -21,6 +23,16 @@ from patchwork_demo.seeding import (
 from tenants.models import Council
 from tenants.selectors import council_by_code, council_url, site_url
 from tenants.services import council_offboard, council_onboard
+
+# The synthetic register files shipped with core, imported for the demo council whose area
+# they cover (Brighton and Hove: local authority 846, postcode districts BN1 to BN3).
+REGISTER_SAMPLES = {
+    "E06000043": [
+        (Organisation.Register.GIAS, "gias_edubasealldata.csv", ["846"]),
+        (Organisation.Register.ODS_GP, "ods_epraccur.csv", ["BN1", "BN2", "BN3"]),
+        (Organisation.Register.ODS_TRUST, "ods_etr.csv", ["BN1", "BN2", "BN3"]),
+    ]
+}
 
 
 class Command(BaseCommand):
@@ -58,6 +70,7 @@ class Command(BaseCommand):
                         f"  {name}: seeded {report.children:,} children, "
                         f"{report.involvements:,} involvements in {report.timings['total']:.1f}s"
                     )
+                self._registers(council)
                 logins, searches = demo_team_set(
                     council_name=council.name, council_slug=council.slug
                 )
@@ -70,6 +83,18 @@ class Command(BaseCommand):
             label="Platform operator",
         )
         self._print(councils, operator)
+
+    def _registers(self, council: Council) -> None:
+        samples = files("core") / "registers_samples"
+        for register, name, area in REGISTER_SAMPLES.get(council.code, []):
+            if Organisation.objects.filter(register=register).exists():
+                continue
+            with (samples / name).open("rb") as binary:
+                report = register_import(register=register, binary=binary, area=area, actor=None)
+            register_area_set(register=register, area=area)
+            self.stdout.write(
+                f"  {council.name}: {report.count('created')} organisations from {name}"
+            )
 
     def _council(self, name: str, code: str, *, reset: bool) -> Council:
         council = council_by_code(code)
