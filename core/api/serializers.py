@@ -125,8 +125,9 @@ class PersonOut(serializers.Serializer):
     shielded = serializers.BooleanField(source="person.shielded")
     access = serializers.ChoiceField(
         source="access.value",
-        choices=["team", "opened"],
-        help_text="team: you are involved now; opened: you stated a reason recently",
+        choices=["team", "opened", "created"],
+        help_text="team: you are involved now; opened: you stated a reason recently; "
+        "created: you added this record within the hour",
     )
     break_glass = serializers.BooleanField(help_text="Opened by break-glass: will be reviewed")
     network_url = serializers.SerializerMethodField()
