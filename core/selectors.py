@@ -294,7 +294,10 @@ def person_likely_matches(
     found: dict[int, Person] = {}
     if name_key(family_name):
         if date_of_birth is not None:
-            found.update((p.pk, p) for p in _name_matches(query, "surname_dob"))
+            # The surname and date of birth alone: a first name spelled another way (or a
+            # nickname) must not hide the record it duplicates.
+            by_birth = SearchQuery(family_name=family_name, date_of_birth=date_of_birth)
+            found.update((p.pk, p) for p in _name_matches(by_birth, "surname_dob"))
         if name_key(given_name) and len(postcode_key(postcode)) >= 5:
             found.update((p.pk, p) for p in _name_matches(query, "names_postcode"))
     if holder is not None:
