@@ -341,6 +341,12 @@ class PersonAccess:
     def can_see_network(self) -> bool:
         return self.access in {Access.TEAM, Access.OPENED, Access.CREATED}
 
+    @property
+    def may_edit(self) -> bool:
+        """Change details, record a death or a relative: whoever sees the record, but a
+        shielded person's only their own team."""
+        return self.can_see_network and (not self.person.shielded or self.access == Access.TEAM)
+
 
 def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
     actions = ["search_break_glass"] if break_glass else ["search", "search_break_glass"]
@@ -418,7 +424,7 @@ def person_editable(user: User, person_id: int) -> PersonAccess:
     access = person_access(user, person_id)
     if not access.can_see_network:
         raise PermissionDenied("State a reason before opening this record")
-    if access.person.shielded and access.access != Access.TEAM:
+    if not access.may_edit:
         raise PermissionDenied("Only the person's own team can change a shielded record")
     return access
 
