@@ -163,7 +163,13 @@ def person_create(
     _sex_check(sex)
     person.full_clean(validate_unique=False)
     _nhs_number_free(person.nhs_number)
-    person.save()
+    try:
+        with transaction.atomic():
+            person.save()
+    except IntegrityError as exc:  # the same NHS number added a moment ago, by someone else
+        raise ValidationError(
+            {"nhs_number": "A record with this NHS number already exists"}, code="nhs_number_exists"
+        ) from exc
     PersonName.objects.create(
         person=person,
         kind=PersonName.Kind.CURRENT,
