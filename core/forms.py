@@ -369,8 +369,12 @@ class DeathForm(forms.Form):
 
 
 class RelativeForm(forms.Form):
+    """How the relative stands to the person; "child" is recorded the other way round (the
+    person is the relative's parent)."""
+
+    CHILD = "child"
     kind = _radios(
-        FamilyRelationship.Kind.choices,
+        [*FamilyRelationship.Kind.choices, (CHILD, "Child")],
         "How are they related?",
-        "Choose parent, carer, sibling or household member",
+        "Choose parent, carer, sibling, household member or child",
     )

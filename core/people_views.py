@@ -19,6 +19,7 @@ from accounts.forms import errors_onto_form
 from accounts.models import User
 from core import selectors, services
 from core.forms import DeathForm, PersonForm, RelativeForm, SearchForm
+from core.models import FamilyRelationship
 from core.selectors import Access, PersonAccess, SearchRefused
 
 NHS_NUMBER_HIDDEN = (
@@ -190,10 +191,12 @@ def relative_add(request: HttpRequest, person_id: int, relative_id: int) -> Http
     form = RelativeForm(request.POST or None)
     form.fields["kind"].label = f"{relative.full_name} is {access.person.full_name}'s"
     if request.method == "POST" and form.is_valid():
+        kind = form.cleaned_data["kind"]
+        person, other = access.person, relative
+        if kind == RelativeForm.CHILD:
+            person, other, kind = relative, access.person, FamilyRelationship.Kind.PARENT
         try:
-            services.relationship_add(
-                actor=user, person=access.person, relative=relative, kind=form.cleaned_data["kind"]
-            )
+            services.relationship_add(actor=user, person=person, relative=other, kind=kind)
         except ValidationError as exc:
             errors_onto_form(form, exc)
         else:

@@ -312,11 +312,13 @@ def relationship_add(
     *, actor: User | None, person: Person, relative: Person, kind: str, start: date | None = None
 ) -> FamilyRelationship:
     """Record that `relative` is `person`'s parent, carer, sibling or household member. At a
-    page or the API (an actor), the actor must be able to change `person`'s record and to
-    know `relative` (found by search, or on their team)."""
+    page or the API (an actor), the actor must know both (found by search, or on their team:
+    404 otherwise) and be able to change the record of one of them (the relationship shows
+    on both)."""
     if actor is not None:
-        selectors.person_editable(actor, person.pk)
-        selectors.person_access(actor, relative.pk)
+        sides = [selectors.person_access(actor, p.pk) for p in (person, relative)]
+        if not any(side.may_edit for side in sides):
+            raise PermissionDenied("You can record the family of someone whose record you see")
     if person.pk == relative.pk:
         raise ValidationError("A person cannot be their own relative")
     if kind not in FamilyRelationship.Kind.values:

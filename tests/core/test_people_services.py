@@ -330,3 +330,28 @@ def test_a_relative_one_has_not_found_cannot_be_linked(scenario) -> None:
         relationship_add(
             actor=scenario.school_nurse, person=scenario.ava, relative=stranger, kind="sibling"
         )
+
+
+def test_a_shielded_relative_is_linked_only_by_someone_who_may_change_a_record(scenario) -> None:
+    """Both must be known, and one record changeable: the MASH worker who broke glass into
+    shielded Zed's record, and never found Ava, can link neither way."""
+    person_search(
+        user=scenario.mash_worker,
+        query=SearchQuery(family_name="Hollis", date_of_birth=date(2016, 5, 2)),
+        break_glass=True,
+    )
+    record_open(
+        user=scenario.mash_worker,
+        person=scenario.zed,
+        reason="section_47",
+        note="Section 47 enquiry opened today.",
+        break_glass=True,
+    )
+    person_search(user=scenario.mash_worker, query=SearchQuery(nhs_number="9434765919"))
+    with pytest.raises(PermissionDenied):
+        relationship_add(
+            actor=scenario.mash_worker, person=scenario.zed, relative=scenario.ava, kind="sibling"
+        )
+    relationship_add(
+        actor=scenario.social_worker, person=scenario.zed, relative=scenario.ava, kind="sibling"
+    )

@@ -250,3 +250,30 @@ def test_a_family_member_is_found_chosen_and_recorded(world, scenario):  # type:
     )
     again = client.post(choose, {"kind": "parent"}).content.decode()
     assert "already recorded" in again
+
+
+def test_a_child_is_recorded_the_other_way_round(world, scenario):  # type: ignore[no-untyped-def]
+    """ "Child" on Ava's page records Ava as the baby's parent."""
+    baby = _in_brighton(
+        world, lambda: PersonFactory(family_name="Okafor", date_of_birth=date(2024, 9, 9))
+    )
+    client = client_for(world, scenario.school_nurse)
+    client.post(
+        f"/people/{scenario.ava.pk}/family/add/",
+        {
+            "family_name": "Okafor",
+            "date_of_birth_day": "9",
+            "date_of_birth_month": "9",
+            "date_of_birth_year": "2024",
+        },
+    )
+    response = client.post(f"/people/{scenario.ava.pk}/family/add/{baby.pk}/", {"kind": "child"})
+    assert response.status_code == 302
+    assert _in_brighton(
+        world,
+        lambda: FamilyRelationship.objects.filter(
+            person=baby, relative=scenario.ava, kind="parent"
+        ).exists(),
+    )
+    page = client.get(f"/people/{scenario.ava.pk}/").content.decode()
+    assert f"{baby.full_name} (Child)" in page
