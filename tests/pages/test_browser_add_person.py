@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -31,6 +32,7 @@ from tests.personas import PASSWORD, Persona, World
 pytestmark = pytest.mark.browser
 
 DOB = date(2017, 8, 21)
+SCREENSHOT = Path("/tmp/pw-add-person-matches.png")
 
 
 @dataclass
@@ -144,6 +146,7 @@ def test_a_practitioner_adds_a_child_after_the_duplicate_step(live, world) -> No
         expect(page.get_by_role("heading", name="Is it one of these?")).to_be_visible()
         expect(page.get_by_role("link", name=live.existing_name)).to_be_visible()
         assert _fits(page)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
         page.get_by_role("button", name="No, add a new record").click()
 
         # Added; she records her involvement from the confirmation.
