@@ -9,7 +9,15 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from core.models import Involvement, InvolvementRole, Organisation, Practitioner, RecordOpening
+from core.models import (
+    FamilyRelationship,
+    Involvement,
+    InvolvementRole,
+    Organisation,
+    Person,
+    Practitioner,
+    RecordOpening,
+)
 from core.selectors import SearchQuery
 
 
@@ -387,3 +395,73 @@ class RegisterImportForm(forms.Form):
         if self.gias:
             return Organisation.Register.GIAS.value
         return str(self.cleaned_data["register"])
+
+
+class PersonForm(forms.Form):
+    """A child's or adult's details, to add them or to change them."""
+
+    given_name = forms.CharField(
+        label="First name",
+        max_length=100,
+        error_messages={"required": "Enter the first name"},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    family_name = forms.CharField(
+        label="Surname",
+        max_length=100,
+        error_messages={"required": "Enter the surname"},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    date_of_birth = GovukDateField(
+        label="Date of birth", required=False, help_text="For example, 27 3 2015"
+    )
+    sex = _radios(Person.Sex.choices, "Sex", "Choose female, male, other or not known")
+    nhs_number = forms.CharField(
+        label="NHS number (optional)",
+        required=False,
+        max_length=20,
+        help_text="10 digits, like 943 476 5919",
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    address = forms.CharField(
+        label="Address (optional)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    postcode = forms.CharField(
+        label="Postcode (optional)",
+        required=False,
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "class": "govuk-input--width-10"}),
+    )
+    shielded = forms.BooleanField(
+        label="Shield this record",
+        required=False,
+        help_text="Hide the record from search except for the person's own team (for example, "
+        "a child at risk from a parent).",
+    )
+
+    def __init__(self, *args: Any, may_shield: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {}).setdefault("sex", Person.Sex.UNKNOWN)
+        super().__init__(*args, **kwargs)
+        if not may_shield:
+            del self.fields["shielded"]
+
+
+class DeathForm(forms.Form):
+    date_of_death = GovukDateField(label="Date of death", help_text="For example, 5 1 2025")
+
+
+class RelativeForm(forms.Form):
+    """How the relative stands to the person; "child" is recorded the other way round (the
+    person is the relative's parent)."""
+
+    CHILD = "child"
+    kind = _radios(
+        [*FamilyRelationship.Kind.choices, (CHILD, "Child")],
+        "How are they related?",
+        "Choose parent, carer, sibling, household member or child",
+    )

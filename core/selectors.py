@@ -180,51 +180,145 @@ def person_search(
     if mode == "nhs_number":
         candidates = list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
     else:
-        if mode == "surname_dob":
-            narrowed = people.filter(date_of_birth=query.date_of_birth)
-        else:
-            narrowed = people.filter(postcode_key=postcode_key(query.postcode))
-        family, given = name_key(query.family_name), name_key(query.given_name)
-        names = PersonName.objects.filter(person__in=narrowed).select_related("person")
-        matched: dict[int, Person] = {}
-        for name in names:
-            if _names_match(family, name.family_key) and _names_match(given, name.given_key):
-                matched[name.person_id] = name.person
-        candidates = list(matched.values())
+        candidates = _name_matches(query, mode)
     team = team_person_ids(user, [p.pk for p in candidates])
     visible = [p for p in candidates if not p.shielded or p.pk in team or break_glass]
     visible.sort(key=lambda p: (p.family_name, p.given_name, p.pk))
+    _search_audit(
+        user,
+        action="search_break_glass" if break_glass else "search",
+        mode=mode,
+        query=query,
+        shown=visible,
+    )
+    return [_result(p, team) for p in visible]
+
+
+def _name_matches(query: SearchQuery, mode: str) -> list[Person]:
+    """People whose current, previous or other names match, among those with the query's
+    date of birth (mode surname_dob) or postcode (mode names_postcode)."""
+    people = Person.objects.filter(archived_at__isnull=True)
+    if mode == "surname_dob":
+        narrowed = people.filter(date_of_birth=query.date_of_birth)
+    else:
+        narrowed = people.filter(postcode_key=postcode_key(query.postcode))
+    family, given = name_key(query.family_name), name_key(query.given_name)
+    names = PersonName.objects.filter(person__in=narrowed).select_related("person")
+    matched: dict[int, Person] = {}
+    for name in names:
+        if _names_match(family, name.family_key) and _names_match(given, name.given_key):
+            matched[name.person_id] = name.person
+    return list(matched.values())
+
+
+def _search_audit(
+    user: User, *, action: str, mode: str, query: SearchQuery, shown: list[Person]
+) -> None:
+    """Record a search with the ids it showed: that is what lets them be opened."""
+    terms = {
+        "nhs_number": nhs_number_clean(query.nhs_number),
+        "family_name": query.family_name,
+        "given_name": query.given_name,
+        "date_of_birth": query.date_of_birth.isoformat() if query.date_of_birth else "",
+        "postcode": postcode_key(query.postcode),
+    }
     audit_record(
         actor=user,
-        action="search_break_glass" if break_glass else "search",
+        action=action,
         detail={
             "mode": mode,
-            "terms": {
-                k: v
-                for k, v in {
-                    "nhs_number": nhs_number_clean(query.nhs_number),
-                    "family_name": query.family_name,
-                    "given_name": query.given_name,
-                    "date_of_birth": query.date_of_birth.isoformat() if query.date_of_birth else "",
-                    "postcode": postcode_key(query.postcode),
-                }.items()
-                if v
-            },
-            "result_ids": [p.pk for p in visible],
+            "terms": {k: v for k, v in terms.items() if v},
+            "result_ids": [p.pk for p in shown],
         },
     )
-    return [
-        SearchResult(
-            person_id=p.pk,
-            name=p.full_name,
-            date_of_birth=p.date_of_birth,
-            sex=p.get_sex_display(),
-            postcode_area=p.postcode_key[:-3] if len(p.postcode_key) >= 5 else "",
-            on_team=p.pk in team,
-            shielded=p.shielded,
-        )
-        for p in visible
-    ]
+
+
+def _result(person: Person, team: set[int]) -> SearchResult:
+    return SearchResult(
+        person_id=person.pk,
+        name=person.full_name,
+        date_of_birth=person.date_of_birth,
+        sex=person.get_sex_display(),
+        postcode_area=person.postcode_key[:-3] if len(person.postcode_key) >= 5 else "",
+        on_team=person.pk in team,
+        shielded=person.shielded,
+    )
+
+
+@dataclass(frozen=True)
+class LikelyMatches:
+    """What a practitioner about to add a person is told already exists.
+
+    `same_nhs_number` is the record holding the NHS number, when the caller may know it;
+    `nhs_number_taken` is true whenever a record holds it (shielded from the caller or not:
+    a second record with the number cannot be made, so that much cannot be hidden).
+    `candidates` are those found by surname and date of birth or by names and postcode,
+    as the ordinary search finds them: a shielded person outside the caller's team is left
+    out, never hinted at."""
+
+    same_nhs_number: SearchResult | None
+    nhs_number_taken: bool
+    candidates: list[SearchResult]
+
+    @property
+    def any(self) -> bool:
+        return self.nhs_number_taken or bool(self.candidates)
+
+
+def person_likely_matches(
+    *,
+    user: User,
+    given_name: str,
+    family_name: str,
+    date_of_birth: date | None = None,
+    nhs_number: str = "",
+    postcode: str = "",
+) -> LikelyMatches:
+    """The people a new record for these details would likely duplicate, by the search's
+    own rules: the same NHS number; the same surname and date of birth; or the same
+    surname, first name and postcode. Audited as a search, so the candidates shown can be
+    opened (with a reason) like search results."""
+    if practitioner_of(user) is None:
+        raise PermissionDenied("Only practitioners can add people")
+    query = SearchQuery(
+        nhs_number=nhs_number,
+        family_name=family_name,
+        given_name=given_name,
+        date_of_birth=date_of_birth,
+        postcode=postcode,
+    )
+    holder = None
+    if nhs_number_is_valid(nhs_number):
+        # Archived records too: the number stays theirs.
+        holder = Person.objects.filter(nhs_number=nhs_number_clean(nhs_number)).first()
+    found: dict[int, Person] = {}
+    if name_key(family_name):
+        if date_of_birth is not None:
+            # The surname and date of birth alone: a first name spelled another way (or a
+            # nickname) must not hide the record it duplicates.
+            by_birth = SearchQuery(family_name=family_name, date_of_birth=date_of_birth)
+            found.update((p.pk, p) for p in _name_matches(by_birth, "surname_dob"))
+        if name_key(given_name) and len(postcode_key(postcode)) >= 5:
+            found.update((p.pk, p) for p in _name_matches(query, "names_postcode"))
+    if holder is not None:
+        found.pop(holder.pk, None)
+    team = team_person_ids(user, [*found, *([holder.pk] if holder else [])])
+    holder_visible = (
+        holder is not None
+        and holder.archived_at is None
+        and (not holder.shielded or holder.pk in team)
+    )
+    visible = sorted(
+        (p for p in found.values() if not p.shielded or p.pk in team),
+        key=lambda p: (p.family_name, p.given_name, p.pk),
+    )
+    shown = [*([holder] if holder_visible and holder else []), *visible]
+    _search_audit(user, action="search", mode="likely_matches", query=query, shown=shown)
+    return LikelyMatches(
+        same_nhs_number=_result(holder, team) if holder_visible and holder else None,
+        nhs_number_taken=holder is not None,
+        candidates=[_result(p, team) for p in visible],
+    )
 
 
 # --- Access to one person ---------------------------------------------------------------
@@ -233,6 +327,7 @@ def person_search(
 class Access(enum.Enum):
     TEAM = "team"  # currently involved: sees the network
     OPENED = "opened"  # stated a reason recently: sees the network
+    CREATED = "created"  # added the record recently: sees it, to record their involvement
     NEEDS_REASON = "needs_reason"  # found them by search: must state a reason first
 
 
@@ -244,7 +339,13 @@ class PersonAccess:
 
     @property
     def can_see_network(self) -> bool:
-        return self.access in {Access.TEAM, Access.OPENED}
+        return self.access in {Access.TEAM, Access.OPENED, Access.CREATED}
+
+    @property
+    def may_edit(self) -> bool:
+        """Change details, record a death or a relative: whoever sees the record, but a
+        shielded person's only their own team."""
+        return self.can_see_network and (not self.person.shielded or self.access == Access.TEAM)
 
 
 def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
@@ -254,6 +355,17 @@ def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
         action__in=actions,
         at__gte=timezone.now() - SEARCH_VALID,
         detail__result_ids__contains=[person.pk],
+    ).exists()
+
+
+def _created_recently(user: User, person: Person) -> bool:
+    """The user added this record within the search window: they may see it, to record
+    their own involvement, without stating a reason for a record they have just made."""
+    return AuditEvent.objects.filter(
+        actor_id=user.pk,
+        action="person_created",
+        person_id=person.pk,
+        at__gte=timezone.now() - SEARCH_VALID,
     ).exists()
 
 
@@ -286,6 +398,8 @@ def person_access(user: User, person_id: int) -> PersonAccess:
     )
     if opening is not None:
         return PersonAccess(person, Access.OPENED, break_glass=opening.break_glass)
+    if _created_recently(user, person):
+        return PersonAccess(person, Access.CREATED)
     if person.shielded:
         if _found_by_search(user, person, break_glass=True):
             return PersonAccess(person, Access.NEEDS_REASON, break_glass=True)
@@ -300,6 +414,31 @@ def person_viewable(user: User, person_id: int) -> PersonAccess:
     access = person_access(user, person_id)
     if not access.can_see_network:
         raise PermissionDenied("State a reason before opening this record")
+    return access
+
+
+def person_editable(user: User, person_id: int) -> PersonAccess:
+    """Who may change a person's details, record a death or a family relationship: anyone
+    who may see the record now (their team, someone who stated a reason, its creator for a
+    while); a shielded person's record only their own team. Http404 as person_access."""
+    access = person_access(user, person_id)
+    if not access.can_see_network:
+        raise PermissionDenied("State a reason before opening this record")
+    if not access.may_edit:
+        raise PermissionDenied("Only the person's own team can change a shielded record")
+    return access
+
+
+def person_read(user: User, person_id: int) -> PersonAccess:
+    """The person's own record (not their network) for someone who may see it, audited as a
+    view of the record."""
+    access = person_viewable(user, person_id)
+    audit_record(
+        actor=user,
+        action="person_viewed",
+        person_id=person_id,
+        detail={"access": access.access.value, "break_glass": access.break_glass},
+    )
     return access
 
 

@@ -12,9 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from core import selectors
 from core.audit import audit_record
 from core.delivery.notifications import notification_send
-from core.identifiers import nhs_number_clean
+from core.identifiers import nhs_number_clean, postcode_display
 from core.models import (
     AuditEvent,
     ContactRequest,
@@ -113,6 +114,46 @@ def practitioner_profile_set(
     return practitioner
 
 
+NAME_MAX = 100
+
+
+def _name(value: str, field: str, label: str) -> str:
+    name = " ".join((value or "").split())
+    if not name:
+        raise ValidationError({field: f"Enter the {label}"})
+    if len(name) > NAME_MAX:
+        raise ValidationError({field: f"The {label} must be {NAME_MAX} characters or fewer"})
+    return name
+
+
+def _birth_date_check(date_of_birth: date | None) -> None:
+    if date_of_birth is not None and date_of_birth > timezone.localdate():
+        raise ValidationError({"date_of_birth": "The date of birth must be today or in the past"})
+
+
+def _sex_check(sex: str) -> None:
+    if sex not in Person.Sex.values:
+        raise ValidationError({"sex": "Choose female, male, other or not known"})
+
+
+def _nhs_number_free(nhs_number: str | None, *, except_id: int | None = None) -> None:
+    if not nhs_number:
+        return
+    holders = Person.objects.filter(nhs_number=nhs_number)
+    if except_id is not None:
+        holders = holders.exclude(pk=except_id)
+    if holders.exists():
+        raise ValidationError(
+            {"nhs_number": "A record with this NHS number already exists"}, code="nhs_number_exists"
+        )
+
+
+def _may_add_people(actor: User | None) -> None:
+    # None: the seeder and imports from source systems, which are not a person at a page.
+    if actor is not None and selectors.practitioner_of(actor) is None:
+        raise PermissionDenied("Only practitioners can add people")
+
+
 @transaction.atomic
 def person_create(
     *,
@@ -128,22 +169,34 @@ def person_create(
     previous_names: list[tuple[str, str]] | None = None,
     local_identifiers: dict[str, str] | None = None,
 ) -> Person:
-    """Record a child or adult. The NHS number is checked with its modulus-11 digit."""
+    """Record a child or adult. Names are required; the NHS number is checked with its
+    modulus-11 digit and must not be another record's; the date of birth is not in the
+    future. Callers at a page or the API look for likely duplicates first
+    (`selectors.person_likely_matches`). The record's creator may see it for a while
+    (`selectors.person_access`), so they can record their own involvement."""
+    _may_add_people(actor)
     person = Person(
-        given_name=given_name.strip(),
-        family_name=family_name.strip(),
+        given_name=_name(given_name, "given_name", "first name"),
+        family_name=_name(family_name, "family_name", "surname"),
         date_of_birth=date_of_birth,
         sex=sex,
         nhs_number=nhs_number_clean(nhs_number) or None,
         address=address.strip(),
-        postcode=postcode.strip().upper(),
+        postcode=postcode_display(postcode) if postcode.strip() else "",
         shielded=shielded,
         local_identifiers=local_identifiers or {},
     )
-    person.full_clean()
-    if date_of_birth and date_of_birth > timezone.localdate():
-        raise ValidationError({"date_of_birth": "The date of birth must be in the past"})
-    person.save()
+    _birth_date_check(date_of_birth)
+    _sex_check(sex)
+    person.full_clean(validate_unique=False)
+    _nhs_number_free(person.nhs_number)
+    try:
+        with transaction.atomic():
+            person.save()
+    except IntegrityError as exc:  # the same NHS number added a moment ago, by someone else
+        raise ValidationError(
+            {"nhs_number": "A record with this NHS number already exists"}, code="nhs_number_exists"
+        ) from exc
     PersonName.objects.create(
         person=person,
         kind=PersonName.Kind.CURRENT,
@@ -158,14 +211,151 @@ def person_create(
     return person
 
 
+# What person_update may change; the date of death has a service of its own.
+PERSON_EDITABLE = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "nhs_number",
+    "address",
+    "postcode",
+    "shielded",
+)
+
+
+def _audit_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@transaction.atomic
+def person_update(*, actor: User, person: Person, changes: dict[str, Any]) -> Person:
+    """Change a person's details: anyone who may see the record, a shielded person's only
+    their team (`selectors.person_editable`); only the team may shield or unshield. The
+    audit event holds the changed fields alone, each with its value before and after. A
+    changed name is kept as a previous name, so a search by the old name still finds them."""
+    access = selectors.person_editable(actor, person.pk)
+    person = Person.objects.select_for_update().get(pk=access.person.pk)
+    unknown = set(changes) - set(PERSON_EDITABLE)
+    if unknown:
+        raise ValidationError(f"These cannot be changed here: {', '.join(sorted(unknown))}")
+    wanted: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field == "given_name":
+            value = _name(value, field, "first name")
+        elif field == "family_name":
+            value = _name(value, field, "surname")
+        elif field == "nhs_number":
+            value = nhs_number_clean(value or "") or None
+        elif field == "address":
+            value = (value or "").strip()
+        elif field == "postcode":
+            value = postcode_display(value) if (value or "").strip() else ""
+        elif field == "date_of_birth":
+            _birth_date_check(value)
+        elif field == "sex":
+            _sex_check(value)
+        elif field == "shielded":
+            value = bool(value)
+        if getattr(person, field) != value:
+            wanted[field] = value
+    if "shielded" in wanted and access.access != selectors.Access.TEAM:
+        raise PermissionDenied("Only the person's own team can shield or unshield their record")
+    if not wanted:
+        return person
+    before = {field: getattr(person, field) for field in wanted}
+    for field, value in wanted.items():
+        setattr(person, field, value)
+    if (
+        person.date_of_death
+        and person.date_of_birth
+        and person.date_of_birth > person.date_of_death
+    ):
+        raise ValidationError(
+            {"date_of_birth": "The date of birth must be before the date of death"}
+        )
+    person.full_clean(validate_unique=False)
+    _nhs_number_free(person.nhs_number, except_id=person.pk)
+    person.save()
+    if {"given_name", "family_name"} & set(wanted):
+        PersonName.objects.filter(person=person, kind=PersonName.Kind.CURRENT).update(
+            kind=PersonName.Kind.PREVIOUS
+        )
+        PersonName.objects.create(
+            person=person,
+            kind=PersonName.Kind.CURRENT,
+            given_name=person.given_name,
+            family_name=person.family_name,
+        )
+    audit_record(
+        actor=actor,
+        action="person_updated",
+        person_id=person.pk,
+        detail={
+            "changed": {
+                field: {"before": _audit_value(before[field]), "after": _audit_value(value)}
+                for field, value in wanted.items()
+            }
+        },
+    )
+    return person
+
+
+@transaction.atomic
+def person_death_record(*, actor: User, person: Person, date_of_death: date) -> Person:
+    """Record (or correct) the date a person died. The record stays, with its team and
+    history; the audit event holds the date before and after."""
+    access = selectors.person_editable(actor, person.pk)
+    person = Person.objects.select_for_update().get(pk=access.person.pk)
+    if date_of_death > timezone.localdate():
+        raise ValidationError({"date_of_death": "The date of death must be today or in the past"})
+    if person.date_of_birth and date_of_death < person.date_of_birth:
+        raise ValidationError(
+            {"date_of_death": "The date of death must be on or after the date of birth"}
+        )
+    if person.date_of_death == date_of_death:
+        raise ValidationError({"date_of_death": "That date of death is already recorded"})
+    before = person.date_of_death
+    person.date_of_death = date_of_death
+    person.save(update_fields=["date_of_death"])
+    audit_record(
+        actor=actor,
+        action="person_death_recorded",
+        person_id=person.pk,
+        detail={
+            "changed": {
+                "date_of_death": {
+                    "before": _audit_value(before),
+                    "after": date_of_death.isoformat(),
+                }
+            }
+        },
+    )
+    return person
+
+
 @transaction.atomic
 def relationship_add(
     *, actor: User | None, person: Person, relative: Person, kind: str, start: date | None = None
 ) -> FamilyRelationship:
+    """Record that `relative` is `person`'s parent, carer, sibling or household member. At a
+    page or the API (an actor), the actor must know both (found by search, or on their team:
+    404 otherwise) and be able to change the record of one of them (the relationship shows
+    on both)."""
+    if actor is not None:
+        sides = [selectors.person_access(actor, p.pk) for p in (person, relative)]
+        if not any(side.may_edit for side in sides):
+            raise PermissionDenied("You can record the family of someone whose record you see")
     if person.pk == relative.pk:
         raise ValidationError("A person cannot be their own relative")
     if kind not in FamilyRelationship.Kind.values:
         raise ValidationError({"kind": "Choose parent, carer, sibling or household member"})
+    if FamilyRelationship.objects.filter(
+        person=person, relative=relative, kind=kind, end_date__isnull=True
+    ).exists():
+        raise ValidationError(
+            {"kind": f"{relative} is already recorded as {person}'s {kind.replace('_', ' ')}"}
+        )
     relationship = FamilyRelationship.objects.create(
         person=person, relative=relative, kind=kind, start_date=start
     )

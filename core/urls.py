@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import setup_views, views
+from core import people_views, setup_views, views
 
 app_name = "core"
 
@@ -8,7 +8,17 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("search/", views.search, name="search"),
     path("search/break-glass/", views.search_break_glass, name="search_break_glass"),
+    path("people/new/", people_views.person_new, name="person_new"),
     path("people/<int:person_id>/", views.person, name="person"),
+    path("people/<int:person_id>/added/", people_views.person_added, name="person_added"),
+    path("people/<int:person_id>/edit/", people_views.person_edit, name="person_edit"),
+    path("people/<int:person_id>/death/", people_views.person_death, name="person_death"),
+    path("people/<int:person_id>/family/add/", people_views.relative_find, name="relative_find"),
+    path(
+        "people/<int:person_id>/family/add/<int:relative_id>/",
+        people_views.relative_add,
+        name="relative_add",
+    ),
     path("people/<int:person_id>/family/", views.family, name="family"),
     path("people/<int:person_id>/views/", views.person_views, name="person_views"),
     path(

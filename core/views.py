@@ -43,6 +43,7 @@ from core.forms import (
 )
 from core.models import NotificationPreference
 from core.network_svg import network_svg
+from core.people_views import add_person_query
 from core.selectors import Access, Network, SearchRefused, TeamMember
 from core.setup import set_up_checklist
 
@@ -94,6 +95,8 @@ def _search(request: HttpRequest, *, break_glass: bool) -> HttpResponse:
         "results": results,
         "break_glass": break_glass,
         "may_break_glass": practitioner.child_protection,
+        # "Add this person", with what was searched for filled in.
+        "add_query": add_person_query(form.cleaned_data) if results is not None else "",
     }
     return render(request, "core/search.html", context)
 

@@ -24,6 +24,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -33,6 +34,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.models import User
+from core.models import Person
 from core.selectors import (
     Network,
     SearchQuery,
@@ -40,6 +42,7 @@ from core.selectors import (
     can_read_records,
     person_access,
     person_network,
+    person_read,
     person_search,
 )
 
@@ -51,7 +54,11 @@ MASKED_ROLE = "Sensitive service – request contact"
 def care_team(network: Network) -> CareTeam:
     """The current team around `network.person`, as a validated CareTeam."""
     person = network.person
-    subject: dict[str, Any] = {"type": "Patient", "display": person.full_name}
+    subject: dict[str, Any] = {
+        "reference": f"Patient/{person.pk}",
+        "type": "Patient",
+        "display": person.full_name,
+    }
     if person.nhs_number:
         subject["identifier"] = {"system": NHS_NUMBER_SYSTEM, "value": person.nhs_number}
     participants: list[dict[str, Any]] = []
@@ -79,6 +86,33 @@ def care_team(network: Network) -> CareTeam:
     if participants:
         resource["participant"] = participants
     return CareTeam.model_validate(resource)
+
+
+FHIR_GENDER = {
+    Person.Sex.FEMALE: "female",
+    Person.Sex.MALE: "male",
+    Person.Sex.OTHER: "other",
+    Person.Sex.UNKNOWN: "unknown",
+}
+
+
+def patient(person: Person) -> Patient:
+    """The person a CareTeam's subject names (`Patient/<id>`), as a validated Patient:
+    NHS number, name, sex, date of birth and of death. No address: FHIR readers of the team
+    need to know whose team it is, not where they live."""
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": str(person.pk),
+        "name": [{"use": "official", "family": person.family_name, "given": [person.given_name]}],
+        "gender": FHIR_GENDER.get(person.sex, "unknown"),  # type: ignore[call-overload]
+    }
+    if person.nhs_number:
+        resource["identifier"] = [{"system": NHS_NUMBER_SYSTEM, "value": person.nhs_number}]
+    if person.date_of_birth:
+        resource["birthDate"] = person.date_of_birth.isoformat()
+    if person.date_of_death:
+        resource["deceasedDateTime"] = person.date_of_death.isoformat()
+    return Patient.model_validate(resource)
 
 
 def searchset(teams: list[CareTeam], self_url: str) -> Bundle:
@@ -140,6 +174,10 @@ def capability_statement(base_url: str) -> CapabilityStatement:
                     },
                     "resource": [
                         {
+                            "type": "Patient",
+                            "interaction": [{"code": "read"}],
+                        },
+                        {
                             "type": "CareTeam",
                             "interaction": [{"code": "search-type"}],
                             "searchParam": [
@@ -150,7 +188,7 @@ def capability_statement(base_url: str) -> CapabilityStatement:
                                     f"{NHS_NUMBER_SYSTEM}|<NHS number>",
                                 }
                             ],
-                        }
+                        },
                     ],
                 }
             ],
@@ -211,10 +249,68 @@ def _person_ids(user: User, params: Any) -> list[int]:
     )
 
 
-class CareTeamSearch(APIView):
+class FHIRView(APIView):
+    """Answers and errors in FHIR JSON (OperationOutcome), whatever the client accepts."""
+
     renderer_classes = [FHIRJSONRenderer]
     content_negotiation_class = FHIROnly
 
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, FHIRProblem):
+            return fhir_response(operation_outcome(exc.code, exc.diagnostics), exc.status_code)
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            response = fhir_response(operation_outcome("login", str(exc.detail)), 401)
+            header = self.get_authenticate_header(self.request)
+            if header:
+                response["WWW-Authenticate"] = header
+            return response
+        if isinstance(exc, exceptions.APIException):
+            return fhir_response(operation_outcome("processing", str(exc.detail)), exc.status_code)
+        if isinstance(exc, PermissionDenied):
+            return fhir_response(
+                operation_outcome("forbidden", str(exc)), status.HTTP_403_FORBIDDEN
+            )
+        raise exc
+
+
+def _reason_first(person_id: int) -> FHIRProblem:
+    return FHIRProblem(
+        403,
+        "forbidden",
+        "You are not on this person's team. State why you need to see the record "
+        f"at POST {reverse('api:person-openings', args=[person_id])} (reason and "
+        "note) first; the lead professional will be told.",
+    )
+
+
+class PatientRead(FHIRView):
+    @extend_schema(
+        operation_id="fhir_patient_read",
+        summary="FHIR R4 Patient: the person a CareTeam is about",
+        description="The same access rules as GET /api/v1/people/{id}: the person's team, or "
+        "someone who has stated a reason. Audited as a view of the record. A person you may "
+        "not know about is a 404 OperationOutcome, exactly like one who does not exist.",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR Patient"),
+            401: OpenApiResponse(OpenApiTypes.OBJECT, description="OperationOutcome"),
+            403: OpenApiResponse(OpenApiTypes.OBJECT, description="OperationOutcome"),
+            404: OpenApiResponse(OpenApiTypes.OBJECT, description="OperationOutcome"),
+        },
+    )
+    def get(self, request: Request, person_id: int) -> HttpResponse:
+        user = request.user
+        if not can_read_records(user):
+            raise FHIRProblem(403, "forbidden", "Only practitioners can read patients")
+        try:
+            access = person_read(user, person_id)
+        except Http404 as exc:
+            raise FHIRProblem(404, "not-found", f"No Patient/{person_id} here") from exc
+        except PermissionDenied as exc:
+            raise _reason_first(person_id) from exc
+        return fhir_response(patient(access.person))
+
+
+class CareTeamSearch(FHIRView):
     @extend_schema(
         operation_id="fhir_careteam_search",
         summary="FHIR R4 CareTeam for a person's current network",
@@ -245,32 +341,9 @@ class CareTeamSearch(APIView):
             except Http404:
                 continue
             if not access.can_see_network:
-                raise FHIRProblem(
-                    403,
-                    "forbidden",
-                    "You are not on this person's team. State why you need to see the record "
-                    f"at POST {reverse('api:person-openings', args=[person_id])} (reason and "
-                    "note) first; the lead professional will be told.",
-                )
+                raise _reason_first(person_id)
             teams.append(care_team(person_network(user=user, person_id=person_id)))
         return fhir_response(searchset(teams, request.build_absolute_uri()))
-
-    def handle_exception(self, exc: Exception) -> HttpResponse:
-        if isinstance(exc, FHIRProblem):
-            return fhir_response(operation_outcome(exc.code, exc.diagnostics), exc.status_code)
-        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            response = fhir_response(operation_outcome("login", str(exc.detail)), 401)
-            header = self.get_authenticate_header(self.request)
-            if header:
-                response["WWW-Authenticate"] = header
-            return response
-        if isinstance(exc, exceptions.APIException):
-            return fhir_response(operation_outcome("processing", str(exc.detail)), exc.status_code)
-        if isinstance(exc, PermissionDenied):
-            return fhir_response(
-                operation_outcome("forbidden", str(exc)), status.HTTP_403_FORBIDDEN
-            )
-        raise exc
 
 
 class Metadata(APIView):
@@ -293,6 +366,9 @@ class Metadata(APIView):
 def not_supported(request: HttpRequest, path: str) -> HttpResponse:
     """Any other FHIR path: an OperationOutcome rather than an HTML page."""
     return fhir_response(
-        operation_outcome("not-supported", "Only GET /fhir/CareTeam?subject=… is offered here"),
+        operation_outcome(
+            "not-supported",
+            "Only GET /fhir/CareTeam?subject=… and GET /fhir/Patient/<id> are offered here",
+        ),
         status.HTTP_404_NOT_FOUND,
     )

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from core.models import Involvement, InvolvementRole, RecordOpening
+from core.identifiers import validate_nhs_number
+from core.models import Involvement, InvolvementRole, Person, RecordOpening
 from core.selectors import SearchQuery, TeamMember, relationship_label, roles_active
 
 MASKED_MESSAGE = "A sensitive service is involved – request contact"
@@ -100,6 +103,105 @@ class SearchResultsOut(serializers.Serializer):
     results = SearchResultOut(many=True)
 
 
+# --- Adding and changing a person ---------------------------------------------------------
+
+SEX_MESSAGE = "Choose female, male, other or unknown"
+
+
+def _past_date(label: str, **kwargs: Any) -> serializers.DateField:
+    def not_future(value: Any) -> None:
+        if value is not None and value > timezone.localdate():
+            raise serializers.ValidationError(f"The {label} must be today or in the past")
+
+    return _date(label, validators=[not_future], **kwargs)
+
+
+def _nhs_number_check(value: str) -> None:
+    if value:
+        try:
+            validate_nhs_number(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+class PersonInput(serializers.Serializer):
+    """A child or adult to add. Send it once without `confirm_new`: if people with the same
+    surname and date of birth, or the same names and postcode, are already recorded, the
+    answer is 300 with them, and nothing is added; send it again with `"confirm_new": true`
+    if none of them is the person."""
+
+    given_name = _text("first name", 100)
+    family_name = _text("surname", 100)
+    date_of_birth = _past_date("date of birth", required=False, allow_null=True, default=None)
+    sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False, default=Person.Sex.UNKNOWN)
+    nhs_number = _text(
+        "NHS number",
+        20,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[_nhs_number_check],
+        help_text="10 digits, spaces allowed",
+    )
+    address = _text("address", 500, required=False, allow_blank=True, default="")
+    postcode = _text("postcode", 10, required=False, allow_blank=True, default="")
+    confirm_new = _boolean(
+        required=False,
+        default=False,
+        help_text="true: you have seen the possible matches and none is this person",
+    )
+
+
+class PersonChange(serializers.Serializer):
+    """Any of a person's details; only those sent change, and only those are audited."""
+
+    given_name = _text("first name", 100, required=False)
+    family_name = _text("surname", 100, required=False)
+    date_of_birth = _past_date("date of birth", required=False, allow_null=True)
+    sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False)
+    nhs_number = _text(
+        "NHS number", 20, required=False, allow_blank=True, validators=[_nhs_number_check]
+    )
+    address = _text("address", 500, required=False, allow_blank=True)
+    postcode = _text("postcode", 10, required=False, allow_blank=True)
+    shielded = _boolean(
+        required=False, help_text="The person's own team only: hide the record from search"
+    )
+    date_of_death = _past_date("date of death", required=False, allow_null=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give at least one detail to change")
+        return attrs
+
+
+class ExistingRecordOut(serializers.Serializer):
+    id = serializers.IntegerField(source="person_id")
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, result: Any) -> str:
+        return reverse("api:person", args=[result.person_id])
+
+
+class NHSNumberExistsOut(serializers.Serializer):
+    """409: a record already holds this NHS number. `existing` names it when you may know
+    it; when it is hidden from you (a shielded record), it is null and `detail` says whom
+    to ask."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(default="nhs_number_exists")
+    existing = ExistingRecordOut(allow_null=True)
+
+
+class PossibleMatchesOut(serializers.Serializer):
+    """300: nothing was added; these may be the same person. Open one (state a reason at
+    its openings URL), or send the request again with `"confirm_new": true`."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(default="possible_matches")
+    possible_matches = SearchResultOut(many=True)
+
+
 # --- A person and their network ---------------------------------------------------------
 
 
@@ -125,8 +227,9 @@ class PersonOut(serializers.Serializer):
     shielded = serializers.BooleanField(source="person.shielded")
     access = serializers.ChoiceField(
         source="access.value",
-        choices=["team", "opened"],
-        help_text="team: you are involved now; opened: you stated a reason recently",
+        choices=["team", "opened", "created"],
+        help_text="team: you are involved now; opened: you stated a reason recently; "
+        "created: you added this record within the hour",
     )
     break_glass = serializers.BooleanField(help_text="Opened by break-glass: will be reviewed")
     network_url = serializers.SerializerMethodField()

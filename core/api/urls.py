@@ -12,6 +12,7 @@ urlpatterns = [
     path("tokens/", views.TokenCreate.as_view(), name="tokens"),
     path("search", views.Search.as_view(), name="search"),
     path("roles", views.Roles.as_view(), name="roles"),
+    path("people", views.People.as_view(), name="people"),
     path("people/<int:person_id>", views.PersonDetail.as_view(), name="person"),
     path("people/<int:person_id>/network", views.PersonNetwork.as_view(), name="person-network"),
     path("people/<int:person_id>/openings", views.PersonOpenings.as_view(), name="person-openings"),
@@ -37,6 +38,7 @@ urlpatterns = [
 
 fhir_urlpatterns = [
     path("CareTeam", fhir.CareTeamSearch.as_view(), name="careteam"),
+    path("Patient/<int:person_id>", fhir.PatientRead.as_view(), name="patient"),
     path("metadata", fhir.Metadata.as_view(), name="metadata"),
     path("<path:path>", fhir.not_supported, name="not-supported"),
 ]

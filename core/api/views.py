@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -32,6 +33,7 @@ from core.selectors import (
     SearchRefused,
     involvement_for_actor,
     person_access,
+    person_likely_matches,
     person_network,
     person_search,
     practitioner_of,
@@ -43,6 +45,9 @@ from core.services import (
     involvement_confirm,
     involvement_end,
     involvement_update,
+    person_create,
+    person_death_record,
+    person_update,
     record_open,
 )
 
@@ -188,6 +193,74 @@ class Search(CouncilAPIView):
         return Response(s.SearchResultsOut({"results": results}).data)
 
 
+NHS_NUMBER_HIDDEN = (
+    "A record with this NHS number may already exist. Contact your council's Patchwork "
+    "administrator: they can check it and add you to the person's team."
+)
+
+
+class People(CouncilAPIView):
+    @extend_schema(
+        operation_id="person_create",
+        summary="Add a child or adult",
+        description="Before anything is added, the search's own rules look for the person: "
+        "the same NHS number is refused with 409 (naming the existing record when you may "
+        "know it); people with the same surname and date of birth, or the same surname, first "
+        "name and postcode, come back as 300 Multiple Choices and nothing is added, unless the "
+        'request says `"confirm_new": true`. Shielded people outside your team are never '
+        "offered. On 201 the record is added (audited), its address is in Location, and you "
+        "may see it for an hour: record your involvement at its involvements URL.",
+        request=s.PersonInput,
+        responses={
+            201: s.PersonOut,
+            300: s.PossibleMatchesOut,
+            400: INVALID,
+            403: FORBIDDEN,
+            409: s.NHSNumberExistsOut,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PersonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        details = {
+            "given_name": fields["given_name"],
+            "family_name": fields["family_name"],
+            "date_of_birth": fields["date_of_birth"],
+            "nhs_number": fields["nhs_number"],
+            "postcode": fields["postcode"],
+        }
+        matches = person_likely_matches(user=request.user, **details)
+        if matches.nhs_number_taken:
+            existing = matches.same_nhs_number
+            body: dict[str, Any] = {
+                "detail": "A record with this NHS number already exists"
+                if existing
+                else NHS_NUMBER_HIDDEN,
+                "code": "nhs_number_exists",
+                "existing": existing,
+            }
+            return Response(s.NHSNumberExistsOut(body).data, status=status.HTTP_409_CONFLICT)
+        if matches.candidates and not fields["confirm_new"]:
+            body = {
+                "detail": "Nothing was added: these people may be the one you mean. Open the "
+                'right one, or send the request again with "confirm_new": true.',
+                "code": "possible_matches",
+                "possible_matches": matches.candidates,
+            }
+            return Response(
+                s.PossibleMatchesOut(body).data, status=status.HTTP_300_MULTIPLE_CHOICES
+            )
+        person = person_create(
+            actor=request.user, sex=fields["sex"], address=fields["address"], **details
+        )
+        return Response(
+            s.PersonOut(PersonAccess(person, Access.CREATED)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("api:person", args=[person.pk], request=request)},
+        )
+
+
 class PersonDetail(CouncilAPIView):
     @extend_schema(
         operation_id="person_retrieve",
@@ -199,6 +272,31 @@ class PersonDetail(CouncilAPIView):
     def get(self, request: Request, person_id: int) -> Response:
         access, _network = _viewable(request.user, person_id)
         return Response(s.PersonOut(access).data)
+
+    @extend_schema(
+        operation_id="person_update",
+        summary="Change a person's details, or record their death",
+        description="For anyone who may see the record; a shielded person's only by their own "
+        "team, who alone may shield or unshield a record. Only the fields sent change, and the "
+        "audit event holds each changed field's value before and after.",
+        request=s.PersonChange,
+        responses={200: s.PersonOut, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def patch(self, request: Request, person_id: int) -> Response:
+        access = person_access(request.user, person_id)
+        if not access.can_see_network:
+            raise ReasonRequired(access)
+        data = s.PersonChange(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        date_of_death = changes.pop("date_of_death", None)
+        with transaction.atomic():
+            person = access.person
+            if changes:
+                person = person_update(actor=request.user, person=person, changes=changes)
+            if date_of_death is not None and date_of_death != person.date_of_death:
+                person_death_record(actor=request.user, person=person, date_of_death=date_of_death)
+        return Response(s.PersonOut(person_access(request.user, person_id)).data)
 
 
 class PersonNetwork(CouncilAPIView):

@@ -176,12 +176,13 @@ def test_the_capability_statement_is_public_and_names_careteam_search(scenario, 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/fhir+json"
     statement = CapabilityStatement.model_validate_json(response.content)
-    (resource,) = statement.rest[0].resource
-    assert resource.type == "CareTeam"
-    assert [p.name for p in resource.searchParam] == ["subject"]
+    patient, care_team = statement.rest[0].resource
+    assert (patient.type, [i.code for i in patient.interaction]) == ("Patient", ["read"])
+    assert care_team.type == "CareTeam"
+    assert [p.name for p in care_team.searchParam] == ["subject"]
 
 
 def test_any_other_fhir_path_is_an_operation_outcome(scenario, world) -> None:
     """Not an HTML page: FHIR clients get something they can parse."""
-    response = Client(HTTP_HOST=host_of(world.brighton)).get("/fhir/Patient/1")
+    response = Client(HTTP_HOST=host_of(world.brighton)).get("/fhir/Observation/1")
     assert outcome(response, 404) == "not-supported"
