@@ -53,13 +53,15 @@ class Organisation(models.Model):
     # same name (they differ by URN and postcode).
     name = models.CharField(max_length=200)
     agency_type = models.CharField(max_length=30, choices=AgencyType.choices)
-    register = models.CharField(max_length=12, choices=Register.choices, blank=True, default="")
+    register = models.CharField(
+        max_length=12, choices=Register.choices, blank=True, default="", db_default=""
+    )
     # The register's own key: a school's URN, an NHS organisation's ODS code.
-    register_code = models.CharField(max_length=12, blank=True)
+    register_code = models.CharField(max_length=12, blank=True, db_default="")
     # What the register says it is, e.g. "Academy converter, Primary".
-    register_description = models.CharField(max_length=200, blank=True)
-    local_authority_code = models.CharField(max_length=3, blank=True)
-    postcode = models.CharField(max_length=8, blank=True)
+    register_description = models.CharField(max_length=200, blank=True, db_default="")
+    local_authority_code = models.CharField(max_length=3, blank=True, db_default="")
+    postcode = models.CharField(max_length=8, blank=True, db_default="")
     # Closed organisations stay for the history of involvements with them, but are no
     # longer offered to choose.
     closed_on = models.DateField(null=True, blank=True)
@@ -432,12 +434,14 @@ class CouncilPolicy(models.Model):
     gias_local_authority_codes = models.CharField(
         max_length=100,
         blank=True,
+        db_default="",
         help_text="The council's three-digit local authority codes in Get Information About "
         "Schools, e.g. 846; schools elsewhere are left out of an import.",
     )
     ods_postcode_districts = models.CharField(
         max_length=300,
         blank=True,
+        db_default="",
         help_text="The postcode districts the council covers, e.g. BN1 BN2 BN3; GP practices "
         "and NHS trusts elsewhere are left out of an import.",
     )
