@@ -22,18 +22,17 @@ COUNCIL = "E10000097"
 NHS_NUMBER = "9434765919"
 
 # Run on web1 with `sudo patchwork shell -c`: a practitioner (invitation accepted with a
-# code from their device), a child, and an API token for the practitioner, through the
-# product's own services, in a council onboarded with the CLI a moment before.
+# code from their device) and an API token for them, through the product's own services,
+# in a council onboarded with the CLI a moment before.
 SETUP = textwrap.dedent(
     f"""
-    import datetime
     from django_otp.oath import totp
     from django_tenants.utils import schema_context
     from accounts.models import User
     from accounts.selectors import invitation_by_token
     from accounts.services import invitation_accept, invitation_device, user_invite
     from core.api.auth import api_token_issue
-    from core.services import organisation_create, person_create, practitioner_profile_set
+    from core.services import organisation_create, practitioner_profile_set
     from tenants.models import Council
 
     council = Council.objects.get(code="{COUNCIL}")
@@ -54,10 +53,6 @@ SETUP = textwrap.dedent(
         practitioner_profile_set(
             user=User.objects.get(pk=user.pk), organisation=organisation,
             job_title="Social worker",
-        )
-        person_create(
-            actor=None, given_name="Robin", family_name="Fairweather",
-            date_of_birth=datetime.date(2016, 4, 12), nhs_number="{NHS_NUMBER}",
         )
         print("TOKEN", api_token_issue(user=User.objects.get(pk=user.pk)).token)
     """
@@ -145,8 +140,8 @@ def test_redis_and_postgresql_take_only_the_app_hosts(split: Split) -> None:
 
 
 def test_a_lookup_is_answered_whichever_app_host_takes_it(split: Split) -> None:
-    """A council onboarded on web1, its practitioner's search sent to each app host's nginx
-    in turn: both find the same child from the one database."""
+    """A council onboarded on web1, a child added through web2's API, and the practitioner's
+    search sent to each app host's nginx in turn: both find the child in the one database."""
     deployment = split.deployment
     deployment.cli(
         split.hosts["web1"],
@@ -160,6 +155,22 @@ def test_a_lookup_is_answered_whichever_app_host_takes_it(split: Split) -> None:
     )
     made = deployment.cli(split.hosts["web1"], "shell", "-c", SETUP)
     (token,) = [line.split()[1] for line in made.stdout.splitlines() if line.startswith("TOKEN")]
+
+    child = {
+        "given_name": "Robin",
+        "family_name": "Fairweather",
+        "date_of_birth": "2016-04-12",
+        "nhs_number": NHS_NUMBER,
+    }
+    status, headers, body = deployment.https(
+        split.hosts["web2"],
+        f"splitshire.{PLATFORM_DOMAIN}",
+        "/api/v1/people",
+        f"Authorization: Bearer {token}",
+        body=child,
+    )
+    assert status == 201, body[-2000:]
+    assert headers["location"], headers
 
     answers = {}
     for name in ("web1", "web2", "web1", "web2"):
