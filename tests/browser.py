@@ -11,18 +11,10 @@ from typing import Any
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.personas import Persona
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "committed", "live_server", "sign_in_page"]
 
 
 def committed(work: Callable[[], object]) -> object:

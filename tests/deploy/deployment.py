@@ -5,7 +5,6 @@ ansible/README.md says, against hosts from tests/deploy/machines.py."""
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import os
 import re
@@ -19,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.certificates import wildcard_certificate
 from tests.deploy.machines import Lab, Machine
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -64,36 +60,6 @@ class Played:
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
-
-
-def certificate(directory: Path) -> tuple[str, str]:
-    """A certificate for the platform domain and every council's subdomain, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PLATFORM_DOMAIN)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(PLATFORM_DOMAIN), x509.DNSName(f"*.{PLATFORM_DOMAIN}")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return pem, key_pem
 
 
 class Deployment:
@@ -137,7 +103,7 @@ class Deployment:
         hosts_file.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
     def _write_settings(self, group_vars: dict[str, dict[str, object]]) -> None:
-        pem, self._tls_key = certificate(self.work)
+        pem, self._tls_key = wildcard_certificate(PLATFORM_DOMAIN)
         files = self.inventory / "files"
         files.mkdir(exist_ok=True)
         (files / "patchwork.crt").write_text(pem)

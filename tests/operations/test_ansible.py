@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import http.server
 import json
@@ -21,10 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certificates import wildcard_certificate
 
 ANSIBLE = Path(__file__).resolve().parents[2] / "ansible"
 VENV_BIN = Path(sys.executable).parent
@@ -130,34 +127,10 @@ def ipv6_loopback() -> bool:
 
 def write_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for the platform domain and its councils' subdomains."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PLATFORM_DOMAIN)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(PLATFORM_DOMAIN), x509.DNSName(f"*.{PLATFORM_DOMAIN}")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    certificate, key = wildcard_certificate(PLATFORM_DOMAIN, days=1)
     cert_path, key_path = directory / "patchwork.crt", directory / "patchwork.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_text(certificate)
+    key_path.write_text(key)
     return cert_path, key_path
 
 
