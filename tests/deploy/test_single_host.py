@@ -168,10 +168,16 @@ def test_a_second_run_changes_nothing(single: SingleHost) -> None:
 
 
 def test_a_dry_run_with_check_and_diff_runs(single: SingleHost) -> None:
-    """`--check --diff` lets an operator see a change before making it (defect 5)."""
-    dry = single.site("--check", "--diff")
+    """`--check --diff` lets an operator see a change before making it (defect 5): here,
+    a newer release than the one running, which it reports and does not install."""
+    before = single.active_release()
+    dry = single.site("--check", "--diff", wheel=single.releases.newer)
     assert dry.returncode == 0, dry.tail()
     assert dry.recap["patchwork1"]["failed"] == 0
+    assert dry.recap["patchwork1"]["changed"] > 0, dry.tail()
+    assert single.active_release() == before
+    installed = single.deployment.lab.ssh(single.host, "ls /opt/patchwork/releases/").stdout
+    assert single.releases.newer.stem not in installed, installed
 
 
 def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None:
