@@ -34,6 +34,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP
 resolv_saved=$(mktemp)
 cp "$root/etc/resolv.conf" "$resolv_saved" 2>/dev/null || : >"$resolv_saved"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
