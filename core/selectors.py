@@ -343,9 +343,13 @@ class PersonAccess:
 
     @property
     def may_edit(self) -> bool:
-        """Change details, record a death or a relative: whoever sees the record, but a
-        shielded person's only their own team."""
-        return self.can_see_network and (not self.person.shielded or self.access == Access.TEAM)
+        """Change details, record a death or a relative: the person's team, and whoever
+        added the record while they record their involvement; a shielded person's only
+        their team. Someone who opened the record with a reason reads it and joins the
+        team (records their involvement) before changing it."""
+        if self.person.shielded:
+            return self.access == Access.TEAM
+        return self.access in {Access.TEAM, Access.CREATED}
 
 
 def _found_by_search(user: User, person: Person, *, break_glass: bool) -> bool:
@@ -418,14 +422,18 @@ def person_viewable(user: User, person_id: int) -> PersonAccess:
 
 
 def person_editable(user: User, person_id: int) -> PersonAccess:
-    """Who may change a person's details, record a death or a family relationship: anyone
-    who may see the record now (their team, someone who stated a reason, its creator for a
-    while); a shielded person's record only their own team. Http404 as person_access."""
+    """Who may change a person's details, record a death or a family relationship: their
+    team, and its creator for a while; a shielded person's record only their own team.
+    Http404 as person_access."""
     access = person_access(user, person_id)
     if not access.can_see_network:
         raise PermissionDenied("State a reason before opening this record")
     if not access.may_edit:
-        raise PermissionDenied("Only the person's own team can change a shielded record")
+        if access.person.shielded:
+            raise PermissionDenied("Only the person's own team can change a shielded record")
+        raise PermissionDenied(
+            "Only the person's team can change their record: record your involvement first"
+        )
     return access
 
 

@@ -224,7 +224,7 @@ def test_an_edit_cannot_take_another_records_nhs_number(scenario) -> None:
     [
         ("school_nurse", "ava", False, None),  # on Ava's team
         ("teacher", "ava", False, Http404),  # has not found her
-        ("teacher", "ava", True, None),  # stated a reason
+        ("teacher", "ava", True, PermissionDenied),  # stated a reason: reads, not changes
         ("social_worker", "zed", False, None),  # on shielded Zed's team
         ("mash_worker", "zed", True, PermissionDenied),  # break-glass opening: not the team
         ("admin", "ava", False, Http404),
