@@ -14,7 +14,7 @@ from django.db import connections
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.personas import Persona
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "committed", "live_server", "sign_in_page"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium", "committed", "live_server", "sign_in_page"]
 
 
 def committed(work: Callable[[], object]) -> object:
@@ -71,3 +71,27 @@ def sign_in_page(page: Any, base_url: str, persona: Persona) -> None:
     page.get_by_label("Code from your authenticator app").fill(persona.code())
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base_url}/")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, closed afterwards; the test is skipped, saying
+    why, when Chromium cannot start here."""
+    import pytest
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
+            print(reason)
+            pytest.skip(reason)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()

@@ -41,7 +41,7 @@ from core.services import (
     practitioner_profile_set,
     role_create,
 )
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
+from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.factories import valid_nhs_number
 from tests.personas import PASSWORD, Persona, World
 
@@ -198,17 +198,9 @@ def _sign_in(page, live: LiveCouncil, persona: Persona) -> None:  # type: ignore
 def test_a_practitioner_finds_a_child_joins_the_team_and_the_lead_sees_it(live_council) -> None:
     """Search, the picture and the list, adding an involvement, and what a colleague sees."""
     live = live_council
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
-            print(reason)
-            pytest.skip(reason)
+    with chromium() as browser:
         browser.new_context().close()  # fail fast on a broken browser, before any timeouts
         child = live.child
 
@@ -307,6 +299,3 @@ def test_a_practitioner_finds_a_child_joins_the_team_and_the_lead_sees_it(live_c
         page.goto(f"{live.base_url}/my/contact-requests/")
         expect(page.get_by_role("cell", name=live.newcomer_name, exact=True)).to_be_visible()
         camhs.close()
-        browser.close()
-    finally:
-        playwright.stop()

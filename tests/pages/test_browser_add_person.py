@@ -26,7 +26,7 @@ from core.models import (
     Practitioner,
 )
 from core.services import organisation_create, person_create, practitioner_profile_set, role_create
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
+from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.personas import PASSWORD, Persona, World
 
 pytestmark = pytest.mark.browser
@@ -107,17 +107,9 @@ def _fits(page) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_a_practitioner_adds_a_child_after_the_duplicate_step(live, world) -> None:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
-            print(reason)
-            pytest.skip(reason)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 320, "height": 640})
         page = context.new_page()
         sign_in_page(page, live.base_url, live.nurse)
@@ -159,9 +151,6 @@ def test_a_practitioner_adds_a_child_after_the_duplicate_step(live, world) -> No
             page.get_by_text(f"You are now on the team around Eva {live.surname}")
         ).to_be_visible()
         context.close()
-        browser.close()
-    finally:
-        playwright.stop()
 
     def recorded() -> tuple[int, str, bool]:
         with schema_context(world.brighton.schema_name):

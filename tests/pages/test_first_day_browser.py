@@ -31,7 +31,7 @@ from django_otp.oath import totp
 from accounts.models import User
 from tenants.models import Council
 from tenants.services import council_offboard
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
+from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.factories import valid_nhs_number
 from tests.personas import PASSWORD, Persona, make_persona
 
@@ -171,8 +171,7 @@ def _profile_set(page: Any, organisation: str, job_title: str, phone: str) -> No
 
 def test_a_new_council_goes_from_onboarding_to_a_shared_network(live: Live) -> None:
     """Operator, administrator, and two practitioners, each in a browser of their own."""
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     council = live.council_url
     admin_name, admin_email = f"Ada Admin {live.tag}", f"ada.admin-{live.tag}@downland.test"
@@ -187,14 +186,7 @@ def test_a_new_council_goes_from_onboarding_to_a_shared_network(live: Live) -> N
         if response.status >= 500:
             failures.append(f"{response.status} {response.request.method} {response.url}")
 
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
-            print(reason)
-            pytest.skip(reason)
+    with chromium() as browser:
 
         def browser_of_their_own() -> Any:
             context = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -361,7 +353,4 @@ def test_a_new_council_goes_from_onboarding_to_a_shared_network(live: Live) -> N
         expect(member).to_contain_text(SCHOOL)
         expect(member).to_contain_text("01273 000100")
         gp.screenshot(path=str(SCREENSHOT), full_page=True)
-        browser.close()
-    finally:
-        playwright.stop()
     assert failures == []

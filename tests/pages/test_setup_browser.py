@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.models import CouncilPolicy, Organisation
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
+from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.personas import PASSWORD, Persona, World
 
 SAMPLE = (
@@ -66,17 +66,9 @@ def live_admin(world: World, db: None) -> Iterator[tuple[str, Persona]]:
 def test_an_administrator_sets_up_the_schools_from_the_checklist(live_admin) -> None:
     """Banner, task list, file upload, report, and the task marked completed."""
     base_url, persona = live_admin
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
-            print(reason)
-            pytest.skip(reason)
+    with chromium() as browser:
         page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
         sign_in_page(page, base_url, persona)
         expect(page.get_by_text("Patchwork is not set up yet")).to_be_visible()
@@ -104,6 +96,3 @@ def test_an_administrator_sets_up_the_schools_from_the_checklist(live_admin) -> 
         page.get_by_role("link", name="Back to setting up Patchwork").click()
         schools = page.locator(".govuk-task-list__item", has_text="Import your schools")
         expect(schools.locator(".govuk-task-list__status")).to_have_text("Completed")
-        browser.close()
-    finally:
-        playwright.stop()
