@@ -176,11 +176,7 @@ def person_search(
     if break_glass and not practitioner.child_protection:
         raise PermissionDenied("Only child-protection practitioners can search with break-glass")
     mode = query.mode()
-    people = Person.objects.filter(archived_at__isnull=True)
-    if mode == "nhs_number":
-        candidates = list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
-    else:
-        candidates = _name_matches(query, mode)
+    candidates = people_matching(query)
     team = team_person_ids(user, [p.pk for p in candidates])
     visible = [p for p in candidates if not p.shielded or p.pk in team or break_glass]
     visible.sort(key=lambda p: (p.family_name, p.given_name, p.pk))
@@ -194,10 +190,20 @@ def person_search(
     return [_result(p, team) for p in visible]
 
 
+def people_matching(query: SearchQuery) -> list[Person]:
+    """Everyone (shielded or not) the query identifies, by the search's rules; SearchRefused
+    when it is too broad. Callers apply who may see whom, and audit."""
+    mode = query.mode()
+    if mode == "nhs_number":
+        people = Person.objects.filter(archived_at__isnull=True, merged_into__isnull=True)
+        return list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
+    return _name_matches(query, mode)
+
+
 def _name_matches(query: SearchQuery, mode: str) -> list[Person]:
     """People whose current, previous or other names match, among those with the query's
     date of birth (mode surname_dob) or postcode (mode names_postcode)."""
-    people = Person.objects.filter(archived_at__isnull=True)
+    people = Person.objects.filter(archived_at__isnull=True, merged_into__isnull=True)
     if mode == "surname_dob":
         narrowed = people.filter(date_of_birth=query.date_of_birth)
     else:
@@ -375,7 +381,7 @@ SELECT p.*, EXISTS (
     SELECT 1 FROM core_involvement i JOIN core_practitioner pr ON pr.id = i.practitioner_id
     WHERE i.person_id = p.id AND pr.user_id = %s AND i.end_date IS NULL
 ) AS viewer_on_team
-FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL
+FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
 """
 
 
@@ -396,7 +402,9 @@ def person_access(user: User, person_id: int) -> PersonAccess:
         .order_by("-opened_at")
         .first()
     )
-    if opening is not None:
+    # A shielded record is opened only with break-glass: an ordinary opening made before it
+    # was shielded (or of a record merged into a shielded one) no longer counts.
+    if opening is not None and (opening.break_glass or not person.shielded):
         return PersonAccess(person, Access.OPENED, break_glass=opening.break_glass)
     if _created_recently(user, person):
         return PersonAccess(person, Access.CREATED)
@@ -524,7 +532,7 @@ SELECT s.subject_id, s.relation_id, rl.person_id, rl.relative_id, rl.kind, rl.st
        o.name, o.agency_type, o.phone, pr.job_title, pr.work_phone, pr.secure_email,
        pr.user_id, u.full_name, u.email
 FROM subjects s
-JOIN core_person p ON p.id = s.subject_id AND p.archived_at IS NULL
+JOIN core_person p ON p.id = s.subject_id AND p.archived_at IS NULL AND p.merged_into_id IS NULL
 LEFT JOIN relations rl ON rl.id = s.relation_id
 LEFT JOIN core_involvement i
        ON i.person_id = s.subject_id AND (s.relation_id IS NULL OR i.end_date IS NULL)

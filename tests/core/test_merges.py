@@ -1,0 +1,240 @@
+"""Merging two records of one person and reversing the merge: what moves, what is refused,
+what the audit shows, and that a reversal puts back exactly what was there."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404
+from django_tenants.utils import schema_context
+
+from core.audit import audit_verify
+from core.merges import (
+    person_ids_merged_into,
+    person_merge,
+    person_merge_reverse,
+    person_merged_into,
+)
+from core.models import (
+    AuditEvent,
+    FamilyRelationship,
+    Involvement,
+    Person,
+    PersonMerge,
+    PersonName,
+    RecordOpening,
+)
+from core.selectors import SearchQuery, person_access, person_search
+from core.services import record_open
+from teamwork.models import Task
+from tests.factories import InvolvementFactory, PersonFactory, RoleFactory
+
+
+@pytest.fixture
+def brighton(scenario, world):  # type: ignore[no-untyped-def]
+    with schema_context(world.brighton.schema_name):
+        yield scenario
+
+
+def _duplicate_of_ava(scenario, **fields: Any) -> Person:  # type: ignore[no-untyped-def]
+    """A second record of Ava, made by the school under her old surname, without an NHS
+    number, with the school nurse's lead involvement, a family link and a task."""
+    details = {
+        "given_name": "Ava",
+        "family_name": "Smith",
+        "date_of_birth": date(2015, 3, 14),
+        "nhs_number": None,
+        "postcode": "BN3 7BQ",
+        "local_identifiers": {"UPN": "A123456789012"},
+    }
+    duplicate = PersonFactory(**{**details, **fields})
+    InvolvementFactory(
+        person=duplicate,
+        practitioner=scenario.teacher.practitioner,
+        role=RoleFactory(name="Class teacher"),
+        lead_professional=True,
+    )
+    return duplicate
+
+
+def _snapshot(*people: Person) -> dict[str, Any]:
+    """Everything a merge may touch, for the records given, as plain values."""
+    ids = [p.pk for p in people]
+    return {
+        "people": list(
+            Person.objects.filter(pk__in=ids)
+            .order_by("pk")
+            .values(
+                "pk",
+                "nhs_number",
+                "date_of_birth",
+                "address",
+                "postcode",
+                "shielded",
+                "local_identifiers",
+                "merged_into",
+            )
+        ),
+        "names": list(
+            PersonName.objects.filter(person__in=ids).order_by("pk").values("pk", "person", "kind")
+        ),
+        "involvements": list(
+            Involvement.objects.filter(person__in=ids)
+            .order_by("pk")
+            .values("pk", "person", "lead_professional")
+        ),
+        "links": list(
+            FamilyRelationship.objects.filter(Q(person__in=ids) | Q(relative__in=ids))
+            .order_by("pk")
+            .values("pk", "person", "relative", "kind")
+        ),
+        "openings": list(
+            RecordOpening.objects.filter(person__in=ids).order_by("pk").values("pk", "person")
+        ),
+        "tasks": list(Task.objects.filter(person__in=ids).order_by("pk").values("pk", "person")),
+    }
+
+
+def test_it_moves_everything_to_the_kept_record_and_audits_it(brighton) -> None:
+    """Ava's duplicate brings its teacher, its mother, its old name, its UPN and its task;
+    the teacher stops being lead because Ava already has one; the duplicate is hidden."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    mother = PersonFactory(given_name="Mia", family_name="Smith", nhs_number=None)
+    FamilyRelationship.objects.create(person=duplicate, relative=mother, kind="parent")
+    FamilyRelationship.objects.create(person=s.ava, relative=duplicate, kind="sibling")
+    task = Task.objects.create(
+        person=duplicate,
+        text="Send the school report",
+        assignee=s.teacher.practitioner,
+        created_by=s.teacher,
+        due_date=date.today(),
+    )
+
+    merge = person_merge(actor=s.admin, keep=s.ava, absorb=duplicate)
+
+    duplicate.refresh_from_db()
+    s.ava.refresh_from_db()
+    assert duplicate.merged_into_id == s.ava.pk
+    teacher = Involvement.objects.get(practitioner=s.teacher.practitioner)
+    assert teacher.person_id == s.ava.pk and not teacher.lead_professional
+    assert Involvement.objects.get(person=s.ava, lead_professional=True).practitioner.user == (
+        s.social_worker
+    )
+    assert FamilyRelationship.objects.filter(person=s.ava, relative=mother).exists()
+    # The link between the two records would join Ava to herself: it stays where it was.
+    assert FamilyRelationship.objects.filter(person=s.ava, relative=duplicate).exists()
+    assert ("Ava", "Smith", "alias") in PersonName.objects.filter(person=s.ava).values_list(
+        "given_name", "family_name", "kind"
+    )
+    assert s.ava.local_identifiers == {"UPN": "A123456789012"}
+    assert Task.objects.get(pk=task.pk).person_id == s.ava.pk
+    assert merge.moved["teamwork.Task.person"] == [task.pk]
+    event = AuditEvent.objects.get(action="person_merged")
+    assert event.person_id == s.ava.pk and event.actor_id == s.admin.pk
+    assert event.detail["absorbed_id"] == duplicate.pk
+    assert AuditEvent.objects.filter(action="person_merged_away", person_id=duplicate.pk).exists()
+    assert person_merged_into(duplicate.pk) == s.ava.pk
+    assert person_ids_merged_into(s.ava.pk) == [s.ava.pk, duplicate.pk]
+    found = person_search(
+        user=s.teacher, query=SearchQuery(family_name="Smith", date_of_birth=date(2015, 3, 14))
+    )
+    assert [r.person_id for r in found] == [s.ava.pk]
+    assert audit_verify().intact
+
+
+def test_the_nhs_number_moves_when_the_kept_record_has_none(brighton) -> None:
+    """Keeping the school's record, it takes Ava's NHS number; the old one holds none."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    person_merge(actor=s.admin, keep=duplicate, absorb=s.ava)
+    duplicate.refresh_from_db()
+    s.ava.refresh_from_db()
+    assert duplicate.nhs_number == "9434765919"
+    assert s.ava.nhs_number is None
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("same", "same record"),
+        ("different_nhs", "different NHS numbers"),
+        ("already_merged", "already been merged"),
+    ],
+)
+def test_it_refuses_a_merge_that_cannot_be_right_and_changes_nothing(brighton, case, message):  # type: ignore[no-untyped-def]
+    """Each refusal says why in the administrator's words; nothing moves."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s, nhs_number="4010232137" if case == "different_nhs" else None)
+    if case == "already_merged":
+        other = PersonFactory(nhs_number=None)
+        person_merge(actor=s.admin, keep=other, absorb=duplicate)
+        duplicate.refresh_from_db()
+    before = _snapshot(s.ava, duplicate)
+    merges = PersonMerge.objects.count()
+    with pytest.raises(ValidationError, match=message):
+        person_merge(actor=s.admin, keep=s.ava, absorb=s.ava if case == "same" else duplicate)
+    assert _snapshot(s.ava, duplicate) == before
+    assert PersonMerge.objects.count() == merges
+
+
+def test_only_an_administrator_merges_or_reverses(brighton) -> None:
+    """A practitioner on Ava's team cannot merge her records, nor undo a merge."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    with pytest.raises(PermissionDenied):
+        person_merge(actor=s.social_worker, keep=s.ava, absorb=duplicate)
+    merge = person_merge(actor=s.admin, keep=s.ava, absorb=duplicate)
+    with pytest.raises(PermissionDenied):
+        person_merge_reverse(actor=s.social_worker, merge=merge)
+
+
+def test_a_reversal_puts_back_exactly_what_was_there(brighton) -> None:
+    """Merge the NHS-numbered record into the school's, then reverse: every row and value is
+    as before, the audit log only grew, and reversing twice is refused."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s, address="1 Church Road")
+    mother = PersonFactory(given_name="Mia", family_name="Smith", nhs_number=None)
+    FamilyRelationship.objects.create(person=mother, relative=s.ava, kind="parent")
+    FamilyRelationship.objects.create(person=duplicate, relative=mother, kind="parent")
+    record_open(user=s.teacher, person=s.ava, reason="new_referral", note="A referral today")
+    before = _snapshot(s.ava, duplicate, mother)
+    events = AuditEvent.objects.count()
+
+    merge = person_merge(actor=s.admin, keep=duplicate, absorb=s.ava)
+    assert _snapshot(s.ava, duplicate, mother) != before
+    person_merge_reverse(actor=s.admin, merge=merge)
+
+    assert _snapshot(s.ava, duplicate, mother) == before
+    merge.refresh_from_db()
+    assert merge.reversed_by == s.admin and merge.reversed_at is not None
+    reversed_events = AuditEvent.objects.filter(action="person_merge_reversed")
+    assert set(reversed_events.values_list("person_id", flat=True)) == {s.ava.pk, duplicate.pk}
+    assert AuditEvent.objects.count() == events + 4  # merged, merged away, reversed twice
+    assert audit_verify().intact
+    with pytest.raises(ValidationError, match="already been reversed"):
+        person_merge_reverse(actor=s.admin, merge=merge)
+
+
+def test_merging_with_a_shielded_record_shields_the_result(brighton) -> None:
+    """Zed is shielded: Zed's unshielded duplicate merged into him leaves Zed shielded, and
+    an ordinary opening of the duplicate gives its reader no way into Zed's record."""
+    s = brighton
+    duplicate = PersonFactory(given_name="Zed", family_name="Hollis", nhs_number=None)
+    s.zed.refresh_from_db()
+    InvolvementFactory(
+        person=duplicate, practitioner=s.teacher.practitioner, role=RoleFactory(name="Tutor")
+    )
+    outsider = s.school_nurse
+    query = SearchQuery(family_name="Hollis", date_of_birth=duplicate.date_of_birth)
+    person_search(user=outsider, query=query)
+    record_open(user=outsider, person=duplicate, reason="new_referral", note="A referral today")
+    person_merge(actor=s.admin, keep=duplicate, absorb=s.zed)
+    duplicate.refresh_from_db()
+    assert duplicate.shielded
+    with pytest.raises(Http404):
+        person_access(outsider, duplicate.pk)
