@@ -115,6 +115,7 @@ def navigation_cache_add(forget: Callable[[], None]) -> None:
 PRACTITIONERS: tuple[str, ...] = (User.Role.PRACTITIONER, User.Role.MANAGER)
 ADMINISTRATORS: tuple[str, ...] = (User.Role.COUNCIL_ADMIN,)
 GOVERNANCE: tuple[str, ...] = (User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
+IG_OFFICERS: tuple[str, ...] = (User.Role.IG_OFFICER,)
 
 for _link in (
     NavigationLink("core:search", "Search", PRACTITIONERS, 10, also_active=("search_break_glass",)),
@@ -140,5 +141,19 @@ for _link in (
     NavigationLink("core:roles", "Roles", ADMINISTRATORS, 130),
     NavigationLink("core:email_problems", "Email problems", ADMINISTRATORS, 140),
     NavigationLink("core:audit", "Audit log", GOVERNANCE, 150),
+    NavigationLink(
+        "core:merges",
+        "Merged records",
+        ADMINISTRATORS,
+        145,
+        also_active=("merge_find", "merge_find_other", "merge_check", "merge_detail"),
+    ),
+    NavigationLink(
+        "core:subject_access_find",
+        "Subject access",
+        IG_OFFICERS,
+        160,
+        also_active=("subject_access",),
+    ),
 ):
     navigation_link_add(_link)

@@ -25,7 +25,7 @@ from accounts.models import User
 from accounts.redirects import next_url_or
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
-from core import selectors, services
+from core import merges, selectors, services
 from core.delivery import email as delivery_email
 from core.delivery import notifications as delivery_notifications
 from core.extensions import person_page_fragments
@@ -154,6 +154,10 @@ def _born(person: Any) -> str:
 @otp_required
 def person(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
+    kept = merges.person_merged_into(person_id)
+    if kept is not None:
+        # A record merged into another: its page is the kept record's (which checks access).
+        return redirect("core:person", person_id=kept)
     access = selectors.person_access(user, person_id)
     if not access.can_see_network:
         return _state_reason(request, access)
