@@ -265,6 +265,7 @@ def person_merge_reverse(*, actor: User, merge: PersonMerge) -> PersonMerge:
     if restored_nhs and not Person.objects.filter(nhs_number=restored_nhs).exists():
         absorb.nhs_number = restored_nhs
     absorb.save()
+    keep.save()  # again, now its names have gone back: its match keys lose theirs
     merge.reversed_at = timezone.now()
     merge.reversed_by = actor
     merge.save(update_fields=["reversed_at", "reversed_by"])

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
@@ -238,3 +239,38 @@ def test_merging_with_a_shielded_record_shields_the_result(brighton) -> None:
     assert duplicate.shielded
     with pytest.raises(Http404):
         person_access(outsider, duplicate.pk)
+
+
+# Moved by core.merges itself, with rules of their own.
+MOVED_BY_THE_MERGE = {
+    "core.Involvement.person",
+    "core.PersonName.person",
+    "core.FamilyRelationship.person",
+    "core.FamilyRelationship.relative",
+}
+# Left on the absorbed record on purpose: the merge's own bookkeeping; match keys, which are
+# worked out again from the records; and the federation's record of what was exchanged and
+# queued about that record, which is history, like the audit log.
+LEFT_ON_PURPOSE = {
+    "core.Person.merged_into",
+    "core.PersonMerge.keep",
+    "core.PersonMerge.absorbed",
+    "federation.MatchKey.person",
+    "federation.Exchange.person",
+    "federation.OutboxMessage.person",
+}
+
+
+def test_every_table_that_points_at_a_person_is_carried_or_left_on_purpose() -> None:
+    """A new table holding a person's id must be registered with the merge (or added to
+    the list above with its reason): otherwise a merge would leave its rows behind."""
+    from core.extensions import PERSON_MERGE_CARRIED
+
+    pointing = {
+        f"{model._meta.label}.{field.name}"
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.related_model is Person
+    }
+    carried = {f"{label}.{field}" for label, field in PERSON_MERGE_CARRIED}
+    assert pointing == carried | MOVED_BY_THE_MERGE | LEFT_ON_PURPOSE
