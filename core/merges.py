@@ -5,7 +5,7 @@ involvements, family links, names, and the tables apps register in
 `core.extensions.PERSON_MERGE_CARRIED` — and writes down in a `PersonMerge` row exactly
 which rows moved and which values changed, so `person_merge_reverse` puts them back. The
 audit log is never edited: events keep the absorbed record's id, and whoever reads a
-person's history reads the ids merged into it (`person_ids_merged_into`).
+person's history reads the ids merged into it (`core.selectors.person_ids_merged_into`).
 
 Only council administrators merge and reverse: it changes records practitioners rely on,
 and the administrator is the one who manages, not reads, records."""
@@ -327,18 +327,3 @@ def person_merged_into(person_id: int) -> int | None:
             return None if current == person_id else current
         seen.add(current)
         current = target
-
-
-def person_ids_merged_into(person_id: int) -> list[int]:
-    """The record's own id and every id merged into it (through standing merges, at any
-    depth): the ids its audit history is written under."""
-    ids = [person_id]
-    frontier = [person_id]
-    while frontier:
-        frontier = list(
-            Person.objects.filter(merged_into_id__in=frontier)
-            .exclude(pk__in=ids)
-            .values_list("pk", flat=True)
-        )
-        ids.extend(frontier)
-    return ids

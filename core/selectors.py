@@ -889,8 +889,14 @@ def person_viewings(
         raise PermissionDenied("Only the person's team sees who has viewed the record")
     if audit:
         audit_record(actor=user, action="record_views_listed", person_id=person_id)
+    # Views of records merged into this one are its history too (decision 0010).
+    ids = person_ids_merged_into(person_id)
     with prepared_cursor() as cursor:
-        cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        if len(ids) == 1:
+            cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        else:
+            sql = VIEWINGS_SQL.replace("WHERE person_id = %s", "WHERE person_id = ANY(%s)")
+            cursor.execute(sql, [ids, list(VIEWING_WORDS), limit])
         rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
     return [
@@ -903,6 +909,21 @@ def person_viewings(
         )
         for at, actor_email, action, reason, full_name, organisation in rows
     ]
+
+
+def person_ids_merged_into(person_id: int) -> list[int]:
+    """The record's own id and every id merged into it (through standing merges, at any
+    depth): the ids its audit history is written under."""
+    ids = [person_id]
+    frontier = [person_id]
+    while frontier:
+        frontier = list(
+            Person.objects.filter(merged_into_id__in=frontier)
+            .exclude(pk__in=ids)
+            .values_list("pk", flat=True)
+        )
+        ids.extend(frontier)
+    return ids
 
 
 def audit_events_count() -> int:

@@ -22,9 +22,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import audit_record
-from core.merges import person_ids_merged_into
 from core.models import AuditEvent, FamilyRelationship, Involvement, Person, Practitioner
-from core.selectors import VIEWING_WORDS, SearchQuery, people_matching, relationship_label
+from core.selectors import (
+    VIEWING_WORDS,
+    SearchQuery,
+    people_matching,
+    person_ids_merged_into,
+    relationship_label,
+)
 
 SENSITIVE = "Sensitive service: review for exemption before disclosure"
 SHIELDED_RELATIVE = "Shielded person: review before disclosure"

@@ -154,11 +154,14 @@ def _born(person: Any) -> str:
 @otp_required
 def person(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
-    kept = merges.person_merged_into(person_id)
-    if kept is not None:
+    try:
+        access = selectors.person_access(user, person_id)
+    except Http404:
         # A record merged into another: its page is the kept record's (which checks access).
+        kept = merges.person_merged_into(person_id)
+        if kept is None:
+            raise
         return redirect("core:person", person_id=kept)
-    access = selectors.person_access(user, person_id)
     if not access.can_see_network:
         return _state_reason(request, access)
     if request.method == "POST":

@@ -13,9 +13,8 @@ from django.db.models import Q
 from django.http import Http404
 from django_tenants.utils import schema_context
 
-from core.audit import audit_verify
+from core.audit import audit_record, audit_verify
 from core.merges import (
-    person_ids_merged_into,
     person_merge,
     person_merge_reverse,
     person_merged_into,
@@ -29,7 +28,13 @@ from core.models import (
     PersonName,
     RecordOpening,
 )
-from core.selectors import SearchQuery, person_access, person_search
+from core.selectors import (
+    SearchQuery,
+    person_access,
+    person_ids_merged_into,
+    person_search,
+    person_viewings,
+)
 from core.services import record_open
 from teamwork.models import Task
 from tests.factories import InvolvementFactory, PersonFactory, RoleFactory
@@ -274,3 +279,15 @@ def test_every_table_that_points_at_a_person_is_carried_or_left_on_purpose() -> 
     }
     carried = {f"{label}.{field}" for label, field in PERSON_MERGE_CARRIED}
     assert pointing == carried | MOVED_BY_THE_MERGE | LEFT_ON_PURPOSE
+
+
+def test_the_team_sees_who_viewed_either_record(brighton) -> None:
+    """A view of the duplicate before the merge shows in Ava's "who has viewed" list: the
+    audit event keeps the duplicate's id and is read through the merge."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    viewed = audit_record(actor=s.teacher, action="person_viewed", person_id=duplicate.pk)
+    person_merge(actor=s.admin, keep=s.ava, absorb=duplicate)
+    viewings = person_viewings(user=s.social_worker, person_id=s.ava.pk)
+    assert [v.at for v in viewings if v.name == s.teacher.full_name] == [viewed.at]
+    assert AuditEvent.objects.get(pk=viewed.pk).person_id == duplicate.pk
