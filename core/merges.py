@@ -80,8 +80,13 @@ def _leads(person: Person) -> QuerySet[Involvement]:
     return Involvement.objects.filter(person=person, end_date__isnull=True, lead_professional=True)
 
 
-def merge_preview(keep: Person, absorb: Person) -> dict[str, Any]:
-    """What a merge would do, for the check-your-answers page."""
+def merge_preview(*, actor: User, keep: Person, absorb: Person) -> dict[str, Any]:
+    """What a merge would do, for the check-your-answers page. The page shows both records'
+    details to an administrator, so it is audited as a comparison of the two."""
+    _administrator(actor)
+    audit_record(
+        actor=actor, action="merge_compared", person_id=keep.pk, detail={"other_id": absorb.pk}
+    )
     return {
         "problems": merge_problems(keep, absorb),
         "shielded": keep.shielded or absorb.shielded,

@@ -61,7 +61,7 @@ def merge_check(request: HttpRequest, keep_id: int, absorb_id: int) -> HttpRespo
     """Check your answers: both records side by side, what the merge will do; confirm."""
     keep = merges.person_for_admin(keep_id)
     absorb = merges.person_for_admin(absorb_id)
-    preview = merges.merge_preview(keep, absorb)
+    preview = merges.merge_preview(actor=_user(request), keep=keep, absorb=absorb)
     if request.method == "POST" and not preview["problems"]:
         try:
             merge = merges.person_merge(actor=_user(request), keep=keep, absorb=absorb)

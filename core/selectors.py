@@ -190,20 +190,26 @@ def person_search(
     return [_result(p, team) for p in visible]
 
 
-def people_matching(query: SearchQuery) -> list[Person]:
+def people_matching(query: SearchQuery, *, archived: bool = False) -> list[Person]:
     """Everyone (shielded or not) the query identifies, by the search's rules; SearchRefused
-    when it is too broad. Callers apply who may see whom, and audit."""
+    when it is too broad. `archived` includes records archived but not yet purged (a subject
+    access request covers them). Callers apply who may see whom, and audit."""
     mode = query.mode()
     if mode == "nhs_number":
-        people = Person.objects.filter(archived_at__isnull=True, merged_into__isnull=True)
+        people = _searchable(archived=archived)
         return list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
-    return _name_matches(query, mode)
+    return _name_matches(query, mode, archived=archived)
 
 
-def _name_matches(query: SearchQuery, mode: str) -> list[Person]:
+def _searchable(*, archived: bool = False) -> QuerySet[Person]:
+    people = Person.objects.filter(merged_into__isnull=True)
+    return people if archived else people.filter(archived_at__isnull=True)
+
+
+def _name_matches(query: SearchQuery, mode: str, *, archived: bool = False) -> list[Person]:
     """People whose current, previous or other names match, among those with the query's
     date of birth (mode surname_dob) or postcode (mode names_postcode)."""
-    people = Person.objects.filter(archived_at__isnull=True, merged_into__isnull=True)
+    people = _searchable(archived=archived)
     if mode == "surname_dob":
         narrowed = people.filter(date_of_birth=query.date_of_birth)
     else:

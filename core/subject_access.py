@@ -99,10 +99,12 @@ def person_for_subject_access(user: User, person_id: int) -> Person:
 
 
 def subject_access_search(*, user: User, query: SearchQuery) -> list[Person]:
-    """The records an identifying query finds (shielded ones too), for an IG officer answering
-    a request; audited as a search."""
+    """The records an identifying query finds (shielded and archived ones too: both are still
+    held), for an IG officer answering a request; audited as a search."""
     _may_produce(user)
-    found = sorted(people_matching(query), key=lambda p: (p.family_name, p.given_name, p.pk))
+    found = sorted(
+        people_matching(query, archived=True), key=lambda p: (p.family_name, p.given_name, p.pk)
+    )
     audit_record(
         actor=user,
         action="search_for_subject_access",

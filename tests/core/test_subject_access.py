@@ -8,12 +8,14 @@ import io
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.audit import audit_record
 from core.merges import person_merge
 from core.models import AuditEvent, FamilyRelationship, Involvement
+from core.selectors import SearchQuery, person_search
 from core.services import involvement_end, record_open
 from core.subject_access import (
     CSV_COLUMNS,
@@ -21,6 +23,7 @@ from core.subject_access import (
     SHIELDED_RELATIVE,
     subject_access_document,
     subject_access_rows,
+    subject_access_search,
 )
 from tests.factories import PersonFactory, UserFactory
 from tests.personas import client_for
@@ -133,3 +136,18 @@ def test_the_pages_give_the_document_and_the_csv_to_the_ig_officer_only(world, b
         client = client_for(world, user)
         assert client.get(f"/admin/people/{s.ava.pk}/subject-access/").status_code == 403
         assert client.get(f"/admin/people/{s.ava.pk}/subject-access.csv").status_code == 403
+
+
+def test_an_archived_record_is_found_and_covered(brighton) -> None:
+    """Archived but not yet purged, the record is still held: the IG officer finds it (the
+    practitioners' search does not) and produces its document."""
+    s = brighton
+    s.ava.archived_at = timezone.now()
+    s.ava.save()
+    query = SearchQuery(nhs_number="9434765919")
+    assert [p.pk for p in subject_access_search(user=s.ig, query=query)] == [s.ava.pk]
+    assert person_search(user=s.social_worker, query=query) == []
+    search = AuditEvent.objects.filter(action="search_for_subject_access").latest("id")
+    assert search.detail["result_ids"] == [s.ava.pk]
+    document = subject_access_document(user=s.ig, person_id=s.ava.pk, fmt="html")
+    assert document.current

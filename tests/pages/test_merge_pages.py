@@ -7,7 +7,7 @@ from datetime import date
 
 from django_tenants.utils import schema_context
 
-from core.models import Involvement, Person, PersonMerge
+from core.models import AuditEvent, Involvement, Person, PersonMerge
 from tests.factories import InvolvementFactory, PersonFactory, RoleFactory
 from tests.personas import client_for
 
@@ -37,6 +37,12 @@ def test_an_administrator_merges_two_records_and_reverses_the_merge(world, scena
     check = admin.get(check_url).content.decode()
     assert "Check before merging" in check and "govuk-summary-list" in check
     assert "Merge the records" in check
+    with schema_context(world.brighton.schema_name):
+        compared = AuditEvent.objects.filter(action="merge_compared").latest("id")
+        assert (compared.person_id, compared.detail) == (
+            scenario.ava.pk,
+            {"other_id": duplicate.pk},
+        )
     done = admin.post(check_url)
     assert done.status_code == 302
     with schema_context(world.brighton.schema_name):
