@@ -32,6 +32,7 @@ from core.selectors import (
     SearchQuery,
     person_access,
     person_ids_merged_into,
+    person_network,
     person_search,
     person_viewings,
 )
@@ -134,6 +135,8 @@ def test_it_moves_everything_to_the_kept_record_and_audits_it(brighton) -> None:
     assert FamilyRelationship.objects.filter(person=s.ava, relative=mother).exists()
     # The link between the two records would join Ava to herself: it stays where it was.
     assert FamilyRelationship.objects.filter(person=s.ava, relative=duplicate).exists()
+    network = person_network(user=s.social_worker, person_id=s.ava.pk, audit=False)
+    assert [relative.pk for _, relative, _ in network.family] == [mother.pk]
     assert ("Ava", "Smith", "alias") in PersonName.objects.filter(person=s.ava).values_list(
         "given_name", "family_name", "kind"
     )
