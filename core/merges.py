@@ -253,9 +253,7 @@ def person_merge_reverse(*, actor: User, merge: PersonMerge) -> PersonMerge:
         if label == "core.Involvement":
             for involvement in Involvement.objects.filter(pk__in=ids, person=keep):
                 involvement.person = absorb
-                if involvement.pk in merge.changed.get("lead_cleared", []):
-                    involvement.lead_professional = involvement.end_date is None
-                involvement.save(update_fields=["person", "lead_professional"])
+                involvement.save(update_fields=["person"])
         elif label == "core.PersonName":
             kinds = merge.changed.get("names", {})
             for name in PersonName.objects.filter(pk__in=ids, person=keep):
@@ -265,6 +263,15 @@ def person_merge_reverse(*, actor: User, merge: PersonMerge) -> PersonMerge:
         else:
             model = apps.get_model(label)
             model.objects.filter(pk__in=ids, **{field: keep}).update(**{field: absorb})
+
+    # A lead professional the merge stood down leads again, unless one of the involvements
+    # that went back has become the lead since.
+    for involvement in Involvement.objects.filter(
+        pk__in=merge.changed.get("lead_cleared", []), person=absorb, end_date__isnull=True
+    ):
+        if not _leads(absorb).exists():
+            involvement.lead_professional = True
+            involvement.save(update_fields=["lead_professional"])
 
     absorb.merged_into = None
     if restored_nhs and not Person.objects.filter(nhs_number=restored_nhs).exists():

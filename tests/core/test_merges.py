@@ -294,3 +294,22 @@ def test_the_team_sees_who_viewed_either_record(brighton) -> None:
     viewings = person_viewings(user=s.social_worker, person_id=s.ava.pk)
     assert [v.at for v in viewings if v.name == s.teacher.full_name] == [viewed.at]
     assert AuditEvent.objects.get(pk=viewed.pk).person_id == duplicate.pk
+
+
+def test_a_reversal_does_not_make_two_leads(brighton) -> None:
+    """The duplicate's lead (the teacher) is stood down by the merge; afterwards its mentor
+    takes the lead of the merged record. Reversing gives the duplicate one lead: the mentor,
+    and the teacher stays an ordinary member."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    mentor = InvolvementFactory(
+        person=duplicate, practitioner=s.mash_worker.practitioner, role=RoleFactory(name="Mentor")
+    )
+    merge = person_merge(actor=s.admin, keep=s.ava, absorb=duplicate)
+    Involvement.objects.filter(person=s.ava, lead_professional=True).update(lead_professional=False)
+    mentor.refresh_from_db()
+    mentor.lead_professional = True
+    mentor.save()
+    person_merge_reverse(actor=s.admin, merge=merge)
+    leads = Involvement.objects.filter(person=duplicate, lead_professional=True)
+    assert list(leads) == [mentor]
