@@ -157,10 +157,13 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
     try:
         access = selectors.person_access(user, person_id)
     except Http404:
-        # A record merged into another: its page is the kept record's (which checks access).
+        # A record merged into another: its page is the kept record's, for whoever may know
+        # the kept record exists; to anyone else it is as missing as any record they cannot
+        # see (the redirect would tell them which records were merged).
         kept = merges.person_merged_into(person_id)
         if kept is None:
             raise
+        selectors.person_access(user, kept)
         return redirect("core:person", person_id=kept)
     if not access.can_see_network:
         return _state_reason(request, access)

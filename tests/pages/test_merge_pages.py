@@ -57,6 +57,9 @@ def test_an_administrator_merges_two_records_and_reverses_the_merge(world, scena
     moved = lead.get(f"/people/{duplicate.pk}/")
     assert (moved.status_code, moved["Location"]) == (302, f"/people/{scenario.ava.pk}/")
     assert "Class teacher" in lead.get(moved["Location"]).content.decode()
+    # Someone who may not know Ava exists learns nothing from the old record's address.
+    stranger = client_for(world, scenario.camhs_colleague)
+    assert stranger.get(f"/people/{duplicate.pk}/").status_code == 404
 
     assert admin.post(f"/admin/merges/{merge.pk}/").status_code == 302
     with schema_context(world.brighton.schema_name):
