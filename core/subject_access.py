@@ -255,13 +255,22 @@ def subject_access_rows(document: SubjectAccessDocument) -> Iterator[list[str]]:
     yield CSV_COLUMNS
     for line in document.lines():
         yield [
-            line.section,
-            line.item,
-            line.value,
+            _cell(line.section),
+            _cell(line.item),
+            _cell(line.value),
             _iso(line.start),
             _iso(line.end),
             line.marking,
         ]
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula: a name typed as
+# "=HYPERLINK(...)" must stay text in the file the officer opens (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def _iso(value: date | datetime | None) -> str:

@@ -14,7 +14,7 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from core.audit import audit_record
 from core.merges import person_merge
-from core.models import AuditEvent, FamilyRelationship, Involvement
+from core.models import AuditEvent, FamilyRelationship, Involvement, PersonName
 from core.selectors import SearchQuery, person_search
 from core.services import involvement_end, record_open
 from core.subject_access import (
@@ -151,3 +151,15 @@ def test_an_archived_record_is_found_and_covered(brighton) -> None:
     assert search.detail["result_ids"] == [s.ava.pk]
     document = subject_access_document(user=s.ig, person_id=s.ava.pk, fmt="html")
     assert document.current
+
+
+def test_a_name_that_looks_like_a_formula_stays_text_in_the_csv(brighton) -> None:
+    """A previous name typed as a spreadsheet formula is written with a leading apostrophe."""
+    s = brighton
+    PersonName.objects.create(
+        person=s.ava, kind="alias", given_name="=HYPERLINK(1)", family_name="x"
+    )
+    document = subject_access_document(user=s.ig, person_id=s.ava.pk, fmt="csv")
+    values = [row[2] for row in subject_access_rows(document)]
+    assert "'=HYPERLINK(1) x" in values
+    assert not any(value.startswith("=") for value in values)
