@@ -6,6 +6,8 @@
 - The council pages' navigation shows each registered link, in order, to the roles named.
 - The administrator's set-up checklist shows each registered step, in order, with whether
   it is done (worked out from the council's data each time the list is shown).
+- Merging two records of one person (`core.merges`) carries over the rows of every
+  registered table that points at a person (by model label and field name).
 
 Apps register in their `AppConfig.ready()`; core's own links are registered here."""
 
@@ -54,6 +56,22 @@ class SetUpStep:
 
 
 PERSON_PAGE_FRAGMENTS: list[PersonPageFragment] = []
+# (model label, field): rows a merge moves from the absorbed record to the kept one. Core's
+# own tables with rules of their own (involvements, names, family links) are moved by
+# `core.merges` itself.
+PERSON_MERGE_CARRIED: list[tuple[str, str]] = [
+    ("core.RecordOpening", "person"),
+    ("core.ContactRequest", "person"),
+    ("core.Notification", "person"),
+]
+
+
+def person_merge_carry_add(model_label: str, field: str) -> None:
+    """A merge of two records moves this table's rows whose `field` is the absorbed one."""
+    if (model_label, field) not in PERSON_MERGE_CARRIED:
+        PERSON_MERGE_CARRIED.append((model_label, field))
+
+
 NAVIGATION: list[NavigationLink] = []
 SET_UP_STEPS: list[SetUpStep] = []
 
@@ -97,6 +115,7 @@ def navigation_cache_add(forget: Callable[[], None]) -> None:
 PRACTITIONERS: tuple[str, ...] = (User.Role.PRACTITIONER, User.Role.MANAGER)
 ADMINISTRATORS: tuple[str, ...] = (User.Role.COUNCIL_ADMIN,)
 GOVERNANCE: tuple[str, ...] = (User.Role.COUNCIL_ADMIN, User.Role.IG_OFFICER)
+IG_OFFICERS: tuple[str, ...] = (User.Role.IG_OFFICER,)
 
 for _link in (
     NavigationLink("core:search", "Search", PRACTITIONERS, 10, also_active=("search_break_glass",)),
@@ -122,5 +141,19 @@ for _link in (
     NavigationLink("core:roles", "Roles", ADMINISTRATORS, 130),
     NavigationLink("core:email_problems", "Email problems", ADMINISTRATORS, 140),
     NavigationLink("core:audit", "Audit log", GOVERNANCE, 150),
+    NavigationLink(
+        "core:merges",
+        "Merged records",
+        ADMINISTRATORS,
+        145,
+        also_active=("merge_find", "merge_find_other", "merge_check", "merge_detail"),
+    ),
+    NavigationLink(
+        "core:subject_access_find",
+        "Subject access",
+        IG_OFFICERS,
+        160,
+        also_active=("subject_access",),
+    ),
 ):
     navigation_link_add(_link)

@@ -170,6 +170,12 @@ class Person(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # A duplicate record merged into another (`core.services.person_merge`): gone from
+    # search, its page leads to the record it was merged into. NULL for every other record,
+    # so the previous release, which never sets it, keeps working during an upgrade.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["family_name", "given_name"]
@@ -334,6 +340,46 @@ class RecordOpening(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} opened {self.person}: {self.get_reason_display()}"
+
+
+class PersonMerge(models.Model):
+    """Two records of one person made one: `absorbed`'s involvements, family links, openings
+    and the rest moved to `keep`. `moved` names every row that moved, by table, and
+    `changed` every value the merge altered, so an administrator can put them back
+    exactly (`core.services.person_merge_reverse`). Audit events are never moved: they
+    keep the absorbed record's id and are read through this row."""
+
+    keep = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="merges_kept")
+    absorbed = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="merges_absorbed")
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    merged_at = models.DateTimeField(auto_now_add=True)
+    # {"core.Involvement": [ids], "teamwork.Task": [ids], ...}
+    moved = models.JSONField(default=dict)
+    # {"keep": {field: value before}, "absorbed": {...}, "names": {id: kind before}, ...}
+    changed = models.JSONField(default=dict)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-merged_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["absorbed"],
+                condition=Q(reversed_at__isnull=True),
+                name="one_standing_merge_per_absorbed_record",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Record {self.absorbed_id} merged into {self.keep_id}"
+
+    @property
+    def is_reversed(self) -> bool:
+        return self.reversed_at is not None
 
 
 class ContactRequest(models.Model):

@@ -176,11 +176,7 @@ def person_search(
     if break_glass and not practitioner.child_protection:
         raise PermissionDenied("Only child-protection practitioners can search with break-glass")
     mode = query.mode()
-    people = Person.objects.filter(archived_at__isnull=True)
-    if mode == "nhs_number":
-        candidates = list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
-    else:
-        candidates = _name_matches(query, mode)
+    candidates = people_matching(query)
     team = team_person_ids(user, [p.pk for p in candidates])
     visible = [p for p in candidates if not p.shielded or p.pk in team or break_glass]
     visible.sort(key=lambda p: (p.family_name, p.given_name, p.pk))
@@ -194,10 +190,26 @@ def person_search(
     return [_result(p, team) for p in visible]
 
 
-def _name_matches(query: SearchQuery, mode: str) -> list[Person]:
+def people_matching(query: SearchQuery, *, archived: bool = False) -> list[Person]:
+    """Everyone (shielded or not) the query identifies, by the search's rules; SearchRefused
+    when it is too broad. `archived` includes records archived but not yet purged (a subject
+    access request covers them). Callers apply who may see whom, and audit."""
+    mode = query.mode()
+    if mode == "nhs_number":
+        people = _searchable(archived=archived)
+        return list(people.filter(nhs_number=nhs_number_clean(query.nhs_number)))
+    return _name_matches(query, mode, archived=archived)
+
+
+def _searchable(*, archived: bool = False) -> QuerySet[Person]:
+    people = Person.objects.filter(merged_into__isnull=True)
+    return people if archived else people.filter(archived_at__isnull=True)
+
+
+def _name_matches(query: SearchQuery, mode: str, *, archived: bool = False) -> list[Person]:
     """People whose current, previous or other names match, among those with the query's
     date of birth (mode surname_dob) or postcode (mode names_postcode)."""
-    people = Person.objects.filter(archived_at__isnull=True)
+    people = _searchable(archived=archived)
     if mode == "surname_dob":
         narrowed = people.filter(date_of_birth=query.date_of_birth)
     else:
@@ -379,7 +391,7 @@ SELECT p.*, EXISTS (
     SELECT 1 FROM core_involvement i JOIN core_practitioner pr ON pr.id = i.practitioner_id
     WHERE i.person_id = p.id AND pr.user_id = %s AND i.end_date IS NULL
 ) AS viewer_on_team
-FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL
+FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
 """
 
 
@@ -400,7 +412,9 @@ def person_access(user: User, person_id: int) -> PersonAccess:
         .order_by("-opened_at")
         .first()
     )
-    if opening is not None:
+    # A shielded record is opened only with break-glass: an ordinary opening made before it
+    # was shielded (or of a record merged into a shielded one) no longer counts.
+    if opening is not None and (opening.break_glass or not person.shielded):
         return PersonAccess(person, Access.OPENED, break_glass=opening.break_glass)
     if _created_recently(user, person):
         return PersonAccess(person, Access.CREATED)
@@ -532,7 +546,7 @@ SELECT s.subject_id, s.relation_id, rl.person_id, rl.relative_id, rl.kind, rl.st
        o.name, o.agency_type, o.phone, pr.job_title, pr.work_phone, pr.secure_email,
        pr.user_id, u.full_name, u.email
 FROM subjects s
-JOIN core_person p ON p.id = s.subject_id AND p.archived_at IS NULL
+JOIN core_person p ON p.id = s.subject_id AND p.archived_at IS NULL AND p.merged_into_id IS NULL
 LEFT JOIN relations rl ON rl.id = s.relation_id
 LEFT JOIN core_involvement i
        ON i.person_id = s.subject_id AND (s.relation_id IS NULL OR i.end_date IS NULL)
@@ -889,8 +903,14 @@ def person_viewings(
         raise PermissionDenied("Only the person's team sees who has viewed the record")
     if audit:
         audit_record(actor=user, action="record_views_listed", person_id=person_id)
+    # Views of records merged into this one are its history too (decision 0010).
+    ids = person_ids_merged_into(person_id)
     with prepared_cursor() as cursor:
-        cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        if len(ids) == 1:
+            cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+        else:
+            sql = VIEWINGS_SQL.replace("WHERE person_id = %s", "WHERE person_id = ANY(%s)")
+            cursor.execute(sql, [ids, list(VIEWING_WORDS), limit])
         rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
     return [
@@ -903,6 +923,21 @@ def person_viewings(
         )
         for at, actor_email, action, reason, full_name, organisation in rows
     ]
+
+
+def person_ids_merged_into(person_id: int) -> list[int]:
+    """The record's own id and every id merged into it (through standing merges, at any
+    depth): the ids its audit history is written under."""
+    ids = [person_id]
+    frontier = [person_id]
+    while frontier:
+        frontier = list(
+            Person.objects.filter(merged_into_id__in=frontier)
+            .exclude(pk__in=ids)
+            .values_list("pk", flat=True)
+        )
+        ids.extend(frontier)
+    return ids
 
 
 def audit_events_count() -> int:

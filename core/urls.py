@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import people_views, setup_views, views
+from core import people_views, records_views, setup_views, views
 
 app_name = "core"
 
@@ -69,6 +69,31 @@ urlpatterns = [
     path("admin/email/problems/", views.email_problems, name="email_problems"),
     path("admin/email/outbox/", views.email_outbox, name="email_outbox"),
     path("admin/audit/", views.audit, name="audit"),
+    # Merging records and subject access (core/records_views.py).
+    path("admin/merges/", records_views.merges_list, name="merges"),
+    path("admin/merges/new/", records_views.merge_find, name="merge_find"),
+    path("admin/merges/new/<int:keep_id>/", records_views.merge_find, name="merge_find_other"),
+    path(
+        "admin/merges/new/<int:keep_id>/<int:absorb_id>/",
+        records_views.merge_check,
+        name="merge_check",
+    ),
+    path("admin/merges/<int:merge_id>/", records_views.merge_detail, name="merge_detail"),
+    path(
+        "admin/people/subject-access/",
+        records_views.subject_access_find,
+        name="subject_access_find",
+    ),
+    path(
+        "admin/people/<int:person_id>/subject-access/",
+        records_views.subject_access_document,
+        name="subject_access",
+    ),
+    path(
+        "admin/people/<int:person_id>/subject-access.csv",
+        records_views.subject_access_csv,
+        name="subject_access_csv",
+    ),
     path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
     # Set-up: the administrator's checklist and what it links to (core/setup_views.py).
     path("admin/set-up/", setup_views.set_up, name="set_up"),

@@ -25,7 +25,7 @@ from accounts.models import User
 from accounts.redirects import next_url_or
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
-from core import selectors, services
+from core import merges, selectors, services
 from core.delivery import email as delivery_email
 from core.delivery import notifications as delivery_notifications
 from core.extensions import person_page_fragments
@@ -154,7 +154,17 @@ def _born(person: Any) -> str:
 @otp_required
 def person(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
-    access = selectors.person_access(user, person_id)
+    try:
+        access = selectors.person_access(user, person_id)
+    except Http404:
+        # A record merged into another: its page is the kept record's, for whoever may know
+        # the kept record exists; to anyone else it is as missing as any record they cannot
+        # see (the redirect would tell them which records were merged).
+        kept = merges.person_merged_into(person_id)
+        if kept is None:
+            raise
+        selectors.person_access(user, kept)
+        return redirect("core:person", person_id=kept)
     if not access.can_see_network:
         return _state_reason(request, access)
     if request.method == "POST":

@@ -423,8 +423,8 @@ def person_identifiers(person: Person) -> protocol.Identifiers:
 
 
 def _keys_rows(agreement: DataSharingAgreement, secret: bytes, person: Person) -> list[MatchKey]:
-    # Shielded and archived people are never indexed: they can never be matched.
-    if person.shielded or person.archived_at is not None:
+    # Shielded, archived and merged-away people are never indexed: they can never be matched.
+    if person.shielded or person.archived_at is not None or person.merged_into_id is not None:
         return []
     computed = protocol.match_keys(
         person_identifiers(person), secret=secret, demographic=agreement.demographic_matching
@@ -444,9 +444,9 @@ def match_keys_rebuild(*, agreement: DataSharingAgreement) -> int:
         return 0
     secret = agreement_secret(agreement)
     rows: list[MatchKey] = []
-    people = Person.objects.filter(archived_at__isnull=True, shielded=False).prefetch_related(
-        "names"
-    )
+    people = Person.objects.filter(
+        archived_at__isnull=True, shielded=False, merged_into__isnull=True
+    ).prefetch_related("names")
     for person in people.iterator(chunk_size=2000):
         rows.extend(_keys_rows(agreement, secret, person))
     MatchKey.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)

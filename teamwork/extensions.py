@@ -13,6 +13,7 @@ from core.extensions import (
     NavigationLink,
     PersonPageFragment,
     navigation_link_add,
+    person_merge_carry_add,
     person_page_fragment_add,
 )
 from teamwork.reminders import reminder_email_body
@@ -37,3 +38,8 @@ def register() -> None:
         order=70,
     )
     notification_kind_always_emailed("team_message")
+    # A merge of two records of one person brings the team's shared work with it (contact
+    # logs of moved involvements follow them by `person` too; invitations follow meetings).
+    for model_label in ("teamwork.ContactLog", "teamwork.Task", "teamwork.TeamMessage"):
+        person_merge_carry_add(model_label, "person")
+    person_merge_carry_add("teamwork.Meeting", "person")

@@ -261,7 +261,9 @@ def family_timeline(*, user: User, person_id: int, kinds: list[str] | None = Non
     on_team = team_person_ids(user, [person.pk, *relative_ids])
     relatives = [
         p
-        for p in Person.objects.filter(pk__in=relative_ids, archived_at__isnull=True)
+        for p in Person.objects.filter(
+            pk__in=relative_ids, archived_at__isnull=True, merged_into__isnull=True
+        )
         if not p.shielded or p.pk in on_team
     ]
     entries, notices = _entries(person, user, viewer, team=access.access == Access.TEAM)
