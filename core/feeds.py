@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -41,6 +41,7 @@ from core.identifiers import (
     postcode_key,
 )
 from core.models import (
+    CouncilPolicy,
     FamilyRelationship,
     FeedRecord,
     ImportRun,
@@ -51,6 +52,7 @@ from core.models import (
     Practitioner,
     SourceSystem,
 )
+from core.retention import years_before
 from core.signals import records_imported
 
 Kind = FeedRecord.Kind
@@ -280,6 +282,8 @@ class FeedImport:
         self.summary = RunSummary()
         self.pending: list[tuple[int, str, str, str, str]] = []
         self.today = timezone.localdate()
+        self.retention_years = CouncilPolicy.current().involvement_retention_years
+        self.retention_cutoff = years_before(self.today, self.retention_years)
         self.seen: set[int] = set()
         # People accepted earlier in this file; in a dry run nothing is written, so later
         # rows find them here rather than in FeedRecord.
@@ -379,13 +383,22 @@ class FeedImport:
 
     # Keys
 
+    # Where each kind's records live: a key whose record is gone (purged by retention,
+    # merged away) counts as no key, and the row creates the record afresh.
+    TABLES: dict[str, str] = {
+        Kind.PERSON: "core_person",
+        Kind.RELATIONSHIP: "core_familyrelationship",
+        Kind.INVOLVEMENT: "core_involvement",
+    }
+
     def _keys(self, kind: str, source_ids: list[str]) -> dict[str, tuple[int, str]]:
         if not source_ids:
             return {}
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT source_id, local_id, digest FROM core_feedrecord "
-                "WHERE source_system_id = %s AND kind = %s AND source_id = ANY(%s)",
+                "SELECT f.source_id, f.local_id, f.digest FROM core_feedrecord f "  # noqa: S608
+                f"JOIN {self.TABLES[kind]} r ON r.id = f.local_id "
+                "WHERE f.source_system_id = %s AND f.kind = %s AND f.source_id = ANY(%s)",
                 [self.source_id, kind, source_ids],
             )
             return {source_id: (local, digest) for source_id, local, digest in cursor}
@@ -623,6 +636,11 @@ class FeedImport:
             )
         if start is None:
             raise Rejected("The start date is missing")
+        if end is not None and end < self.retention_cutoff:
+            raise Rejected(
+                f"The involvement ended more than {self.retention_years} years ago, past the "
+                "council's retention period: it is not imported"
+            )
         if end is None and organisation.closed_on is not None:
             raise Rejected(f"{organisation.name} has closed: a current involvement cannot be there")
         sensitive = organisation.sensitive_service
@@ -680,10 +698,36 @@ class FeedImport:
 
     def _relationships(self, refs: list[_Reference]) -> None:
         keys = self._keys(Kind.RELATIONSHIP, [r.row.source_id for r in refs])
+        # A current relationship already recorded (by a practitioner, or another source) is
+        # taken over, not duplicated: only one current link of a kind between two people.
+        existing: dict[tuple[int, int, str], int] = {}
+        person_ids = [r.facts["person_id"] for r in refs if r.facts["person_id"] is not None]
+        if person_ids:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT person_id, relative_id, kind, id FROM core_familyrelationship "
+                    "WHERE end_date IS NULL AND person_id = ANY(%s)",
+                    [person_ids],
+                )
+                existing = {(p, r, k): pk for p, r, k, pk in cursor}
         creates: list[_Reference] = []
         updates: list[tuple[_Reference, int]] = []
+        batch_links: dict[tuple[Any, ...], str] = {}
         for ref in refs:
+            f = ref.facts
+            link = (f["person"], f["relative"], f["kind"])
             known = keys.get(ref.row.source_id)
+            if f["end"] is None:
+                other = batch_links.get(link)
+                if other is not None:
+                    self._outcome(
+                        ref.row, REJECTED, f"The same relationship is given as {other} too"
+                    )
+                    continue
+                batch_links[link] = ref.row.source_id
+            taken_over = existing.get((f["person_id"], f["relative_id"], f["kind"]))
+            if known is None and taken_over is not None and f["end"] is None:
+                known = (taken_over, "")
             if known is None:
                 creates.append(ref)
                 self._outcome(ref.row, CREATED)
@@ -734,10 +778,38 @@ class FeedImport:
         """Create, update or leave each involvement; returns the ids of the people whose
         involvements were written."""
         keys = self._keys(Kind.INVOLVEMENT, [r.row.source_id for r in refs])
+        # As at a page, one current involvement per person, practitioner and role: one
+        # recorded already (by the practitioner, or another source) is taken over.
+        existing: dict[tuple[int, int, int], int] = {}
+        person_ids = [r.facts["person_id"] for r in refs if r.facts["person_id"] is not None]
+        if person_ids:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT person_id, practitioner_id, role_id, id FROM core_involvement "
+                    "WHERE end_date IS NULL AND person_id = ANY(%s)",
+                    [person_ids],
+                )
+                existing = {(p, pr, r): pk for p, pr, r, pk in cursor}
         creates: list[_Reference] = []
         updates: list[tuple[_Reference, int]] = []
+        batch_current: dict[tuple[Any, ...], str] = {}
         for ref in refs:
+            f = ref.facts
             known = keys.get(ref.row.source_id)
+            if f["end"] is None:
+                same = (f["person"], f["practitioner"], f["role"])
+                other = batch_current.get(same)
+                if other is not None:
+                    self._outcome(
+                        ref.row,
+                        REJECTED,
+                        f"The same practitioner holds this role with this person in {other}",
+                    )
+                    continue
+                batch_current[same] = ref.row.source_id
+                taken_over = existing.get((f["person_id"], f["practitioner"], f["role"]))
+                if known is None and taken_over is not None:
+                    known = (taken_over, "")
             if known is None:
                 creates.append(ref)
                 self._outcome(ref.row, CREATED)
@@ -899,6 +971,11 @@ def feed_import(*, run: ImportRun, progress: Callable[[int], None] | None = None
     except ValidationError as exc:
         run.status = ImportRun.Status.FAILED
         run.error = " ".join(exc.messages)[:500]
+    except IntegrityError as exc:
+        # A rule the rows' checks missed: that batch is rolled back whole, earlier ones stay
+        # (a re-run finds them unchanged).
+        run.status = ImportRun.Status.FAILED
+        run.error = f"The import stopped: a batch broke a database rule ({exc})"[:500]
     else:
         run.status = ImportRun.Status.DONE
     summary = importer.summary if importer else RunSummary()

@@ -451,3 +451,51 @@ def test_organisation_rows_are_untouched(brighton) -> None:  # type: ignore[no-u
     before = Organisation.objects.count()
     _run(_csv([person("P1"), involvement("I1", "P1", organisation_code="New Org")]))
     assert Organisation.objects.count() == before
+
+
+def test_an_involvement_already_recorded_is_taken_over_not_duplicated(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Nia already records herself as Ava's school nurse: the feed's row becomes that one."""
+    ava = brighton.ava
+    before = Involvement.objects.filter(person=ava).count()
+    run, _ = _run(
+        _csv(
+            [
+                person(
+                    "P9", given_name="Ava", family_name="O'Brien-Smith", nhs_number="9434765919"
+                ),
+                involvement("I9", "P9", start_date="2023-09-01"),
+            ]
+        )
+    )
+    assert run.counts["rejected"] == 0
+    assert Involvement.objects.filter(person=ava).count() == before
+    nurse = Involvement.objects.get(person=ava, role__name="School nurse")
+    assert nurse.start_date == date(2023, 9, 1)
+
+
+def test_an_involvement_past_retention_is_not_imported(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Retention holds for feeds: what the policy would purge is never brought back."""
+    _, report = _run(
+        _csv(
+            [person("P1"), involvement("I1", "P1", start_date="2001-01-01", end_date="2002-01-01")]
+        )
+    )
+    assert "past the council's retention period" in _reason(report, "I1")
+
+
+def test_the_purge_forgets_the_keys_of_what_it_deleted(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Keys never point at a purged record; the same row later creates the record afresh."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.models import FeedRecord
+    from core.retention import retention_purge
+
+    _run(_csv([person("P1")]))
+    lily = Person.objects.get(given_name="Lily")
+    Person.objects.filter(pk=lily.pk).update(archived_at=timezone.now() - timedelta(days=400))
+    retention_purge(today=date.today())
+    assert not FeedRecord.objects.filter(kind="person", local_id=lily.pk).exists()
+    run, _ = _run(_csv([person("P1")]))
+    assert run.counts["created"] == 1
