@@ -13,9 +13,9 @@ rejected row never half-applies. A run writes one audit event, and a per-row rep
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
+import io
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +56,9 @@ from core.retention import years_before
 from core.signals import records_imported
 
 Kind = FeedRecord.Kind
+# Looked up for every row: Django's `.values` builds its list afresh on each use.
+KINDS = frozenset(Kind.values)
+RELATIONSHIP_KINDS = frozenset(FamilyRelationship.Kind.values)
 
 # The CSV template: one file, one record per row, its kind in the first column.
 CSV_COLUMNS = (
@@ -79,6 +82,7 @@ CSV_COLUMNS = (
     "end_date",
 )
 REQUIRED_COLUMNS = ("record", "source_id")
+DIGEST_COLUMNS = CSV_COLUMNS[2:]
 BATCH_SIZE = 5000
 NAME_MAX = 100
 SOURCE_ID_MAX = 100
@@ -106,20 +110,17 @@ OUTCOMES = (CREATED, UPDATED, UNCHANGED, REJECTED, ENDED)
 REPORT_COLUMNS = ("line", "record", "source_id", "outcome", "reason")
 
 
-@dataclass
 class FeedRow:
     """One record as the feed gives it, whatever the format: the CSV template's columns."""
 
-    line: int
-    values: dict[str, str]
+    __slots__ = ("digest", "kind", "line", "source_id", "values")
 
-    @property
-    def kind(self) -> str:
-        return (self.values.get("record") or "").strip().lower()
-
-    @property
-    def source_id(self) -> str:
-        return (self.values.get("source_id") or "").strip()
+    def __init__(self, line: int, values: dict[str, str]) -> None:
+        self.line = line
+        self.values = values
+        self.kind = (values.get("record") or "").strip().lower()
+        self.source_id = (values.get("source_id") or "").strip()
+        self.digest = ""
 
     def get(self, column: str) -> str:
         return (self.values.get(column) or "").strip()
@@ -142,8 +143,7 @@ class RunSummary:
 
 
 def _text_lines(binary: IO[bytes]) -> Iterator[str]:
-    reader = codecs.getreader("utf-8-sig")(binary)
-    yield from reader
+    yield from io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
 
 
 def csv_rows(binary: IO[bytes]) -> Iterator[FeedRow]:
@@ -176,6 +176,11 @@ def csv_rows(binary: IO[bytes]) -> Iterator[FeedRow]:
 def _date(value: str, label: str) -> date | None:
     if not value:
         return None
+    if len(value) == 10 and value[4] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
     for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
         try:
             return datetime.strptime(value, pattern).date()
@@ -214,11 +219,11 @@ class PersonFacts:
     shielded: bool
 
 
-def person_facts(row: FeedRow) -> PersonFacts:
+def person_facts(row: FeedRow, today: date) -> PersonFacts:
     given = _name(row, "given_name", "first name")
     family = _name(row, "family_name", "surname")
     born = _date(row.get("date_of_birth"), "date of birth")
-    if born is not None and born > timezone.localdate():
+    if born is not None and born > today:
         raise Rejected("The date of birth is in the future")
     sex = SEX_WORDS.get(row.get("sex").lower())
     if sex is None:
@@ -289,6 +294,7 @@ class FeedImport:
         # rows find them here rather than in FeedRecord.
         self.accepted_people: set[int] = set()
         self.nhs_claimed: dict[str, int] = {}
+        self.batch_keys: dict[str, dict[str, tuple[int, str]]] = {}
         self.organisations = {
             org.register_code.upper(): org for org in Organisation.objects.exclude(register_code="")
         }
@@ -345,7 +351,7 @@ class FeedImport:
             # Still in the source, however malformed: a full snapshot must not end it.
             self.seen.add(hash((kind, source_id)))
             raise Rejected(problem)
-        if kind not in Kind.values:
+        if kind not in KINDS:
             raise Rejected(
                 f"The record '{row.get('record')}' is not person, relationship or involvement"
             )
@@ -357,15 +363,38 @@ class FeedImport:
         if key in self.seen:
             raise Rejected(f"The {kind} source id {source_id} appears more than once in this file")
         self.seen.add(key)
+        # What the source says, as it says it: equal to the stored digest, the row is
+        # unchanged and is not checked or written again (a nightly re-import is mostly that).
+        row.digest = _digest(*(row.get(column) for column in DIGEST_COLUMNS))
 
     def _batch_apply(self, rows: list[FeedRow]) -> None:
-        people: list[tuple[FeedRow, PersonFacts]] = []
-        others: list[FeedRow] = []
+        fresh: list[FeedRow] = []
         for row in rows:
             try:
                 self._first_sight(row)
+                fresh.append(row)
+            except Rejected as exc:
+                self._outcome(row, REJECTED, str(exc))
+        self.batch_keys = {
+            kind: self._keys(kind, [row.source_id for row in fresh if row.kind == kind])
+            for kind in KINDS
+        }
+        people: list[tuple[FeedRow, PersonFacts]] = []
+        others: list[FeedRow] = []
+        for row in fresh:
+            known = self.batch_keys[row.kind].get(row.source_id)
+            if known is not None and known[1] == row.digest:
+                self._outcome(row, UNCHANGED)
                 if row.kind == Kind.PERSON:
-                    people.append((row, person_facts(row)))
+                    key = hash((Kind.PERSON, row.source_id))
+                    self.accepted_people.add(key)
+                    nhs = nhs_number_clean(row.get("nhs_number"))
+                    if nhs:
+                        self.nhs_claimed.setdefault(nhs, key)
+                continue
+            try:
+                if row.kind == Kind.PERSON:
+                    people.append((row, person_facts(row, self.today)))
                 else:
                     others.append(row)
             except Rejected as exc:
@@ -436,20 +465,23 @@ class FeedImport:
 
     def _people(self, people: list[tuple[FeedRow, PersonFacts]]) -> list[int]:
         """Create, update or leave each person; returns the ids of people written."""
-        keys = self._keys(Kind.PERSON, [row.source_id for row, _ in people])
+        keys = self.batch_keys[Kind.PERSON]
         nhs_numbers = [f.nhs_number for _, f in people if f.nhs_number]
-        holders: dict[str, tuple[int, bool]] = {}
+        # Who holds each NHS number now, and which of this source's ids stands for them.
+        holders: dict[str, tuple[int, str | None]] = {}
         if nhs_numbers:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT nhs_number, id, shielded FROM core_person WHERE nhs_number = ANY(%s)",
-                    [nhs_numbers],
+                    "SELECT p.nhs_number, p.id, f.source_id FROM core_person p "
+                    "LEFT JOIN core_feedrecord f ON f.kind = 'person' AND f.local_id = p.id "
+                    "AND f.source_system_id = %s WHERE p.nhs_number = ANY(%s)",
+                    [self.source_id, nhs_numbers],
                 )
-                holders = {nhs: (pk, shielded) for nhs, pk, shielded in cursor}
+                holders = {nhs: (pk, source_id) for nhs, pk, source_id in cursor}
         creates: list[tuple[FeedRow, PersonFacts, str]] = []
         updates: list[tuple[FeedRow, PersonFacts, str, int]] = []
         for row, facts in people:
-            digest = _digest(*facts.__dict__.values())
+            digest = row.digest
             known = keys.get(row.source_id)
             key = hash((Kind.PERSON, row.source_id))
             try:
@@ -465,6 +497,11 @@ class FeedImport:
                         raise Rejected(
                             f"The NHS number {facts.nhs_number} belongs to another record in "
                             "Patchwork"
+                        )
+                    if not known and holder and holder[1] and holder[1] != row.source_id:
+                        raise Rejected(
+                            f"The NHS number {facts.nhs_number} belongs to the person "
+                            f"{holder[1]} from this source system"
                         )
                     self.nhs_claimed[facts.nhs_number] = key
             except Rejected as exc:
@@ -607,14 +644,14 @@ class FeedImport:
             if relative == person:
                 raise Rejected("A person cannot be their own relative")
             kind = row.get("relationship").lower()
-            if kind not in FamilyRelationship.Kind.values:
+            if kind not in RELATIONSHIP_KINDS:
                 raise Rejected(
                     f"The relationship '{row.get('relationship')}' is not parent, carer, "
                     "sibling or household"
                 )
             facts: dict[str, Any] = {"person": person, "relative": relative, "kind": kind}
             facts |= {"start": start, "end": end}
-            return _digest(*facts.values()), facts
+            return row.digest, facts
         code = row.get("organisation_code")
         organisation = self.organisations.get(code.upper())
         if organisation is None:
@@ -658,7 +695,7 @@ class FeedImport:
             "end": end,
             "sensitive": sensitive,
         }
-        return _digest(*facts.values()), facts
+        return row.digest, facts
 
     def _references(self, rows: list[FeedRow]) -> list[_Reference]:
         checked: list[_Reference] = []
@@ -697,11 +734,15 @@ class FeedImport:
         return resolved
 
     def _relationships(self, refs: list[_Reference]) -> None:
-        keys = self._keys(Kind.RELATIONSHIP, [r.row.source_id for r in refs])
+        keys = self.batch_keys[Kind.RELATIONSHIP]
         # A current relationship already recorded (by a practitioner, or another source) is
         # taken over, not duplicated: only one current link of a kind between two people.
         existing: dict[tuple[int, int, str], int] = {}
-        person_ids = [r.facts["person_id"] for r in refs if r.facts["person_id"] is not None]
+        person_ids = [
+            r.facts["person_id"]
+            for r in refs
+            if r.facts["person_id"] is not None and r.row.source_id not in keys
+        ]
         if person_ids:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -777,11 +818,15 @@ class FeedImport:
     def _involvements(self, refs: list[_Reference]) -> list[int]:
         """Create, update or leave each involvement; returns the ids of the people whose
         involvements were written."""
-        keys = self._keys(Kind.INVOLVEMENT, [r.row.source_id for r in refs])
+        keys = self.batch_keys[Kind.INVOLVEMENT]
         # As at a page, one current involvement per person, practitioner and role: one
         # recorded already (by the practitioner, or another source) is taken over.
         existing: dict[tuple[int, int, int], int] = {}
-        person_ids = [r.facts["person_id"] for r in refs if r.facts["person_id"] is not None]
+        person_ids = [
+            r.facts["person_id"]
+            for r in refs
+            if r.facts["person_id"] is not None and r.row.source_id not in keys
+        ]
         if person_ids:
             with connection.cursor() as cursor:
                 cursor.execute(
