@@ -1122,3 +1122,20 @@ def import_run_start(
     run.file_path = str(path)
     run.save(update_fields=["file_path"])
     return run
+
+
+def import_run_apply(*, run: ImportRun, actor: User | None) -> ImportRun:
+    """After a dry run, the same file for real: a new run, keeping the dry run's report."""
+    _administrator_only(actor)
+    if not run.dry_run or run.status != ImportRun.Status.DONE:
+        raise ValidationError("Only a finished dry run can be imported")
+    if not run.source_system.active:
+        raise ValidationError(f"The source system {run.source_system.name} is switched off")
+    return ImportRun.objects.create(
+        source_system=run.source_system,
+        format=run.format,
+        full_snapshot=run.full_snapshot,
+        dry_run=False,
+        requested_by=actor,
+        file_path=run.file_path,
+    )

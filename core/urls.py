@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import people_views, setup_views, views
+from core import feeds_views, people_views, setup_views, views
 
 app_name = "core"
 
@@ -69,6 +69,18 @@ urlpatterns = [
     path("admin/email/problems/", views.email_problems, name="email_problems"),
     path("admin/email/outbox/", views.email_outbox, name="email_outbox"),
     path("admin/audit/", views.audit, name="audit"),
+    # Feeds from source systems (core/feeds_views.py).
+    path("admin/imports/", feeds_views.imports, name="imports"),
+    path("admin/imports/systems/new/", feeds_views.source_system_new, name="source_system_new"),
+    path("admin/imports/<int:run_id>/", feeds_views.import_run, name="import_run"),
+    path(
+        "admin/imports/<int:run_id>/apply/", feeds_views.import_run_apply, name="import_run_apply"
+    ),
+    path(
+        "admin/imports/<int:run_id>/report.csv",
+        feeds_views.import_run_report,
+        name="import_run_report",
+    ),
     path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
     # Set-up: the administrator's checklist and what it links to (core/setup_views.py).
     path("admin/set-up/", setup_views.set_up, name="set_up"),
