@@ -293,7 +293,8 @@ class FeedImport:
         # People accepted earlier in this file; in a dry run nothing is written, so later
         # rows find them here rather than in FeedRecord.
         self.accepted_people: set[int] = set()
-        self.nhs_claimed: dict[str, int] = {}
+        self.nhs_claimed: dict[int, int] = {}
+        self.written = self.written_at_analyze = self.created_before = 0
         self.batch_keys: dict[str, dict[str, tuple[int, str]]] = {}
         self.organisations = {
             org.register_code.upper(): org for org in Organisation.objects.exclude(register_code="")
@@ -333,6 +334,21 @@ class FeedImport:
             self._report_flush()
         return self.summary
 
+    def _statistics_refresh(self) -> None:
+        """ANALYZE the tables an import fills once they have grown by half since it last
+        did: with statistics of an empty table, the planner would read the whole of
+        core_person for every batch's key lookup (a first import would be quadratic).
+        Autovacuum gets there too, but minutes later."""
+        if self.dry_run or self.written < max(BATCH_SIZE * 4, self.written_at_analyze // 2):
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ANALYZE core_feedrecord, core_person, core_personname, core_involvement, "
+                "core_familyrelationship"
+            )
+        self.written_at_analyze += self.written
+        self.written = 0
+
     def _batch(self, rows: list[FeedRow]) -> None:
         if self.dry_run:
             self._batch_apply(rows)
@@ -341,6 +357,9 @@ class FeedImport:
                 self._batch_apply(rows)
         self._report_flush()
         self.summary.rows += len(rows)
+        self.written += self.summary.counts[CREATED] - self.created_before
+        self.created_before = self.summary.counts[CREATED]
+        self._statistics_refresh()
         if self.progress is not None:
             self.progress(self.summary.rows)
 
@@ -389,8 +408,8 @@ class FeedImport:
                     key = hash((Kind.PERSON, row.source_id))
                     self.accepted_people.add(key)
                     nhs = nhs_number_clean(row.get("nhs_number"))
-                    if nhs:
-                        self.nhs_claimed.setdefault(nhs, key)
+                    if nhs.isdigit():
+                        self.nhs_claimed.setdefault(int(nhs), key)
                 continue
             try:
                 if row.kind == Kind.PERSON:
@@ -486,7 +505,7 @@ class FeedImport:
             key = hash((Kind.PERSON, row.source_id))
             try:
                 if facts.nhs_number:
-                    claimed = self.nhs_claimed.get(facts.nhs_number)
+                    claimed = self.nhs_claimed.get(int(facts.nhs_number))
                     if claimed is not None and claimed != key:
                         raise Rejected(
                             f"The NHS number {facts.nhs_number} is given to another person "
@@ -503,7 +522,7 @@ class FeedImport:
                             f"The NHS number {facts.nhs_number} belongs to the person "
                             f"{holder[1]} from this source system"
                         )
-                    self.nhs_claimed[facts.nhs_number] = key
+                    self.nhs_claimed[int(facts.nhs_number)] = key
             except Rejected as exc:
                 self._outcome(row, REJECTED, str(exc))
                 continue

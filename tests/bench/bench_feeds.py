@@ -95,6 +95,8 @@ def main() -> None:
     os.environ.setdefault("PATCHWORK_ENV", "development")
     os.environ["DJANGO_SETTINGS_MODULE"] = "deploy.settings"
     os.environ.pop("REDIS_URL", None)
+    # As in production: with DEBUG on, Django keeps the text of the last 9,000 statements.
+    os.environ["DEBUG"] = "false"
     import django
 
     django.setup()
