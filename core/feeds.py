@@ -390,6 +390,10 @@ class FeedImport:
         row.digest = _digest(*(row.get(column) for column in DIGEST_COLUMNS))
 
     def _batch_apply(self, rows: list[FeedRow]) -> None:
+        if not self.dry_run:
+            # Written people are found in the database from the next batch on: only a dry
+            # run, which writes nothing, must remember them for the whole file.
+            self.nhs_claimed.clear()
         fresh: list[FeedRow] = []
         for row in rows:
             try:
@@ -409,7 +413,8 @@ class FeedImport:
                 self._outcome(row, UNCHANGED)
                 if row.kind == Kind.PERSON:
                     key = hash((Kind.PERSON, row.source_id))
-                    self.accepted_people.add(key)
+                    if self.dry_run:
+                        self.accepted_people.add(key)
                     nhs = nhs_number_clean(row.get("nhs_number"))
                     if nhs.isdigit():
                         self.nhs_claimed.setdefault(int(nhs), key)
@@ -529,7 +534,8 @@ class FeedImport:
             except Rejected as exc:
                 self._outcome(row, REJECTED, str(exc))
                 continue
-            self.accepted_people.add(key)
+            if self.dry_run:
+                self.accepted_people.add(key)
             if known is None:
                 holder = holders.get(facts.nhs_number or "")
                 if holder is not None:
@@ -1043,6 +1049,13 @@ def feed_import(*, run: ImportRun, progress: Callable[[int], None] | None = None
         # (a re-run finds them unchanged).
         run.status = ImportRun.Status.FAILED
         run.error = f"The import stopped: a batch broke a database rule ({exc})"[:500]
+    except Exception:
+        ImportRun.objects.filter(pk=run.pk).update(
+            status=ImportRun.Status.FAILED,
+            error="The import stopped unexpectedly: the error is in the server's log",
+            finished_at=timezone.now(),
+        )
+        raise
     else:
         run.status = ImportRun.Status.DONE
     summary = importer.summary if importer else RunSummary()

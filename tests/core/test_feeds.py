@@ -499,3 +499,14 @@ def test_the_purge_forgets_the_keys_of_what_it_deleted(brighton) -> None:  # typ
     assert not FeedRecord.objects.filter(kind="person", local_id=lily.pk).exists()
     run, _ = _run(_csv([person("P1")]))
     assert run.counts["created"] == 1
+
+
+def test_one_nhs_number_for_two_people_is_refused_in_a_file_and_across_runs(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Within a file the second person is rejected; in a later file too, naming the first."""
+    _, report = _run(
+        _csv([person("P1", nhs_number="4010232137"), person("P2", nhs_number="4010232137")])
+    )
+    assert "given to another person earlier in this file" in _reason(report, "P2")
+    _, later = _run(_csv([person("P3", nhs_number="4010232137")]))
+    assert "belongs to the person P1 from this source system" in _reason(later, "P3")
+    assert Person.objects.filter(nhs_number="4010232137").count() == 1
