@@ -249,11 +249,6 @@ def person_facts(row: FeedRow, today: date) -> PersonFacts:
     )
 
 
-def _digest(*parts: object) -> str:
-    text = "\x1f".join("" if part is None else str(part) for part in parts)
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
 # --- The import ---------------------------------------------------------------------------
 
 
@@ -357,6 +352,9 @@ class FeedImport:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_seqscan = off")
+                # A batch lost in a crash is re-imported by the next run (it is idempotent),
+                # so its commit need not wait for the disk.
+                cursor.execute("SET LOCAL synchronous_commit = off")
             self._batch_apply(rows)
         self._report_flush()
         self.summary.rows += len(rows)
@@ -387,7 +385,9 @@ class FeedImport:
         self.seen.add(key)
         # What the source says, as it says it: equal to the stored digest, the row is
         # unchanged and is not checked or written again (a nightly re-import is mostly that).
-        row.digest = _digest(*(row.get(column) for column in DIGEST_COLUMNS))
+        values = row.values
+        text = "\x1f".join([values.get(column) or "" for column in DIGEST_COLUMNS])
+        row.digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
     def _batch_apply(self, rows: list[FeedRow]) -> None:
         if not self.dry_run:
@@ -457,7 +457,7 @@ class FeedImport:
                 "WHERE f.source_system_id = %s AND f.kind = %s AND f.source_id = ANY(%s)",
                 [self.source_id, kind, source_ids],
             )
-            return {source_id: (local, digest) for source_id, local, digest in cursor}
+            return {source_id: (local, digest) for source_id, local, digest in cursor.fetchall()}
 
     def _keys_save(self, kind: str, keyed: list[tuple[str, int, str]]) -> None:
         if not keyed:
@@ -486,7 +486,7 @@ class FeedImport:
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                 [table, count],
             )
-            return [row[0] for row in cursor]
+            return [row[0] for row in cursor.fetchall()]
 
     # People
 
@@ -504,7 +504,7 @@ class FeedImport:
                     "AND f.source_system_id = %s WHERE p.nhs_number = ANY(%s)",
                     [self.source_id, nhs_numbers],
                 )
-                holders = {nhs: (pk, source_id) for nhs, pk, source_id in cursor}
+                holders = {nhs: (pk, source_id) for nhs, pk, source_id in cursor.fetchall()}
         creates: list[tuple[FeedRow, PersonFacts, str]] = []
         updates: list[tuple[FeedRow, PersonFacts, str, int]] = []
         for row, facts in people:
@@ -778,7 +778,7 @@ class FeedImport:
                     "WHERE end_date IS NULL AND person_id = ANY(%s)",
                     [person_ids],
                 )
-                existing = {(p, r, k): pk for p, r, k, pk in cursor}
+                existing = {(p, r, k): pk for p, r, k, pk in cursor.fetchall()}
         creates: list[_Reference] = []
         updates: list[tuple[_Reference, int]] = []
         batch_links: dict[tuple[Any, ...], str] = {}
@@ -862,7 +862,7 @@ class FeedImport:
                     "WHERE end_date IS NULL AND person_id = ANY(%s)",
                     [person_ids],
                 )
-                existing = {(p, pr, r): pk for p, pr, r, pk in cursor}
+                existing = {(p, pr, r): pk for p, pr, r, pk in cursor.fetchall()}
         creates: list[_Reference] = []
         updates: list[tuple[_Reference, int]] = []
         batch_current: dict[tuple[Any, ...], str] = {}
@@ -985,7 +985,7 @@ class FeedImport:
                     "SELECT id FROM core_involvement WHERE id = ANY(%s) AND end_date IS NULL",
                     [list(by_id)],
                 )
-                ended = [(row[0], None) for row in cursor]
+                ended = [(row[0], None) for row in cursor.fetchall()]
         else:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(
