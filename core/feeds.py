@@ -432,10 +432,27 @@ class FeedImport:
         involvements = [r for r in refs if r.row.kind == Kind.INVOLVEMENT]
         self._relationships(relationships)
         involved = self._involvements(involvements)
+        changed_people = sorted(set(changed_people) | set(self._unarchive(involvements)))
         if not self.dry_run and (changed_people or involved):
             records_imported.send(
                 sender=FeedImport, person_ids=changed_people, involvement_person_ids=involved
             )
+
+    def _unarchive(self, involvements: list[_Reference]) -> list[int]:
+        """A person archived by retention whom a source now sends a current involvement for
+        is someone being worked with again: back in search, and kept from the purge."""
+        current = sorted(
+            {r.facts["person_id"] for r in involvements if r.facts["end"] is None} - {None}
+        )
+        if self.dry_run or not current:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE core_person SET archived_at = NULL "
+                "WHERE id = ANY(%s) AND archived_at IS NOT NULL RETURNING id",
+                [current],
+            )
+            return [row[0] for row in cursor.fetchall()]
 
     # Keys
 

@@ -510,3 +510,14 @@ def test_one_nhs_number_for_two_people_is_refused_in_a_file_and_across_runs(brig
     _, later = _run(_csv([person("P3", nhs_number="4010232137")]))
     assert "belongs to the person P1 from this source system" in _reason(later, "P3")
     assert Person.objects.filter(nhs_number="4010232137").count() == 1
+
+
+def test_a_current_involvement_brings_an_archived_person_back(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Retention archived Lily; the source is working with her again, so the purge must not
+    take her: she is back in search with her new involvement."""
+    from django.utils import timezone
+
+    _run(_csv([person("P1")]))
+    Person.objects.filter(given_name="Lily").update(archived_at=timezone.now())
+    _run(_csv([involvement("I1", "P1")]))
+    assert Person.objects.get(given_name="Lily").archived_at is None
