@@ -996,15 +996,16 @@ class FeedImport:
     def _end(self, missing: list[tuple[str, int]]) -> None:
         by_id = dict((local, source) for source, local in missing)
         reason = "No longer in the source system's full snapshot: ended in source system"
-        if self.dry_run:
-            with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # as for a batch
+            if self.dry_run:
                 cursor.execute(
-                    "SELECT id FROM core_involvement WHERE id = ANY(%s) AND end_date IS NULL",
+                    "SELECT id, person_id FROM core_involvement "
+                    "WHERE id = ANY(%s) AND end_date IS NULL",
                     [list(by_id)],
                 )
-                ended = [(row[0], None) for row in cursor.fetchall()]
-        else:
-            with transaction.atomic(), connection.cursor() as cursor:
+                ended = list(cursor.fetchall())
+            else:
                 cursor.execute(
                     "UPDATE core_involvement SET end_date = GREATEST(%s, start_date), "
                     "end_reason = %s, lead_professional = false "

@@ -521,3 +521,23 @@ def test_a_current_involvement_brings_an_archived_person_back(brighton) -> None:
     Person.objects.filter(given_name="Lily").update(archived_at=timezone.now())
     _run(_csv([involvement("I1", "P1")]))
     assert Person.objects.get(given_name="Lily").archived_at is None
+
+
+def test_a_dry_run_of_a_full_snapshot_reports_what_would_end_and_ends_nothing(brighton) -> None:  # type: ignore[no-untyped-def]
+    _run(
+        _csv([person("P1"), involvement("I1", "P1"), involvement("I2", "P1", role="Class teacher")])
+    )
+    run, report = _run(
+        _csv([person("P1"), involvement("I1", "P1")]), full_snapshot=True, dry_run=True
+    )
+    assert run.counts["ended"] == 1 and report[-1]["source_id"] == "I2"
+    assert Involvement.objects.filter(person__given_name="Lily", end_date__isnull=True).count() == 2
+
+
+def test_a_partial_feed_never_ends_anything(brighton) -> None:  # type: ignore[no-untyped-def]
+    _run(
+        _csv([person("P1"), involvement("I1", "P1"), involvement("I2", "P1", role="Class teacher")])
+    )
+    run, _ = _run(_csv([person("P1")]))
+    assert run.counts["ended"] == 0
+    assert Involvement.objects.filter(person__given_name="Lily", end_date__isnull=True).count() == 2
