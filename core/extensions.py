@@ -139,6 +139,13 @@ for _link in (
         also_active=("organisation_detail",),
     ),
     NavigationLink("core:roles", "Roles", ADMINISTRATORS, 130),
+    NavigationLink(
+        "core:imports",
+        "Imports",
+        ADMINISTRATORS,
+        135,
+        also_active=("import_run", "source_system_new"),
+    ),
     NavigationLink("core:email_problems", "Email problems", ADMINISTRATORS, 140),
     NavigationLink("core:audit", "Audit log", GOVERNANCE, 150),
     NavigationLink(

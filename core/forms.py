@@ -11,12 +11,14 @@ from django.utils import timezone
 
 from core.models import (
     FamilyRelationship,
+    ImportRun,
     Involvement,
     InvolvementRole,
     Organisation,
     Person,
     Practitioner,
     RecordOpening,
+    SourceSystem,
 )
 from core.selectors import SearchQuery
 
@@ -464,4 +466,54 @@ class RelativeForm(forms.Form):
         [*FamilyRelationship.Kind.choices, (CHILD, "Child")],
         "How are they related?",
         "Choose parent, carer, sibling, household member or child",
+    )
+
+
+class SourceSystemForm(forms.Form):
+    """A council system that will send Patchwork its records."""
+
+    name = forms.CharField(
+        label="Name of the system",
+        help_text="As your staff know it, like Liquidlogic LCS or SystmOne",
+        max_length=100,
+        error_messages={"required": "Enter the name of the system"},
+    )
+
+
+class FeedUploadForm(forms.Form):
+    """A file from a source system, checked first in a dry run."""
+
+    source = forms.ModelChoiceField(
+        label="Which system is it from?",
+        queryset=SourceSystem.objects.filter(active=True),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={
+            "required": "Choose the system the file is from",
+            "invalid_choice": "Choose the system the file is from",
+        },
+    )
+    file_format = forms.ChoiceField(
+        label="What kind of file is it?",
+        widget=forms.RadioSelect,
+        choices=ImportRun.Format.choices,
+        error_messages={
+            "required": "Choose what kind of file it is",
+            "invalid_choice": "Choose what kind of file it is",
+        },
+    )
+    file = forms.FileField(
+        label="Upload the file",
+        help_text="The Patchwork CSV template, or a FHIR R4 Bundle in JSON",
+        error_messages={
+            "required": "Choose the file to upload",
+            "empty": "The file you chose is empty",
+            "invalid": "Choose the file to upload",
+        },
+    )
+    full_snapshot = forms.BooleanField(
+        label="This file holds everything the system knows (a full snapshot)",
+        required=False,
+        help_text="Involvements this system sent before and that are missing from a full "
+        "snapshot are ended, as ended in the source system.",
     )

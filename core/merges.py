@@ -25,7 +25,14 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import audit_record
 from core.extensions import PERSON_MERGE_CARRIED
-from core.models import FamilyRelationship, Involvement, Person, PersonMerge, PersonName
+from core.models import (
+    FamilyRelationship,
+    FeedRecord,
+    Involvement,
+    Person,
+    PersonMerge,
+    PersonName,
+)
 from core.selectors import SearchQuery, people_matching
 
 # Details the kept record takes from the absorbed one where its own are blank.
@@ -178,6 +185,17 @@ def person_merge(*, actor: User, keep: Person, absorb: Person) -> PersonMerge:
             model.objects.filter(pk__in=ids).update(**{field: keep})
             moved[f"{label}.{field}"] = ids
 
+    # A source system's id for the absorbed record now stands for the kept one: the next
+    # import updates the kept record instead of making the duplicate again.
+    feed_keys = sorted(
+        FeedRecord.objects.filter(kind=FeedRecord.Kind.PERSON, local_id=absorb.pk).values_list(
+            "pk", flat=True
+        )
+    )
+    if feed_keys:
+        FeedRecord.objects.filter(pk__in=feed_keys).update(local_id=keep.pk)
+        moved["core.FeedRecord.local_id"] = feed_keys
+
     wanted: dict[str, Any] = {}
     for field in FILLED_FROM_ABSORBED:
         if _blank(keep, field) and not _blank(absorb, field):
@@ -260,6 +278,8 @@ def person_merge_reverse(*, actor: User, merge: PersonMerge) -> PersonMerge:
                 name.person = absorb
                 name.kind = kinds.get(str(name.pk), name.kind)
                 name.save()
+        elif label == "core.FeedRecord":
+            FeedRecord.objects.filter(pk__in=ids, local_id=keep.pk).update(local_id=absorb.pk)
         else:
             model = apps.get_model(label)
             model.objects.filter(pk__in=ids, **{field: keep}).update(**{field: absorb})

@@ -270,6 +270,7 @@ class Involvement(models.Model):
         LEFT_ROLE = "left_role", "Practitioner left the role"
         NOT_CONFIRMED = "not_confirmed", "No longer involved (reminder answered)"
         RECORDED_IN_ERROR = "recorded_in_error", "Recorded in error"
+        SOURCE_ENDED = "source_ended", "Ended in the source system"
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="involvements")
     practitioner = models.ForeignKey(
@@ -589,3 +590,90 @@ class EmailOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} to {self.to_email}"
+
+
+# --- Feeds from source systems (decision 0009)
+
+
+class SourceSystem(models.Model):
+    """A council system that sends Patchwork its people and involvements (a case-management
+    system, a school MIS, a health record). Its import token is kept only as a hash."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeedRecord(models.Model):
+    """Which local record a source system's id stands for, and a digest of what the feed last
+    said about it: a re-import of the same row is recognised as unchanged without reading
+    the record."""
+
+    class Kind(models.TextChoices):
+        PERSON = "person", "Person"
+        RELATIONSHIP = "relationship", "Relationship"
+        INVOLVEMENT = "involvement", "Involvement"
+
+    source_system = models.ForeignKey(SourceSystem, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    source_id = models.CharField(max_length=100)
+    local_id = models.BigIntegerField()
+    digest = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_system", "kind", "source_id"], name="one_record_per_source_id"
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "local_id"], name="feedrecord_local")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_id} -> {self.local_id}"
+
+
+class ImportRun(models.Model):
+    """One import of one file from one source system: a dry run or for real."""
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV (Patchwork template)"
+        FHIR = "fhir", "FHIR R4 Bundle (JSON)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Running"
+        DONE = "done", "Finished"
+        FAILED = "failed", "Failed"
+
+    source_system = models.ForeignKey(SourceSystem, on_delete=models.PROTECT, related_name="runs")
+    format = models.CharField(max_length=4, choices=Format.choices)
+    full_snapshot = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    rows_read = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    file_path = models.CharField(max_length=500)
+    report_path = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} from {self.source_system} ({self.get_status_display()})"

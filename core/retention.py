@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.models import CouncilPolicy, FamilyRelationship, Involvement, Person
+from core.models import CouncilPolicy, FamilyRelationship, FeedRecord, Involvement, Person
 
 # The ids of everyone archived or purged go into one audit event per run; past this many the
 # event lists the first ones and says how many more there were.
@@ -130,6 +130,26 @@ def retention_archive(*, today: date, dry_run: bool = False) -> RetentionResult:
     return RetentionResult(person_ids=ids, involvements=past_retention)
 
 
+FEED_TABLES: dict[str, str] = {
+    FeedRecord.Kind.PERSON: "core_person",
+    FeedRecord.Kind.RELATIONSHIP: "core_familyrelationship",
+    FeedRecord.Kind.INVOLVEMENT: "core_involvement",
+}
+
+
+def _feed_keys_forget() -> None:
+    """Source systems' keys to purged records go with them (decision 0009). A feed that
+    sends such a record again creates it afresh, and it is under retention like any other:
+    an involvement past its retention period is refused at import."""
+    with connection.cursor() as cursor:
+        for kind, table in FEED_TABLES.items():
+            cursor.execute(
+                "DELETE FROM core_feedrecord f WHERE f.kind = %s AND NOT EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {table} r WHERE r.id = f.local_id)",
+                [kind],
+            )
+
+
 @transaction.atomic
 def retention_purge(*, today: date, dry_run: bool = False) -> RetentionResult:
     """Delete archived people whose grace period is over, with everything recorded about them,
@@ -148,6 +168,7 @@ def retention_purge(*, today: date, dry_run: bool = False) -> RetentionResult:
         _, by_model = Person.objects.filter(pk__in=ids).delete()
         for label, count in by_model.items():
             deleted[label] = deleted.get(label, 0) + count
+    _feed_keys_forget()
     # Written on every run, even an empty one: the log shows the purge ran and found nothing.
     audit_record(
         actor=None,

@@ -34,6 +34,7 @@ from core.models import (
     AuditEvent,
     ContactRequest,
     FamilyRelationship,
+    ImportRun,
     Involvement,
     InvolvementRole,
     Notification,
@@ -942,3 +943,19 @@ def person_ids_merged_into(person_id: int) -> list[int]:
 
 def audit_events_count() -> int:
     return AuditEvent.objects.count()
+
+
+def import_runs_recent(limit: int = 20) -> list[ImportRun]:
+    """The council's latest imports from source systems, for its administrators."""
+    return list(ImportRun.objects.select_related("source_system", "requested_by")[:limit])
+
+
+def import_run_get(run_id: int, *, source_system_id: int | None = None) -> ImportRun:
+    """One import, or 404; with `source_system_id`, only that system's own (the API)."""
+    runs = ImportRun.objects.select_related("source_system")
+    if source_system_id is not None:
+        runs = runs.filter(source_system_id=source_system_id)
+    run = runs.filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such import")
+    return run

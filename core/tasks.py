@@ -6,7 +6,7 @@ them, in `core.delivery`; importing them here registers them with the worker, wh
 each app's `tasks` module."""
 
 from celery import shared_task
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.delivery.email import email_send, email_send_batch
@@ -14,6 +14,8 @@ from core.delivery.notifications import (
     notifications_digest_send_task,
     notifications_email_immediate_task,
 )
+from core.feeds import feed_import
+from core.models import ImportRun
 from core.retention import retention_archive, retention_purge
 
 __all__ = [
@@ -21,8 +23,16 @@ __all__ = [
     "email_send_batch",
     "notifications_digest_send_task",
     "notifications_email_immediate_task",
+    "feed_import_task",
     "retention_run",
 ]
+
+
+@shared_task(name="core.tasks.feed_import")
+def feed_import_task(run_id: int) -> dict[str, object]:
+    """Run one queued import from a source system, in the schema it was queued for."""
+    run = feed_import(run=ImportRun.objects.get(pk=run_id))
+    return {"run": run.pk, "status": run.status, **run.counts}
 
 
 @shared_task
@@ -38,3 +48,9 @@ def retention_run() -> dict[str, object]:
         "purged": len(purged.person_ids),
         "expired_involvements": purged.involvements,
     }
+
+
+def feed_import_queue(run: ImportRun) -> None:
+    """Start the run on a worker once the transaction that created it commits."""
+    run_id = run.pk
+    transaction.on_commit(lambda: feed_import_task.delay(run_id))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import people_views, records_views, setup_views, views
+from core import feeds_views, people_views, records_views, setup_views, views
 
 app_name = "core"
 
@@ -93,6 +93,18 @@ urlpatterns = [
         "admin/people/<int:person_id>/subject-access.csv",
         records_views.subject_access_csv,
         name="subject_access_csv",
+    ),
+    # Feeds from source systems (core/feeds_views.py).
+    path("admin/imports/", feeds_views.imports, name="imports"),
+    path("admin/imports/systems/new/", feeds_views.source_system_new, name="source_system_new"),
+    path("admin/imports/<int:run_id>/", feeds_views.import_run, name="import_run"),
+    path(
+        "admin/imports/<int:run_id>/apply/", feeds_views.import_run_apply, name="import_run_apply"
+    ),
+    path(
+        "admin/imports/<int:run_id>/report.csv",
+        feeds_views.import_run_report,
+        name="import_run_report",
     ),
     path("admin/audit/export.csv", views.audit_export_csv, name="audit_export"),
     # Set-up: the administrator's checklist and what it links to (core/setup_views.py).

@@ -467,6 +467,26 @@ def match_keys_refresh_person(*, person_id: int) -> None:
             )
 
 
+def match_keys_refresh_people(*, person_ids: list[int]) -> None:
+    """`match_keys_refresh_person` for many people at once (a feed import's batch): one
+    delete, and keys computed only when an agreement is in force."""
+    if not person_ids:
+        return
+    MatchKey.objects.filter(person_id__in=person_ids).delete()
+    agreements = [
+        a
+        for a in DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE)
+        if a.is_in_force
+    ]
+    if not agreements:
+        return
+    people = Person.objects.filter(pk__in=person_ids).prefetch_related("names")
+    for agreement in agreements:
+        secret = agreement_secret(agreement)
+        rows = [row for person in people for row in _keys_rows(agreement, secret, person)]
+        MatchKey.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)
+
+
 # Run on every answer to another council: a plain statement, not the ORM's join.
 MATCHED_PEOPLE_SQL = """
 SELECT p.* FROM core_person p WHERE p.id IN (
@@ -633,6 +653,27 @@ def practitioner_pseudonym(user: User) -> str:
 
 
 # --- Pushes through the outbox ------------------------------------------------------------------
+
+
+def involvements_changed_bulk(*, person_ids: list[int]) -> list[OutboxMessage]:
+    """`involvement_changed` for the people, among many, whom a peer has matched before: one
+    query finds them, so a feed's batch costs nothing more when no peer has asked."""
+    if not person_ids:
+        return []
+    matched = (
+        Exchange.objects.filter(
+            direction=Exchange.Direction.IN,
+            kind=Exchange.Kind.LOOKUP,
+            outcome="match",
+            person_id__in=person_ids,
+        )
+        .values_list("person_id", flat=True)
+        .distinct()
+    )
+    queued: list[OutboxMessage] = []
+    for person_id in matched:
+        queued.extend(involvement_changed(person_id=person_id))
+    return queued
 
 
 def involvement_changed(*, person_id: int) -> list[OutboxMessage]:

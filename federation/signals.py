@@ -60,7 +60,25 @@ def person_name_saved(sender: type, instance: PersonName, **kwargs: Any) -> None
         match_keys_refresh_person(person_id=instance.person_id)
 
 
+def records_imported(
+    sender: type, person_ids: list[int], involvement_person_ids: list[int], **kwargs: Any
+) -> None:
+    """A feed import wrote people and involvements in bulk (no post_save): refresh those
+    people's match keys, and queue pointer updates for peers that matched them."""
+    if not _in_council_schema():
+        return
+    from federation.services import involvements_changed_bulk, match_keys_refresh_people
+
+    match_keys_refresh_people(person_ids=person_ids)
+    queued = involvements_changed_bulk(person_ids=involvement_person_ids)
+    if queued:
+        _queue_delivery({m.peer_id for m in queued})
+
+
 def connect() -> None:
+    from core.signals import records_imported as imported
+
+    imported.connect(records_imported, dispatch_uid="federation-records-imported")
     post_save.connect(involvement_saved, sender=Involvement, dispatch_uid="federation-involvement")
     post_save.connect(person_saved, sender=Person, dispatch_uid="federation-person")
     post_save.connect(person_name_saved, sender=PersonName, dispatch_uid="federation-name")

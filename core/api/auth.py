@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -26,10 +27,13 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.models import User
 from core.audit import audit_record
+from core.feeds import source_system_by_token
+from core.models import SourceSystem
 from core.selectors import can_read_records
 
 TOKEN_SALT = "patchwork.api-token"
@@ -141,4 +145,47 @@ class VerifiedSessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The browser session of a user signed in with password and "
             "second factor; writes need the X-CSRFToken header.",
+        }
+
+
+class ImportTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer pwi_…`: a source system's import token (decision 0009). It
+    names no user and is accepted by the import endpoints only; everywhere else it is
+    refused like any invalid token. `request.auth` is the source system."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, SourceSystem] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed("Send the token as: Authorization: Bearer <token>")
+        source = source_system_by_token(parts[1].decode("ascii", errors="replace"))
+        if source is None:
+            raise AuthenticationFailed(
+                "This import token is not valid here: ask the council's administrator"
+            )
+        return (AnonymousUser(), source)
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="imports"'
+
+
+class HasImportToken(BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, SourceSystem)
+
+
+class ImportTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "core.api.auth.ImportTokenAuthentication"
+    name = "importToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A source system's import token, issued once by a council "
+            "administrator at /admin/imports/systems/new/. It starts and follows that "
+            "system's imports and does nothing else.",
         }

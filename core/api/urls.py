@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from core.api import fhir, views
+from core.api import fhir, imports, views
 
 app_name = "api"
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("tokens/", views.TokenCreate.as_view(), name="tokens"),
     path("search", views.Search.as_view(), name="search"),
     path("roles", views.Roles.as_view(), name="roles"),
+    path("imports", imports.Imports.as_view(), name="imports"),
+    path("imports/<int:run_id>", imports.ImportDetail.as_view(), name="import"),
+    path("imports/<int:run_id>/report", imports.ImportReport.as_view(), name="import-report"),
     path("people", views.People.as_view(), name="people"),
     path("people/<int:person_id>", views.PersonDetail.as_view(), name="person"),
     path("people/<int:person_id>/network", views.PersonNetwork.as_view(), name="person-network"),

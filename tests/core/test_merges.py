@@ -22,11 +22,13 @@ from core.merges import (
 from core.models import (
     AuditEvent,
     FamilyRelationship,
+    FeedRecord,
     Involvement,
     Person,
     PersonMerge,
     PersonName,
     RecordOpening,
+    SourceSystem,
 )
 from core.selectors import (
     SearchQuery,
@@ -313,3 +315,35 @@ def test_a_reversal_does_not_make_two_leads(brighton) -> None:
     person_merge_reverse(actor=s.admin, merge=merge)
     leads = Involvement.objects.filter(person=duplicate, lead_professional=True)
     assert list(leads) == [mentor]
+
+
+def test_a_source_systems_key_follows_the_merge_and_its_reversal(brighton) -> None:
+    """A feed's id for the absorbed record points at the kept one after the merge (the next
+    import updates it, not a new duplicate), and back after the reversal."""
+    s = brighton
+    duplicate = _duplicate_of_ava(s)
+    system = SourceSystem.objects.create(name="Schools MIS")
+    key = FeedRecord.objects.create(
+        source_system=system,
+        kind=FeedRecord.Kind.PERSON,
+        source_id="UPN-A123",
+        local_id=duplicate.pk,
+        digest="0" * 32,
+    )
+    other = FeedRecord.objects.create(
+        source_system=system,
+        kind=FeedRecord.Kind.INVOLVEMENT,
+        source_id="I-1",
+        local_id=duplicate.pk,  # an involvement's id that happens to equal the person's
+        digest="0" * 32,
+    )
+
+    merge = person_merge(actor=s.admin, keep=s.ava, absorb=duplicate)
+    key.refresh_from_db()
+    other.refresh_from_db()
+    assert key.local_id == s.ava.pk
+    assert other.local_id == duplicate.pk
+
+    person_merge_reverse(actor=s.admin, merge=merge)
+    key.refresh_from_db()
+    assert key.local_id == duplicate.pk

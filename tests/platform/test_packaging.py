@@ -91,6 +91,7 @@ def test_it_carries_the_synthetic_register_samples(wheel: Path) -> None:
         "core/registers_samples/gias_edubasealldata.csv",
         "core/registers_samples/ods_epraccur.csv",
         "core/registers_samples/ods_etr.csv",
+        "core/feeds_samples/feed.csv",
     } <= files
 
 
