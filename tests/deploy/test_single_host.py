@@ -182,8 +182,9 @@ def test_a_dry_run_with_check_and_diff_runs(single: SingleHost) -> None:
 
 def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None:
     """Redis running without the password its file sets (as a failed handler left it:
-    defect 3), and PostgreSQL with a setting waiting for a restart, are restarted onto
-    their settings by the next run, not reported ok."""
+    defect 3), PostgreSQL with a setting waiting for a restart and Patchwork's services
+    started before the active release was linked are restarted by the next run, not
+    reported ok."""
     lab = single.deployment.lab
     password = single.deployment.redis_password
     lab.ssh(
@@ -196,6 +197,10 @@ def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None
     lab.ssh(single.host, f"{psql} 'SELECT pg_reload_conf()'")
     pending = f"{psql} 'SELECT count(*) FROM pg_settings WHERE pending_restart'"
     assert lab.ssh(single.host, pending).stdout.strip() == "1"
+    # The release linked after the services last started: as if their restart never ran.
+    lab.ssh(single.host, "sleep 1; touch --no-dereference /opt/patchwork/venv")
+    started = "systemctl show --property=ExecMainStartTimestamp --value patchwork-worker"
+    worker_before = lab.ssh(single.host, started).stdout.strip()
 
     fixed = single.site()
     assert fixed.returncode == 0, fixed.tail()
@@ -203,6 +208,9 @@ def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
     assert lab.ssh(single.host, pending).stdout.strip() == "0"
     assert lab.ssh(single.host, f"{psql} 'SHOW max_connections'").stdout.strip() == "201"
+    assert lab.ssh(single.host, started).stdout.strip() != worker_before
+    restarted = [t for t in fixed.changed_tasks() if "still running an older release" in t]
+    assert any("patchwork-web" in t for t in restarted), fixed.changed_tasks()
     lab.ssh(single.host, f"{psql} 'ALTER SYSTEM RESET max_connections'")
     lab.ssh(single.host, "systemctl restart postgresql")
 
