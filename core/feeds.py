@@ -27,6 +27,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from accounts.models import User
@@ -1192,3 +1193,18 @@ def import_run_apply(*, run: ImportRun, actor: User | None) -> ImportRun:
         requested_by=actor,
         file_path=run.file_path,
     )
+
+
+def import_report_response(run: ImportRun) -> FileResponse:
+    """The run's per-row report as a CSV download (the page and the API alike); Http404 until
+    the run has written it. Never cached: it names the people imported."""
+    if not run.report_path:
+        raise Http404("The report is not ready yet")
+    response = FileResponse(
+        open(run.report_path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+        as_attachment=True,
+        filename=f"import-{run.pk}-report.csv",
+        content_type="text/csv",
+    )
+    response["Cache-Control"] = "no-store"
+    return response

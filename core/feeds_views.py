@@ -9,7 +9,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -92,15 +92,6 @@ def import_run_apply(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @admin_required
 def import_run_report(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.import_run_get(run_id)
-    if not run.report_path:
-        raise Http404("The report is not ready yet")
-    response = FileResponse(
-        open(run.report_path, "rb"),  # noqa: SIM115 (FileResponse closes it)
-        as_attachment=True,
-        filename=f"import-{run.pk}-report.csv",
-        content_type="text/csv",
-    )
-    response["Cache-Control"] = "no-store"
+    response = feeds.import_report_response(selectors.import_run_get(run_id))
     # The access decorators are typed for HttpResponse; a streamed response serves the same.
     return cast(HttpResponse, response)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -19,7 +19,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from core.api.auth import HasImportToken, ImportTokenAuthentication
-from core.feeds import import_run_start
+from core.feeds import import_report_response, import_run_start
 from core.models import ImportRun, SourceSystem
 from core.selectors import import_run_get
 from core.tasks import feed_import_queue
@@ -116,12 +116,4 @@ class ImportReport(_ImportView):
     )
     def get(self, request: Request, run_id: int) -> HttpResponse:
         run = import_run_get(run_id, source_system_id=self.source(request).pk)
-        if not run.report_path:
-            raise Http404("The report is not ready yet")
-        response = FileResponse(
-            open(run.report_path, "rb"),  # noqa: SIM115 (FileResponse closes it)
-            as_attachment=True,
-            filename=f"import-{run.pk}-report.csv",
-            content_type="text/csv",
-        )
-        return cast(HttpResponse, response)
+        return cast(HttpResponse, import_report_response(run))
