@@ -161,7 +161,6 @@ class Lab:
 
     def start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        cleanup(self.prefix)
         sh("ip", "netns", "add", self.controller)
         ns = ("ip", "-n", self.controller)
         sh(*ns, "link", "set", "lo", "up")
