@@ -16,11 +16,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import queue
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,20 +115,56 @@ OUTCOMES = (CREATED, UPDATED, UNCHANGED, REJECTED, ENDED)
 REPORT_COLUMNS = ("line", "record", "source_id", "outcome", "reason")
 
 
+COLUMN = {name: i for i, name in enumerate(CSV_COLUMNS)}
+# Positions in FeedRow.fields, for the checks every row goes through.
+(
+    _RECORD,
+    _SOURCE_ID,
+    _GIVEN,
+    _FAMILY,
+    _BORN,
+    _SEX,
+    _NHS,
+    _ADDRESS,
+    _POSTCODE,
+    _SHIELDED,
+    _PERSON,
+    _RELATIVE,
+    _RELATIONSHIP,
+    _ORGANISATION,
+    _ROLE,
+    _EMAIL,
+    _START,
+    _END,
+) = range(len(CSV_COLUMNS))
+
+
 class FeedRow:
-    """One record as the feed gives it, whatever the format: the CSV template's columns."""
+    """One record as the feed gives it, whatever the format: the CSV template's columns, in
+    the template's order, as given (blank for a column the file lacks). `problem` is set
+    when the format's reader could not make the row at all."""
 
-    __slots__ = ("digest", "kind", "line", "source_id", "values")
+    __slots__ = ("digest", "facts", "fields", "kind", "line", "problem", "rejection", "source_id")
 
-    def __init__(self, line: int, values: dict[str, str]) -> None:
+    def __init__(self, line: int, fields: tuple[str, ...] | list[str], problem: str = "") -> None:
         self.line = line
-        self.values = values
-        self.kind = (values.get("record") or "").strip().lower()
-        self.source_id = (values.get("source_id") or "").strip()
+        self.fields = fields
+        self.kind = fields[0].strip().lower()
+        self.source_id = fields[1].strip()
+        self.problem = problem
         self.digest = ""
+        # Set as the row is read ahead (FeedImport._prepare): why it is rejected, or what
+        # it says once checked.
+        self.rejection = ""
+        self.facts: Any = None
+
+    @classmethod
+    def from_values(cls, line: int, values: dict[str, str]) -> FeedRow:
+        fields = tuple([values.get(column) or "" for column in CSV_COLUMNS])
+        return cls(line, fields, values.get("_problem") or "")
 
     def get(self, column: str) -> str:
-        return (self.values.get(column) or "").strip()
+        return self.fields[COLUMN[column]].strip()
 
 
 class Rejected(Exception):
@@ -150,10 +190,10 @@ def _text_lines(binary: IO[bytes]) -> Iterator[str]:
 def csv_rows(binary: IO[bytes]) -> Iterator[FeedRow]:
     """The template's rows, one at a time. A file without the `record` and `source_id`
     columns is refused whole; columns it lacks otherwise read as blank."""
-    reader = csv.DictReader(_text_lines(binary))
+    reader = csv.reader(_text_lines(binary))
     try:
-        header = [name.strip().lower() for name in (reader.fieldnames or [])]
-    except UnicodeDecodeError as exc:
+        header = [name.strip().lower() for name in next(reader, [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise ValidationError("The file is not UTF-8 text: save it as CSV UTF-8") from exc
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
@@ -161,10 +201,20 @@ def csv_rows(binary: IO[bytes]) -> Iterator[FeedRow]:
             f"The file has no {' or '.join(missing)} column: use the template in "
             "docs/imports.md, with its header row"
         )
-    reader.fieldnames = header
+    # Each template column's position in this file's rows (the last, if a name repeats); a
+    # column the file lacks points one past the end, at a blank added to each row.
+    width = len(header)
+    position = {name: i for i, name in enumerate(header)}
+    pick = itemgetter(*[position.get(column, width) for column in CSV_COLUMNS])
+    blanks = [""] * (width + 1)
     try:
         for values in reader:
-            yield FeedRow(line=reader.line_num, values=values)
+            if not values:
+                continue  # a blank line
+            if len(values) != width:
+                values = (values + blanks)[:width]  # a short row reads blank; extra cells go
+            values.append("")
+            yield FeedRow(reader.line_num, pick(values))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValidationError(
             f"The file cannot be read after line {reader.line_num}: {exc}"
@@ -174,9 +224,10 @@ def csv_rows(binary: IO[bytes]) -> Iterator[FeedRow]:
 # --- Checking one row ---------------------------------------------------------------------
 
 
-def _date(value: str, label: str) -> date | None:
-    if not value:
-        return None
+@lru_cache(maxsize=65536)
+def _date_value(value: str) -> date | None:
+    """The date a feed's cell gives, or None when it is not one (a county's file repeats a
+    few thousand dates a million times: each is parsed once)."""
     if len(value) == 10 and value[4] == "-":
         try:
             return date.fromisoformat(value)
@@ -187,11 +238,21 @@ def _date(value: str, label: str) -> date | None:
             return datetime.strptime(value, pattern).date()
         except ValueError:
             continue
-    raise Rejected(f"The {label} '{value}' is not a date like 2015-03-14")
+    return None
 
 
-def _name(row: FeedRow, column: str, label: str) -> str:
-    value = " ".join(row.get(column).split())
+def _date(value: str, label: str) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    parsed = _date_value(value)
+    if parsed is None:
+        raise Rejected(f"The {label} '{value}' is not a date like 2015-03-14")
+    return parsed
+
+
+def _name(value: str, label: str) -> str:
+    value = " ".join(value.split())
     if not value:
         raise Rejected(f"The {label} is missing")
     if len(value) > NAME_MAX:
@@ -221,21 +282,22 @@ class PersonFacts:
 
 
 def person_facts(row: FeedRow, today: date) -> PersonFacts:
-    given = _name(row, "given_name", "first name")
-    family = _name(row, "family_name", "surname")
-    born = _date(row.get("date_of_birth"), "date of birth")
+    f = row.fields
+    given = _name(f[_GIVEN], "first name")
+    family = _name(f[_FAMILY], "surname")
+    born = _date(f[_BORN], "date of birth")
     if born is not None and born > today:
         raise Rejected("The date of birth is in the future")
-    sex = SEX_WORDS.get(row.get("sex").lower())
+    sex = SEX_WORDS.get(f[_SEX].strip().lower())
     if sex is None:
         raise Rejected(f"The sex '{row.get('sex')}' is not female, male, other or not known")
-    nhs = nhs_number_clean(row.get("nhs_number")) or None
+    nhs = nhs_number_clean(f[_NHS]) or None
     if nhs is not None and not nhs_number_is_valid(nhs):
         raise Rejected(
             f"The NHS number '{row.get('nhs_number')}' is not valid: 10 digits, the last a "
             "check digit (check for a mistyped digit)"
         )
-    postcode = row.get("postcode")
+    postcode = f[_POSTCODE].strip()
     if postcode and not POSTCODE.match(postcode_key(postcode)):
         raise Rejected(f"The postcode '{postcode}' is not a real postcode, like BN1 1AA")
     return PersonFacts(
@@ -244,9 +306,9 @@ def person_facts(row: FeedRow, today: date) -> PersonFacts:
         date_of_birth=born,
         sex=sex,
         nhs_number=nhs,
-        address=row.get("address"),
+        address=f[_ADDRESS].strip(),
         postcode=postcode_display(postcode) if postcode else "",
-        shielded=_yes_no(row.get("shielded"), "Shielded"),
+        shielded=_yes_no(f[_SHIELDED].strip(), "Shielded"),
     )
 
 
@@ -290,6 +352,18 @@ class FeedImport:
         # rows find them here rather than in FeedRecord.
         self.accepted_people: set[int] = set()
         self.nhs_claimed: dict[int, int] = {}
+        # The people this run wrote or found unchanged, by source id: the rows that name
+        # them later in the file need no lookup.
+        self.person_local: dict[str, int] = {}
+        # The kinds this source has sent before: for the others (a first import), every row
+        # is new, and its key is neither looked up nor can it clash when written.
+        self.kinds_known = {
+            kind
+            for kind in KINDS
+            if FeedRecord.objects.filter(source_system_id=self.source_id, kind=kind).exists()
+        }
+        # Per batch: keys whose record is gone (purged, merged away), rewritten in place.
+        self.batch_stale: dict[str, set[str]] = {}
         self.written = self.written_at_analyze = self.created_before = 0
         self.batch_keys: dict[str, dict[str, tuple[int, str]]] = {}
         self.organisations = {
@@ -298,6 +372,9 @@ class FeedImport:
         for org in Organisation.objects.filter(register=""):
             self.organisations.setdefault(org.name.upper(), org)
         self.roles = {role.name.lower(): role for role in InvolvementRole.objects.all()}
+        # What each (organisation, role, practitioner email) an involvement row gives comes
+        # to: a county's file names a few thousand such triples a million times.
+        self.holders: dict[tuple[str, ...], Any] = {}
         self.practitioners = {
             p.user.email.lower(): p for p in Practitioner.objects.select_related("user")
         }
@@ -317,14 +394,12 @@ class FeedImport:
     # Whole file
 
     def feed(self, rows: Iterable[FeedRow]) -> RunSummary:
-        batch: list[FeedRow] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= BATCH_SIZE:
+        reader = _ReadAhead(rows, self._prepare)
+        try:
+            for batch in reader:
                 self._batch(batch)
-                batch = []
-        if batch:
-            self._batch(batch)
+        finally:
+            reader.stop()
         if self.run.full_snapshot:
             self._end_missing()
             self._report_flush()
@@ -367,14 +442,14 @@ class FeedImport:
 
     def _first_sight(self, row: FeedRow) -> None:
         kind, source_id = row.kind, row.source_id
-        problem = row.get("_problem")
+        problem = row.problem
         if problem:
             # Still in the source, however malformed: a full snapshot must not end it.
             self.seen.add(hash((kind, source_id)))
             raise Rejected(problem)
         if kind not in KINDS:
             raise Rejected(
-                f"The record '{row.get('record')}' is not person, relationship or involvement"
+                f"The record '{row.fields[0].strip()}' is not person, relationship or involvement"
             )
         if not source_id:
             raise Rejected("The source id is missing")
@@ -386,9 +461,23 @@ class FeedImport:
         self.seen.add(key)
         # What the source says, as it says it: equal to the stored digest, the row is
         # unchanged and is not checked or written again (a nightly re-import is mostly that).
-        values = row.values
-        text = "\x1f".join([values.get(column) or "" for column in DIGEST_COLUMNS])
+        text = "\x1f".join(row.fields[2:])
         row.digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    def _prepare(self, row: FeedRow) -> None:
+        """What can be judged of a row from the row alone, done on the reading thread
+        (`_ReadAhead`) while the batch before is written. A row of a kind this source has
+        never sent is new for certain, so it is checked whole here too; the others are
+        checked only if the source has changed them since last time."""
+        try:
+            self._first_sight(row)
+            if row.kind not in self.kinds_known:
+                if row.kind == Kind.PERSON:
+                    row.facts = person_facts(row, self.today)
+                else:
+                    row.facts = self._reference_facts(row)[1]
+        except Rejected as exc:
+            row.rejection = str(exc)
 
     def _batch_apply(self, rows: list[FeedRow]) -> None:
         if not self.dry_run:
@@ -397,13 +486,15 @@ class FeedImport:
             self.nhs_claimed.clear()
         fresh: list[FeedRow] = []
         for row in rows:
-            try:
-                self._first_sight(row)
+            if row.rejection:
+                self._outcome(row, REJECTED, row.rejection)
+            else:
                 fresh.append(row)
-            except Rejected as exc:
-                self._outcome(row, REJECTED, str(exc))
+        self.batch_stale = {kind: set() for kind in KINDS}
         self.batch_keys = {
             kind: self._keys(kind, [row.source_id for row in fresh if row.kind == kind])
+            if kind in self.kinds_known
+            else {}
             for kind in KINDS
         }
         people: list[tuple[FeedRow, PersonFacts]] = []
@@ -416,13 +507,15 @@ class FeedImport:
                     key = hash((Kind.PERSON, row.source_id))
                     if self.dry_run:
                         self.accepted_people.add(key)
+                    else:
+                        self.person_local[row.source_id] = known[0]
                     nhs = nhs_number_clean(row.get("nhs_number"))
                     if nhs.isdigit():
                         self.nhs_claimed.setdefault(int(nhs), key)
                 continue
             try:
                 if row.kind == Kind.PERSON:
-                    people.append((row, person_facts(row, self.today)))
+                    people.append((row, row.facts or person_facts(row, self.today)))
                 else:
                     others.append(row)
             except Rejected as exc:
@@ -466,16 +559,46 @@ class FeedImport:
     }
 
     def _keys(self, kind: str, source_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """The records these source ids stand for, with what the feed last said of each;
+        a key whose record is gone is left out, and noted in `batch_stale`."""
         if not source_ids:
             return {}
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT f.source_id, f.local_id, f.digest FROM core_feedrecord f "  # noqa: S608
-                f"JOIN {self.TABLES[kind]} r ON r.id = f.local_id "
+                "SELECT f.source_id, f.local_id, f.digest, r.id IS NULL "  # noqa: S608
+                f"FROM core_feedrecord f LEFT JOIN {self.TABLES[kind]} r ON r.id = f.local_id "
                 "WHERE f.source_system_id = %s AND f.kind = %s AND f.source_id = ANY(%s)",
                 [self.source_id, kind, source_ids],
             )
-            return {source_id: (local, digest) for source_id, local, digest in cursor.fetchall()}
+            found: dict[str, tuple[int, str]] = {}
+            stale = self.batch_stale.setdefault(kind, set())
+            for source_id, local, digest, gone in cursor.fetchall():
+                if gone:
+                    stale.add(source_id)
+                else:
+                    found[source_id] = (local, digest)
+            return found
+
+    def _keys_create(self, kind: str, keyed: list[tuple[str, int, str]]) -> None:
+        """Keys for records just created: written with COPY, except those replacing a key
+        whose record had gone."""
+        stale = self.batch_stale.get(kind) or set()
+        again = [k for k in keyed if k[0] in stale]
+        if again:
+            self._keys_save(kind, again)
+            keyed = [k for k in keyed if k[0] not in stale]
+        if not keyed:
+            return
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                "COPY core_feedrecord (source_system_id, kind, source_id, local_id, digest) "
+                "FROM STDIN"
+            ) as copy,
+        ):
+            source = self.source_id
+            for source_id, local, digest in keyed:
+                copy.write_row((source, kind, source_id, local, digest))
 
     def _keys_save(self, kind: str, keyed: list[tuple[str, int, str]]) -> None:
         if not keyed:
@@ -617,13 +740,11 @@ class FeedImport:
                             name_key(f.family_name),
                         )
                     )
-        self._keys_save(
-            Kind.PERSON,
-            [
-                (row.source_id, pk, digest)
-                for pk, (row, _, digest) in zip(ids, creates, strict=True)
-            ],
-        )
+        keyed = [
+            (row.source_id, pk, digest) for pk, (row, _, digest) in zip(ids, creates, strict=True)
+        ]
+        self._keys_create(Kind.PERSON, keyed)
+        self.person_local.update((source_id, pk) for source_id, pk, _ in keyed)
         return ids
 
     def _people_update(self, updates: list[tuple[FeedRow, PersonFacts, str, int]]) -> list[int]:
@@ -669,27 +790,29 @@ class FeedImport:
                 ],
             )
         self._keys_save(Kind.PERSON, [(u[0].source_id, u[3], u[2]) for u in updates])
+        self.person_local.update((u[0].source_id, u[3]) for u in updates)
         return ids
 
     # Relationships and involvements
 
     def _reference_facts(self, row: FeedRow) -> tuple[str, dict[str, Any]]:
-        start = _date(row.get("start_date"), "start date")
-        end = _date(row.get("end_date"), "end date")
+        f = row.fields
+        start = _date(f[_START], "start date")
+        end = _date(f[_END], "end date")
         if start is not None and start > self.today:
             raise Rejected("The start date is in the future")
         if start is not None and end is not None and end < start:
             raise Rejected("The end date is before the start date")
-        person = row.get("person_source_id")
+        person = f[_PERSON].strip()
         if not person:
             raise Rejected("The person_source_id is missing")
         if row.kind == Kind.RELATIONSHIP:
-            relative = row.get("relative_source_id")
+            relative = f[_RELATIVE].strip()
             if not relative:
                 raise Rejected("The relative_source_id is missing")
             if relative == person:
                 raise Rejected("A person cannot be their own relative")
-            kind = row.get("relationship").lower()
+            kind = f[_RELATIONSHIP].strip().lower()
             if kind not in RELATIONSHIP_KINDS:
                 raise Rejected(
                     f"The relationship '{row.get('relationship')}' is not parent, carer, "
@@ -698,25 +821,18 @@ class FeedImport:
             facts: dict[str, Any] = {"person": person, "relative": relative, "kind": kind}
             facts |= {"start": start, "end": end}
             return row.digest, facts
-        code = row.get("organisation_code")
-        organisation = self.organisations.get(code.upper())
-        if organisation is None:
-            raise Rejected(
-                f"No organisation has the code or name '{code}' in Patchwork: import the "
-                "register, or add the organisation, first"
-            )
-        role = self.roles.get(row.get("role").lower())
-        if role is None:
-            raise Rejected(f"The role '{row.get('role')}' is not one of the council's roles")
-        if not role.active:
-            raise Rejected(f"The role '{role.name}' is no longer in use")
-        email = row.get("practitioner_email").lower()
-        practitioner = self.practitioners.get(email)
-        if practitioner is None:
-            raise Rejected(
-                f"No practitioner with the email '{row.get('practitioner_email')}' has a "
-                "profile in Patchwork"
-            )
+        who = (f[_ORGANISATION], f[_ROLE], f[_EMAIL])
+        held = self.holders.get(who)
+        if held is None:
+            if len(self.holders) > 100_000:
+                self.holders.clear()  # a file of endless variety: memory stays bounded
+            try:
+                held = self.holders[who] = self._holder(row)
+            except Rejected as exc:
+                held = self.holders[who] = exc
+        if isinstance(held, Rejected):
+            raise held
+        organisation, role, practitioner = held
         if start is None:
             raise Rejected("The start date is missing")
         if end is not None and end < self.retention_cutoff:
@@ -743,11 +859,33 @@ class FeedImport:
         }
         return row.digest, facts
 
+    def _holder(self, row: FeedRow) -> tuple[Organisation, InvolvementRole, Practitioner]:
+        """The organisation, role and practitioner an involvement row names, checked."""
+        code = row.get("organisation_code")
+        organisation = self.organisations.get(code.upper())
+        if organisation is None:
+            raise Rejected(
+                f"No organisation has the code or name '{code}' in Patchwork: import the "
+                "register, or add the organisation, first"
+            )
+        role = self.roles.get(row.get("role").lower())
+        if role is None:
+            raise Rejected(f"The role '{row.get('role')}' is not one of the council's roles")
+        if not role.active:
+            raise Rejected(f"The role '{role.name}' is no longer in use")
+        practitioner = self.practitioners.get(row.get("practitioner_email").lower())
+        if practitioner is None:
+            raise Rejected(
+                f"No practitioner with the email '{row.get('practitioner_email')}' has a "
+                "profile in Patchwork"
+            )
+        return organisation, role, practitioner
+
     def _references(self, rows: list[FeedRow]) -> list[_Reference]:
         checked: list[_Reference] = []
         for row in rows:
             try:
-                digest, facts = self._reference_facts(row)
+                digest, facts = (row.digest, row.facts) if row.facts else self._reference_facts(row)
             except Rejected as exc:
                 self._outcome(row, REJECTED, str(exc))
                 continue
@@ -755,7 +893,14 @@ class FeedImport:
         wanted = {r.facts["person"] for r in checked} | {
             r.facts["relative"] for r in checked if "relative" in r.facts
         }
-        people = {sid: local for sid, (local, _) in self._keys(Kind.PERSON, sorted(wanted)).items()}
+        people = self.person_local
+        elsewhere = sorted(wanted - people.keys())
+        if elsewhere:
+            # Named here but not sent in this run: imported from this source before.
+            people = {
+                **{sid: local for sid, (local, _) in self._keys(Kind.PERSON, elsewhere).items()},
+                **{sid: people[sid] for sid in wanted & people.keys()},
+            }
         resolved: list[_Reference] = []
         for ref in checked:
             try:
@@ -855,10 +1000,12 @@ class FeedImport:
                         [ref.facts["end"] for ref, _ in updates],
                     ],
                 )
-        self._keys_save(
+        self._keys_create(
             Kind.RELATIONSHIP,
-            [(ref.row.source_id, pk, ref.digest) for pk, ref in zip(ids, creates, strict=True)]
-            + [(ref.row.source_id, pk, ref.digest) for ref, pk in updates],
+            [(ref.row.source_id, pk, ref.digest) for pk, ref in zip(ids, creates, strict=True)],
+        )
+        self._keys_save(
+            Kind.RELATIONSHIP, [(ref.row.source_id, pk, ref.digest) for ref, pk in updates]
         )
 
     def _involvements(self, refs: list[_Reference]) -> list[int]:
@@ -967,10 +1114,12 @@ class FeedImport:
                         [ref.facts["sensitive"] for ref, _ in updates],
                     ],
                 )
-        self._keys_save(
+        self._keys_create(
             Kind.INVOLVEMENT,
-            [(ref.row.source_id, pk, ref.digest) for pk, ref in zip(ids, creates, strict=True)]
-            + [(ref.row.source_id, pk, ref.digest) for ref, pk in updates],
+            [(ref.row.source_id, pk, ref.digest) for pk, ref in zip(ids, creates, strict=True)],
+        )
+        self._keys_save(
+            Kind.INVOLVEMENT, [(ref.row.source_id, pk, ref.digest) for ref, pk in updates]
         )
         return sorted(
             {ref.facts["person_id"] for ref in creates}
@@ -1021,8 +1170,65 @@ class FeedImport:
                         involvement_person_ids=sorted({person for _, person in ended}),
                     )
         for pk, _ in ended:
-            row = FeedRow(line=0, values={"record": Kind.INVOLVEMENT, "source_id": by_id[pk]})
+            row = FeedRow.from_values(0, {"record": Kind.INVOLVEMENT, "source_id": by_id[pk]})
             self._outcome(row, ENDED, reason)
+
+
+class _ReadAhead:
+    """The file's rows in batches, read and prepared on a thread of its own, a batch or two
+    ahead of the one being written. Reading and checking rows is Python; writing a batch is
+    mostly waiting for PostgreSQL, which releases the interpreter to the reader: on two cores
+    the two overlap. The reader never touches the database. An error in reading (a file
+    that breaks off) reaches the writer in its place in the file, after the batches before
+    it; `stop` ends the reader early when the writer fails."""
+
+    _END = object()
+
+    def __init__(self, rows: Iterable[FeedRow], prepare: Callable[[FeedRow], None]) -> None:
+        self.rows = rows
+        self.prepare = prepare
+        self.ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._read, name="feed-reader", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            batch: list[FeedRow] = []
+            for row in self.rows:
+                self.prepare(row)
+                batch.append(row)
+                if len(batch) >= BATCH_SIZE:
+                    if not self._put(batch):
+                        return
+                    batch = []
+            if batch and not self._put(batch):
+                return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the writer, which raises it
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[list[FeedRow]]:
+        while True:
+            item = self.ready.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 def report_path_for(run: ImportRun) -> Path:
@@ -1034,7 +1240,7 @@ def report_path_for(run: ImportRun) -> Path:
 
 def feed_rows(run: ImportRun, binary: IO[bytes]) -> Iterator[FeedRow]:
     if run.format == ImportRun.Format.FHIR:
-        return (FeedRow(line=entry, values=values) for entry, values in fhir_rows(binary))
+        return (FeedRow.from_values(entry, values) for entry, values in fhir_rows(binary))
     return csv_rows(binary)
 
 

@@ -41,11 +41,16 @@ def nhs_number_display(value: str) -> str:
     return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else value
 
 
+NOT_A_LETTER = re.compile(r"[^a-z]")
+
+
 def name_key(value: str) -> str:
     """A name folded for comparison: 'Zoë O'Brien-Smith' -> 'zoeobriensmith'."""
-    decomposed = unicodedata.normalize("NFKD", value or "")
-    without_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[^a-z]", "", without_accents.lower())
+    value = value or ""
+    if not value.isascii():
+        decomposed = unicodedata.normalize("NFKD", value)
+        value = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return NOT_A_LETTER.sub("", value.lower())
 
 
 POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}$")
@@ -53,7 +58,7 @@ POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}$")
 
 def postcode_key(value: str) -> str:
     """A UK postcode without spaces, upper case: 'bn1 1aa' -> 'BN11AA'."""
-    return re.sub(r"\s", "", value or "").upper()
+    return "".join((value or "").split()).upper()
 
 
 def postcode_display(value: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, cast
 import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -472,7 +472,9 @@ def match_keys_refresh_people(*, person_ids: list[int]) -> None:
     delete, and keys computed only when an agreement is in force."""
     if not person_ids:
         return
-    MatchKey.objects.filter(person_id__in=person_ids).delete()
+    # One array, not thousands of placeholders: a feed's batch passes thousands of ids.
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM federation_matchkey WHERE person_id = ANY(%s)", [person_ids])
     agreements = [
         a
         for a in DataSharingAgreement.objects.filter(status=DataSharingAgreement.Status.ACTIVE)
@@ -660,16 +662,13 @@ def involvements_changed_bulk(*, person_ids: list[int]) -> list[OutboxMessage]:
     query finds them, so a feed's batch costs nothing more when no peer has asked."""
     if not person_ids:
         return []
-    matched = (
-        Exchange.objects.filter(
-            direction=Exchange.Direction.IN,
-            kind=Exchange.Kind.LOOKUP,
-            outcome="match",
-            person_id__in=person_ids,
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT person_id FROM federation_exchange WHERE direction = %s "
+            "AND kind = %s AND outcome = 'match' AND person_id = ANY(%s)",
+            [Exchange.Direction.IN, Exchange.Kind.LOOKUP, person_ids],
         )
-        .values_list("person_id", flat=True)
-        .distinct()
-    )
+        matched = sorted(row[0] for row in cursor.fetchall())
     queued: list[OutboxMessage] = []
     for person_id in matched:
         queued.extend(involvement_changed(person_id=person_id))

@@ -501,6 +501,25 @@ def test_the_purge_forgets_the_keys_of_what_it_deleted(brighton) -> None:  # typ
     assert run.counts["created"] == 1
 
 
+def test_a_key_whose_record_is_gone_is_rewritten_not_duplicated(brighton) -> None:  # type: ignore[no-untyped-def]
+    """A key left pointing at a record that is no longer there (removed outside the import)
+    counts as no key: the row creates the record afresh and the key follows it, in a run
+    that also creates new records of the same kind (written the fast way, with COPY)."""
+    from core.models import FeedRecord
+
+    _run(_csv([person("P1"), involvement("I1", "P1")]))
+    lily = Person.objects.get(given_name="Lily")
+    Involvement.objects.filter(person=lily).delete()
+    run, report = _run(
+        _csv([person("P1"), involvement("I1", "P1"), person("P2", given_name="Ava")])
+        + _csv([involvement("I2", "P2")]).split(b"\n", 1)[1]
+    )
+    assert run.counts == {**run.counts, "created": 3, "unchanged": 1, "rejected": 0}, report
+    key = FeedRecord.objects.get(kind="involvement", source_id="I1")
+    assert Involvement.objects.get(pk=key.local_id).person == lily
+    assert FeedRecord.objects.filter(kind="involvement").count() == 2
+
+
 def test_one_nhs_number_for_two_people_is_refused_in_a_file_and_across_runs(brighton) -> None:  # type: ignore[no-untyped-def]
     """Within a file the second person is rejected; in a later file too, naming the first."""
     _, report = _run(
