@@ -174,12 +174,24 @@ class Person(models.Model):
     # search, its page leads to the record it was merged into. NULL for every other record,
     # so the previous release, which never sets it, keeps working during an upgrade.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # the partial index below: the few merged records only
     )
 
     class Meta:
         ordering = ["family_name", "given_name"]
-        indexes = [models.Index(fields=["date_of_birth"])]
+        indexes = [
+            models.Index(fields=["date_of_birth"]),
+            models.Index(
+                fields=["merged_into"],
+                name="person_merged_into",
+                condition=models.Q(merged_into__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.given_name} {self.family_name}"
@@ -272,9 +284,14 @@ class Involvement(models.Model):
         RECORDED_IN_ERROR = "recorded_in_error", "Recorded in error"
         SOURCE_ENDED = "source_ended", "Ended in the source system"
 
-    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="involvements")
+    # Found through the (person, end date) and (practitioner, end date) indexes below: an
+    # index of their own would only be written, never read (a county's feed writes a
+    # million involvements).
+    person = models.ForeignKey(
+        Person, on_delete=models.CASCADE, related_name="involvements", db_index=False
+    )
     practitioner = models.ForeignKey(
-        Practitioner, on_delete=models.PROTECT, related_name="involvements"
+        Practitioner, on_delete=models.PROTECT, related_name="involvements", db_index=False
     )
     organisation = models.ForeignKey(
         Organisation, on_delete=models.PROTECT, related_name="involvements"
@@ -624,7 +641,10 @@ class FeedRecord(models.Model):
         RELATIONSHIP = "relationship", "Relationship"
         INVOLVEMENT = "involvement", "Involvement"
 
-    source_system = models.ForeignKey(SourceSystem, on_delete=models.CASCADE, related_name="+")
+    # Found through the unique (source system, kind, source id) index.
+    source_system = models.ForeignKey(
+        SourceSystem, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=12, choices=Kind.choices)
     source_id = models.CharField(max_length=100)
     local_id = models.BigIntegerField()
