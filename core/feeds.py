@@ -491,10 +491,11 @@ class FeedImport:
             else:
                 fresh.append(row)
         self.batch_stale = {kind: set() for kind in KINDS}
+        by_kind: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        for row in fresh:
+            by_kind[row.kind].append(row.source_id)
         self.batch_keys = {
-            kind: self._keys(kind, [row.source_id for row in fresh if row.kind == kind])
-            if kind in self.kinds_known
-            else {}
+            kind: self._keys(kind, by_kind[kind]) if kind in self.kinds_known else {}
             for kind in KINDS
         }
         people: list[tuple[FeedRow, PersonFacts]] = []
@@ -509,7 +510,7 @@ class FeedImport:
                         self.accepted_people.add(key)
                     else:
                         self.person_local[row.source_id] = known[0]
-                    nhs = nhs_number_clean(row.get("nhs_number"))
+                    nhs = nhs_number_clean(row.fields[_NHS])
                     if nhs.isdigit():
                         self.nhs_claimed.setdefault(int(nhs), key)
                 continue

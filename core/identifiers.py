@@ -8,9 +8,11 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
+SPACES_AND_HYPHENS = re.compile(r"[\s-]")
+
 
 def nhs_number_clean(value: str) -> str:
-    return re.sub(r"[\s-]", "", value or "")
+    return SPACES_AND_HYPHENS.sub("", value or "")
 
 
 def nhs_number_check_digit(first_nine: str) -> int | None:
