@@ -951,7 +951,7 @@ class FeedImport:
                     "UPDATE core_involvement AS i SET person_id = v.p, practitioner_id = v.pr, "
                     "organisation_id = v.o, role_id = v.r, start_date = v.s, end_date = v.e, "
                     "end_reason = v.er, sensitive = v.sen, "
-                    "lead_professional = i.lead_professional AND v.e IS NULL "
+                    "lead_professional = i.lead_professional AND v.e IS NULL AND NOT v.sen "
                     "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
                     "%s::bigint[], %s::date[], %s::date[], %s::text[], %s::boolean[]) "
                     "AS v(id, p, pr, o, r, s, e, er, sen) WHERE i.id = v.id",

@@ -7,7 +7,6 @@ import csv
 from typing import Any, cast
 
 from django.contrib import messages
-from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -114,24 +113,11 @@ def search_break_glass(request: HttpRequest) -> HttpResponse:
 # --- A person, their family and their network --------------------------------------------
 
 
-def _contact_token(user: User, person_id: int, organisation_id: int) -> str:
-    # The masked service's id never appears in the page: colleagues must not be able to
-    # tell which sensitive service it is by comparing ids.
-    return signing.dumps(organisation_id, salt=f"patchwork.contact:{person_id}:{user.pk}")
-
-
-def _member_rows(
-    user: User, person_id: int, members: list[TeamMember]
-) -> list[tuple[TeamMember, str]]:
+def _grouped(network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]:
+    # A masked service is named in its "Request contact" link only by its contact
+    # reference, which means nothing outside the brokered flow (selectors.contact_reference).
     return [
-        (m, _contact_token(user, person_id, m.masked_organisation_id) if m.masked else "")  # type: ignore[arg-type]
-        for m in members
-    ]
-
-
-def _grouped(user: User, network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]:
-    return [
-        (agency, _member_rows(user, network.person.pk, members))
+        (agency, [(m, m.contact_reference) for m in members])
         for agency, members in network.current_by_agency()
     ]
 
@@ -175,7 +161,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         "access": access,
         "network": network,
         "picture": _picture(network),
-        "groups": _grouped(user, network),
+        "groups": _grouped(network),
         "family": [
             (selectors.relationship_label(rel, network.person), relative, members)
             for rel, relative, members in network.family
@@ -245,14 +231,14 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
                 "label": selectors.relationship_label(relationship, network.person),
                 "person": relative,
                 "picture": _picture(relative_network, svg_id=f"family-{index}"),
-                "groups": _grouped(user, relative_network),
+                "groups": _grouped(relative_network),
             }
         )
     context = {
         "person": network.person,
         "network": network,
         "picture": _picture(network),
-        "groups": _grouped(user, network),
+        "groups": _grouped(network),
         "relatives": relatives,
     }
     return render(request, "core/family.html", context)
@@ -261,19 +247,13 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
 @otp_required
 def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
-    token = request.POST.get("service") or request.GET.get("service", "")
-    try:
-        organisation_id = signing.loads(
-            token, salt=f"patchwork.contact:{person_id}:{user.pk}", max_age=12 * 3600
-        )
-    except signing.BadSignature as exc:
-        raise Http404("No such service") from exc
+    reference = request.POST.get("service") or request.GET.get("service", "")
     try:
         access = selectors.person_viewable(user, person_id)
-        organisation = selectors.sensitive_service_for_contact(user, person_id, organisation_id)
+        organisation = selectors.sensitive_service_for_contact(user, person_id, reference)
     except PermissionDenied:
         return redirect("core:person", person_id=person_id)
-    form = ContactRequestForm(request.POST or None, initial={"service": token})
+    form = ContactRequestForm(request.POST or None, initial={"service": reference})
     if request.method == "POST" and form.is_valid():
         try:
             services.contact_request_send(
