@@ -31,6 +31,7 @@ from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.spreadsheets import csv_writer
 from core.audit import audit_record
 from core.fhir_feeds import fhir_rows
 from core.identifiers import (
@@ -277,7 +278,7 @@ class FeedImport:
         self.run = run
         self.source_id = run.source_system_id
         self.dry_run = run.dry_run
-        self.report = csv.writer(report)
+        self.report = csv_writer(report)
         self.report.writerow(REPORT_COLUMNS)
         self.progress = progress
         self.summary = RunSummary()

@@ -3,7 +3,6 @@ rules (who may see what) and the audit."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any, cast
 
 from django.contrib import messages
@@ -24,6 +23,7 @@ from accounts.models import User
 from accounts.redirects import next_url_or
 from accounts.selectors import users_for_admin
 from accounts.services import user_invite
+from accounts.spreadsheets import csv_writer
 from core import merges, selectors, services
 from core.delivery import email as delivery_email
 from core.delivery import notifications as delivery_notifications
@@ -589,7 +589,7 @@ class _Echo:
 
 @governance_required
 def audit_export_csv(request: HttpRequest) -> HttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
     rows = services.audit_export(actor=_user(request))
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
