@@ -44,6 +44,7 @@ from core.models import (
     PersonName,
     Practitioner,
     RecordOpening,
+    SourceSystem,
 )
 from tenants.db import models_from_sql, prepared_cursor
 
@@ -995,6 +996,14 @@ def audit_events_count() -> int:
 def import_runs_recent(limit: int = 20) -> list[ImportRun]:
     """The council's latest imports from source systems, for its administrators."""
     return list(ImportRun.objects.select_related("source_system", "requested_by")[:limit])
+
+
+def source_system_get(source_id: int) -> SourceSystem:
+    """One of the council's source systems, or 404."""
+    source = SourceSystem.objects.filter(pk=source_id).first()
+    if source is None:
+        raise Http404("No such system")
+    return source
 
 
 def import_run_get(run_id: int, *, source_system_id: int | None = None) -> ImportRun:

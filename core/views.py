@@ -21,8 +21,8 @@ from accounts.access import (
 from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
 from accounts.redirects import next_url_or
-from accounts.selectors import users_for_admin
-from accounts.services import user_invite
+from accounts.selectors import user_for_admin, users_for_admin
+from accounts.services import invitation_reissue, user_invite
 from accounts.spreadsheets import csv_writer
 from core import merges, selectors, services
 from core.delivery import email as delivery_email
@@ -525,6 +525,27 @@ def users(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{invited.full_name} is invited.")
             form = InviteUserForm()
     context = {"form": form, "users": users_for_admin(), "invitation_url": invitation_url}
+    return render(request, "core/users.html", context)
+
+
+@admin_required
+@require_POST
+def user_invitation_new(request: HttpRequest, user_id: int) -> HttpResponse:
+    """A new invitation link for someone who cannot sign in yet (shown once, like the first)."""
+    invited = user_for_admin(user_id)
+    invitation_url = None
+    try:
+        token = invitation_reissue(user=invited, invited_by=_user(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        invitation_url = request.build_absolute_uri(f"/invitation/{token}/")
+        messages.success(request, f"{invited.full_name} has a new invitation.")
+    context = {
+        "form": InviteUserForm(),
+        "users": users_for_admin(),
+        "invitation_url": invitation_url,
+    }
     return render(request, "core/users.html", context)
 
 
