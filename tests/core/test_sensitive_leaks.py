@@ -13,9 +13,12 @@ from django.core.exceptions import ValidationError
 from django_tenants.utils import schema_context
 
 from core.models import ContactRequest, Involvement
+from core.selectors import contact_reference
 from core.services import involvement_add
 from tests.factories import (
     InvolvementFactory,
+    OrganisationFactory,
+    PractitionerFactory,
     RoleFactory,
 )
 from tests.personas import client_for
@@ -184,3 +187,51 @@ def test_it_refuses_a_sensitive_lead_whoever_asks(world, scenario) -> None:
             )
     # A sensitive involvement cannot lead at all; that is said first.
     assert "A sensitive involvement cannot be the lead professional" in str(refused.value)
+
+
+def test_it_numbers_the_sensitive_services_in_an_order_that_says_nothing(world, scenario) -> None:
+    """The team's "ask a sensitive service" form offers "Sensitive service 1, 2…". Numbered
+    by name, service 1 would always be the one first in the alphabet; numbered by each
+    viewer's own references, it is not: here, for a colleague whose first is the later
+    name, "service 1" reaches the later name."""
+    with schema_context(world.brighton.schema_name):
+        early = OrganisationFactory(
+            name="Aardvark Sexual Health", agency_type="sexual_health", sensitive_service=True
+        )
+        late = OrganisationFactory(
+            name="Zebra Drug Service", agency_type="substance_misuse", sensitive_service=True
+        )
+        for organisation in (early, late):
+            InvolvementFactory(
+                person=scenario.ava,
+                practitioner=PractitionerFactory(organisation=organisation),
+                role=RoleFactory(name="Keyworker"),
+            )
+
+        def first_for(user) -> int:  # type: ignore[no-untyped-def]
+            return min(
+                (early.pk, late.pk),
+                key=lambda pk: contact_reference(
+                    user_id=user.pk, person_id=scenario.ava.pk, organisation_id=pk
+                ),
+            )
+
+        colleague = None
+        for _ in range(12):  # each colleague has a one-in-two chance
+            candidate = InvolvementFactory(
+                person=scenario.ava,
+                practitioner=PractitionerFactory(organisation=scenario.school),
+                role=RoleFactory(name="Teaching assistant"),
+            ).practitioner.user
+            if first_for(candidate) == late.pk:
+                colleague = candidate
+                break
+        assert colleague is not None
+    client = client_for(world, colleague)
+    sent = client.post(
+        f"/people/{scenario.ava.pk}/messages/new/",
+        {"form": "brokered", "service": "0", "message": "Ava asked me who she could talk to."},
+    )
+    assert sent.status_code == 302
+    with schema_context(world.brighton.schema_name):
+        assert ContactRequest.objects.get(requested_by=colleague).organisation == late
