@@ -29,6 +29,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
+from core.signals import records_imported
 
 
 @transaction.atomic
@@ -64,7 +65,13 @@ def organisation_sensitive_set(
     *, organisation: Organisation, sensitive: bool, actor: User
 ) -> Organisation:
     """Mark a service sensitive, or not (audited). Mental health, substance misuse and
-    sexual health services stay sensitive."""
+    sexual health services stay sensitive.
+
+    Marked sensitive, the service's involvements recorded before become sensitive too (and
+    stop leading: `_lead_check`), so nobody outside it goes on seeing its name and staff
+    beside a child (a service imported from a register starts as not sensitive). A
+    child-protection involvement stays visible, as it must. Marked not sensitive again, its
+    involvements stay as they are: each may have been marked sensitive for its own reason."""
     if not sensitive and organisation.agency_type in Organisation.SENSITIVE_BY_DEFAULT:
         raise ValidationError(
             f"{organisation.name} is a {organisation.get_agency_type_display().lower()} "
@@ -73,11 +80,26 @@ def organisation_sensitive_set(
     if organisation.sensitive_service != sensitive:
         organisation.sensitive_service = sensitive
         organisation.save(update_fields=["sensitive_service"])
+        hidden: list[int] = []
+        if sensitive:
+            involvements = Involvement.objects.filter(
+                organisation=organisation, sensitive=False, role__child_protection=False
+            )
+            hidden = sorted(set(involvements.values_list("person_id", flat=True)))
+            involvements.update(sensitive=True, lead_professional=False)
         audit_record(
             actor=actor,
             action="organisation_sensitive_set",
-            detail={"organisation_id": organisation.pk, "sensitive": sensitive},
+            detail={
+                "organisation_id": organisation.pk,
+                "sensitive": sensitive,
+                "people_with_involvements_made_sensitive": len(hidden),
+            },
         )
+        if hidden:
+            # A bulk update sends no post_save: the apps above (federation's pointers) are
+            # told as after a feed.
+            records_imported.send(sender=Involvement, person_ids=[], involvement_person_ids=hidden)
     return organisation
 
 

@@ -235,3 +235,34 @@ def test_it_numbers_the_sensitive_services_in_an_order_that_says_nothing(world, 
     assert sent.status_code == 302
     with schema_context(world.brighton.schema_name):
         assert ContactRequest.objects.get(requested_by=colleague).organisation == late
+
+
+def test_a_service_marked_sensitive_later_is_hidden_where_it_was_already_involved(
+    world, scenario
+) -> None:
+    """A trust imported from the NHS register starts as not sensitive; its worker is already
+    on Ava's team, leading. Once the administrator marks it sensitive, the team sees only
+    "a sensitive service is involved": no name, and no lead it cannot see."""
+    with schema_context(world.brighton.schema_name):
+        trust = OrganisationFactory(name="Weald Sexual Health Trust", agency_type="hospital")
+        worker = PractitionerFactory(organisation=trust, job_title="Clinic nurse")
+        Involvement.objects.filter(person=scenario.ava).update(lead_professional=False)
+        InvolvementFactory(
+            person=scenario.ava,
+            practitioner=worker,
+            role=RoleFactory(name="Clinic nurse"),
+            lead_professional=True,
+        )
+    nurse = client_for(world, scenario.school_nurse)
+    assert "Weald Sexual Health Trust" in nurse.get(f"/people/{scenario.ava.pk}/").content.decode()
+    admin = client_for(world, scenario.admin)
+    marked = admin.post(
+        "/admin/set-up/sensitive-services/", {"organisation": trust.pk, "sensitive": "yes"}
+    )
+    assert marked.status_code == 302
+    html = nurse.get(f"/people/{scenario.ava.pk}/").content.decode()
+    assert "Weald Sexual Health Trust" not in html and worker.user.full_name not in html
+    assert len(_references(html, scenario.ava.pk)) == 2  # CAMHS and the trust, unnamed
+    with schema_context(world.brighton.schema_name):
+        hidden = Involvement.objects.get(practitioner=worker)
+        assert hidden.sensitive and not hidden.lead_professional
