@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from accounts.spreadsheets import csv_writer
 from core.feeds import CSV_COLUMNS
-from core.models import ImportRun, InvolvementRole, PersonName, SourceSystem
+from core.models import InvolvementRole, PersonName, SourceSystem
 from core.services import practitioner_profile_set
 from tests.personas import PASSWORD, Persona, sign_in
 
@@ -63,7 +63,8 @@ def test_it_keeps_an_invited_email_that_looks_like_a_formula_as_text_in_the_audi
     export = admin.get("/admin/audit/export.csv")
     assert export.status_code == 200
     rows = _rows(b"".join(export.streaming_content).decode())  # type: ignore[attr-defined]
-    assert [row[3] for row in rows if row[4] == "search"] == [f"'{FORMULA_EMAIL}"]
+    # Other tests' committed events may be in the log too: look for this one's.
+    assert f"'{FORMULA_EMAIL}" in {row[3] for row in rows if row[4] == "search"}
     _no_formula(rows)
 
 
@@ -87,9 +88,8 @@ def test_it_keeps_a_source_id_that_looks_like_a_formula_as_text_in_an_import_rep
             "/admin/imports/", {"source": source.pk, "file_format": "csv", "file": upload}
         )
     assert checked.status_code == 302
-    with schema_context(world.brighton.schema_name):
-        run = ImportRun.objects.get(dry_run=True)
-    report = admin.get(f"/admin/imports/{run.pk}/report.csv")
+    run_id = checked["Location"].rstrip("/").rsplit("/", 1)[1]
+    report = admin.get(f"/admin/imports/{run_id}/report.csv")
     rows = _rows(b"".join(report.streaming_content).decode())  # type: ignore[attr-defined]
     assert {row[2] for row in rows[1:]} == {"'=HYPERLINK(1)", "'@SUM(1)", "'+1+1", "'-1+1"}
     _no_formula(rows)

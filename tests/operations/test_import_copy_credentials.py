@@ -91,7 +91,7 @@ def test_it_refuses_the_original_s_session_cookie_and_every_other_credential(
         people = Person.objects.count()
     with schema_context(world.brighton.schema_name):
         assert Person.objects.count() == people
-        assert SourceSystem.objects.get().token_hash
+        assert SourceSystem.objects.get(name="Liquidlogic LCS").token_hash
 
     # Each administrator is given a new invitation, which works at the copy only.
     links = re.findall(r"(http://brighton-copy\.localhost[^\s]*/invitation/[^\s/]+/)", printed)
@@ -135,7 +135,7 @@ def test_an_administrator_of_the_copy_invites_a_colleague_again(world, scenario,
     imports = client.get("/admin/imports/").content.decode()
     assert "Liquidlogic LCS (no import token: issue one)" in imports
     with schema_context(copy.schema_name):
-        source = SourceSystem.objects.get()
+        source = SourceSystem.objects.get(name="Liquidlogic LCS")
     renewed = client.post(f"/admin/imports/systems/{source.pk}/token/").content.decode()
     token = re.search(r'<code id="token">([^<]+)</code>', renewed)
     assert token is not None and "has a new import token" in renewed
