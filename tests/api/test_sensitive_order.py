@@ -43,3 +43,30 @@ def test_it_lists_a_sensitive_service_after_the_named_team_in_the_api(world, sce
     participants = fhir.json()["entry"][0]["resource"]["participant"]
     assert "member" not in participants[-1]
     assert all("member" in p for p in participants[:-1])
+
+
+def test_the_api_refuses_a_sensitive_lead_and_names_no_hidden_one(scenario, api) -> None:
+    """Through the API as through the pages: a sensitive involvement cannot be added as lead
+    (400, nothing added), and a refusal caused by a sensitive lead does not name it."""
+    camhs_role = RoleFactory(name="CAMHS duty worker")
+    before = Involvement.objects.count()
+    refused = api(scenario.camhs_worker).post(
+        f"/api/v1/people/{scenario.ava.pk}/involvements",
+        {"role": camhs_role.pk, "lead_professional": True},
+    )
+    assert refused.status_code == 400, refused.content
+    assert "cannot be the lead professional" in " ".join(refused.json()["lead_professional"])
+    assert Involvement.objects.count() == before
+
+    Involvement.objects.filter(person=scenario.ava).update(lead_professional=False)
+    Involvement.objects.filter(person=scenario.ava, organisation=scenario.camhs).update(
+        lead_professional=True
+    )
+    nurse = Involvement.objects.get(person=scenario.ava, practitioner__user=scenario.school_nurse)
+    answer = api(scenario.school_nurse).patch(
+        f"/api/v1/involvements/{nurse.pk}", {"lead_professional": True}
+    )
+    assert answer.status_code == 400, answer.content
+    assert "cannot be named here" in answer.content.decode()
+    assert scenario.camhs_worker.full_name not in answer.content.decode()
+    assert b"Sussex CAMHS" not in answer.content
