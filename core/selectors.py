@@ -10,7 +10,9 @@ their network or a sensitive involvement lives here, and views and the API go th
 - A person's current team sees their record. Anyone else who found them by search states a
   reason first; the opening is audited and the lead professional is told.
 - A sensitive involvement is shown in full only to its own organisation; to others as
-  "a sensitive service is involved – request contact"."""
+  "a sensitive service is involved – request contact", after the rest of the team, and
+  known to them only by a contact reference made for that viewer and that person. Its
+  staff's views of the record are not named to others."""
 
 from __future__ import annotations
 
