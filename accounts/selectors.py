@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Invitation, User
@@ -26,3 +27,11 @@ def user_confirmed_device(user: User) -> TOTPDevice | None:
 
 def users_for_admin() -> QuerySet[User]:
     return User.objects.order_by("full_name")
+
+
+def user_for_admin(user_id: int) -> User:
+    """A user of this council, or 404."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        raise Http404("No such user")
+    return user

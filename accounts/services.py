@@ -60,6 +60,18 @@ def invitation_issue(*, user: User, invited_by: User | None = None) -> str:
     return token
 
 
+@transaction.atomic
+def invitation_reissue(*, user: User, invited_by: User | None = None) -> str:
+    """A new one-time invitation for someone who cannot sign in yet: their first link was
+    lost or has expired, or their council was brought back from an archive (which keeps no
+    one's password or authenticator). Refused for someone who can sign in already: a link
+    would let whoever holds it take over their account."""
+    if user.has_usable_password():
+        raise ValidationError(f"{user.full_name} can already sign in: no invitation is needed")
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return invitation_issue(user=user, invited_by=invited_by)
+
+
 def invitation_device(*, invitation: Invitation) -> TOTPDevice:
     """The authenticator the invitee is setting up: made once, confirmed on acceptance."""
     device, _ = TOTPDevice.objects.get_or_create(

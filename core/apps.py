@@ -10,6 +10,14 @@ def council_schema_created(sender: type, council: Any, **kwargs: Any) -> None:
     roles_defaults_add()
 
 
+def council_credentials_forget(sender: type, council: Any, **kwargs: Any) -> None:
+    """A council brought back from an archive accepts none of its source systems' import
+    tokens: an administrator issues each system a new one."""
+    from core.models import SourceSystem
+
+    SourceSystem.objects.update(token_hash="")
+
+
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "The team around the child"
@@ -18,6 +26,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # tenants never imports core: onboarding sends a signal from inside the new schema.
         from core import setup  # noqa: F401  (registers core's set-up steps)
+        from tenants.signals import council_credentials_forget as forget
         from tenants.signals import council_schema_created as created
 
         created.connect(council_schema_created, dispatch_uid="core-default-roles")
+        forget.connect(council_credentials_forget, dispatch_uid="core-import-tokens")

@@ -35,6 +35,7 @@ from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.spreadsheets import csv_writer
 from core.audit import audit_record
 from core.fhir_feeds import fhir_rows
 from core.identifiers import (
@@ -339,7 +340,7 @@ class FeedImport:
         self.run = run
         self.source_id = run.source_system_id
         self.dry_run = run.dry_run
-        self.report = csv.writer(report)
+        self.report = csv_writer(report)
         self.report.writerow(REPORT_COLUMNS)
         self.progress = progress
         self.summary = RunSummary()
@@ -1099,7 +1100,7 @@ class FeedImport:
                     "UPDATE core_involvement AS i SET person_id = v.p, practitioner_id = v.pr, "
                     "organisation_id = v.o, role_id = v.r, start_date = v.s, end_date = v.e, "
                     "end_reason = v.er, sensitive = v.sen, "
-                    "lead_professional = i.lead_professional AND v.e IS NULL "
+                    "lead_professional = i.lead_professional AND v.e IS NULL AND NOT v.sen "
                     "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
                     "%s::bigint[], %s::date[], %s::date[], %s::text[], %s::boolean[]) "
                     "AS v(id, p, pr, o, r, s, e, er, sen) WHERE i.id = v.id",

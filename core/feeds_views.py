@@ -71,6 +71,17 @@ def source_system_new(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
+@require_POST
+def source_system_token_new(request: HttpRequest, source_id: int) -> HttpResponse:
+    """A new import token for a system (its old one stops working), shown once: after a
+    lost token, or in a council brought back from an archive, which keeps none."""
+    source = selectors.source_system_get(source_id)
+    token = feeds.source_system_token_reset(actor=_user(request), source=source)
+    context = {"source": source, "token": token, "renewed": True}
+    return render(request, "core/source_system_token.html", context)
+
+
+@admin_required
 def import_run(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.import_run_get(run_id)
     working = run.status in (ImportRun.Status.QUEUED, ImportRun.Status.RUNNING)

@@ -4,7 +4,6 @@ document. Thin: the rules and the audit are in core.merges and core.subject_acce
 
 from __future__ import annotations
 
-import csv
 import io
 
 from django.contrib import messages
@@ -14,6 +13,7 @@ from django.shortcuts import redirect, render
 
 from accounts.access import admin_required, role_required
 from accounts.models import User
+from accounts.spreadsheets import csv_writer
 from core import merges, subject_access
 from core.forms import SearchForm
 from core.models import Person
@@ -116,7 +116,7 @@ def subject_access_csv(request: HttpRequest, person_id: int) -> HttpResponse:
         user=_user(request), person_id=person_id, fmt="csv"
     )
     out = io.StringIO()
-    csv.writer(out).writerows(subject_access.subject_access_rows(document))
+    csv_writer(out).writerows(subject_access.subject_access_rows(document))
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
         f'attachment; filename="subject-access-record-{document.person.pk}.csv"'

@@ -10,7 +10,9 @@ their network or a sensitive involvement lives here, and views and the API go th
 - A person's current team sees their record. Anyone else who found them by search states a
   reason first; the opening is audited and the lead professional is told.
 - A sensitive involvement is shown in full only to its own organisation; to others as
-  "a sensitive service is involved – request contact"."""
+  "a sensitive service is involved – request contact", after the rest of the team, and
+  known to them only by a contact reference made for that viewer and that person. Its
+  staff's views of the record are not named to others."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import User
 from core.audit import audit_record
@@ -43,6 +46,7 @@ from core.models import (
     PersonName,
     Practitioner,
     RecordOpening,
+    SourceSystem,
 )
 from tenants.db import models_from_sql, prepared_cursor
 
@@ -487,9 +491,10 @@ class TeamMember:
     lead_professional: bool
     child_protection: bool
     is_me: bool
-    # A sensitive involvement seen from outside its service: every other field is blank.
+    # A sensitive involvement seen from outside its service: every other field is blank,
+    # and the service is known only by `contact_reference` (see `contact_reference`).
     masked: bool = False
-    masked_organisation_id: int | None = None
+    contact_reference: str = ""
 
     @property
     def last_contact_days(self) -> int | None:
@@ -564,6 +569,20 @@ ORDER BY s.relation_id NULLS FIRST,
 END_REASONS = dict(Involvement.EndReason.choices)
 
 
+def contact_reference(*, user_id: int, person_id: int, organisation_id: int) -> str:
+    """How a sensitive service involved with a person is known to one viewer: a keyed hash
+    of (person, viewer, service) that means nothing outside the brokered-contact flow. It
+    carries no id (a signed id can be read by anyone holding the link), differs from person
+    to person and from viewer to viewer (so two links cannot be compared to tell that the
+    same service works with two children), and only `sensitive_service_for_contact` turns
+    it back into the service, for the same viewer and person, while it is still involved."""
+    return salted_hmac(
+        "patchwork.contact-reference",
+        f"{person_id}:{user_id}:{organisation_id}",
+        algorithm="sha256",
+    ).hexdigest()[:32]
+
+
 def _member_from_row(row: tuple[Any, ...], viewer: Practitioner) -> TeamMember:
     (
         involvement_id,
@@ -607,7 +626,9 @@ def _member_from_row(row: tuple[Any, ...], viewer: Practitioner) -> TeamMember:
             child_protection=False,
             is_me=False,
             masked=True,
-            masked_organisation_id=organisation_id,
+            contact_reference=contact_reference(
+                user_id=viewer.user_id, person_id=row[0], organisation_id=organisation_id
+            ),
         )
     return TeamMember(
         involvement_id=involvement_id,
@@ -631,16 +652,13 @@ def _member_from_row(row: tuple[Any, ...], viewer: Practitioner) -> TeamMember:
 
 
 def _one_line_per_sensitive_service(members: list[TeamMember]) -> list[TeamMember]:
-    """One masked line per sensitive service, however many of its staff are involved."""
-    seen: set[int] = set()
-    unique = []
-    for m in members:
-        if m.masked:
-            if m.masked_organisation_id in seen:
-                continue
-            seen.add(m.masked_organisation_id)  # type: ignore[arg-type]
-        unique.append(m)
-    return unique
+    """One masked line per sensitive service, however many of its staff are involved, after
+    everyone else. The statement orders the team by lead professional, agency type and start
+    date; a masked line left where that order put it would tell which kind of service it
+    is, or that it leads. Masked lines are ordered by their reference: by nothing at all."""
+    named = [m for m in members if not m.masked]
+    masked = {m.contact_reference: m for m in members if m.masked}
+    return named + [masked[reference] for reference in sorted(masked)]
 
 
 def person_network(
@@ -812,19 +830,31 @@ def staff_involvements(user: User) -> QuerySet[Involvement]:
     )
 
 
-def sensitive_service_for_contact(user: User, person_id: int, organisation_id: int) -> Organisation:
-    """The sensitive service a practitioner may ask to get in touch about a person they may
-    see: only one currently involved through a sensitive involvement; 404 otherwise."""
+def sensitive_services_for_contact(user: User, person: Person) -> list[tuple[str, Organisation]]:
+    """The sensitive services currently involved with `person` that `user` reaches only by a
+    brokered request (not their own), each with its `contact_reference` for this user, in
+    the order of those references: an order that says nothing about the services."""
+    own = practitioner_of(user)
+    involved = Involvement.objects.filter(person=person, end_date__isnull=True, sensitive=True)
+    if own is not None:
+        involved = involved.exclude(organisation_id=own.organisation_id)
+    ids = set(involved.values_list("organisation_id", flat=True))
+    services = [
+        (contact_reference(user_id=user.pk, person_id=person.pk, organisation_id=o.pk), o)
+        for o in Organisation.objects.filter(pk__in=ids)
+    ]
+    return sorted(services, key=lambda pair: pair[0])
+
+
+def sensitive_service_for_contact(user: User, person_id: int, reference: str) -> Organisation:
+    """The sensitive service a contact reference stands for: one currently involved with a
+    person the user may see, through a sensitive involvement; 404 for anything else (a
+    reference made for another person or viewer, or for a service no longer involved)."""
     access = person_viewable(user, person_id)
-    involved = Involvement.objects.filter(
-        person=access.person,
-        organisation_id=organisation_id,
-        end_date__isnull=True,
-        sensitive=True,
-    ).exists()
-    if not involved:
-        raise Http404("No such service")
-    return Organisation.objects.get(pk=organisation_id)
+    for candidate, organisation in sensitive_services_for_contact(user, access.person):
+        if constant_time_compare(candidate, reference):
+            return organisation
+    raise Http404("No such service")
 
 
 def contact_requests_for_service(user: User) -> QuerySet[ContactRequest]:
@@ -874,7 +904,8 @@ VIEWING_WORDS = {
 
 # The latest few first (backwards along the audit_person_latest index), then their names.
 VIEWINGS_SQL = """
-SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name
+SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name,
+       e.actor_id, o.id, o.sensitive_service
 FROM (
     SELECT id, at, actor_id, actor_email, action, detail FROM core_auditevent
     WHERE person_id = %s AND action = ANY(%s)
@@ -914,16 +945,35 @@ def person_viewings(
             cursor.execute(sql, [ids, list(VIEWING_WORDS), limit])
         rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
-    return [
-        Viewing(
-            at=at,
-            name=full_name or actor_email,
-            organisation=organisation or "",
-            what=VIEWING_WORDS.get(action, action),
-            reason=reasons.get(reason or "", ""),
+    # A view by someone whose part in this person's life is sensitive would name them (and
+    # their service) to the team: outside their own service it reads "a sensitive service".
+    own = practitioner_of(user)
+    own_organisation = own.organisation_id if own is not None else None
+    sensitive_users = set(
+        Involvement.objects.filter(person_id__in=ids, sensitive=True).values_list(
+            "practitioner__user_id", flat=True
         )
-        for at, actor_email, action, reason, full_name, organisation in rows
-    ]
+    )
+    viewings = []
+    for row in rows:
+        at, actor_email, action, reason, full_name, organisation = row[:6]
+        actor_id, organisation_id, sensitive_service = row[6:]
+        hidden = (sensitive_service or actor_id in sensitive_users) and (
+            organisation_id is None or organisation_id != own_organisation
+        )
+        viewings.append(
+            Viewing(
+                at=at,
+                name=SENSITIVE_VIEWER if hidden else full_name or actor_email,
+                organisation="" if hidden else organisation or "",
+                what=VIEWING_WORDS.get(action, action),
+                reason=reasons.get(reason or "", ""),
+            )
+        )
+    return viewings
+
+
+SENSITIVE_VIEWER = "Someone from a sensitive service"
 
 
 def person_ids_merged_into(person_id: int) -> list[int]:
@@ -948,6 +998,14 @@ def audit_events_count() -> int:
 def import_runs_recent(limit: int = 20) -> list[ImportRun]:
     """The council's latest imports from source systems, for its administrators."""
     return list(ImportRun.objects.select_related("source_system", "requested_by")[:limit])
+
+
+def source_system_get(source_id: int) -> SourceSystem:
+    """One of the council's source systems, or 404."""
+    source = SourceSystem.objects.filter(pk=source_id).first()
+    if source is None:
+        raise Http404("No such system")
+    return source
 
 
 def import_run_get(run_id: int, *, source_system_id: int | None = None) -> ImportRun:

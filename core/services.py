@@ -29,6 +29,7 @@ from core.models import (
     Practitioner,
     RecordOpening,
 )
+from core.signals import records_imported
 
 
 @transaction.atomic
@@ -64,7 +65,13 @@ def organisation_sensitive_set(
     *, organisation: Organisation, sensitive: bool, actor: User
 ) -> Organisation:
     """Mark a service sensitive, or not (audited). Mental health, substance misuse and
-    sexual health services stay sensitive."""
+    sexual health services stay sensitive.
+
+    Marked sensitive, the service's involvements recorded before become sensitive too (and
+    stop leading: `_lead_check`), so nobody outside it goes on seeing its name and staff
+    beside a child (a service imported from a register starts as not sensitive). A
+    child-protection involvement stays visible, as it must. Marked not sensitive again, its
+    involvements stay as they are: each may have been marked sensitive for its own reason."""
     if not sensitive and organisation.agency_type in Organisation.SENSITIVE_BY_DEFAULT:
         raise ValidationError(
             f"{organisation.name} is a {organisation.get_agency_type_display().lower()} "
@@ -73,11 +80,26 @@ def organisation_sensitive_set(
     if organisation.sensitive_service != sensitive:
         organisation.sensitive_service = sensitive
         organisation.save(update_fields=["sensitive_service"])
+        hidden: list[int] = []
+        if sensitive:
+            involvements = Involvement.objects.filter(
+                organisation=organisation, sensitive=False, role__child_protection=False
+            )
+            hidden = sorted(set(involvements.values_list("person_id", flat=True)))
+            involvements.update(sensitive=True, lead_professional=False)
         audit_record(
             actor=actor,
             action="organisation_sensitive_set",
-            detail={"organisation_id": organisation.pk, "sensitive": sensitive},
+            detail={
+                "organisation_id": organisation.pk,
+                "sensitive": sensitive,
+                "people_with_involvements_made_sensitive": len(hidden),
+            },
         )
+        if hidden:
+            # A bulk update sends no post_save: the apps above (federation's pointers) are
+            # told as after a feed.
+            records_imported.send(sender=Involvement, person_ids=[], involvement_person_ids=hidden)
     return organisation
 
 
@@ -448,7 +470,7 @@ def involvement_add(
     ).exists():
         raise ValidationError(f"{practitioner.user} is already involved as {role}")
     if lead_professional:
-        _lead_check_free(person)
+        _lead_check(person, sensitive=sensitive, actor=actor)
     involvement = Involvement.objects.create(
         person=person,
         practitioner=practitioner,
@@ -477,19 +499,52 @@ def involvement_add(
     return involvement
 
 
-def _lead_check_free(person: Person, *, except_id: int | None = None) -> None:
+SENSITIVE_LEAD = (
+    "A sensitive involvement cannot be the lead professional: the lead is the person the "
+    "rest of the team goes to, and a sensitive involvement is hidden from them. Ask a "
+    "colleague whose involvement the team can see to lead"
+)
+LEAD_UNNAMED = (
+    "A lead professional is already recorded, by a service whose involvement is sensitive "
+    "and cannot be named here. To ask them to hand over, use Request contact on the "
+    "person's page"
+)
+
+
+def _lead_check(
+    person: Person, *, sensitive: bool, actor: User, except_id: int | None = None
+) -> None:
+    """May this involvement become the person's lead professional?
+
+    - A sensitive involvement never leads. The lead professional is the team's named point of
+      contact, shown on the person's page to everyone who may see it; a sensitive involvement
+      is shown to them only as "a sensitive service is involved", so a sensitive lead would
+      leave the team with a lead it cannot see or reach (and the page saying none is
+      recorded). A council expects its lead to be visible: someone from a sensitive service
+      who must lead records an involvement that is not sensitive.
+    - One lead at a time: the current lead hands over first. The refusal names the lead only
+      to someone who may see them; a lead recorded as sensitive before this rule (or by a
+      feed) is, to anyone outside its service, "a service that cannot be named", reached
+      through the brokered contact request."""
+    if sensitive:
+        raise ValidationError({"lead_professional": SENSITIVE_LEAD})
     current = Involvement.objects.filter(
         person=person, end_date__isnull=True, lead_professional=True
-    )
+    ).select_related("practitioner__user")
     if except_id is not None:
         current = current.exclude(pk=except_id)
-    if current.exists():
-        raise ValidationError(
-            {
-                "lead_professional": f"{current.first().practitioner.user} is already the lead "  # type: ignore[union-attr]
-                "professional: they must hand over first"
-            }
-        )
+    lead = current.first()
+    if lead is None:
+        return
+    own = getattr(actor, "practitioner", None)
+    if lead.sensitive and (own is None or own.organisation_id != lead.organisation_id):
+        raise ValidationError({"lead_professional": LEAD_UNNAMED})
+    raise ValidationError(
+        {
+            "lead_professional": f"{lead.practitioner.user} is already the lead "
+            "professional: they must hand over first"
+        }
+    )
 
 
 @transaction.atomic
@@ -534,7 +589,12 @@ def involvement_update(
         changed["last_contact_date"] = last_contact_date.isoformat()
     if lead_professional is not None and lead_professional != involvement.lead_professional:
         if lead_professional:
-            _lead_check_free(involvement.person, except_id=involvement.pk)
+            _lead_check(
+                involvement.person,
+                sensitive=involvement.sensitive,
+                actor=actor,
+                except_id=involvement.pk,
+            )
         involvement.lead_professional = lead_professional
         changed["lead_professional"] = lead_professional
     involvement.save()

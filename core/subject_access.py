@@ -251,26 +251,18 @@ def subject_access_document(*, user: User, person_id: int, fmt: str) -> SubjectA
 
 
 def subject_access_rows(document: SubjectAccessDocument) -> Iterator[list[str]]:
-    """The document as CSV rows, header first."""
+    """The document as CSV rows, header first (write them with accounts.spreadsheets'
+    csv_writer, which keeps a name typed as "=HYPERLINK(...)" text)."""
     yield CSV_COLUMNS
     for line in document.lines():
         yield [
-            _cell(line.section),
-            _cell(line.item),
-            _cell(line.value),
+            line.section,
+            line.item,
+            line.value,
             _iso(line.start),
             _iso(line.end),
             line.marking,
         ]
-
-
-# A spreadsheet runs a cell that starts with one of these as a formula: a name typed as
-# "=HYPERLINK(...)" must stay text in the file the officer opens (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def _iso(value: date | datetime | None) -> str:

@@ -53,6 +53,11 @@ urlpatterns = [
         name="contact_request_decide",
     ),
     path("admin/users/", views.users, name="users"),
+    path(
+        "admin/users/<int:user_id>/invitation/",
+        views.user_invitation_new,
+        name="user_invitation_new",
+    ),
     path("admin/organisations/", views.organisations, name="organisations"),
     path(
         "admin/organisations/<int:organisation_id>/",
@@ -97,6 +102,11 @@ urlpatterns = [
     # Feeds from source systems (core/feeds_views.py).
     path("admin/imports/", feeds_views.imports, name="imports"),
     path("admin/imports/systems/new/", feeds_views.source_system_new, name="source_system_new"),
+    path(
+        "admin/imports/systems/<int:source_id>/token/",
+        feeds_views.source_system_token_new,
+        name="source_system_token_new",
+    ),
     path("admin/imports/<int:run_id>/", feeds_views.import_run, name="import_run"),
     path(
         "admin/imports/<int:run_id>/apply/", feeds_views.import_run_apply, name="import_run_apply"

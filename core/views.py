@@ -3,11 +3,9 @@ rules (who may see what) and the audit."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any, cast
 
 from django.contrib import messages
-from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -23,8 +21,9 @@ from accounts.access import (
 from accounts.forms import InviteUserForm, errors_onto_form
 from accounts.models import User
 from accounts.redirects import next_url_or
-from accounts.selectors import users_for_admin
-from accounts.services import user_invite
+from accounts.selectors import user_for_admin, users_for_admin
+from accounts.services import invitation_reissue, user_invite
+from accounts.spreadsheets import csv_writer
 from core import merges, selectors, services
 from core.delivery import email as delivery_email
 from core.delivery import notifications as delivery_notifications
@@ -114,24 +113,11 @@ def search_break_glass(request: HttpRequest) -> HttpResponse:
 # --- A person, their family and their network --------------------------------------------
 
 
-def _contact_token(user: User, person_id: int, organisation_id: int) -> str:
-    # The masked service's id never appears in the page: colleagues must not be able to
-    # tell which sensitive service it is by comparing ids.
-    return signing.dumps(organisation_id, salt=f"patchwork.contact:{person_id}:{user.pk}")
-
-
-def _member_rows(
-    user: User, person_id: int, members: list[TeamMember]
-) -> list[tuple[TeamMember, str]]:
+def _grouped(network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]:
+    # A masked service is named in its "Request contact" link only by its contact
+    # reference, which means nothing outside the brokered flow (selectors.contact_reference).
     return [
-        (m, _contact_token(user, person_id, m.masked_organisation_id) if m.masked else "")  # type: ignore[arg-type]
-        for m in members
-    ]
-
-
-def _grouped(user: User, network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]:
-    return [
-        (agency, _member_rows(user, network.person.pk, members))
+        (agency, [(m, m.contact_reference) for m in members])
         for agency, members in network.current_by_agency()
     ]
 
@@ -175,7 +161,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         "access": access,
         "network": network,
         "picture": _picture(network),
-        "groups": _grouped(user, network),
+        "groups": _grouped(network),
         "family": [
             (selectors.relationship_label(rel, network.person), relative, members)
             for rel, relative, members in network.family
@@ -245,14 +231,14 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
                 "label": selectors.relationship_label(relationship, network.person),
                 "person": relative,
                 "picture": _picture(relative_network, svg_id=f"family-{index}"),
-                "groups": _grouped(user, relative_network),
+                "groups": _grouped(relative_network),
             }
         )
     context = {
         "person": network.person,
         "network": network,
         "picture": _picture(network),
-        "groups": _grouped(user, network),
+        "groups": _grouped(network),
         "relatives": relatives,
     }
     return render(request, "core/family.html", context)
@@ -261,19 +247,13 @@ def family(request: HttpRequest, person_id: int) -> HttpResponse:
 @otp_required
 def contact_request_new(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
-    token = request.POST.get("service") or request.GET.get("service", "")
-    try:
-        organisation_id = signing.loads(
-            token, salt=f"patchwork.contact:{person_id}:{user.pk}", max_age=12 * 3600
-        )
-    except signing.BadSignature as exc:
-        raise Http404("No such service") from exc
+    reference = request.POST.get("service") or request.GET.get("service", "")
     try:
         access = selectors.person_viewable(user, person_id)
-        organisation = selectors.sensitive_service_for_contact(user, person_id, organisation_id)
+        organisation = selectors.sensitive_service_for_contact(user, person_id, reference)
     except PermissionDenied:
         return redirect("core:person", person_id=person_id)
-    form = ContactRequestForm(request.POST or None, initial={"service": token})
+    form = ContactRequestForm(request.POST or None, initial={"service": reference})
     if request.method == "POST" and form.is_valid():
         try:
             services.contact_request_send(
@@ -549,6 +529,27 @@ def users(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
+@require_POST
+def user_invitation_new(request: HttpRequest, user_id: int) -> HttpResponse:
+    """A new invitation link for someone who cannot sign in yet (shown once, like the first)."""
+    invited = user_for_admin(user_id)
+    invitation_url = None
+    try:
+        token = invitation_reissue(user=invited, invited_by=_user(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        invitation_url = request.build_absolute_uri(f"/invitation/{token}/")
+        messages.success(request, f"{invited.full_name} has a new invitation.")
+    context = {
+        "form": InviteUserForm(),
+        "users": users_for_admin(),
+        "invitation_url": invitation_url,
+    }
+    return render(request, "core/users.html", context)
+
+
+@admin_required
 def organisations(request: HttpRequest) -> HttpResponse:
     form = OrganisationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -609,7 +610,7 @@ class _Echo:
 
 @governance_required
 def audit_export_csv(request: HttpRequest) -> HttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
     rows = services.audit_export(actor=_user(request))
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"

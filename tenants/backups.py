@@ -18,23 +18,28 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from django_tenants.utils import get_tenant_base_schema, schema_exists
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
 
+from accounts.models import Invitation, User
+from accounts.services import invitation_issue
 from tenants import archives
 from tenants.archives import ArchiveReader, SchemaSection
 from tenants.cloning import schema_clone
 from tenants.db import sql_identifier, tenant_connection
 from tenants.models import Council, Domain
-from tenants.selectors import councils_list, template_is_current
+from tenants.selectors import council_url, councils_list, template_is_current
 from tenants.services import (
     council_fields_clean,
     template_refresh,
 )
+from tenants.signals import council_credentials_forget
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,9 @@ class Imported:
     council: Council
     rows: int
     seconds: float
+    # (email, one-time invitation link) for each of its administrators: nobody signs in
+    # to a council brought back from an archive with what they used before.
+    invitations: list[tuple[str, str]]
 
 
 def manifest_rows(manifest: dict[str, Any]) -> int:
@@ -335,9 +343,42 @@ def council_import(*, path: Path, code: str = "", name: str = "", slug: str = ""
         with ArchiveReader(path) as reader:
             for section in reader.schemas():
                 rows += _schema_load(section, schema_name)
+        with schema_context(schema_name):
+            invitations = _credentials_forget(council)
         tenant_connection().set_schema_to_public()
         Domain.objects.create(
             domain=f"{slug}.{settings.PLATFORM_DOMAIN}", tenant=council, is_primary=True
         )
     log.info("Imported %s from %s: %s rows", council, path, rows)
-    return Imported(council=council, rows=rows, seconds=time.perf_counter() - started)
+    return Imported(
+        council=council,
+        rows=rows,
+        seconds=time.perf_counter() - started,
+        invitations=[
+            (email, council_url(council, f"/invitation/{token}/")) for email, token in invitations
+        ],
+    )
+
+
+def _credentials_forget(council: Council) -> list[tuple[str, str]]:
+    """A council brought back from an archive accepts nothing that let anyone in to the
+    council the archive came from, which may still be running (beside it, or on another
+    deployment): not a session, an API token, an unused invitation, a password, an
+    authenticator app, nor (through `council_credentials_forget`) an import token. It keeps
+    every record, user, role and audit event. Each active administrator gets a new one-time
+    invitation (returned as (email, token)); they invite everyone else again from the Users
+    page. Runs in the new council's schema."""
+    Session.objects.all().delete()
+    Invitation.objects.filter(accepted_at__isnull=True).delete()
+    TOTPDevice.objects.all().delete()
+    # A password that can never match ("!" + random, as Django's set_unusable_password):
+    # it also changes each user's session hash, which every API token carries.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_user SET password = '!' || replace(gen_random_uuid()::text, '-', '')"
+        )
+    council_credentials_forget.send(sender=Council, council=council)
+    administrators = User.objects.filter(role=User.Role.COUNCIL_ADMIN, is_active=True)
+    return [
+        (admin.email, invitation_issue(user=admin)) for admin in administrators.order_by("email")
+    ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from django.core import signing
 from django_tenants.utils import schema_context
 
 from core.models import (
@@ -18,7 +17,7 @@ from core.models import (
     RecordOpening,
 )
 from core.network_svg import network_svg
-from core.selectors import TeamMember
+from core.selectors import TeamMember, contact_reference
 from tests.factories import InvolvementFactory, PersonFactory, RoleFactory
 from tests.personas import client_for
 
@@ -343,21 +342,25 @@ def test_a_contact_request_reaches_the_service_which_answers_it(world, scenario)
 
 @pytest.mark.parametrize("token", ["forged", "other-person"])
 def test_a_forged_service_token_is_not_found(world, scenario, token) -> None:
-    """The request page only accepts a token made for this person and this viewer."""
+    """The request page only accepts a reference made for this person and this viewer."""
     client = client_for(world, scenario.school_nurse)
     if token == "other-person":
-        token = signing.dumps(scenario.camhs.pk, salt=f"patchwork.contact:{scenario.zed.pk}:1")
+        token = contact_reference(
+            user_id=scenario.school_nurse.pk,
+            person_id=scenario.zed.pk,
+            organisation_id=scenario.camhs.pk,
+        )
     page = client.get(f"/people/{scenario.ava.pk}/contact-requests/new/?service={token}")
     assert page.status_code == 404
 
 
 def test_a_non_sensitive_service_cannot_be_asked(world, scenario) -> None:
-    """A signed token for an organisation with no sensitive involvement is not found."""
+    """A reference for an organisation with no sensitive involvement is not found."""
     client = client_for(world, scenario.school_nurse)
     with schema_context(world.brighton.schema_name):
         school = Organisation.objects.get(name="Hove Park School")
-    token = signing.dumps(
-        school.pk, salt=f"patchwork.contact:{scenario.ava.pk}:{scenario.school_nurse.pk}"
+    token = contact_reference(
+        user_id=scenario.school_nurse.pk, person_id=scenario.ava.pk, organisation_id=school.pk
     )
     page = client.get(f"/people/{scenario.ava.pk}/contact-requests/new/?service={token}")
     assert page.status_code == 404

@@ -11,7 +11,12 @@ from tenants.selectors import council_url
 class Command(BaseCommand):
     help = (
         "Bring a council back from its export or offboarding archive as a new council "
-        "(a schema cloned from the template, then its rows)."
+        "(a schema cloned from the template, then its rows). It keeps every record, user, "
+        "role and audit event, but none of the credentials of the council it came from, "
+        "which may still be running: no session, API token, import token, unused "
+        "invitation, password or authenticator app works in it. Each active administrator "
+        "gets a new one-time invitation link (printed here), and invites everyone else "
+        "again from the Users page; each source system needs a new import token."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -43,3 +48,14 @@ class Command(BaseCommand):
             "  a new signing key was made: send peers the council's new card "
             f"(patchwork export_council_card {council.code})"
         )
+        self.stdout.write(
+            "  nobody can sign in with what they used before: each administrator's new "
+            "invitation (works once; send it securely):"
+        )
+        for email, url in done.invitations:
+            self.stdout.write(f"    {email}: {url}")
+        if not done.invitations:
+            self.stdout.write(
+                "    none: the council has no active administrator; make one with "
+                "a new council's onboarding or ask support"
+            )
