@@ -424,6 +424,10 @@ def test_it_serves_static_files_itself_with_their_types_and_long_caching(proxy: 
         plain, _ = https(proxy, f"/static/{name}")
         assert plain.status == 200, name
         assert plain.headers.get_all("Cache-Control") == ["max-age=86400"], name
+    # nginx's own error page for a file that is not there: its headers, once each.
+    missing, _ = https(proxy, "/static/patchwork/no-such-file.css")
+    assert missing.status == 404
+    assert_each_once(missing)
     assert proxy.probe_log.read_text() == before
 
 
