@@ -184,6 +184,21 @@ def test_it_sends_the_headers_on_error_pages(live: Live) -> None:
     assert_private_and_locked_down(unknown_host)
 
 
+def test_a_refused_form_gets_a_page_the_policy_allows(live: Live) -> None:
+    """A form sent without its CSRF token is refused with the service's own page (Django's
+    default styles itself inline, which the policy would block), saying nothing changed."""
+    with live.client() as client:
+        refused = client.post(
+            "/sign-in/", data={"email": live.council.lead.email, "password": "anything"}
+        )
+
+    assert refused.status_code == 403
+    assert "This form could not be sent" in refused.text
+    assert "Nothing was changed" in refused.text
+    assert "<style" not in refused.text and "style=" not in refused.text
+    assert_private_and_locked_down(refused)
+
+
 def test_it_keeps_api_answers_out_of_every_cache(live: Live) -> None:
     """The REST API and FHIR, signed in and not."""
     with closing(live.signed_in(live.council.lead)) as client:
