@@ -350,6 +350,8 @@ def test_it_sends_the_headers_once_on_an_error_page_from_the_app(proxy: Proxy) -
     assert "script-src 'self'" in (response.getheader("Content-Security-Policy") or "")
 
 
+# Offering TLS 1.0 and 1.1 is the point of the test.
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_it_offers_tls_1_2_and_1_3_only(proxy: Proxy) -> None:
     """TLS 1.2 and 1.3 connect; TLS 1.0 and 1.1 are refused by the server, not the client."""
 
