@@ -149,8 +149,13 @@ ROOT_URLCONF = "deploy.urls_tenant"
 MIDDLEWARE = [
     # First, so it times everything, and reads the council routing put on the request.
     "deploy.metrics.RequestMetricsMiddleware",
-    "tenants.middleware.CouncilRoutingMiddleware",
+    # Before routing, so every answer the app makes (an unknown host's too) has the security
+    # headers (deploy/headers.py; settings below).
+    "deploy.headers.ResponseHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tenants.middleware.CouncilRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.SuspendedCouncilMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -159,7 +164,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -303,6 +307,62 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- Security headers of the app's own responses (deploy/headers.py, django-csp) ---
+# The app owns every security header of what it answers; nginx owns HSTS and fills in the
+# same headers only on what it answers itself (static files, its own error pages):
+# docs/operations.md, "Security headers: which layer sends what". Besides these, Django
+# sends X-Frame-Options (DENY), X-Content-Type-Options, Referrer-Policy and
+# Cross-Origin-Opener-Policy (above), and every response not marked otherwise by its view is
+# `Cache-Control: no-store`. The policy is fixed, not read from the environment: the browser
+# tests prove every page works under it (tests/pages/test_browser_csp.py).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        # GOV.UK Frontend starts from a module file (patchwork/init.js), not an inline script;
+        # a nonce appears in the header only on a page that asks for one (request.csp_nonce).
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# Where browsers report what the policy blocked (CSP_REPORT_URI, e.g. a collector of the
+# operator's); empty sends no reports.
+CSP_REPORT_URI = envstr("CSP_REPORT_URI")
+if CSP_REPORT_URI:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [CSP_REPORT_URI]
+# Browser features no page of Patchwork uses, turned off for every page and anything it embeds.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "picture-in-picture",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
 
 # --- Email ---
 EMAIL_BACKEND = envstr(

@@ -73,10 +73,45 @@ def sign_in_page(page: Any, base_url: str, persona: Persona) -> None:
     page.wait_for_url(f"{base_url}/")
 
 
+# Reports each Content-Security-Policy violation, as the page's own event describes it.
+_LISTEN_FOR_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportPolicyViolation(
+    `${event.effectiveDirective} blocked ${event.blockedURI || "inline"} on ${location.pathname}`
+  );
+});
+"""
+
+
+class PolicyWatchedBrowser:
+    """A Playwright browser whose every context reports the Content-Security-Policy
+    violations of its pages into `violations`."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_context(self, **options: Any) -> Any:
+        context = self._browser.new_context(**options)
+        context.expose_function(
+            "reportPolicyViolation", lambda text: self.violations.append(str(text))
+        )
+        context.add_init_script(_LISTEN_FOR_VIOLATIONS)
+        return context
+
+    def new_page(self, **options: Any) -> Any:
+        return self.new_context(**options).new_page()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's Chromium through Playwright, closed afterwards; the test is skipped, saying
-    why, when Chromium cannot start here."""
+    why, when Chromium cannot start here. A test whose pages violated the Content-Security-
+    Policy fails, naming each violation (`browser.violations`; a test that provokes some on
+    purpose empties the list)."""
     import pytest
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
@@ -89,9 +124,13 @@ def chromium() -> Iterator[Any]:
             reason = f"Chromium could not start ({CHROMIUM}): {exc.message.splitlines()[0]}"
             print(reason)
             pytest.skip(reason)
+        watched = PolicyWatchedBrowser(browser)
         try:
-            yield browser
+            yield watched
         finally:
             browser.close()
+        assert watched.violations == [], (
+            f"the pages violated the Content-Security-Policy: {watched.violations}"
+        )
     finally:
         playwright.stop()

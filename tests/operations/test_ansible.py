@@ -239,7 +239,7 @@ def nginx(single_host: SingleHost, tmp_path: Path) -> Iterator[SingleHost]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             # What Django's security and clickjacking middleware send with every page.
-            self.send_header("X-Frame-Options", "SAMEORIGIN")
+            self.send_header("X-Frame-Options", "DENY")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Referrer-Policy", "same-origin")
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
@@ -381,14 +381,16 @@ def test_it_serves_councils_over_https_with_security_headers(nginx: SingleHost) 
     assert received["headers"]["Host"] == f"brighton-and-hove.{PLATFORM_DOMAIN}"
     assert received["headers"]["X-Forwarded-Proto"] == "https"
     assert response.getheader("Strict-Transport-Security") == "max-age=63072000; includeSubDomains"
+    # This app sends no policy of its own, so nginx fills in its strict one.
     csp = response.getheader("Content-Security-Policy") or ""
-    assert "default-src 'self'" in csp
+    assert "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp
     assert response.getheader("X-Content-Type-Options") == "nosniff"
     assert response.getheader("Referrer-Policy") == "same-origin"
     assert response.headers.get_all("X-Frame-Options") == ["DENY"]
     assert response.getheader("Server") == "nginx"
-    # Each header once: nginx's, not also the app's copy.
+    # Each header once: the app's, or nginx's where the app sent none (tests/operations/
+    # test_nginx_proxy.py puts the real app behind nginx).
     for header in (
         "Strict-Transport-Security",
         "Content-Security-Policy",

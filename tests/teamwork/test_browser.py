@@ -20,7 +20,7 @@ from django_tenants.utils import schema_context
 
 from accounts.models import User
 from core.models import Person
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, committed, live_server, sign_in_page
+from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.personas import Persona, World
 from tests.teamwork.team import build_team
 
@@ -72,14 +72,14 @@ def _sign_in(page, live: LiveTeam, persona: Persona) -> None:  # type: ignore[no
 
 def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None:
     """Assign, see it in My tasks, mark it done, invite the team; the timeline shows both."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     live = live_team
     task_text = f"Share the attendance record {uuid.uuid4().hex[:4]}"
     due = timezone.localdate() + timedelta(days=7)
     meeting_day = timezone.localdate() + timedelta(days=10)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    # Through tests/browser.py, so a page that violates the Content-Security-Policy fails.
+    with chromium() as browser:
         lead = browser.new_context().new_page()
         _sign_in(lead, live, live.lead)
         lead.goto(f"{live.base_url}/people/{live.child.pk}/tasks/new/")
@@ -125,4 +125,3 @@ def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None
         lead.get_by_role("button", name="Filter").click()
         expect(lead.locator("#timeline")).not_to_contain_text(task_text)
         expect(lead.locator("#timeline")).to_contain_text("Core group")
-        browser.close()
