@@ -1,0 +1,93 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from federation.checkpoints import (
+    AuditCheck,
+    CheckpointRefused,
+    audit_check,
+    audit_checkpoint_take,
+    checkpoint_signed_at,
+)
+from tenants.management.commands._council_arg import council_from_code
+from tenants.selectors import councils_list
+
+
+class Command(BaseCommand):
+    help = (
+        "Check every council's audit chain (or one council's) for tampering: every event, "
+        "every signed checkpoint, and that the log still reaches each checkpoint. A council "
+        "whose log holds then gets a new checkpoint if it grew (decision 0012)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("code", nargs="?", help="one council's ONS code; all if omitted")
+        parser.add_argument(
+            "--no-checkpoint",
+            action="store_true",
+            help="only verify: sign no new checkpoint afterwards",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        code = options["code"]
+        councils = [council_from_code(str(code))] if code else list(councils_list())
+        broken: list[str] = []
+        unread: list[str] = []
+        for council in councils:
+            check = audit_check(council=council)
+            label = f"{council.code} {council.name}"
+            if check.chain is None:
+                unread.append(council.code)
+                for problem in check.problems:
+                    self.stdout.write(self.style.ERROR(f"{label}: FAILED, {problem}"))
+                continue
+            if not check.intact:
+                broken.append(council.code)
+                for line in _what_is_wrong(check):
+                    self.stdout.write(self.style.ERROR(f"{label}: BROKEN, {line}"))
+                continue
+            self.stdout.write(f"{label}: {check.chain.events} events, intact")
+            if check.latest is not None:
+                latest = check.latest.document
+                self.stdout.write(
+                    f"  it reaches all {check.checkpoints} signed checkpoints; the latest, "
+                    f"number {check.latest.sequence}, was signed at "
+                    f"{checkpoint_signed_at(latest):%Y-%m-%d %H:%M:%S} UTC "
+                    f"with {latest['events']} events"
+                )
+            if not options["no_checkpoint"]:
+                self._checkpoint(check)
+        failures = []
+        if broken:
+            failures.append(f"{len(broken)} audit chains are broken ({', '.join(broken)})")
+        if unread:
+            failures.append(f"{len(unread)} councils could not be checked ({', '.join(unread)})")
+        if failures:
+            raise CommandError("; ".join(failures))
+
+    def _checkpoint(self, check: AuditCheck) -> None:
+        try:
+            taken = audit_checkpoint_take(council=check.council)
+        except CheckpointRefused as refused:
+            # The log changed between the walk and the checkpoint: the next run says how.
+            raise CommandError(str(refused)) from refused
+        if taken is not None:
+            self.stdout.write(
+                f"  checkpoint {taken.sequence} signed ({taken.document['events']} events)"
+            )
+
+
+def _what_is_wrong(check: AuditCheck) -> list[str]:
+    lines = list(check.problems)
+    chain = check.chain
+    if chain is None:
+        return lines
+    if chain.first_broken_id is not None:
+        lines.insert(0, f"at event {chain.first_broken_id} ({chain.problem})")
+    elif chain.cut_short_of is not None:
+        mark = chain.cut_short_of
+        lines.insert(
+            0,
+            f"the audit log of {check.council.name} ends at event {chain.events}, but a "
+            f"checkpoint signed at {mark.recorded_at:%Y-%m-%d %H:%M:%S} UTC recorded "
+            f"{mark.events} events: its newest events were deleted",
+        )
+    return lines
