@@ -20,7 +20,7 @@ def test_it_reports_a_council_whose_schema_is_missing_and_checks_the_others(worl
     )
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"1 councils could not be checked \(E06000046\)"):
-        call_command("verify_audit", "--no-checkpoint", stdout=out)
+        call_command("verify_audit", stdout=out)
     report = out.getvalue()
     assert (
         "E06000046 Isle of Wight: FAILED, its schema council_iow is missing, "
