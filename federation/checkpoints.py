@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,9 +135,11 @@ class AuditCheck:
         return self.chain is not None and self.chain.intact and not self.problems
 
 
-def audit_check(*, council: Council) -> AuditCheck:
+def audit_check(*, council: Council, held: Sequence[dict[str, Any]] = ()) -> AuditCheck:
     """Verify the council's audit chain, every checkpoint's signature and their order, and
-    that the chain still reaches every checkpointed head."""
+    that the chain still reaches every checkpointed head. `held` are checkpoint documents
+    kept outside this database (a copy saved from the API; later, witnesses'): each must be
+    genuine, still be in the database, and be reached by the chain too."""
     if not schema_exists(council.schema_name):
         problem = f"its schema {council.schema_name} is missing, so its audit log cannot be read"
         return AuditCheck(council, None, 0, None, (problem,))
@@ -156,6 +159,26 @@ def audit_check(*, council: Council) -> AuditCheck:
             problems.append(out_of_order)
         marks.append(_mark_of(checkpoint))
         previous = checkpoint
+    digests = {
+        checkpoint.sequence: checkpoint_digest(checkpoint.document) for checkpoint in checkpoints
+    }
+    for document in held:
+        sequence = document.get("sequence")
+        outside = AuditCheckpoint(
+            council=council,
+            sequence=sequence if isinstance(sequence, int) else 0,
+            document=document,
+        )
+        forged = _signature_problem(council, outside, keys)
+        if forged:
+            problems.append(f"the copy held outside: {forged}")
+            continue
+        if digests.get(outside.sequence) != checkpoint_digest(document):
+            problems.append(
+                f"checkpoint {outside.sequence}, held outside the database, is no longer in "
+                "it: checkpoints were deleted or replaced"
+            )
+        marks.append(_mark_of(outside))
     with schema_context(council.schema_name):
         chain = audit_verify(marks=marks)
     return AuditCheck(council, chain, len(checkpoints), previous, tuple(problems))

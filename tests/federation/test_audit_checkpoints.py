@@ -5,10 +5,11 @@ leaves a chain that still links) is found by `verify_audit`."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -50,11 +51,11 @@ def _delete_newest(world, count: int) -> None:  # type: ignore[no-untyped-def]
         cursor.execute("ALTER TABLE core_auditevent ENABLE TRIGGER USER")
 
 
-def _verify(code: str) -> str:
+def _verify(code: str, *args: str) -> str:
     """`patchwork verify_audit CODE`'s output; CommandError when it fails."""
     out = io.StringIO()
     try:
-        call_command("verify_audit", code, stdout=out)
+        call_command("verify_audit", code, *args, stdout=out)
     except CommandError as error:
         raise CommandError(f"{error}\n{out.getvalue()}") from error
     return out.getvalue()
@@ -83,8 +84,6 @@ def test_anyone_with_the_public_key_can_check_a_checkpoint(world, db) -> None:
     published = checkpoint_published(audit_checkpoint_take(council=world.brighton))
     body = {k: v for k, v in published["checkpoint"].items() if k != "signatures"}
     public = protocol.unb64(published["public_key"])
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     Ed25519PublicKey.from_public_bytes(public).verify(
         protocol.unb64(published["signature"]), rfc8785.dumps(body)
     )
@@ -189,3 +188,41 @@ def test_a_checkpoint_signed_before_a_key_rotation_still_verifies(world, db) -> 
         != second.document["signatures"]["council:E06000043"]["key_id"]
     )
     assert "intact" in _verify(world.brighton.code)
+
+
+def test_a_checkpoint_saved_outside_the_database_catches_deleted_checkpoints(
+    world, db, tmp_path
+) -> None:
+    """A superuser who deletes the newest events *and* every checkpoint passes a check of
+    the database alone; the copy an operator saved from the API does not let it pass."""
+    length = _events(world)
+    saved = tmp_path / "checkpoint.json"
+    published = checkpoint_published(audit_checkpoint_take(council=world.brighton))
+    saved.write_text(json.dumps(published))
+    _delete_newest(world, 2)
+    AuditCheckpoint.objects.filter(council=world.brighton).delete()
+    assert "intact" in _verify_only(world.brighton.code)
+    with pytest.raises(CommandError, match="broken") as failure:
+        _verify_only(world.brighton.code, "--against", str(saved))
+    report = str(failure.value)
+    assert "checkpoint 1, held outside the database, is no longer in it" in report
+    assert f"ends at event {length - 2}, but a checkpoint signed at" in report
+
+
+def test_a_forged_copy_held_outside_is_refused(world, db, tmp_path) -> None:
+    """A saved copy is trusted only with the council's signature on it."""
+    _events(world)
+    document = dict(audit_checkpoint_take(council=world.brighton).document)
+    document["events"] += 5
+    saved = tmp_path / "checkpoint.json"
+    saved.write_text(json.dumps(document))
+    with pytest.raises(CommandError, match="broken") as failure:
+        _verify_only(world.brighton.code, "--against", str(saved))
+    assert "the copy held outside: checkpoint 1 does not carry a valid signature" in str(
+        failure.value
+    )
+
+
+def _verify_only(code: str, *args: str) -> str:
+    """verify_audit without signing a new checkpoint afterwards."""
+    return _verify(code, "--no-checkpoint", *args)

@@ -1,3 +1,6 @@
+import json
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from federation.checkpoints import (
@@ -21,6 +24,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("code", nargs="?", help="one council's ONS code; all if omitted")
         parser.add_argument(
+            "--against",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="a checkpoint saved outside this database (the API's answer or the "
+            "document alone): it must still be here, genuine, and reached by the log",
+        )
+        parser.add_argument(
             "--no-checkpoint",
             action="store_true",
             help="only verify: sign no new checkpoint afterwards",
@@ -29,10 +40,14 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         code = options["code"]
         councils = [council_from_code(str(code))] if code else list(councils_list())
+        paths = options["against"]
+        held = [_held_checkpoint(str(path)) for path in paths] if isinstance(paths, list) else []
+        if held and not code:
+            raise CommandError("Name the council whose checkpoint that is, e.g. E06000043")
         broken: list[str] = []
         unread: list[str] = []
         for council in councils:
-            check = audit_check(council=council)
+            check = audit_check(council=council, held=held)
             label = f"{council.code} {council.name}"
             if check.chain is None:
                 unread.append(council.code)
@@ -73,6 +88,18 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  checkpoint {taken.sequence} signed ({taken.document['events']} events)"
             )
+
+
+def _held_checkpoint(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"Cannot read a checkpoint from {path}: {error}") from error
+    document = saved.get("checkpoint", saved) if isinstance(saved, dict) else None
+    if not isinstance(document, dict):
+        raise CommandError(f"{path} holds no checkpoint document")
+    return document
 
 
 def _what_is_wrong(check: AuditCheck) -> list[str]:
