@@ -111,20 +111,54 @@ def audit_record(
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """Where the chain ends: how many events it holds and its newest event's id and hash
+    (no id and GENESIS when it is empty)."""
+
+    events: int
+    head_id: int | None
+    head_hash: str
+
+
+@dataclass(frozen=True)
+class ChainMark:
+    """A head recorded earlier, outside the chain (a signed checkpoint, decision 0012): the
+    chain must still hold at least `events` events, the `events`-th of them with
+    `head_hash`. Deleting the newest events leaves a chain that links; it cannot leave one
+    that reaches every mark."""
+
+    events: int
+    head_hash: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
 class ChainReport:
     events: int
     first_broken_id: int | None
     problem: str = ""
+    head: ChainHead | None = None
+    # The latest mark the chain no longer reaches: its newest events were deleted.
+    cut_short_of: ChainMark | None = None
 
     @property
     def intact(self) -> bool:
-        return self.first_broken_id is None
+        return self.first_broken_id is None and self.cut_short_of is None
 
 
-def audit_verify(events: Iterable[AuditEvent] | None = None) -> ChainReport:
-    """Walk the chain in order; report the first event whose hash or link does not hold."""
-    previous = GENESIS
-    count = 0
+def audit_verify(
+    events: Iterable[AuditEvent] | None = None,
+    *,
+    marks: Iterable[ChainMark] = (),
+    start: ChainHead | None = None,
+) -> ChainReport:
+    """Walk the chain in order; report the first event whose hash or link does not hold,
+    an event that differs from a mark's, or a chain that ends before a mark. From `start`
+    (a head verified before), `events` are those after it."""
+    by_position = {mark.events: mark for mark in marks}
+    previous = start.head_hash if start else GENESIS
+    count = start.events if start else 0
+    head_id = start.head_id if start else None
     rows = events if events is not None else AuditEvent.objects.order_by("id").iterator(2000)
     for event in rows:
         count += 1
@@ -141,5 +175,47 @@ def audit_verify(events: Iterable[AuditEvent] | None = None) -> ChainReport:
         )
         if expected != event.hash:
             return ChainReport(count, event.id, "its contents were changed")
+        mark = by_position.get(count)
+        if mark is not None and mark.head_hash != event.hash:
+            return ChainReport(
+                count,
+                event.id,
+                f"it is not the event a checkpoint signed at {_when(mark)} recorded there: "
+                "the log was cut back and written again",
+            )
         previous = event.hash
-    return ChainReport(count, None)
+        head_id = event.id
+    head = ChainHead(count, head_id, previous)
+    beyond = [mark for mark in by_position.values() if mark.events > count]
+    if beyond:
+        latest = max(beyond, key=lambda mark: mark.events)
+        return ChainReport(
+            count,
+            None,
+            f"it ends at event {count}, but a checkpoint signed at {_when(latest)} recorded "
+            f"{latest.events} events",
+            head,
+            latest,
+        )
+    return ChainReport(count, None, head=head)
+
+
+def audit_verify_since(known: ChainHead) -> ChainReport:
+    """Walk only the events after `known`, a head verified before: its newest event must
+    still be there unchanged, and each later event must link and hash. Cheap enough to run
+    every few minutes; a deletion *before* `known`'s head is found by the full walk."""
+    if known.head_id is not None:
+        still = AuditEvent.objects.filter(pk=known.head_id).values_list("hash", flat=True)
+        if still.first() != known.head_hash:
+            return ChainReport(
+                known.events,
+                known.head_id,
+                f"event {known.events}, the newest when the last checkpoint was signed, "
+                "is gone or changed: the log was cut back",
+            )
+    rows = AuditEvent.objects.filter(id__gt=known.head_id or 0).order_by("id").iterator(2000)
+    return audit_verify(rows, start=known)
+
+
+def _when(mark: ChainMark) -> str:
+    return mark.recorded_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

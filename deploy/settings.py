@@ -476,6 +476,14 @@ CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
 READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
 READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
 
+# --- Audit checkpoints (federation/checkpoints.py, decision 0012) ---
+# Beat signs each council's audit head this often, when its log grew: deleting the newest
+# events is found by `verify_audit` once a checkpoint recorded them, so this is the longest
+# stretch of the log a truncation can remove unseen.
+AUDIT_CHECKPOINT_MINUTES = envint("AUDIT_CHECKPOINT_MINUTES", 15)
+if AUDIT_CHECKPOINT_MINUTES < 1:
+    raise ImproperlyConfigured("AUDIT_CHECKPOINT_MINUTES must be at least 1")
+
 # --- Celery beat: every periodic job, in one place ---
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
@@ -507,6 +515,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.for_each_council",
         "schedule": 60.0,
         "args": ["federation.tasks.outbox_sweep"],
+    },
+    "audit-checkpoints": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
+        "args": ["federation.tasks.audit_checkpoint_task"],
     },
     "celery-heartbeat": {
         "task": "tenants.tasks.celery_heartbeat",

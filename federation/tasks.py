@@ -1,10 +1,17 @@
-"""Celery tasks for the outbox: thin, taking ids; each runs in the council's schema."""
+"""Celery tasks for the outbox and audit checkpoints: thin, taking ids; each runs in the
+council's schema."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
+from federation.checkpoints import CheckpointRefused, audit_checkpoint_take
 from federation.client import outbox_deliver, outbox_due_peers
+from federation.selectors import own_council
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -24,3 +31,17 @@ def outbox_sweep() -> int:
     for peer_id in peers:
         outbox_deliver_task.delay(peer_id)
     return len(peers)
+
+
+@shared_task
+def audit_checkpoint_task() -> int | None:
+    """Sign a checkpoint of this council's audit log if it grew (beat: every
+    AUDIT_CHECKPOINT_MINUTES, through tenants.tasks.for_each_council). A log that no longer
+    reaches its latest checkpoint is an error in the worker's log and a failed task."""
+    council = own_council()
+    try:
+        checkpoint = audit_checkpoint_take(council=council)
+    except CheckpointRefused:
+        logger.exception("Audit checkpoint refused for %s (%s)", council.name, council.code)
+        raise
+    return checkpoint.sequence if checkpoint else None

@@ -8,6 +8,11 @@ app_name = "federation"
 
 urlpatterns = [
     path(".well-known/patchwork/keys", api.keys, name="keys"),
+    path(
+        "api/v1/audit/checkpoints/latest",
+        api.AuditCheckpointLatest.as_view(),
+        name="audit_checkpoint_latest",
+    ),
     path("federation/v1/who-is-involved", api.who_is_involved, name="who_is_involved"),
     path("federation/v1/pointer-updates", api.pointer_updates, name="pointer_updates"),
     path("federation/v1/agreements/offer", api.agreement_offer, name="agreement_offer"),

@@ -13,4 +13,9 @@ urlpatterns = [
     path("federation/peers/<int:peer_id>/restore/", views.peer_restore, name="peer_restore"),
     path("federation/cards/<str:code>/", views.council_card, name="council_card"),
     path("federation/outbox/", views.outbox, name="outbox"),
+    path(
+        "federation/checkpoints/<str:code>/",
+        views.audit_checkpoint_latest,
+        name="audit_checkpoint_latest",
+    ),
 ]

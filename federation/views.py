@@ -16,7 +16,7 @@ from django_otp.decorators import otp_required
 from accounts.access import governance_required, operator_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
-from federation import client, selectors, services
+from federation import checkpoints, client, selectors, services
 from federation.directory.models import council_federation_id
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
 from tenants.selectors import council_by_code
@@ -200,6 +200,18 @@ def council_card(request: HttpRequest, code: str) -> HttpResponse:
     response = JsonResponse(services.council_card(council), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="council-card-{council.code}.json"'
     return response
+
+
+@operator_required
+def audit_checkpoint_latest(request: HttpRequest, code: str) -> HttpResponse:
+    """A council's latest signed audit checkpoint, for the operator (decision 0012)."""
+    council = council_by_code(code)
+    checkpoint = checkpoints.audit_checkpoint_latest(council) if council else None
+    if checkpoint is None:
+        raise Http404("No council with that code, or no checkpoint signed yet")
+    return JsonResponse(
+        checkpoints.checkpoint_published(checkpoint), json_dumps_params={"indent": 2}
+    )
 
 
 @operator_required

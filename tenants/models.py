@@ -56,3 +56,29 @@ class Council(TenantMixin):
 
 class Domain(DomainMixin):
     """A host name that routes to a council, e.g. brighton-and-hove.patchwork.example."""
+
+
+class AuditCheckpoint(models.Model):
+    """A signed head of one council's audit log (decision 0012), kept here in the public
+    schema and not in the council's own, so a superuser who cuts the newest events out of
+    the council's schema does not, in the same statement, rewrite what was signed.
+
+    `document` is the whole signed document (RFC 8785 canonical JSON with a `signatures`
+    map, the federation's format): verification reads only the document, and its signature
+    covers every field of it."""
+
+    council = models.ForeignKey(Council, on_delete=models.CASCADE, related_name="checkpoints")
+    sequence = models.PositiveIntegerField()
+    document = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["council", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["council", "sequence"], name="audit_checkpoint_sequence_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.council} checkpoint {self.sequence}"

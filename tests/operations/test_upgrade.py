@@ -531,9 +531,6 @@ def test_it_keeps_every_council_row_and_audit_chain_through_an_upgrade_from_main
         after = _snapshot_of(url, like=before, grow=MAY_GROW)
         losses = upgrade_losses(before, after)
         assert not losses, "The upgrade lost or changed rows:\n" + "\n".join(losses)
-        # Everything the upgrade left, the rows it may add included: the no-op check below.
-        settled = _snapshot_of(url, like=before)
-
         for code, schema in councils:
             report = new.run("verify_audit", code)
             intact = re.search(
@@ -541,6 +538,12 @@ def test_it_keeps_every_council_row_and_audit_chain_through_an_upgrade_from_main
             )
             assert intact, f"{code}'s audit chain after the upgrade:\n{report}"
             assert int(intact[1]) == before[(schema, "core_auditevent")].rows, report
+            # A sound log gets its first signed checkpoint (decision 0012).
+            assert f"checkpoint 1 signed ({intact[1]} events)" in report, report
+
+        # Everything the upgrade left, the rows it may add included, and the checkpoints
+        # verify_audit signed: the no-op check below.
+        settled = _snapshot_of(url, like=before)
 
         migrated_again = new.run("migrate_platform")
         assert "Nothing to migrate: every schema was already up to date" in migrated_again
