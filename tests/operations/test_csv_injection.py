@@ -128,3 +128,20 @@ def test_the_shared_writer_defuses_each_start_of_a_formula(start) -> None:
     out = io.StringIO()
     csv_writer(out).writerow([f"{start}cmd", "plain", -3, "a=b"])
     assert _rows(out.getvalue()) == [[f"'{start}cmd", "plain", "-3", "a=b"]]
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+@pytest.mark.parametrize("column", [0, 1, 2])
+def test_many_rows_at_once_are_defused_wherever_the_formula_is(start, column) -> None:
+    """`writerows` writes a batch whole when no cell can begin a formula, and row by row
+    otherwise: a formula in any cell of any row, quoted or not, is still defused, and the
+    rows around it are written as they are."""
+    batch = [[n, "person", f"P{n}", "unchanged", "The date, as given"] for n in range(50)]
+    batch[17][column + 2] = f"{start}HYPERLINK(1)"
+    out = io.StringIO()
+    csv_writer(out).writerows(batch)
+    rows = _rows(out.getvalue())
+    assert rows[17][column + 2] == f"'{start}HYPERLINK(1)"
+    assert rows[16] == ["16", "person", "P16", "unchanged", "The date, as given"]
+    assert len(rows) == 50
+    _no_formula(rows)
