@@ -117,6 +117,7 @@ REPORT_COLUMNS = ("line", "record", "source_id", "outcome", "reason")
 
 
 COLUMN = {name: i for i, name in enumerate(CSV_COLUMNS)}
+_BLANKS = ("",) * len(CSV_COLUMNS)
 # Positions in FeedRow.fields, for the checks every row goes through.
 (
     _RECORD,
@@ -161,8 +162,9 @@ class FeedRow:
 
     @classmethod
     def from_values(cls, line: int, values: dict[str, str]) -> FeedRow:
-        fields = tuple([values.get(column) or "" for column in CSV_COLUMNS])
-        return cls(line, fields, values.get("_problem") or "")
+        # values.get(column, "") for each column, in C: FHIR gives a million of these.
+        fields = tuple(map(values.get, CSV_COLUMNS, _BLANKS))
+        return cls(line, fields, values.get("_problem", ""))
 
     def get(self, column: str) -> str:
         return self.fields[COLUMN[column]].strip()
