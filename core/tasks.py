@@ -6,10 +6,10 @@ them, in `core.delivery`; importing them here registers them with the worker, wh
 each app's `tasks` module."""
 
 from celery import shared_task
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from core.delivery.email import email_send, email_send_batch
+from core.delivery.email import email_send, email_send_batch, email_sweep_task
 from core.delivery.notifications import (
     notifications_digest_send_task,
     notifications_email_immediate_task,
@@ -17,10 +17,12 @@ from core.delivery.notifications import (
 from core.feeds import feed_import
 from core.models import ImportRun
 from core.retention import retention_archive, retention_purge
+from tenants.queueing import task_enqueue
 
 __all__ = [
     "email_send",
     "email_send_batch",
+    "email_sweep_task",
     "notifications_digest_send_task",
     "notifications_email_immediate_task",
     "feed_import_task",
@@ -53,4 +55,4 @@ def retention_run() -> dict[str, object]:
 def feed_import_queue(run: ImportRun) -> None:
     """Start the run on a worker once the transaction that created it commits."""
     run_id = run.pk
-    transaction.on_commit(lambda: feed_import_task.delay(run_id))
+    task_enqueue(feed_import_task, run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from federation.client import outbox_deliver, outbox_due_peers
+from tenants.queueing import task_enqueue
 
 
 @shared_task(acks_late=True)
@@ -12,7 +13,7 @@ def outbox_deliver_task(peer_id: str) -> int:
     """Deliver what is due for one peer; after a failure, come back when the backoff ends."""
     report = outbox_deliver(peer_id=peer_id)
     if report.retry_in is not None:
-        outbox_deliver_task.apply_async((peer_id,), countdown=report.retry_in)
+        task_enqueue(outbox_deliver_task, peer_id, countdown=report.retry_in)
     return report.delivered
 
 
@@ -22,5 +23,5 @@ def outbox_sweep() -> int:
     whose task was lost (a worker killed mid-delivery, a broker restart)."""
     peers = outbox_due_peers()
     for peer_id in peers:
-        outbox_deliver_task.delay(peer_id)
+        task_enqueue(outbox_deliver_task, peer_id)
     return len(peers)
