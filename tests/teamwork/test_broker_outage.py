@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email import message_from_bytes
 from pathlib import Path
@@ -119,7 +122,7 @@ def private_redis() -> Iterator[PrivateRedis]:
     redis.kill()
 
 
-def worker_env(redis: PrivateRedis, smtp: FlakySmtp, **extra: str) -> dict[str, str]:
+def worker_env(redis: PrivateRedis, smtp: FlakySmtp | HoldingSmtp, **extra: str) -> dict[str, str]:
     env = {
         **{k: v for k, v in os.environ.items() if k != "TEST_DATABASE_NAME"},
         "PATCHWORK_ENV": "test",
@@ -273,3 +276,108 @@ def test_it_saves_at_once_with_the_broker_down_and_emails_each_once_when_it_retu
     assert sum(key.startswith("meeting:") for key in keys) == invitations
     assert {key: sent[key] for key in keys} == dict.fromkeys(keys, 1)
     assert sum(sent.values()) == len(keys)
+
+
+class _HoldingSmtpHandler(socketserver.StreamRequestHandler):
+    """Takes the first email's text, then never answers: the sender is stuck mid-send
+    until it dies. Every later email is accepted and counted."""
+
+    def _say(self, line: str) -> None:
+        self.wfile.write(line.encode() + b"\r\n")
+
+    def handle(self) -> None:
+        server: HoldingSmtp = self.server.state  # type: ignore[attr-defined]
+        self._say("220 127.0.0.1 test SMTP")
+        body: list[bytes] | None = None
+        while line := self.rfile.readline():
+            if body is not None:
+                if line != b".\r\n":
+                    body.append(line)
+                    continue
+                if not server.holding.is_set():
+                    server.holding.set()
+                    while self.rfile.readline():  # until the sender's socket closes
+                        pass
+                    return
+                server.received.append(b"".join(body))
+                self._say("250 2.0.0 Queued")
+                body = None
+                continue
+            command = line[:4].upper()
+            if command in {b"EHLO", b"HELO"}:
+                self._say("250 127.0.0.1")
+            elif command == b"DATA":
+                body = []
+                self._say("354 End data with <CR><LF>.<CR><LF>")
+            elif command == b"QUIT":
+                self._say("221 Bye")
+                return
+            else:
+                self._say("250 OK")
+
+
+@dataclass
+class HoldingSmtp:
+    port: int
+    holding: threading.Event = field(default_factory=threading.Event)
+    received: list[bytes] = field(default_factory=list)
+
+
+@pytest.fixture
+def holding_smtp() -> Iterator[HoldingSmtp]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _HoldingSmtpHandler)
+    server.daemon_threads = True
+    state = HoldingSmtp(port=server.server_address[1])
+    server.state = state  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_email_whose_worker_died_mid_send_is_sent_once_by_the_sweep(
+    world, committed_team: Team, private_redis: PrivateRedis, holding_smtp: HoldingSmtp
+) -> None:
+    """A worker is killed (SIGKILL) while the mail server holds its email; the next worker's
+    sweep waits out the dead worker's claim, then sends the email, once."""
+    with schema_context(committed_team.schema):
+        row = EmailOutbox.objects.create(
+            idempotency_key=f"t:orphan:{uuid.uuid4().hex}",
+            kind="notification",
+            to_email=committed_team.nurse.email,
+            subject="Patchwork: a task",
+            body="Sam gave you a task",
+        )
+    env = worker_env(
+        private_redis,
+        holding_smtp,
+        EMAIL_SWEEP_SECONDS="1",
+        EMAIL_SWEEP_AFTER_SECONDS="0",
+        EMAIL_TIMEOUT="3",
+        EMAIL_CLAIM_SECONDS="4",
+    )
+    directory = Path(tempfile.mkdtemp(prefix="patchwork-broker-"))
+    first = worker_with_beat(env, directory)
+    try:
+        assert holding_smtp.holding.wait(timeout=40), "no worker began to send the email"
+    finally:
+        stop_worker(first)
+    with schema_context(committed_team.schema):
+        row.refresh_from_db()
+    assert row.status == EmailOutbox.Status.QUEUED and row.claimed_until is not None
+
+    # A beat killed mid-write may leave its schedule file unreadable: the next has its own.
+    second = worker_with_beat(env, Path(tempfile.mkdtemp(prefix="patchwork-broker-")))
+    try:
+
+        def sent() -> bool:
+            with schema_context(committed_team.schema):
+                row.refresh_from_db()
+            return row.status == EmailOutbox.Status.SENT
+
+        wait_for(sent, "the sweep to send the email", timeout=40)
+        time.sleep(2)  # a few more sweeps: none may send it again
+    finally:
+        stop_worker(second)
+    references = [message_from_bytes(m)["X-Patchwork-Reference"] for m in holding_smtp.received]
+    assert references == [row.idempotency_key]
