@@ -168,7 +168,7 @@ def email_outbox_overdue() -> dict[str, int]:
     outbox = apps.get_model("core", "EmailOutbox")
     status = str(outbox._meta.get_field("status").column)
     due = str(outbox._meta.get_field("next_attempt_at").column)
-    late = settings.EMAIL_SWEEP_AFTER_SECONDS + 2 * settings.EMAIL_SWEEP_SECONDS
+    late = settings.SWEEP_AFTER_SECONDS + 2 * settings.SWEEP_SECONDS
     condition = (
         f"{sql_identifier(status)} = 'queued' "
         f"AND {sql_identifier(due)} < now() - make_interval(secs => %s)"

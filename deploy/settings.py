@@ -253,8 +253,10 @@ CELERY_TIMEZONE = "Europe/London"
 # dead or hung Redis costs a request well under a second; after a failure a process does not
 # try the broker again for BROKER_RETRY_AFTER_SECONDS (its enqueues are counted as failed at
 # once), so a page that queues many emails stays quick. Work left behind is found by the
-# sweeps: an email still queued EMAIL_SWEEP_AFTER_SECONDS after it was written is sent by
-# `core.tasks.email_sweep` (every EMAIL_SWEEP_SECONDS). A sender claims an email for
+# sweeps, every SWEEP_SECONDS: an email still queued SWEEP_AFTER_SECONDS after it was
+# written is sent by `core.tasks.email_sweep`, an import run still queued is queued again
+# by `core.tasks.feed_import_sweep` (a run is claimed before it starts, so it runs once),
+# and federation pushes have their own sweep. A sender claims an email for
 # EMAIL_CLAIM_SECONDS before sending it, so the sweep and a late broker message never both
 # send it; a worker that dies mid-send leaves the claim to expire and the email to the
 # sweep. The claim outlasts EMAIL_TIMEOUT, the mail server's socket timeout.
@@ -269,8 +271,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": BROKER_TIMEOUT_SECONDS,
     "retry_on_timeout": False,
 }
-EMAIL_SWEEP_SECONDS = envint("EMAIL_SWEEP_SECONDS", 60)
-EMAIL_SWEEP_AFTER_SECONDS = envint("EMAIL_SWEEP_AFTER_SECONDS", 60)
+SWEEP_SECONDS = envint("SWEEP_SECONDS", 60)
+SWEEP_AFTER_SECONDS = envint("SWEEP_AFTER_SECONDS", 60)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
 EMAIL_CLAIM_SECONDS = envint("EMAIL_CLAIM_SECONDS", 300)
 if EMAIL_CLAIM_SECONDS <= EMAIL_TIMEOUT:
@@ -485,8 +487,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     "email-sweep": {
         "task": "tenants.tasks.for_each_council",
-        "schedule": float(EMAIL_SWEEP_SECONDS),
+        "schedule": float(SWEEP_SECONDS),
         "args": ["core.tasks.email_sweep"],
+    },
+    "feed-import-sweep": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": float(SWEEP_SECONDS),
+        "args": ["core.tasks.feed_import_sweep"],
     },
     "federation-outbox-sweep": {
         "task": "tenants.tasks.for_each_council",

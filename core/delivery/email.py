@@ -212,7 +212,7 @@ def email_deliver(*, outbox_id: int) -> str:
     """Send one queued email, exactly once: claim it, send it, mark it sent. Returns "sent";
     "skipped" when it is already sent, gone, or held by another sender; "failed" when it
     never can be (a refused address, or the last of EMAIL_MAX_RETRIES + 1 attempts); or
-    "retry" when the attempt failed and the sweep tries again after a growing wait.
+    "retry" when the attempt failed: it is due again after a growing wait (next_attempt_at).
 
     A worker that dies between sending and marking leaves its claim to expire; the sweep
     then sends again, with the same Message-ID, which mail stores recognise as one email."""
@@ -257,13 +257,13 @@ def email_deliver(*, outbox_id: int) -> str:
 
 def email_due(*, limit: int = 500) -> list[int]:
     """Emails the broker never brought to a worker, or due another try: queued at least
-    EMAIL_SWEEP_AFTER_SECONDS ago, due, and held by no sender."""
+    SWEEP_AFTER_SECONDS ago, due, and held by no sender."""
     now = timezone.now()
     return list(
         EmailOutbox.objects.filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
             status=EmailOutbox.Status.QUEUED,
-            created_at__lte=now - timedelta(seconds=settings.EMAIL_SWEEP_AFTER_SECONDS),
+            created_at__lte=now - timedelta(seconds=settings.SWEEP_AFTER_SECONDS),
             next_attempt_at__lte=now,
         )
         .order_by("pk")

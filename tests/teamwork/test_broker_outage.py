@@ -195,8 +195,8 @@ def test_it_saves_at_once_with_the_broker_down_and_emails_each_once_when_it_retu
         worker_env(
             private_redis,
             flaky_smtp,
-            EMAIL_SWEEP_SECONDS="1",
-            EMAIL_SWEEP_AFTER_SECONDS="0",
+            SWEEP_SECONDS="1",
+            SWEEP_AFTER_SECONDS="0",
         ),
         directory,
     )
@@ -351,8 +351,8 @@ def test_an_email_whose_worker_died_mid_send_is_sent_once_by_the_sweep(
     env = worker_env(
         private_redis,
         holding_smtp,
-        EMAIL_SWEEP_SECONDS="1",
-        EMAIL_SWEEP_AFTER_SECONDS="0",
+        SWEEP_SECONDS="1",
+        SWEEP_AFTER_SECONDS="0",
         EMAIL_TIMEOUT="3",
         EMAIL_CLAIM_SECONDS="4",
     )

@@ -48,7 +48,7 @@ def test_the_sweep_sends_what_the_broker_lost_and_leaves_fresh_emails_to_it(
 ) -> None:
     """An email queued over a minute ago is swept and sent once; one queued just now is left
     to its broker message; a second sweep sends nothing."""
-    settings.EMAIL_SWEEP_AFTER_SECONDS = 60
+    settings.SWEEP_AFTER_SECONDS = 60
     with schema_context(world.brighton.schema_name):
         lost = _queued("t:lost", minutes_ago=2)
         fresh = _queued("t:fresh")
@@ -121,8 +121,8 @@ def test_metrics_count_the_emails_the_sweep_has_not_sent(world, db, settings) ->
     (the sweep is not running); one queued just now does not."""
     from deploy.metrics import DeploymentCollector
 
-    settings.EMAIL_SWEEP_AFTER_SECONDS = 60
-    settings.EMAIL_SWEEP_SECONDS = 60
+    settings.SWEEP_AFTER_SECONDS = 60
+    settings.SWEEP_SECONDS = 60
 
     def overdue() -> float:
         families = {f.name: f for f in DeploymentCollector().collect()}
