@@ -271,6 +271,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": BROKER_TIMEOUT_SECONDS,
     "retry_on_timeout": False,
 }
+# Results (kept only for tasks someone waits on) are Redis too: storing or reading one tries
+# twice more, not twenty times a second apart, so a worker does not stall for 19 s either.
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_TIMEOUT_SECONDS
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3}
+}
 SWEEP_SECONDS = envint("SWEEP_SECONDS", 60)
 SWEEP_AFTER_SECONDS = envint("SWEEP_AFTER_SECONDS", 60)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)

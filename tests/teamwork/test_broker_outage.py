@@ -1,6 +1,6 @@
 """Redis, the Celery broker, stops while practitioners work (issue 14, point 4).
 
-A private redis-server on its own port, a real Celery worker process (with beat) on it and
+A private redis-server on its own port, a real Celery worker and beat (two processes) on it and
 the test database, and the suite's small SMTP server: with the broker stopped, scheduling
 meetings and stating reasons answer at once and are saved; once Redis is back, the sweeps
 send every email exactly once."""
@@ -54,38 +54,40 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
     raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
 
 
-def worker_with_beat(env: dict[str, str], directory: Path) -> subprocess.Popen[bytes]:
-    """`celery worker --beat` in its own process group, logging to directory/worker.log."""
-    log = (directory / "worker.log").open("wb")
+def _celery(env: dict[str, str], log: Path, *arguments: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "deploy.celery",
-            "worker",
-            "--beat",
-            "--schedule",
-            str(directory / "beat-schedule"),
-            "--pool",
-            "solo",
-            "--loglevel",
-            "warning",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        [sys.executable, "-m", "celery", "-A", "deploy.celery", *arguments, "--loglevel", "info"],
         env=env,
-        stdout=log,
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
 
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=20)
+def worker_with_beat(env: dict[str, str], directory: Path) -> list[subprocess.Popen[bytes]]:
+    """A Celery worker and beat, each its own process (as the patchwork-worker and
+    patchwork-beat services are) in its own process group, logging into `directory`."""
+    return [
+        _celery(
+            env,
+            directory / "worker.log",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+        ),
+        _celery(
+            env, directory / "beat.log", "beat", "--schedule", str(directory / "beat-schedule")
+        ),
+    ]
+
+
+def stop_worker(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
 
 
 @contextmanager
@@ -261,7 +263,13 @@ def test_it_saves_at_once_with_the_broker_down_and_emails_each_once_when_it_retu
                     notices = rows.filter(kind="notification", to_email=team.lead.email)
                     return notices.count() >= 2 and not rows.exclude(status="sent").exists()
 
-            wait_for(all_sent, "every email to be sent", timeout=45)
+            try:
+                wait_for(all_sent, "every email to be sent", timeout=60)
+            except AssertionError:
+                with schema_context(schema):
+                    rows = EmailOutbox.objects.filter(pk__gte=first_new_email)
+                    left = list(rows.exclude(status="sent").values_list("kind", "status"))
+                raise AssertionError(f"not sent: {left}; worker log: {directory}") from None
             time.sleep(3)  # a few more sweeps: none may send anything again
     finally:
         stop_worker(worker)
