@@ -22,7 +22,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
@@ -1246,6 +1246,23 @@ def feed_rows(run: ImportRun, binary: IO[bytes]) -> Iterator[FeedRow]:
     if run.format == ImportRun.Format.FHIR:
         return (FeedRow.from_values(entry, values) for entry, values in fhir_rows(binary))
     return csv_rows(binary)
+
+
+def feed_import_claim(*, run_id: int) -> bool:
+    """Mark a queued run started, in one conditional UPDATE: of two workers given the same
+    run (a late broker message and the sweep's), only the first runs it."""
+    started = ImportRun.objects.filter(pk=run_id, status=ImportRun.Status.QUEUED).update(
+        status=ImportRun.Status.RUNNING, started_at=timezone.now()
+    )
+    return started == 1
+
+
+def feed_imports_waiting() -> list[int]:
+    """Runs still queued SWEEP_AFTER_SECONDS after they were made: their task never reached
+    a worker (the broker was down)."""
+    since = timezone.now() - timedelta(seconds=settings.SWEEP_AFTER_SECONDS)
+    waiting = ImportRun.objects.filter(status=ImportRun.Status.QUEUED, created_at__lte=since)
+    return list(waiting.order_by("pk").values_list("pk", flat=True))
 
 
 def feed_import(*, run: ImportRun, progress: Callable[[int], None] | None = None) -> ImportRun:

@@ -10,6 +10,8 @@ from datetime import date
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from core.identifiers import name_key, postcode_key, validate_nhs_number, validate_postcode
 
@@ -598,6 +600,11 @@ class EmailOutbox(models.Model):
     provider_reference = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # After a failed attempt, the sweep tries again from this time (growing waits). A
+    # database default, since bulk emails (reminders) are inserted by SQL.
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    # A sender holds the email until then: no one else sends it meanwhile (exactly once).
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -6,33 +6,48 @@ them, in `core.delivery`; importing them here registers them with the worker, wh
 each app's `tasks` module."""
 
 from celery import shared_task
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from core.delivery.email import email_send, email_send_batch
+from core.delivery.email import email_send, email_send_batch, email_sweep_task
 from core.delivery.notifications import (
     notifications_digest_send_task,
     notifications_email_immediate_task,
 )
-from core.feeds import feed_import
+from core.feeds import feed_import, feed_import_claim, feed_imports_waiting
 from core.models import ImportRun
 from core.retention import retention_archive, retention_purge
+from tenants.queueing import task_enqueue
 
 __all__ = [
     "email_send",
     "email_send_batch",
+    "email_sweep_task",
     "notifications_digest_send_task",
     "notifications_email_immediate_task",
     "feed_import_task",
+    "feed_import_sweep_task",
     "retention_run",
 ]
 
 
 @shared_task(name="core.tasks.feed_import")
 def feed_import_task(run_id: int) -> dict[str, object]:
-    """Run one queued import from a source system, in the schema it was queued for."""
+    """Run one queued import from a source system, in the schema it was queued for; a run
+    another worker already started is left to it."""
+    if not feed_import_claim(run_id=run_id):
+        return {"run": run_id, "status": "skipped"}
     run = feed_import(run=ImportRun.objects.get(pk=run_id))
     return {"run": run.pk, "status": run.status, **run.counts}
+
+
+@shared_task(name="core.tasks.feed_import_sweep")
+def feed_import_sweep_task() -> int:
+    """Beat's safety net, per council: queue again the runs whose task the broker lost."""
+    waiting = feed_imports_waiting()
+    for run_id in waiting:
+        task_enqueue(feed_import_task, run_id)
+    return len(waiting)
 
 
 @shared_task
@@ -53,4 +68,4 @@ def retention_run() -> dict[str, object]:
 def feed_import_queue(run: ImportRun) -> None:
     """Start the run on a worker once the transaction that created it commits."""
     run_id = run.pk
-    transaction.on_commit(lambda: feed_import_task.delay(run_id))
+    task_enqueue(feed_import_task, run_id)

@@ -8,8 +8,9 @@ counts to a memory-mapped file there and a scrape adds them all up. Without it (
 tests) the process's own registry is read. Only counters and histograms are recorded per
 request, which multiprocess mode sums exactly.
 
-Deployment-wide figures (Celery queue length, federation deliveries pending, councils)
-are read fresh at each scrape, not kept in any process.
+Deployment-wide figures (Celery queue length, federation deliveries pending, emails
+overdue, councils) are read fresh at each scrape, not kept in any process. Failed
+hand-overs to the broker are counted where they happen (`tenants.queueing`) and served here.
 
 Labels stay bounded: method, status class (2xx..5xx), host kind (platform, council,
 unknown) and, on the request counter only, the council's code -- never a path.
@@ -115,43 +116,64 @@ def celery_queue_length() -> int | None:
         return None
 
 
-def federation_outbox_pending() -> dict[str, int]:
-    """Pushes not yet delivered nor given up, per council code.
-
-    The outbox lives in each council's schema; one UNION ALL query reads them all, from
-    the councils whose outbox already has its current columns (a council still to be
-    migrated is left out rather than failing the scrape). Read through the app registry so
-    the platform still reports (nothing pending) if the federation app has no outbox."""
-    try:
-        outbox = apps.get_model("federation", "OutboxMessage")
-    except LookupError:
-        return {}
-    table = outbox._meta.db_table
-    delivered = str(outbox._meta.get_field("delivered_at").column)
-    given_up = str(outbox._meta.get_field("given_up_at").column)
+def _count_per_council(
+    table: str, columns: list[str], condition: str, params: list[Any]
+) -> dict[str, int]:
+    """Rows of a council table meeting `condition`, per council code, in one UNION ALL
+    query, from the councils whose table already has `columns` (a council still to be
+    migrated is left out rather than failing the scrape)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT c.code, c.schema_name FROM tenants_council c
             JOIN information_schema.columns t
               ON t.table_schema = c.schema_name AND t.table_name = %s
-             AND t.column_name IN (%s, %s)
+             AND t.column_name = ANY(%s)
             WHERE c.schema_name <> 'public'
             GROUP BY c.code, c.schema_name
-            HAVING count(*) = 2
+            HAVING count(*) = %s
             """,
-            [table, delivered, given_up],
+            [table, columns, len(columns)],
         )
         councils = cursor.fetchall()
         if not councils:
             return {}
-        condition = f"{sql_identifier(delivered)} IS NULL AND {sql_identifier(given_up)} IS NULL"
         parts = [
             f"SELECT %s, count(*) FROM {sql_identifier(schema, table)} WHERE {condition}"  # noqa: S608
             for _, schema in councils
         ]
-        cursor.execute(" UNION ALL ".join(parts), [code for code, _ in councils])
+        cursor.execute(
+            " UNION ALL ".join(parts), [v for code, _ in councils for v in [code, *params]]
+        )
         return {code: int(count) for code, count in cursor.fetchall()}
+
+
+def federation_outbox_pending() -> dict[str, int]:
+    """Pushes not yet delivered nor given up, per council code. Read through the app
+    registry so the platform still reports (nothing pending) if the federation app has no
+    outbox."""
+    try:
+        outbox = apps.get_model("federation", "OutboxMessage")
+    except LookupError:
+        return {}
+    delivered = str(outbox._meta.get_field("delivered_at").column)
+    given_up = str(outbox._meta.get_field("given_up_at").column)
+    condition = f"{sql_identifier(delivered)} IS NULL AND {sql_identifier(given_up)} IS NULL"
+    return _count_per_council(outbox._meta.db_table, [delivered, given_up], condition, [])
+
+
+def email_outbox_overdue() -> dict[str, int]:
+    """Emails still queued two sweeps after the sweep should have sent them, per council
+    code: the sweep is not running (beat or every worker stopped, or Redis still down)."""
+    outbox = apps.get_model("core", "EmailOutbox")
+    status = str(outbox._meta.get_field("status").column)
+    due = str(outbox._meta.get_field("next_attempt_at").column)
+    late = settings.SWEEP_AFTER_SECONDS + 2 * settings.SWEEP_SECONDS
+    condition = (
+        f"{sql_identifier(status)} = 'queued' "
+        f"AND {sql_identifier(due)} < now() - make_interval(secs => %s)"
+    )
+    return _count_per_council(outbox._meta.db_table, [status, due], condition, [late])
 
 
 class DeploymentCollector(Collector):
@@ -181,6 +203,14 @@ class DeploymentCollector(Collector):
         for code, count in sorted(federation_outbox_pending().items()):
             pending.add_metric([code], count)
         yield pending
+        overdue = GaugeMetricFamily(
+            "patchwork_email_outbox_overdue",
+            "Emails still waiting two sweeps after they were due, per council.",
+            labels=["council"],
+        )
+        for code, count in sorted(email_outbox_overdue().items()):
+            overdue.add_metric([code], count)
+        yield overdue
         councils = GaugeMetricFamily(
             "patchwork_councils", "Councils on this deployment, by status.", labels=["status"]
         )

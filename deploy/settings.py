@@ -251,6 +251,54 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
 
+# --- Broker outages: enqueueing is best effort, the outbox rows are the promise ---
+# (tenants/queueing.py, docs/operations.md "When Redis is down"). A publish gives up after
+# one try of at most BROKER_TIMEOUT_SECONDS (connect, then each socket read or write), so a
+# dead or hung Redis costs a request well under a second; after a failure a process does not
+# try the broker again for BROKER_RETRY_AFTER_SECONDS (its enqueues are counted as failed at
+# once), so a page that queues many emails stays quick. Work left behind is found by the
+# sweeps, every SWEEP_SECONDS: an email still queued SWEEP_AFTER_SECONDS after it was
+# written is sent by `core.tasks.email_sweep`, an import run still queued is queued again
+# by `core.tasks.feed_import_sweep` (a run is claimed before it starts, so it runs once),
+# and federation pushes have their own sweep. A sender claims an email for
+# EMAIL_CLAIM_SECONDS before sending it, so the sweep and a late broker message never both
+# send it; a worker that dies mid-send leaves the claim to expire and the email to the
+# sweep. The claim outlasts EMAIL_TIMEOUT, the mail server's socket timeout.
+BROKER_TIMEOUT_SECONDS = float(envstr("BROKER_TIMEOUT_SECONDS", "0.5"))
+BROKER_RETRY_AFTER_SECONDS = float(envstr("BROKER_RETRY_AFTER_SECONDS", "5"))
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+    # Workers read the broker from their event loop, so a short timeout only bounds waits
+    # on a broker that stopped answering; it does not cut their long polls.
+    "socket_timeout": BROKER_TIMEOUT_SECONDS,
+    "retry_on_timeout": False,
+}
+# Results (kept only for tasks someone waits on) are Redis too: storing or reading one tries
+# twice more, not twenty times a second apart, so a worker does not stall for 19 s either.
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_TIMEOUT_SECONDS
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3}
+}
+SWEEP_SECONDS = envint("SWEEP_SECONDS", 60)
+SWEEP_AFTER_SECONDS = envint("SWEEP_AFTER_SECONDS", 60)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
+EMAIL_CLAIM_SECONDS = envint("EMAIL_CLAIM_SECONDS", 300)
+if EMAIL_CLAIM_SECONDS <= EMAIL_TIMEOUT:
+    raise ImproperlyConfigured("EMAIL_CLAIM_SECONDS must be longer than EMAIL_TIMEOUT")
+# The cache is Redis too: with Redis down a read is a miss and a write does nothing (logged
+# by django-redis), within the same short timeouts, rather than a 500. Sessions are in the
+# database (SESSION_ENGINE below), so nobody is signed out by a Redis outage.
+CACHE_OPTIONS: dict[str, object] = {
+    "SOCKET_CONNECT_TIMEOUT": BROKER_TIMEOUT_SECONDS,
+    "SOCKET_TIMEOUT": BROKER_TIMEOUT_SECONDS,
+    "IGNORE_EXCEPTIONS": True,
+}
+if REDIS_URL:
+    CACHES["default"]["OPTIONS"] = CACHE_OPTIONS  # type: ignore[assignment]
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
 # --- Accounts, passwords, second factor, lockout ---
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = [
@@ -510,6 +558,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.for_each_council",
         "schedule": crontab(hour=2, minute=30),
         "args": ["core.tasks.retention_run"],
+    },
+    "email-sweep": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": float(SWEEP_SECONDS),
+        "args": ["core.tasks.email_sweep"],
+    },
+    "feed-import-sweep": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": float(SWEEP_SECONDS),
+        "args": ["core.tasks.feed_import_sweep"],
     },
     "federation-outbox-sweep": {
         "task": "tenants.tasks.for_each_council",

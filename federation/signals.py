@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
-from django_tenants.utils import schema_context
 
 from core.models import Involvement, Person, PersonName
 from tenants.db import current_schema
+from tenants.queueing import task_enqueue
 
 
 def _in_council_schema() -> bool:
@@ -24,16 +23,10 @@ def _in_council_schema() -> bool:
 
 
 def _queue_delivery(peer_ids: set[str]) -> None:
-    schema = current_schema()
+    from federation.tasks import outbox_deliver_task
 
-    def enqueue() -> None:
-        from federation.tasks import outbox_deliver_task
-
-        with schema_context(schema):
-            for peer_id in sorted(peer_ids):
-                outbox_deliver_task.delay(peer_id)
-
-    transaction.on_commit(enqueue)
+    for peer_id in sorted(peer_ids):
+        task_enqueue(outbox_deliver_task, peer_id)
 
 
 def involvement_saved(sender: type, instance: Involvement, **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ from celery import shared_task
 from federation.checkpoints import CheckpointRefused, audit_checkpoint_take
 from federation.client import outbox_deliver, outbox_due_peers
 from federation.selectors import own_council
+from tenants.queueing import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def outbox_deliver_task(peer_id: str) -> int:
     """Deliver what is due for one peer; after a failure, come back when the backoff ends."""
     report = outbox_deliver(peer_id=peer_id)
     if report.retry_in is not None:
-        outbox_deliver_task.apply_async((peer_id,), countdown=report.retry_in)
+        task_enqueue(outbox_deliver_task, peer_id, countdown=report.retry_in)
     return report.delivered
 
 
@@ -29,7 +30,7 @@ def outbox_sweep() -> int:
     whose task was lost (a worker killed mid-delivery, a broker restart)."""
     peers = outbox_due_peers()
     for peer_id in peers:
-        outbox_deliver_task.delay(peer_id)
+        task_enqueue(outbox_deliver_task, peer_id)
     return len(peers)
 
 

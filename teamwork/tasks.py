@@ -5,6 +5,7 @@ from celery import shared_task
 from core.delivery.email import email_send_batch
 from teamwork import reminders
 from tenants.db import current_schema
+from tenants.queueing import task_enqueue
 
 EMAIL_BATCH = 200
 
@@ -16,7 +17,7 @@ def reminders_run() -> dict[str, object]:
     emails are sent in batches by `email_send_batch`."""
     run = reminders.reminders_run()
     for start in range(0, len(run.emails), EMAIL_BATCH):
-        email_send_batch.delay(run.emails[start : start + EMAIL_BATCH])
+        task_enqueue(email_send_batch, run.emails[start : start + EMAIL_BATCH])
     return {
         "schema": current_schema(),
         "reminded": run.reminded,

@@ -9,6 +9,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from tenants.models import Council
+from tenants.queueing import task_enqueue
 
 
 @shared_task
@@ -20,7 +21,7 @@ def for_each_council(task_name: str) -> int:
     count = 0
     for schema_name in councils.values_list("schema_name", flat=True):
         with schema_context(schema_name):
-            task.delay()
+            task_enqueue(task)
         count += 1
     return count
 

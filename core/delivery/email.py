@@ -2,9 +2,10 @@
 
 Everything Patchwork emails goes through `email_enqueue`, which writes one `EmailOutbox`
 row keyed by an idempotency key and, once the caller's transaction commits, asks Celery to
-send it. The sending task (`core.tasks.email_send`) calls `email_deliver`, which locks the
-row, sends it and marks it sent in the same transaction: a retried or duplicated task finds
-the row already sent and sends nothing.
+send it (best effort: `tenants.queueing.task_enqueue`). The row is the promise: beat's
+`core.tasks.email_sweep` sends any row the broker never brought to a worker. Whoever sends
+(the task, a retry, the sweep) first claims the row with one conditional UPDATE, so an email
+is sent once however many of them arrive (`email_deliver`).
 
 Delivery is Django's email backend (SMTP in production, the console in the demo) unless
 `NOTIFY_API_KEY` is set, when GOV.UK Notify sends it. A failed or bounced address is kept on
@@ -12,19 +13,23 @@ the row and shown to the council's administrators."""
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from core.models import EmailOutbox
+from tenants.db import current_schema
+from tenants.queueing import task_enqueue
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,12 @@ class EmailDelivery(Protocol):
         ...
 
 
+def _message_id(reference: str) -> str:
+    """A Message-ID made from the council and the email's idempotency key."""
+    digest = hashlib.sha256(f"{current_schema()}:{reference}".encode()).hexdigest()[:40]
+    return f"<{digest}@{settings.PLATFORM_DOMAIN}>"
+
+
 class DjangoEmailDelivery:
     """Django's configured email backend: SMTP by default, the console in the demo."""
 
@@ -59,7 +70,12 @@ class DjangoEmailDelivery:
             body=email.body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[email.to_email],
-            headers={"X-Patchwork-Reference": email.reference},
+            headers={
+                "X-Patchwork-Reference": email.reference,
+                # The same for every attempt: should a worker die after the server took the
+                # email but before it was marked sent, the resent copy is recognised as one.
+                "Message-ID": _message_id(email.reference),
+            },
             connection=get_connection(fail_silently=False),
         )
         if email.ics:
@@ -140,7 +156,8 @@ def email_enqueue(
     ics: str = "",
 ) -> EmailOutbox:
     """Queue one email. The same `key` twice queues it once. It is sent after the caller's
-    transaction commits, so an email never tells of a change that was rolled back."""
+    transaction commits, so an email never tells of a change that was rolled back; the row
+    is the promise, and if the broker cannot take the task the sweep sends it."""
     row, created = EmailOutbox.objects.get_or_create(
         idempotency_key=key,
         defaults={
@@ -153,7 +170,7 @@ def email_enqueue(
         },
     )
     if created:
-        transaction.on_commit(lambda: email_send.delay(row.pk))
+        task_enqueue(email_send, row.pk)
     return row
 
 
@@ -176,35 +193,87 @@ def _render(row: EmailOutbox) -> OutgoingEmail:
     )
 
 
+def _claim(outbox_id: int, *, now: datetime) -> tuple[EmailOutbox, datetime] | None:
+    """Take the email for this sender, in one conditional UPDATE committed before anything
+    is sent: of two senders (the sweep and a late broker message, or a retry) only one
+    matches. Returns the row and the claim's expiry (the sender's token), or None."""
+    until = now + timedelta(seconds=settings.EMAIL_CLAIM_SECONDS)
+    claimed = EmailOutbox.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        pk=outbox_id,
+        status=EmailOutbox.Status.QUEUED,
+    ).update(claimed_until=until)
+    if not claimed:
+        return None
+    return EmailOutbox.objects.get(pk=outbox_id), until
+
+
 def email_deliver(*, outbox_id: int) -> str:
-    """Send one queued email and mark it sent in the same transaction. Returns "sent",
-    or "skipped" when it was already sent (a retry or a duplicate task) or is gone."""
-    with transaction.atomic():
-        row = EmailOutbox.objects.select_for_update().filter(pk=outbox_id).first()
-        if row is None or row.status != EmailOutbox.Status.QUEUED:
-            return "skipped"
+    """Send one queued email, exactly once: claim it, send it, mark it sent. Returns "sent";
+    "skipped" when it is already sent, gone, or held by another sender; "failed" when it
+    never can be (a refused address, or the last of EMAIL_MAX_RETRIES + 1 attempts); or
+    "retry" when the attempt failed: it is due again after a growing wait (next_attempt_at).
+
+    A worker that dies between sending and marking leaves its claim to expire; the sweep
+    then sends again, with the same Message-ID, which mail stores recognise as one email."""
+    now = timezone.now()
+    claim = _claim(outbox_id, now=now)
+    if claim is None:
+        return "skipped"
+    row, token = claim
+    mine = EmailOutbox.objects.filter(pk=outbox_id, claimed_until=token)
+    try:
         reference = delivery_backend().send(_render(row))
-        row.status = EmailOutbox.Status.SENT
-        row.sent_at = timezone.now()
-        row.attempts += 1
-        row.provider_reference = reference[:200]
-        row.last_error = ""
-        row.save(
-            update_fields=["status", "sent_at", "attempts", "provider_reference", "last_error"]
+    except PermanentEmailError as exc:
+        mine.update(
+            status=EmailOutbox.Status.FAILED,
+            attempts=F("attempts") + 1,
+            last_error=str(exc)[:500],
+            claimed_until=None,
         )
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - any other failure is worth another try
+        attempts = row.attempts + 1
+        final = attempts > settings.EMAIL_MAX_RETRIES
+        wait = min(settings.EMAIL_RETRY_SECONDS * 2 ** (attempts - 1), 6 * 3600)
+        mine.update(
+            status=EmailOutbox.Status.FAILED if final else EmailOutbox.Status.QUEUED,
+            attempts=attempts,
+            last_error=(str(exc) or repr(exc))[:500],
+            next_attempt_at=timezone.now() + timedelta(seconds=wait),
+            claimed_until=None,
+        )
+        return "failed" if final else "retry"
+    mine.update(
+        status=EmailOutbox.Status.SENT,
+        sent_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        provider_reference=reference[:200],
+        last_error="",
+        claimed_until=None,
+    )
     return "sent"
 
 
-def email_attempt_failed(*, outbox_id: int, error: str, final: bool) -> None:
-    """Record a failed attempt; after the last one the address shows as failed to admins."""
-    row = EmailOutbox.objects.filter(pk=outbox_id, status=EmailOutbox.Status.QUEUED).first()
-    if row is None:
-        return
-    row.attempts += 1
-    row.last_error = error[:500]
-    if final:
-        row.status = EmailOutbox.Status.FAILED
-    row.save(update_fields=["attempts", "last_error", "status"])
+def email_due(*, limit: int = 500) -> list[int]:
+    """Emails the broker never brought to a worker, or due another try: queued at least
+    SWEEP_AFTER_SECONDS ago, due, and held by no sender."""
+    now = timezone.now()
+    return list(
+        EmailOutbox.objects.filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+            status=EmailOutbox.Status.QUEUED,
+            created_at__lte=now - timedelta(seconds=settings.SWEEP_AFTER_SECONDS),
+            next_attempt_at__lte=now,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def email_sweep() -> int:
+    """Send the emails `email_due` finds, here and now. Returns how many were sent."""
+    return sum(email_deliver(outbox_id=outbox_id) == "sent" for outbox_id in email_due())
 
 
 @transaction.atomic
@@ -232,32 +301,26 @@ def email_recent(limit: int = 100) -> QuerySet[EmailOutbox]:
 # before an upgrade still find them. ---------------------------------------------------------
 
 
-@shared_task(name="core.tasks.email_send", bind=True, max_retries=None, acks_late=True)
-def email_send(self: Any, outbox_id: int) -> str:
-    """Send one outbox email. A failure is retried with growing waits; a retry (or a
-    duplicate task) after it was sent sends nothing."""
-    try:
-        return email_deliver(outbox_id=outbox_id)
-    except PermanentEmailError as exc:
-        email_attempt_failed(outbox_id=outbox_id, error=str(exc), final=True)
-        return "failed"
-    except Exception as exc:
-        final = self.request.retries >= settings.EMAIL_MAX_RETRIES
-        email_attempt_failed(outbox_id=outbox_id, error=str(exc) or repr(exc), final=final)
-        if final:
-            return "failed"
-        countdown = settings.EMAIL_RETRY_SECONDS * 2**self.request.retries
-        raise self.retry(exc=exc, countdown=min(countdown, 6 * 3600)) from exc
+@shared_task(name="core.tasks.email_send", acks_late=True)
+def email_send(outbox_id: int) -> str:
+    """Send one outbox email. After a failure it asks to be run again when the wait is
+    over (and the sweep tries then if that message is lost); a duplicate task, or one
+    after the email was sent, sends nothing."""
+    outcome = email_deliver(outbox_id=outbox_id)
+    if outcome == "retry":
+        due = EmailOutbox.objects.filter(pk=outbox_id).values_list("next_attempt_at", flat=True)
+        wait = (due[0] - timezone.now()).total_seconds() if due else 0.0
+        task_enqueue(email_send, outbox_id, countdown=max(wait, 0.0))
+    return outcome
 
 
 @shared_task(name="core.tasks.email_send_batch")
 def email_send_batch(outbox_ids: list[int]) -> int:
-    """Send a batch of bulk emails (reminders); one that fails goes to `email_send` on its
-    own, with its retries."""
-    sent = 0
-    for outbox_id in outbox_ids:
-        try:
-            sent += email_deliver(outbox_id=outbox_id) == "sent"
-        except Exception:
-            email_send.delay(outbox_id)
-    return sent
+    """Send a batch of bulk emails (reminders); one that fails is tried again by the sweep."""
+    return sum(email_deliver(outbox_id=outbox_id) == "sent" for outbox_id in outbox_ids)
+
+
+@shared_task(name="core.tasks.email_sweep")
+def email_sweep_task() -> int:
+    """Beat's safety net, per council: send what the broker lost and what is due a retry."""
+    return email_sweep()

@@ -26,6 +26,7 @@ from core.delivery.email import email_enqueue
 from core.models import Notification, NotificationEmail, NotificationPreference, Person
 from tenants.db import current_schema, prepared_cursor
 from tenants.models import Council
+from tenants.queueing import task_enqueue
 from tenants.selectors import council_url
 
 Delivery = NotificationPreference.Delivery
@@ -133,7 +134,7 @@ def notification_send(
         row._state.db = connection.alias
         rows.append(row)
     if default_delivery(kind) == Delivery.IMMEDIATE or any(wants for *_, wants in added):
-        transaction.on_commit(lambda: notifications_email_immediate_task.delay())
+        task_enqueue(notifications_email_immediate_task)
     return rows
 
 
