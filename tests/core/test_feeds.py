@@ -417,6 +417,27 @@ def test_malformed_fhir_is_refused_or_rejected_with_the_reason(brighton) -> None
     assert run.counts["created"] == 1
 
 
+def test_a_file_breaking_off_after_whole_batches_keeps_them_and_fails_the_run(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Rows are read on a thread ahead of the writer: a file that breaks off part way fails
+    the run with the reason, in its place in the file, after the whole batches before it
+    were imported (the batch it broke in is not); the reading thread is gone and the
+    process's cycle collector, paused for the run, is running again."""
+    import gc
+    import threading
+
+    from core.feeds import BATCH_SIZE
+
+    # Two whole batches, then a few hundred rows of a third and bytes that are not UTF-8.
+    people = [person(f"P{n}", nhs_number="") for n in range(BATCH_SIZE * 2 + 300)]
+    data = _csv(people) + b"person,P-broken,\xff\xfe\n"
+    run, report = _run(data)
+    assert run.status == ImportRun.Status.FAILED and "cannot be read after line" in run.error
+    assert run.counts["created"] == BATCH_SIZE * 2
+    assert Person.objects.filter(given_name="Lily").count() == BATCH_SIZE * 2
+    assert gc.isenabled()
+    assert not [t for t in threading.enumerate() if t.name == "feed-reader"]
+
+
 def test_the_command_imports_and_prints_the_summary(
     world, scenario, settings, tmp_path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
