@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -415,6 +416,69 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
 READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
 READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
+
+# --- Rate limits (decision 0011, docs/operations.md "Rate limits") ---
+# Each limit is "COUNT/WINDOW": "20/10m" is 20 per 10 minutes (s, m, h, d). Counters live in
+# the "ratelimit" cache (Redis, shared by every process; django-ratelimit and DRF's throttles
+# count there). A limited request is answered 429 with Retry-After before any costly work.
+RATE_LIMIT_DEFAULTS = {
+    # Failed sign-in attempts (password or code) from one client address, over every council
+    # and the operator console. Only failures count: a council's staff share one address.
+    "RATE_LIMIT_SIGN_IN_ADDRESS": "20/10m",
+    # Sign-in attempts (password and code steps alike) at one account, from any address.
+    "RATE_LIMIT_SIGN_IN_ACCOUNT": "10/15m",
+    # API and FHIR requests per user (bearer token or session) or import token, per council.
+    "RATE_LIMIT_API": "300/m",
+    # Signed federation requests from one peer council to one council here.
+    "RATE_LIMIT_FEDERATION_PEER": "600/m",
+    # Unauthenticated federation refusals (unknown peer or key, bad signature, stale time)
+    # from one client address; past it every federation request from there is refused.
+    "RATE_LIMIT_FEDERATION_ADDRESS": "20/10m",
+}
+# The tests sign in hundreds of times from one address; tests of the limits themselves put
+# the production values back (tests/ratelimits/).
+_rate_limit_test_default = "100000/m"
+RATE_LIMIT_SIGN_IN_ADDRESS = envstr(
+    "RATE_LIMIT_SIGN_IN_ADDRESS",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_ADDRESS"],
+)
+RATE_LIMIT_SIGN_IN_ACCOUNT = envstr(
+    "RATE_LIMIT_SIGN_IN_ACCOUNT",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_ACCOUNT"],
+)
+RATE_LIMIT_API = envstr(
+    "RATE_LIMIT_API", _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_API"]
+)
+RATE_LIMIT_FEDERATION_PEER = envstr(
+    "RATE_LIMIT_FEDERATION_PEER",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_FEDERATION_PEER"],
+)
+RATE_LIMIT_FEDERATION_ADDRESS = envstr(
+    "RATE_LIMIT_FEDERATION_ADDRESS",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_FEDERATION_ADDRESS"],
+)
+for _name in RATE_LIMIT_DEFAULTS:
+    if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(
+            f"{_name} must be a count per window like 20/10m (s, m, h or d), "
+            f"not {globals()[_name]!r}"
+        )
+# Who may say who the client is: X-Forwarded-For is read only when the connection comes from
+# one of these addresses or networks (nginx on the same host, as the Ansible roles set it
+# up). Anyone else's X-Forwarded-For is ignored.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "127.0.0.1,::1")
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_CACHE_PREFIX = "rl:"
+CACHES["ratelimit"] = (
+    {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
+    }
+    if REDIS_URL
+    # Without Redis (the demo), one process's memory: each process counts on its own.
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+)
 
 # --- Celery beat: every periodic job, in one place ---
 CELERY_BEAT_SCHEDULE = {
