@@ -357,9 +357,21 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        # A 429 is counted in patchwork_rate_limited (decision 0011); a line for each one
+        # would let a flood fill the logs instead.
+        "not_rate_limited": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: getattr(record, "status_code", None) != 429,
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        "django.request": {"filters": ["not_rate_limited"]},
+    },
 }
 
 # Lockout is per account, not per address: a council's staff share one egress address, and
