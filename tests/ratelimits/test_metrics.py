@@ -1,0 +1,33 @@
+"""A limited client shows in the platform's /metrics scrape (decision 0011)."""
+
+from __future__ import annotations
+
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+TOKEN = "metrics-token-for-tests-0123456789abcdef"
+
+
+def limited_count(limit: str) -> float:
+    response = Client(HTTP_HOST="localhost").get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+        if sample.name == "patchwork_rate_limited_total" and sample.labels == {"limit": limit}
+    )
+
+
+def test_a_limited_sign_in_is_counted_in_the_scrape(world, db, settings, production_limits) -> None:
+    """Twenty failures from one address, then two refused attempts: two more 429s counted."""
+    settings.METRICS_TOKEN = TOKEN
+    host = world.brighton_school_nurse.host
+    client = Client(HTTP_HOST=host, REMOTE_ADDR="198.51.100.200")
+    for n in range(20):
+        client.post("/sign-in/", {"email": f"m{n}@brighton.test", "password": "wrong-password-1"})
+    before = limited_count("sign_in_address")
+    for _ in range(2):
+        response = client.post("/sign-in/", {"email": "m@brighton.test", "password": "wrong-1"})
+        assert response.status_code == 429
+    assert limited_count("sign_in_address") == before + 2
