@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
@@ -130,7 +131,22 @@ def limit_wait(request: HttpRequest, limit: Limit, key: str) -> int | None:
     if usage is None or usage["count"] < usage["limit"]:
         return None
     RATE_LIMITED.labels(limit.name).inc()
-    return max(1, int(usage["time_left"]))
+    wait = max(1, int(usage["time_left"]))
+    limit_reached_log(limit.name, key, wait)
+    return wait
+
+
+def limit_reached_log(name: str, key: str, seconds: int) -> None:
+    """One log line when `key` is first refused under a limit, not one per refusal: a flood
+    must not fill the logs. Every refusal is in the patchwork_rate_limited metric."""
+    try:
+        first = caches["ratelimit"].add(
+            f"{settings.RATELIMIT_CACHE_PREFIX}logged:{name}:{key}", 1, seconds
+        )
+    except Exception:  # noqa: BLE001 - the cache is down: say so once more rather than never
+        first = True
+    if first:
+        log.warning("Rate limit %s reached by %.120s: refused for %ss", name, key, seconds)
 
 
 def limit_count(request: HttpRequest, limit: Limit, key: str) -> None:

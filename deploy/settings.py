@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -481,6 +482,14 @@ for _name in RATE_LIMIT_DEFAULTS:
 # one of these addresses or networks (nginx on the same host, as the Ansible roles set it
 # up). Anyone else's X-Forwarded-For is ignored.
 TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "127.0.0.1,::1")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            "TRUSTED_PROXIES must list addresses or networks, like 127.0.0.1,10.0.0.0/24, "
+            f"not {_proxy!r}"
+        ) from exc
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
 CACHES["ratelimit"] = (

@@ -11,7 +11,13 @@ from django.core.cache import caches
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts.ratelimits import RATE_LIMITED, address_key, council_key, rate_parse
+from accounts.ratelimits import (
+    RATE_LIMITED,
+    address_key,
+    council_key,
+    limit_reached_log,
+    rate_parse,
+)
 from core.models import SourceSystem
 
 
@@ -36,6 +42,9 @@ class CallerRateThrottle(SimpleRateThrottle):
 
     def throttle_failure(self) -> bool:
         RATE_LIMITED.labels("api").inc()
+        limit_reached_log(
+            "api", self.key.removeprefix(settings.RATELIMIT_CACHE_PREFIX), int(self.duration or 60)
+        )
         return False
 
     def wait(self) -> float:

@@ -31,3 +31,16 @@ def test_a_limited_sign_in_is_counted_in_the_scrape(world, db, settings, product
         response = client.post("/sign-in/", {"email": "m@brighton.test", "password": "wrong-1"})
         assert response.status_code == 429
     assert limited_count("sign_in_address") == before + 2
+
+
+def test_a_limited_address_is_logged_once_not_per_refusal(
+    world, db, production_limits, caplog
+) -> None:
+    """Ten refusals after the address's twenty failures: one short warning naming the limit
+    and the address."""
+    client = Client(HTTP_HOST=world.brighton_school_nurse.host, REMOTE_ADDR="198.51.100.201")
+    for n in range(30):
+        client.post("/sign-in/", {"email": f"l{n}@brighton.test", "password": "wrong-password-1"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "accounts.ratelimits"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Rate limit sign_in_address reached by 198.51.100.201: refused for")
