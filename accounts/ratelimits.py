@@ -82,6 +82,13 @@ def client_address(request: HttpRequest) -> str:
     return str(remote)
 
 
+def lockout_address(request: HttpRequest) -> str | None:
+    """The client address for django-axes' records (an IP address column): None when the
+    connection has none (a Unix socket)."""
+    address = client_address(request)
+    return None if address == "unknown" else address
+
+
 def address_key(request: HttpRequest) -> str:
     """The key an address is counted under: IPv6 by /64 (one client's usual allocation)."""
     address = _parsed(client_address(request))

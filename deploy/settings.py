@@ -490,6 +490,8 @@ for _proxy in TRUSTED_PROXIES:
             "TRUSTED_PROXIES must list addresses or networks, like 127.0.0.1,10.0.0.0/24, "
             f"not {_proxy!r}"
         ) from exc
+# The lockout records the same client address the limits count.
+AXES_CLIENT_IP_CALLABLE = "accounts.ratelimits.lockout_address"
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
 CACHES["ratelimit"] = (
