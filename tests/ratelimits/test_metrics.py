@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.test import Client
+from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "metrics-token-for-tests-0123456789abcdef"
@@ -19,9 +19,9 @@ def limited_count(limit: str) -> float:
     )
 
 
-def test_a_limited_sign_in_is_counted_in_the_scrape(world, db, settings, production_limits) -> None:
+@override_settings(METRICS_TOKEN=TOKEN)
+def test_a_limited_sign_in_is_counted_in_the_scrape(world, db, production_limits) -> None:
     """Twenty failures from one address, then two refused attempts: two more 429s counted."""
-    settings.METRICS_TOKEN = TOKEN
     host = world.brighton_school_nurse.host
     client = Client(HTTP_HOST=host, REMOTE_ADDR="198.51.100.200")
     for n in range(20):
