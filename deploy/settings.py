@@ -494,11 +494,15 @@ for _proxy in TRUSTED_PROXIES:
 AXES_CLIENT_IP_CALLABLE = "accounts.ratelimits.lockout_address"
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
+# Redis down or hung: the limits are skipped (and logged) within half a second, not enforced
+# on everyone; the lockout, in PostgreSQL, still holds.
+RATELIMIT_FAIL_OPEN = True
 CACHES["ratelimit"] = (
     {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
     }
     if REDIS_URL
     # Without Redis (the demo), one process's memory: each process counts on its own.
