@@ -497,7 +497,7 @@ RATELIMIT_CACHE_PREFIX = "rl:"
 # Redis down or hung: the limits are skipped (and logged) within half a second, not enforced
 # on everyone; the lockout, in PostgreSQL, still holds.
 RATELIMIT_FAIL_OPEN = True
-CACHES["ratelimit"] = (
+_ratelimit_cache: dict[str, object] = (
     {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -508,6 +508,7 @@ CACHES["ratelimit"] = (
     # Without Redis (the demo), one process's memory: each process counts on its own.
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
 )
+CACHES["ratelimit"] = _ratelimit_cache  # type: ignore[assignment]
 
 # --- Celery beat: every periodic job, in one place ---
 CELERY_BEAT_SCHEDULE = {
