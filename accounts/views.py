@@ -16,6 +16,7 @@ from django_otp import login as otp_login
 
 from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm, errors_onto_form
 from accounts.models import User
+from accounts.ratelimits import sign_in_attempted, sign_in_failed, sign_in_wait
 from accounts.redirects import next_url_or
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
@@ -28,11 +29,28 @@ LOCKED_OUT = (
 )
 
 
+def too_many_attempts(request: HttpRequest, wait: int) -> HttpResponse:
+    """429, before any password is hashed or code checked, saying how long to wait."""
+    minutes = -(-wait // 60)
+    wait_text = f"{wait} seconds" if wait < 60 else f"{minutes} minute{'s' if minutes > 1 else ''}"
+    response = render(
+        request, "accounts/too_many_attempts.html", {"wait_text": wait_text}, status=429
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"].lower()
+        wait = sign_in_wait(request, email)
+        if wait is not None:
+            return too_many_attempts(request, wait)
+        sign_in_attempted(request, email)
         user = authenticate(request, email=email, password=form.cleaned_data["password"])
+        if user is None:
+            sign_in_failed(request)
         if getattr(request, "axes_locked_out", False):
             form.add_error(None, LOCKED_OUT)
         elif user is None:
@@ -61,7 +79,12 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
         credentials = {"email": user.email}
         device = user_confirmed_device(user)
         code = form.cleaned_data["code"].replace(" ", "").strip()
+        wait = sign_in_wait(request, user.email)
+        if wait is not None:
+            return too_many_attempts(request, wait)
+        sign_in_attempted(request, user.email)
         if not AxesProxyHandler.is_allowed(request, credentials):
+            sign_in_failed(request)
             form.add_error(None, LOCKED_OUT)
         elif device is not None and device.verify_token(code):
             next_url = request.session.get(NEXT_URL, "/")
@@ -69,6 +92,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             return redirect(next_url)
         else:
+            sign_in_failed(request)
             user_login_failed.send(sender=__name__, credentials=credentials, request=request)
             form.add_error("code", "The code is not right. Enter the code your app shows now.")
     return render(request, "accounts/sign_in_code.html", {"form": form})

@@ -14,6 +14,10 @@ hand-overs to the broker are counted where they happen (`tenants.queueing`) and 
 
 Labels stay bounded: method, status class (2xx..5xx), host kind (platform, council,
 unknown) and, on the request counter only, the council's code -- never a path.
+
+Counters the lower layers keep (they may not import this module) are in the same registry
+and so in every scrape: `patchwork_rate_limited` (accounts.ratelimits) and
+`patchwork_federation_refused` (federation.server), decision 0011.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import ipaddress
 import os
+import re
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -464,9 +466,21 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        # A 429 is counted in patchwork_rate_limited (decision 0011); a line for each one
+        # would let a flood fill the logs instead.
+        "not_rate_limited": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: getattr(record, "status_code", None) != 429,
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        "django.request": {"filters": ["not_rate_limited"]},
+    },
 }
 
 # Lockout is per account, not per address: a council's staff share one egress address, and
@@ -494,6 +508,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # RATE_LIMIT_API per caller (decision 0011).
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttles.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -531,6 +547,84 @@ READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
 AUDIT_CHECKPOINT_MINUTES = envint("AUDIT_CHECKPOINT_MINUTES", 15)
 if AUDIT_CHECKPOINT_MINUTES < 1:
     raise ImproperlyConfigured("AUDIT_CHECKPOINT_MINUTES must be at least 1")
+
+# --- Rate limits (decision 0011, docs/operations.md "Rate limits") ---
+# Each limit is "COUNT/WINDOW": "20/10m" is 20 per 10 minutes (s, m, h, d). Counters live in
+# the "ratelimit" cache (Redis, shared by every process; django-ratelimit and DRF's throttles
+# count there). A limited request is answered 429 with Retry-After before any costly work.
+RATE_LIMIT_DEFAULTS = {
+    # Failed sign-in attempts (password or code) from one client address, over every council
+    # and the operator console. Only failures count: a council's staff share one address.
+    "RATE_LIMIT_SIGN_IN_ADDRESS": "20/10m",
+    # Sign-in attempts (password and code steps alike) at one account, from any address.
+    "RATE_LIMIT_SIGN_IN_ACCOUNT": "10/15m",
+    # API and FHIR requests per user (bearer token or session) or import token, per council.
+    "RATE_LIMIT_API": "300/m",
+    # Signed federation requests from one peer council to one council here.
+    "RATE_LIMIT_FEDERATION_PEER": "600/m",
+    # Unauthenticated federation refusals (unknown peer or key, bad signature, stale time)
+    # from one client address; past it every federation request from there is refused.
+    "RATE_LIMIT_FEDERATION_ADDRESS": "20/10m",
+}
+# The tests sign in hundreds of times from one address; tests of the limits themselves put
+# the production values back (tests/ratelimits/).
+_rate_limit_test_default = "100000/m"
+RATE_LIMIT_SIGN_IN_ADDRESS = envstr(
+    "RATE_LIMIT_SIGN_IN_ADDRESS",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_ADDRESS"],
+)
+RATE_LIMIT_SIGN_IN_ACCOUNT = envstr(
+    "RATE_LIMIT_SIGN_IN_ACCOUNT",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_ACCOUNT"],
+)
+RATE_LIMIT_API = envstr(
+    "RATE_LIMIT_API", _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_API"]
+)
+RATE_LIMIT_FEDERATION_PEER = envstr(
+    "RATE_LIMIT_FEDERATION_PEER",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_FEDERATION_PEER"],
+)
+RATE_LIMIT_FEDERATION_ADDRESS = envstr(
+    "RATE_LIMIT_FEDERATION_ADDRESS",
+    _rate_limit_test_default if TESTING else RATE_LIMIT_DEFAULTS["RATE_LIMIT_FEDERATION_ADDRESS"],
+)
+for _name in RATE_LIMIT_DEFAULTS:
+    if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(
+            f"{_name} must be a count per window like 20/10m (s, m, h or d), "
+            f"not {globals()[_name]!r}"
+        )
+# Who may say who the client is: X-Forwarded-For is read only when the connection comes from
+# one of these addresses or networks (nginx on the same host, as the Ansible roles set it
+# up). Anyone else's X-Forwarded-For is ignored.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "127.0.0.1,::1")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            "TRUSTED_PROXIES must list addresses or networks, like 127.0.0.1,10.0.0.0/24, "
+            f"not {_proxy!r}"
+        ) from exc
+# The lockout records the same client address the limits count.
+AXES_CLIENT_IP_CALLABLE = "accounts.ratelimits.lockout_address"
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_CACHE_PREFIX = "rl:"
+# Redis down or hung: the limits are skipped (and logged) within half a second, not enforced
+# on everyone; the lockout, in PostgreSQL, still holds.
+RATELIMIT_FAIL_OPEN = True
+_ratelimit_cache: dict[str, object] = (
+    {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    }
+    if REDIS_URL
+    # Without Redis (the demo), one process's memory: each process counts on its own.
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+)
+CACHES["ratelimit"] = _ratelimit_cache  # type: ignore[assignment]
 
 # --- Celery beat: every periodic job, in one place ---
 CELERY_BEAT_SCHEDULE = {

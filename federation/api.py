@@ -38,10 +38,11 @@ def _endpoint(
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> JsonResponse:
-        status, body = server.receive(
-            request, kind=kind, handler=handler, needs_agreement=needs_agreement
-        )
-        return JsonResponse(body, status=status)
+        reply = server.receive(request, kind=kind, handler=handler, needs_agreement=needs_agreement)
+        response = JsonResponse(reply.body, status=reply.status)
+        if reply.retry_after is not None:
+            response["Retry-After"] = str(reply.retry_after)
+        return response
 
     return view
 

@@ -287,10 +287,12 @@ def signature_key_id(headers: Mapping[str, str]) -> str | None:
 class RequestRefused(Exception):
     """A request failed a check; `reason` is a short code, `status` the HTTP status."""
 
-    def __init__(self, reason: str, status: int = 401) -> None:
+    def __init__(self, reason: str, status: int = 401, *, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        # Seconds, for a refusal by a rate limit (429).
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

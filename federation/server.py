@@ -1,10 +1,16 @@
 """Answering other councils. Every signed request is checked in this order, and refused at
 the first check it fails with nothing but a reason code:
 
-peer known → key valid → agreement active and covering the purpose → signature (covering
-the body's digest and every federation header) → time window → nonce unseen → request id
-(the same id with a different body is a conflict, 409; the same id and body gets the
-answer already given, so a retry or a redelivered push has no second effect)."""
+address not limited → peer known → key valid → signature (covering the body's digest and
+every federation header) → time window → [the peer is now authenticated] peer not limited →
+agreement active and covering the purpose → nonce unseen → request id (the same id with a
+different body is a conflict, 409; the same id and body gets the answer already given, so a
+retry or a redelivered push has no second effect).
+
+A refusal before the peer is authenticated is anyone's: it is counted (metrics, and against
+the client's address, decision 0011) and logged in one short line at most once a minute per
+address, never written to the audit chain, which nobody may shorten. An authenticated peer's
+refusals are audited, with the claimed headers cut to a bounded length."""
 
 from __future__ import annotations
 
@@ -14,11 +20,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from prometheus_client import Counter
 from psycopg.types.json import Jsonb
 
+from accounts.ratelimits import (
+    FEDERATION_ADDRESS,
+    FEDERATION_PEER,
+    address_key,
+    client_address,
+    council_key,
+    limit_count,
+    limit_wait,
+)
 from core.audit import audit_record
 from federation import protocol
 from federation.client import peer_public_key
@@ -40,6 +57,27 @@ from tenants.db import models_from_sql, prepared_cursor
 
 log = logging.getLogger(__name__)
 RequestRefused = protocol.RequestRefused
+
+REFUSED = Counter(
+    "patchwork_federation_refused",
+    "Federation requests refused, by kind, reason and whether the peer's signature was good.",
+    ["kind", "reason", "authenticated"],
+)
+# How much of each claimed federation header an authenticated refusal's audit event keeps,
+# and how much of the claimed council a log line shows.
+CLAIM_MAX_CHARS = 200
+LOG_CLAIM_MAX_CHARS = 64
+# One detailed log line per address per this many seconds; every refusal is counted.
+LOG_EVERY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the endpoint answers: status, JSON body and, when limited, Retry-After."""
+
+    status: int
+    body: dict[str, Any]
+    retry_after: int | None = None
 
 
 @dataclass
@@ -83,7 +121,18 @@ EXCHANGE_IN_SQL = (
 )
 
 
-def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
+@dataclass(frozen=True)
+class Authenticated:
+    """A request whose signature, by a known peer's valid key, checked out in time."""
+
+    peer: FederationPeer
+    verified: protocol.VerifiedSignature
+    headers: dict[str, str]
+    claimed: dict[str, str]
+    body: bytes
+
+
+def _authenticate(request: HttpRequest) -> Authenticated:
     headers = {k: v for k, v in request.headers.items()}
     claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
     council = own_council()
@@ -94,6 +143,24 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     public_key = peer_public_key(peer, key_id) if key_id else None
     if public_key is None:
         raise RequestRefused("unknown_key", 401)
+    body = request.body
+    verified = protocol.verify_request(
+        method=request.method or "",
+        url=request.build_absolute_uri(),
+        headers=headers,
+        body=body,
+        public_key=public_key,
+    )
+    return Authenticated(peer=peer, verified=verified, headers=headers, claimed=claimed, body=body)
+
+
+def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool) -> Incoming:
+    peer, verified, claimed, body = sender.peer, sender.verified, sender.claimed, sender.body
+    peer_key = council_key(peer.federation_id)
+    wait = limit_wait(request, FEDERATION_PEER, peer_key)
+    if wait is not None:
+        raise RequestRefused("rate_limited", 429, retry_after=wait)
+    limit_count(request, FEDERATION_PEER, peer_key)
     agreement = None
     purpose = claimed[protocol.HEADER_PURPOSE]
     if needs_agreement:
@@ -113,14 +180,6 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
             raise RequestRefused("purpose_not_covered", 403)
     elif purpose != AGREEMENT_PURPOSE:
         raise RequestRefused("purpose_not_covered", 403)
-    body = request.body
-    verified = protocol.verify_request(
-        method=request.method or "",
-        url=request.build_absolute_uri(),
-        headers=headers,
-        body=body,
-        public_key=public_key,
-    )
     request_id = claimed[protocol.HEADER_REQUEST_ID]
     seen = [
         {
@@ -152,7 +211,7 @@ def _check(request: HttpRequest, *, needs_agreement: bool) -> Incoming:
     return Incoming(
         peer=peer,
         agreement=agreement,
-        headers=headers,
+        headers=sender.headers,
         body=body,
         payload=payload,
         request_id=request_id,
@@ -171,19 +230,22 @@ def _signed_request(incoming: Incoming) -> dict[str, Any]:
 Handler = Callable[[Incoming], tuple[int, dict[str, Any], int | None]]
 
 
-def receive(
-    request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool
-) -> tuple[int, dict[str, Any]]:
-    """Check a signed request, then let `handler` answer it once: (status, body)."""
+def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool) -> Reply:
+    """Check a signed request, then let `handler` answer it once."""
+    wait = limit_wait(request, FEDERATION_ADDRESS, address_key(request))
+    if wait is not None:
+        return _refused(request, kind, RequestRefused("rate_limited", 429, retry_after=wait))
+    sender: Authenticated | None = None
     try:
         with transaction.atomic():
-            incoming = _check(request, needs_agreement=needs_agreement)
+            sender = _authenticate(request)
+            incoming = _check(request, sender, needs_agreement=needs_agreement)
             earlier = incoming.earlier
             if earlier is not None:
                 if earlier["body_sha256"] != protocol.body_digest(incoming.body):
                     raise RequestRefused("request_id_reused", 409)
                 # A retry of something already done: the same answer, no second effect.
-                return earlier["status_code"] or 200, earlier["response"]
+                return Reply(earlier["status_code"] or 200, earlier["response"])
             digest = protocol.body_digest(incoming.body)
             status, response, person_id = handler(incoming)
             row: list[Any] = [
@@ -217,25 +279,64 @@ def receive(
                     "response": {"status": status, "body": response},
                 },
             )
-            return status, response
+            return Reply(status, response)
     except IntegrityError:
         # Two copies of one request raced: the nonce or request id is already taken.
-        return _refused(request, kind, RequestRefused("replayed", 409))
+        return _refused(request, kind, RequestRefused("replayed", 409), sender)
     except RequestRefused as refusal:
-        return _refused(request, kind, refusal)
+        return _refused(request, kind, refusal, sender)
 
 
 def _refused(
-    request: HttpRequest, kind: str, refusal: RequestRefused
-) -> tuple[int, dict[str, Any]]:
-    claimed = protocol.header_values(dict(request.headers), protocol.FEDERATION_HEADERS)
+    request: HttpRequest,
+    kind: str,
+    refusal: RequestRefused,
+    sender: Authenticated | None = None,
+) -> Reply:
+    """Count every refusal; audit only an authenticated peer's (never a rate limit's)."""
+    REFUSED.labels(kind, refusal.reason, "yes" if sender else "no").inc()
+    reply = Reply(
+        refusal.status, {"outcome": "refused", "reason": refusal.reason}, refusal.retry_after
+    )
+    if sender is None or refusal.reason == "rate_limited":
+        if sender is None and refusal.reason != "rate_limited":
+            limit_count(request, FEDERATION_ADDRESS, address_key(request))
+        _log_briefly(request, kind, refusal.reason)
+        return reply
+    claimed = {name: value[:CLAIM_MAX_CHARS] for name, value in sender.claimed.items()}
     audit_record(
         actor=None,
         action="federation_refused",
-        detail={"kind": kind, "reason": refusal.reason, "claimed": claimed},
+        detail={
+            "kind": kind,
+            "reason": refusal.reason,
+            "peer": sender.peer.federation_id,
+            "claimed": claimed,
+        },
     )
-    log.info("Refused %s from %s: %s", kind, claimed[protocol.HEADER_COUNCIL], refusal.reason)
-    return refusal.status, {"outcome": "refused", "reason": refusal.reason}
+    log.info("Refused %s from %s: %s", kind, sender.peer.federation_id, refusal.reason)
+    return reply
+
+
+def _log_briefly(request: HttpRequest, kind: str, reason: str) -> None:
+    """One short line per client address a minute at most: a flood of forged requests
+    must not fill the logs either. Every refusal is in patchwork_federation_refused."""
+    address = client_address(request)
+    try:
+        first = caches["ratelimit"].add(f"rl:federation-log:{address}", 1, LOG_EVERY_SECONDS)
+    except Exception:  # noqa: BLE001 - the cache is down: still log, still briefly
+        first = True
+    if first:
+        claimed = request.headers.get(protocol.HEADER_COUNCIL, "")
+        log.warning(
+            "Refused federation %s from %s: %s (claims to be %.64r); more from this address "
+            "within %ss are counted in patchwork_federation_refused, not logged",
+            kind,
+            address,
+            reason,
+            claimed[:LOG_CLAIM_MAX_CHARS],
+            LOG_EVERY_SECONDS,
+        )
 
 
 # --- Handlers ---------------------------------------------------------------------------------

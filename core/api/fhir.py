@@ -13,6 +13,7 @@ resource is a server error here rather than a surprise at the NHS end."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -263,6 +264,13 @@ class FHIRView(APIView):
             header = self.get_authenticate_header(self.request)
             if header:
                 response["WWW-Authenticate"] = header
+            return response
+        if isinstance(exc, exceptions.Throttled):
+            wait = max(1, math.ceil(exc.wait or 1))
+            response = fhir_response(
+                operation_outcome("throttled", f"Too many requests: wait {wait} seconds"), 429
+            )
+            response["Retry-After"] = str(wait)
             return response
         if isinstance(exc, exceptions.APIException):
             return fhir_response(operation_outcome("processing", str(exc.detail)), exc.status_code)

@@ -6,6 +6,7 @@ why, and 404 that looks the same for "does not exist" and "not yours"."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -113,6 +114,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             {"detail": 'Send the request body as JSON, like {"nhs_number": "9434765919"}'},
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, Throttled):
+        wait = max(1, math.ceil(exc.wait or 1))
+        response = Response(
+            {"detail": f"Too many requests: wait {wait} seconds, then try again"},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
+        response["Retry-After"] = str(wait)
+        return response
     if isinstance(exc, Http404):
         # One body for "does not exist" and "you may not know it exists".
         return Response({"detail": "Not found"}, status=status.HTTP_404_NOT_FOUND)

@@ -153,13 +153,14 @@ def test_a_tampered_body_is_refused(pair) -> None:
 
 
 def test_a_tampered_federation_header_is_refused(pair) -> None:
-    """Changing the purpose after signing breaks the signature."""
+    """Changing the purpose after signing breaks the signature, which is checked before the
+    agreement: an unauthenticated caller learns nothing about which purposes it covers."""
     _, body, headers = ask(pair)
     headers = {**headers, "patchwork-purpose": "early_help"}
     with schema_context(pair.staffordshire.schema_name):
         doc = pair.staffs_agreement.document
         assert "early_help" not in doc["purposes"]
-    assert_refused(post(STAFFS, body, headers), 403, "purpose_not_covered")
+    assert_refused(post(STAFFS, body, headers), 401, "bad_signature")
 
 
 @pytest.mark.parametrize("which", ["another_councils", "unknown"])
