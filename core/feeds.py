@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.http import FileResponse, Http404
 from django.utils import timezone
 
+from accounts.digits import ascii_digits
 from accounts.models import User
 from core.audit import audit_record
 from core.fhir_feeds import fhir_rows
@@ -417,7 +418,7 @@ class FeedImport:
                     if self.dry_run:
                         self.accepted_people.add(key)
                     nhs = nhs_number_clean(row.get("nhs_number"))
-                    if nhs.isdigit():
+                    if ascii_digits(nhs):
                         self.nhs_claimed.setdefault(int(nhs), key)
                 continue
             try:

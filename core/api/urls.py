@@ -1,6 +1,6 @@
 """URLs of the REST API (mounted at /api/v1/) and of FHIR (mounted at /fhir/)."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from core.api import fhir, imports, views
@@ -37,6 +37,7 @@ urlpatterns = [
         views.InvolvementEnd.as_view(),
         name="involvement-end",
     ),
+    re_path(r"^.*$", views.NotFound.as_view(), name="not-found"),
 ]
 
 fhir_urlpatterns = [
