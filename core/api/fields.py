@@ -9,17 +9,32 @@ in the user's words."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.digits import DIGITS
 from core.validators import date_problem
+
+# PostgreSQL cannot store NUL in text, and DRF refuses it: the schema says so.
+NO_NUL = r"^[^\x00]*$"
+# Something other than spaces, and no NUL.
+SHOWS_SOMETHING = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 class JSONText(serializers.CharField):
-    """A JSON string, never a number or a boolean turned into one."""
+    """A JSON string, never a number or a boolean turned into one, checked as sent: its
+    length is the length the schema's maxLength counts (no trimming first), and `pattern`
+    (published in the schema) says what it must look like."""
+
+    def __init__(self, *, pattern: str = NO_NUL, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        message = self.error_messages.get("pattern", self.error_messages["invalid"])
+        self.validators.append(RegexValidator(pattern, message=message))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -45,6 +60,11 @@ class JSONInteger(serializers.IntegerField):
         return int(super().to_internal_value(data))
 
 
+# Year-month-day in the digits 0 to 9, from the year 1000 (core.validators.EARLIEST_DATE).
+ISO_DATE = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$"
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": ISO_DATE})
 class JSONDate(serializers.DateField):
     """A date as year-month-day in the digits 0 to 9; with `past_only`, not after today.
     The pages' date field (core.forms.GovukDateField) has the same rules."""
@@ -58,7 +78,7 @@ class JSONDate(serializers.DateField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> date:
-        if not isinstance(data, str) or not all(DIGITS.fullmatch(p) for p in data.split("-")):
+        if not isinstance(data, str) or not re.fullmatch(ISO_DATE, data):
             self.fail("invalid", format="YYYY-MM-DD")
         value: date = super().to_internal_value(data)
         label = f"The {self.label_text}"

@@ -8,7 +8,8 @@ answer a client can get and a fuzzer finds none undocumented:
 - 400, 413 and 415 for an operation that takes a JSON body: not JSON, larger than
   DATA_UPLOAD_MAX_MEMORY_SIZE, or sent as another content type;
 - 429 with Retry-After, for any operation, when a client calls too often;
-- and a PATCH body must change something: at least one property.
+- and a request body, where an operation reads one, is required; a PATCH body must change
+  something: at least one property.
 
 The FHIR operations answer these as OperationOutcomes in FHIR JSON, the rest as
 `{"detail": "..."}` in JSON."""
@@ -65,6 +66,9 @@ def answers_every_operation_may_give(
     for path, operations in result.get("paths", {}).items():
         fhir = path.startswith("/fhir/")
         for operation in operations.values():
+            if "requestBody" in operation:
+                # Every body the API reads is needed: without one the answer is 400 or 415.
+                operation["requestBody"]["required"] = True
             responses = operation.setdefault("responses", {})
             for code in _codes_for(operation, path):
                 responses.setdefault(code, _answer(code, fhir))

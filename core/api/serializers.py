@@ -11,7 +11,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from core.api.fields import JSONBoolean, JSONDate, JSONInteger, JSONText
+from core.api.fields import SHOWS_SOMETHING, JSONBoolean, JSONDate, JSONInteger, JSONText
 from core.identifiers import POSTCODE_TYPED, validate_nhs_number
 from core.models import Involvement, InvolvementRole, Person, RecordOpening
 from core.selectors import SearchQuery, TeamMember, relationship_label, roles_active
@@ -34,6 +34,7 @@ def _text(label: str, max_length: int, *, min_length: int | None = None, **kwarg
         "max_length": f"The {label} must be {max_length} characters or fewer",
         "min_length": f"The {label} must be at least {min_length} characters",
         "invalid": f"Enter the {label} as text",
+        "pattern": f"Enter the {label}",
     }
     return JSONText(max_length=max_length, min_length=min_length, error_messages=messages, **kwargs)
 
@@ -109,6 +110,7 @@ def _postcode(**kwargs: Any) -> serializers.RegexField:
         POSTCODE_TYPED,
         max_length=10,
         allow_blank=True,
+        trim_whitespace=False,
         error_messages={
             "invalid": "Enter a real postcode, like BN1 1AA",
             "max_length": "The postcode must be 10 characters or fewer",
@@ -131,8 +133,8 @@ class PersonInput(serializers.Serializer):
     answer is 300 with them, and nothing is added; send it again with `"confirm_new": true`
     if none of them is the person."""
 
-    given_name = _text("first name", 100)
-    family_name = _text("surname", 100)
+    given_name = _text("first name", 100, pattern=SHOWS_SOMETHING)
+    family_name = _text("surname", 100, pattern=SHOWS_SOMETHING)
     date_of_birth = _date("date of birth", required=False, allow_null=True, default=None)
     sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False, default=Person.Sex.UNKNOWN)
     nhs_number = _text(
@@ -156,8 +158,8 @@ class PersonInput(serializers.Serializer):
 class PersonChange(serializers.Serializer):
     """Any of a person's details; only those sent change, and only those are audited."""
 
-    given_name = _text("first name", 100, required=False)
-    family_name = _text("surname", 100, required=False)
+    given_name = _text("first name", 100, required=False, pattern=SHOWS_SOMETHING)
+    family_name = _text("surname", 100, required=False, pattern=SHOWS_SOMETHING)
     date_of_birth = _date("date of birth", required=False, allow_null=True)
     sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False)
     nhs_number = _text(
@@ -359,14 +361,28 @@ class TokenOut(serializers.Serializer):
 # --- Openings ---------------------------------------------------------------------------
 
 REASON_MESSAGE = "Choose the reason you need to see this record"
+NOTE_MESSAGE = (
+    "Say in a sentence why you need to see this record (at least "
+    f"{RecordOpening.NOTE_MIN} characters)"
+)
 
 
 class OpeningInput(serializers.Serializer):
     reason = _choice(RecordOpening.Reason.choices, REASON_MESSAGE)
-    note = _text(
-        "note saying why you need to see this record",
-        RecordOpening.NOTE_MAX,
+    note = JSONText(
         min_length=RecordOpening.NOTE_MIN,
+        max_length=RecordOpening.NOTE_MAX,
+        # At least NOTE_MIN characters between the first and the last that are not spaces:
+        # what record_open counts.
+        pattern=rf"^\s*[^\s\x00][^\x00]{{{RecordOpening.NOTE_MIN - 2},}}[^\s\x00]\s*$",
+        error_messages={
+            "required": NOTE_MESSAGE,
+            "blank": NOTE_MESSAGE,
+            "min_length": NOTE_MESSAGE,
+            "pattern": NOTE_MESSAGE,
+            "invalid": NOTE_MESSAGE,
+            "max_length": f"The note must be {RecordOpening.NOTE_MAX} characters or fewer",
+        },
     )
 
 

@@ -8,7 +8,9 @@ from core.api import fhir, imports, views
 app_name = "api"
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Public, and read without looking at any token: a client holding an import token (which
+    # no other endpoint accepts) may read the schema too.
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[]), name="schema"),
     path("tokens/", views.TokenCreate.as_view(), name="tokens"),
     path("search", views.Search.as_view(), name="search"),
     path("roles", views.Roles.as_view(), name="roles"),

@@ -37,6 +37,7 @@ from tenants.services import council_offboard, council_onboard
 from tests.browser import live_server
 
 CODE = "E06000099"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES_PER_OPERATION = 30
 # Per request: a cold first request (template loading, a new connection) can take a second.
 REQUEST_TIMEOUT_S = 10
@@ -104,6 +105,8 @@ def _schemathesis_run(live_api: LiveAPI, token: str, *only: str) -> tuple[int, s
     server; its exit code and what it printed."""
     command = [
         str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{live_api.base_url}/api/v1/schema/?format=json",
         "--url",
