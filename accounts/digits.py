@@ -18,4 +18,4 @@ def ascii_digits(value: object) -> bool:
 
 def ascii_int(value: object) -> int | None:
     """The number a string of 0-9 spells, or None for anything else."""
-    return int(value) if ascii_digits(value) else None  # type: ignore[arg-type]
+    return int(value) if isinstance(value, str) and ascii_digits(value) else None

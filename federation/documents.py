@@ -13,13 +13,13 @@ from rest_framework import serializers
 from core.api.fields import JSONInteger, JSONText
 
 # A match key is an HMAC-SHA256 in hex; an id is a UUID or a council's federation id.
-KEY = {"max_length": 128}
-ID = {"max_length": 200}
+KEY_MAX = 128
+ID_MAX = 200
 
 
 def _strings(max_items: int, **kwargs: Any) -> serializers.ListField:
     return serializers.ListField(
-        child=JSONText(**KEY), max_length=max_items, required=False, **kwargs
+        child=JSONText(max_length=KEY_MAX), max_length=max_items, required=False, **kwargs
     )
 
 
@@ -35,20 +35,20 @@ class Lookup(serializers.Serializer):
 
 class PointerUpdate(serializers.Serializer):
     type = serializers.ChoiceField(["patchwork.pointer-update"])
-    responder = JSONText(**ID)
-    in_reply_to = JSONText(**ID)
+    responder = JSONText(max_length=ID_MAX)
+    in_reply_to = JSONText(max_length=ID_MAX)
     pointers = serializers.ListField(child=serializers.DictField(), required=False)
     signatures = serializers.DictField(child=serializers.DictField())
 
 
 class AgreementDocument(serializers.Serializer):
-    type = JSONText(**ID)
-    id = JSONText(**ID)
+    type = JSONText(max_length=ID_MAX)
+    id = JSONText(max_length=ID_MAX)
     version = JSONInteger(min_value=1, required=False)
-    parties = serializers.ListField(child=JSONText(**ID), min_length=2, max_length=2)
-    proposed_by = JSONText(**ID)
-    purposes = serializers.ListField(child=JSONText(**ID), required=False)
-    shareable_roles = serializers.ListField(child=JSONText(**ID), required=False)
+    parties = serializers.ListField(child=JSONText(max_length=ID_MAX), min_length=2, max_length=2)
+    proposed_by = JSONText(max_length=ID_MAX)
+    purposes = serializers.ListField(child=JSONText(max_length=ID_MAX), required=False)
+    shareable_roles = serializers.ListField(child=JSONText(max_length=ID_MAX), required=False)
     signatures = serializers.DictField(child=serializers.DictField())
 
 
@@ -62,7 +62,7 @@ class Countersignature(serializers.Serializer):
 
 
 class Revocation(serializers.Serializer):
-    agreement_id = JSONText(**ID)
+    agreement_id = JSONText(max_length=ID_MAX)
     reason = JSONText(max_length=1000, required=False, allow_blank=True)
 
 
