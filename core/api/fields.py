@@ -21,8 +21,11 @@ from core.validators import date_problem
 
 # PostgreSQL cannot store NUL in text, and DRF refuses it: the schema says so.
 NO_NUL = r"^[^\x00]*$"
+# Every character Python's str.strip() and str.split() take for a space, spelt out: a
+# pattern's \s means other characters to a JavaScript or Rust regex than to Python's.
+SPACES = "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace())
 # Something other than spaces, and no NUL.
-SHOWS_SOMETHING = r"^[^\x00]*[^\s\x00][^\x00]*$"
+SHOWS_SOMETHING = rf"^[^\x00]*[^{SPACES}\x00][^\x00]*$"
 
 
 class JSONText(serializers.CharField):

@@ -11,7 +11,14 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from core.api.fields import SHOWS_SOMETHING, JSONBoolean, JSONDate, JSONInteger, JSONText
+from core.api.fields import (
+    SHOWS_SOMETHING,
+    SPACES,
+    JSONBoolean,
+    JSONDate,
+    JSONInteger,
+    JSONText,
+)
 from core.identifiers import POSTCODE_TYPED, validate_nhs_number
 from core.models import Involvement, InvolvementRole, Person, RecordOpening
 from core.selectors import SearchQuery, TeamMember, relationship_label, roles_active
@@ -374,7 +381,8 @@ class OpeningInput(serializers.Serializer):
         max_length=RecordOpening.NOTE_MAX,
         # At least NOTE_MIN characters between the first and the last that are not spaces:
         # what record_open counts.
-        pattern=rf"^\s*[^\s\x00][^\x00]{{{RecordOpening.NOTE_MIN - 2},}}[^\s\x00]\s*$",
+        pattern=rf"^[{SPACES}]*[^{SPACES}\x00][^\x00]{{{RecordOpening.NOTE_MIN - 2},}}"
+        rf"[^{SPACES}\x00][{SPACES}]*$",
         error_messages={
             "required": NOTE_MESSAGE,
             "blank": NOTE_MESSAGE,
