@@ -1,7 +1,7 @@
 """Schemathesis against the live API: the OpenAPI schema the app serves, over real HTTP to a
 live server on 127.0.0.1, with real credentials of a council that has people, roles and
 involvements (a practitioner's bearer token; for the import endpoints a source system's
-import token; for issuing a token a signed-in browser session), and every one of
+import token), and every one of
 schemathesis's checks on (server errors, status codes, content types, response bodies and
 headers against the schema, bad input refused, good input accepted, ...), in every phase
 (examples, coverage, fuzzing, stateful). Any finding is a defect in the code or the schema;
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django_tenants.utils import schema_context
 
 from accounts.models import User
@@ -40,7 +39,6 @@ from core.services import (
 )
 from tenants.services import council_offboard, council_onboard
 from tests.browser import live_server
-from tests.personas import make_persona, sign_in
 
 CODE = "E06000099"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -59,7 +57,6 @@ class LiveAPI:
     host: str
     token: str
     import_token: str
-    session_headers: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -102,29 +99,9 @@ def _serve(council: Any) -> Iterator[LiveAPI]:
             involvement_add(actor=user, person=person, practitioner=practitioner, role=role)
         token = api_token_issue(user=user).token
         _source, import_token = source_system_create(actor=None, name="Vale LCS")
-    session_headers = _signed_in_session(council, social_care)
     with live_server(host) as base_url:
         port = base_url.rsplit(":", 1)[1]
-        yield LiveAPI(f"http://127.0.0.1:{port}", host, token, import_token, session_headers)
-
-
-def _signed_in_session(council: Any, organisation: Any) -> dict[str, str]:
-    """A practitioner's browser session, signed in with password and authenticator code
-    through the real pages, and its CSRF token: what POST /api/v1/tokens/ needs."""
-    persona = make_persona(council, "nia.nurse@vale.test", "Nia Nurse", User.Role.PRACTITIONER)
-    with schema_context(council.schema_name):
-        practitioner_profile_set(
-            user=User.objects.get(email=persona.email),
-            organisation=organisation,
-            job_title="School nurse",
-        )
-    browser = sign_in(persona)
-    browser.get("/")
-    cookies = {name: browser.cookies[name].value for name in browser.cookies}
-    return {
-        "Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items()),
-        "X-CSRFToken": cookies[settings.CSRF_COOKIE_NAME],
-    }
+        yield LiveAPI(f"http://127.0.0.1:{port}", host, token, import_token)
 
 
 def _schemathesis_run(
@@ -176,18 +153,18 @@ def test_the_api_answers_as_its_schema_says(live_api: LiveAPI) -> None:
     source system's import token, every other with the practitioner's bearer token."""
     started = time.monotonic()
     runs = [
-        # Every operation but two, with a practitioner's bearer token.
+        # Every operation but the imports, with a practitioner's bearer token. Issuing a token
+        # needs a signed-in browser session and its CSRF cookie, which `st run` cannot send
+        # beside a session cookie it controls: here it is refused (403), as documented.
         (
             {"Authorization": f"Bearer {live_api.token}"},
-            ["--exclude-path-regex", "^/api/v1/imports", "--exclude-operation-id", "token_create"],
+            ["--exclude-path-regex", "^/api/v1/imports"],
         ),
         # The import endpoints, with the source system's import token.
         (
             {"Authorization": f"Bearer {live_api.import_token}"},
             ["--include-path-regex", "^/api/v1/imports"],
         ),
-        # Issuing a token, which only a signed-in browser session may ask for.
-        (live_api.session_headers, ["--include-operation-id", "token_create"]),
     ]
     for credentials, only in runs:
         code, output = _schemathesis_run(live_api, credentials, *only)
