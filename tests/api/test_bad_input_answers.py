@@ -114,3 +114,30 @@ def test_a_body_larger_than_the_server_reads_is_the_api_s_json_413(scenario, api
     response = client.post("/api/v1/search", body, content_type="application/json")
     assert response.status_code == 413, response.content
     assert "too large" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "flag", ["full_snapshot=null", "dry_run=perhaps", "dry_run=true&dry_run=false"]
+)
+def test_an_import_flag_that_is_not_true_or_false_is_refused(
+    world, db, settings, tmp_path, flag
+) -> None:  # type: ignore[no-untyped-def]
+    """The schema says boolean: `?full_snapshot=null` is a 400 naming the flag, and no
+    import starts (it used to be read as false)."""
+    from django.test import Client
+    from django_tenants.utils import schema_context
+
+    from core.feeds import source_system_create
+    from core.models import ImportRun
+    from tests.api.client import host_of
+
+    settings.DATA_DIR = tmp_path
+    with schema_context(world.brighton.schema_name):
+        token = source_system_create(actor=None, name="Liquidlogic LCS")[1]
+    client = Client(HTTP_HOST=host_of(world.brighton), HTTP_AUTHORIZATION=f"Bearer {token}")
+    feed = "record,source_id,given_name,family_name\nperson,SW-1,Ottilie,Push\n"
+    response = client.post(f"/api/v1/imports?{flag}", feed, content_type="text/csv")
+    assert response.status_code == 400, response.content
+    assert flag.split("=")[0] in response.json()
+    with schema_context(world.brighton.schema_name):
+        assert not ImportRun.objects.exists()

@@ -57,6 +57,7 @@ class LiveAPI:
     host: str
     token: str
     import_token: str
+    workdir: Path  # where schemathesis keeps its cache: never the working tree
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +68,14 @@ def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[L
             name="Schemathesis Vale", code=CODE, admin_email="first.admin@vale.test"
         ).council
         try:
-            yield from _serve(council)
+            yield from _serve(council, tmp_path_factory.mktemp("schemathesis"))
         finally:
             council_offboard(
                 council=council, confirm_code=CODE, directory=tmp_path_factory.mktemp("vale")
             )
 
 
-def _serve(council: Any) -> Iterator[LiveAPI]:
+def _serve(council: Any, workdir: Path) -> Iterator[LiveAPI]:
     host = council.get_primary_domain().domain
     with schema_context(council.schema_name):
         social_care = organisation_create(
@@ -101,7 +102,7 @@ def _serve(council: Any) -> Iterator[LiveAPI]:
         _source, import_token = source_system_create(actor=None, name="Vale LCS")
     with live_server(host) as base_url:
         port = base_url.rsplit(":", 1)[1]
-        yield LiveAPI(f"http://127.0.0.1:{port}", host, token, import_token)
+        yield LiveAPI(f"http://127.0.0.1:{port}", host, token, import_token, workdir)
 
 
 def _schemathesis_run(
@@ -142,7 +143,9 @@ def _schemathesis_run(
         *only,
     ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=600, cwd=live_api.workdir
+    )
     return done.returncode, done.stdout + done.stderr
 
 
