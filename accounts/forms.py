@@ -33,7 +33,7 @@ class SignInForm(forms.Form):
 class CodeForm(forms.Form):
     code = forms.RegexField(
         label="Code from your authenticator app",
-        regex=r"^\s*\d{3}\s?\d{3}\s*$",
+        regex=r"^\s*[0-9]{3}\s?[0-9]{3}\s*$",
         error_messages={
             "required": "Enter the 6-digit code from your authenticator app",
             "invalid": "The code is 6 digits, like 123456",

@@ -35,6 +35,7 @@ from django.db import IntegrityError, connection, transaction
 from django.http import FileResponse, Http404
 from django.utils import timezone
 
+from accounts.digits import ascii_digits
 from accounts.models import User
 from accounts.spreadsheets import csv_writer
 from core.audit import audit_record
@@ -523,7 +524,7 @@ class FeedImport:
                     else:
                         self.person_local[row.source_id] = known[0]
                     nhs = nhs_number_clean(row.fields[_NHS])
-                    if nhs.isdigit():
+                    if ascii_digits(nhs):
                         self.nhs_claimed.setdefault(int(nhs), key)
                 continue
             try:

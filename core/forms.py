@@ -7,8 +7,8 @@ from typing import Any
 
 from django import forms
 from django.db.models import Q
-from django.utils import timezone
 
+from accounts.digits import ascii_int
 from core.models import (
     FamilyRelationship,
     ImportRun,
@@ -21,6 +21,7 @@ from core.models import (
     SourceSystem,
 )
 from core.selectors import SearchQuery
+from core.validators import date_problem
 
 
 class GovukDateWidget(forms.Widget):
@@ -60,14 +61,13 @@ class GovukDateField(forms.Field):
         if missing:
             raise forms.ValidationError(f"{self.label} must include a {' and a '.join(missing)}")
         try:
-            day, month, year = (int(parts[k]) for k in GovukDateWidget.parts)
-            if year < 1000:
-                raise ValueError
+            day, month, year = (ascii_int(parts[k]) or 0 for k in GovukDateWidget.parts)
             result = date(year, month, day)
         except ValueError as exc:
             raise forms.ValidationError(f"{self.label} must be a real date") from exc
-        if self.past_only and result > timezone.localdate():
-            raise forms.ValidationError(f"{self.label} must be today or in the past")
+        problem = date_problem(result, label=str(self.label), past_only=self.past_only)
+        if problem:
+            raise forms.ValidationError(problem)
         return result
 
     def validate(self, value: Any) -> None:
@@ -155,7 +155,7 @@ class RecordOpeningForm(forms.Form):
     note = forms.CharField(
         label="Say in a sentence what this is about",
         help_text="The lead professional is told who opened the record and why.",
-        max_length=1000,
+        max_length=RecordOpening.NOTE_MAX,
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": "Say in a sentence why you need to see this record"},
     )

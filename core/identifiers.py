@@ -26,7 +26,7 @@ def nhs_number_check_digit(first_nine: str) -> int | None:
 def nhs_number_is_valid(value: str) -> bool:
     """Ten digits, the last the check digit of the nine before it."""
     digits = nhs_number_clean(value)
-    if not re.fullmatch(r"\d{10}", digits):
+    if not re.fullmatch(r"[0-9]{10}", digits):
         return False
     return nhs_number_check_digit(digits[:9]) == int(digits[9])
 
@@ -55,7 +55,12 @@ def name_key(value: str) -> str:
     return NOT_A_LETTER.sub("", value.lower())
 
 
-POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}$")
+POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+
+
+# A postcode as someone types it (any case, spaces around or between its halves): what the
+# API's schema publishes, so a client can check before sending.
+POSTCODE_TYPED = r"^ *[A-Za-z]{1,2}[0-9][A-Za-z0-9]? *[0-9][A-Za-z]{2} *$"
 
 
 def postcode_key(value: str) -> str:

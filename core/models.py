@@ -340,6 +340,10 @@ class Involvement(models.Model):
 class RecordOpening(models.Model):
     """Someone outside a person's team opened their record, having stated why."""
 
+    # The note's length, as the page's form, the API and `record_open` all check it.
+    NOTE_MIN = 10
+    NOTE_MAX = 1000
+
     class Reason(models.TextChoices):
         SECTION_47 = "section_47", "Section 47 enquiry"
         SAFEGUARDING = "safeguarding", "Safeguarding concern"

@@ -63,8 +63,8 @@ REGISTER_WORDS = {
     Register.ODS_TRUST: ("NHS trust", "ODS code", "an NHS ODS trusts file (etr)"),
 }
 
-LA_CODE = re.compile(r"^\d{3}$")
-POSTCODE_DISTRICT = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?$")
+LA_CODE = re.compile(r"^[0-9]{3}$")
+POSTCODE_DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?$")
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def gias_rows(lines: Iterable[str]) -> Iterator[RegisterRow]:
         )
         problem = ""
         closed_on: date | None = None
-        if not re.fullmatch(r"\d{5,7}", code):
+        if not re.fullmatch(r"[0-9]{5,7}", code):
             problem = f"Its URN {code or '(blank)'} is not a number of 5 to 7 digits"
         elif not LA_CODE.match(la_code):
             problem = f"Its local authority code {la_code or '(blank)'} is not three digits"

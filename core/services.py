@@ -138,6 +138,10 @@ def practitioner_profile_set(
 
 NAME_MAX = 100
 
+# The code of a refusal that is about the record's current state, not what was typed (an
+# involvement that has ended, a lead professional already named): the API answers 409.
+CONFLICT = "conflict"
+
 
 def _name(value: str, field: str, label: str) -> str:
     name = " ".join((value or "").split())
@@ -336,7 +340,13 @@ def person_death_record(*, actor: User, person: Person, date_of_death: date) -> 
             {"date_of_death": "The date of death must be on or after the date of birth"}
         )
     if person.date_of_death == date_of_death:
-        raise ValidationError({"date_of_death": "That date of death is already recorded"})
+        raise ValidationError(
+            {
+                "date_of_death": ValidationError(
+                    "That date of death is already recorded", code=CONFLICT
+                )
+            }
+        )
     before = person.date_of_death
     person.date_of_death = date_of_death
     person.save(update_fields=["date_of_death"])
@@ -468,7 +478,7 @@ def involvement_add(
     if Involvement.objects.filter(
         person=person, practitioner=practitioner, role=role, end_date__isnull=True
     ).exists():
-        raise ValidationError(f"{practitioner.user} is already involved as {role}")
+        raise ValidationError(f"{practitioner.user} is already involved as {role}", code=CONFLICT)
     if lead_professional:
         _lead_check(person, sensitive=sensitive, actor=actor)
     involvement = Involvement.objects.create(
@@ -538,11 +548,14 @@ def _lead_check(
         return
     own = getattr(actor, "practitioner", None)
     if lead.sensitive and (own is None or own.organisation_id != lead.organisation_id):
-        raise ValidationError({"lead_professional": LEAD_UNNAMED})
+        raise ValidationError({"lead_professional": ValidationError(LEAD_UNNAMED, code=CONFLICT)})
     raise ValidationError(
         {
-            "lead_professional": f"{lead.practitioner.user} is already the lead "
-            "professional: they must hand over first"
+            "lead_professional": ValidationError(
+                f"{lead.practitioner.user} is already the lead professional: they must hand "
+                "over first",
+                code=CONFLICT,
+            )
         }
     )
 
@@ -553,7 +566,7 @@ def involvement_confirm(*, actor: User, involvement: Involvement) -> Involvement
     if not _may_act_for(actor, involvement.practitioner):
         raise PermissionDenied("You can only confirm your own involvement, or your staff's")
     if not involvement.is_current:
-        raise ValidationError("This involvement has ended; add a new one instead")
+        raise ValidationError("This involvement has ended; add a new one instead", code=CONFLICT)
     involvement.last_confirmed_at = timezone.now()
     involvement.save(update_fields=["last_confirmed_at"])
     audit_record(
@@ -576,7 +589,7 @@ def involvement_update(
     if not _may_act_for(actor, involvement.practitioner):
         raise PermissionDenied("You can only change your own involvement, or your staff's")
     if not involvement.is_current:
-        raise ValidationError("This involvement has ended and cannot be changed")
+        raise ValidationError("This involvement has ended and cannot be changed", code=CONFLICT)
     changed: dict[str, Any] = {}
     if last_contact_date is not None:
         if last_contact_date > timezone.localdate():
@@ -624,10 +637,12 @@ def involvement_end(
     if not _may_act_for(actor, involvement.practitioner):
         raise PermissionDenied("You can only end your own involvement, or your staff's")
     if not involvement.is_current:
-        raise ValidationError("This involvement has already ended")
+        raise ValidationError("This involvement has already ended", code=CONFLICT)
     if reason not in Involvement.EndReason.values:
         raise ValidationError({"end_reason": "Choose why the involvement is ending"})
     end_date = end_date or timezone.localdate()
+    if end_date > timezone.localdate():
+        raise ValidationError({"end_date": "The end date cannot be in the future"})
     if end_date < involvement.start_date:
         raise ValidationError({"end_date": "The end date cannot be before the start date"})
     involvement.end_date = end_date
@@ -659,9 +674,16 @@ def record_open(
     one, the whole team) is told who looked and why."""
     if reason not in RecordOpening.Reason.values:
         raise ValidationError({"reason": "Choose the reason you need to see this record"})
-    if len(note.strip()) < 10:
+    if len(note.strip()) < RecordOpening.NOTE_MIN:
         raise ValidationError(
-            {"note": "Say in a sentence why you need to see this record (at least 10 characters)"}
+            {
+                "note": "Say in a sentence why you need to see this record (at least "
+                f"{RecordOpening.NOTE_MIN} characters)"
+            }
+        )
+    if len(note.strip()) > RecordOpening.NOTE_MAX:
+        raise ValidationError(
+            {"note": f"The note must be {RecordOpening.NOTE_MAX} characters or fewer"}
         )
     opening = RecordOpening.objects.create(
         person=person, user=user, reason=reason, note=note.strip(), break_glass=break_glass

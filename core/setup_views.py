@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import admin_required
+from accounts.digits import ascii_int
 from accounts.forms import errors_onto_form
 from accounts.models import User
 from core import registers, selectors, services
@@ -91,7 +92,7 @@ def register_import_nhs(request: HttpRequest) -> HttpResponse:
 def sensitive_services(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         chosen = request.POST.get("organisation", "")
-        organisation = selectors.organisation_for_admin(int(chosen) if chosen.isdigit() else 0)
+        organisation = selectors.organisation_for_admin(ascii_int(chosen) or 0)
         sensitive = request.POST.get("sensitive") == "yes"
         try:
             services.organisation_sensitive_set(

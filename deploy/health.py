@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -156,15 +157,25 @@ def check_pages(request: HttpRequest) -> Check:
     return Check("pages", OK, "the sign-in page rendered")
 
 
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """The check's own answer, or an error naming it: PostgreSQL or Redis can die between
+    one check and the next, and a probe must then say which check failed, never answer 500."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        # A connection PostgreSQL dropped is closed at the request's end (it had errors).
+        return Check(name, ERROR, f"the check failed: {type(exc).__name__}")
+
+
 def readiness(request: HttpRequest) -> list[Check]:
-    database = check_database()
-    redis_check = check_redis()
+    database = _guarded("database", check_database)
+    redis_check = _guarded("redis", check_redis)
     return [
         database,
         redis_check,
-        check_migrations(database),
-        check_celery(redis_check),
-        check_pages(request),
+        _guarded("migrations", lambda: check_migrations(database)),
+        _guarded("celery", lambda: check_celery(redis_check)),
+        _guarded("pages", lambda: check_pages(request)),
     ]
 
 

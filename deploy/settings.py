@@ -524,6 +524,16 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- API validation (issue 14): the published schema names every answer the API gives ---
+# Besides enums (drf-spectacular's default hook), each operation's 401/404/413/415/429 and
+# "a PATCH changes something" are added in one place: core/api/schema.py. Request bodies
+# past DATA_UPLOAD_MAX_MEMORY_SIZE (Django's, 2.5 MB unless set) are refused with 413, by
+# the API in JSON and by the federation endpoints in the federation's refusal shape.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "core.api.schema.answers_every_operation_may_give",
+]
+
 # --- Federation: lookup timeout per peer, and the outbox's retry backoff ---
 FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECONDS", "3"))
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -37,7 +38,7 @@ from accounts.ratelimits import (
     limit_wait,
 )
 from core.audit import audit_record
-from federation import protocol
+from federation import documents, protocol
 from federation.client import peer_public_key
 from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import DataSharingAgreement, Exchange
@@ -143,7 +144,10 @@ def _authenticate(request: HttpRequest) -> Authenticated:
     public_key = peer_public_key(peer, key_id) if key_id else None
     if public_key is None:
         raise RequestRefused("unknown_key", 401)
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig as exc:
+        raise RequestRefused("too_large", 413) from exc
     verified = protocol.verify_request(
         method=request.method or "",
         url=request.build_absolute_uri(),
@@ -345,9 +349,9 @@ def _log_briefly(request: HttpRequest, kind: str, reason: str) -> None:
 def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
     agreement = incoming.agreement
     assert agreement is not None
-    keys = incoming.payload.get("match_keys")
-    if incoming.payload.get("type") != "patchwork.lookup" or not isinstance(keys, dict):
+    if not documents.well_formed(documents.Lookup, incoming.payload):
         raise RequestRefused("not_a_lookup", 400)
+    keys = incoming.payload["match_keys"]
     outcome, person = match_person(agreement=agreement, keys=keys)
     key = signing_key(own_council())
     answer: dict[str, Any] = {
@@ -378,7 +382,7 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
         request_id=str(document.get("in_reply_to", "")),
     ).first()
     if (
-        document.get("type") != "patchwork.pointer-update"
+        not documents.well_formed(documents.PointerUpdate, document)
         or document.get("responder") != peer.federation_id
         or lookup is None
         or not protocol.verify_document_signature(
@@ -396,8 +400,10 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
 
 
 def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
-    document = incoming.payload.get("agreement")
-    if not isinstance(document, dict) or document.get("id") != incoming.agreement_id:
+    if not documents.well_formed(documents.AgreementOffer, incoming.payload):
+        raise RequestRefused("not_an_agreement_for_us", 400)
+    document = incoming.payload["agreement"]
+    if document["id"] != incoming.agreement_id:
         raise RequestRefused("not_an_agreement_for_us", 400)
     secret = protocol.unb64(str(incoming.payload.get("match_key_secret", "")))
     agreement_received(
@@ -413,9 +419,9 @@ def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int
 
 
 def accept_countersignature(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
-    document = incoming.payload.get("agreement")
-    if not isinstance(document, dict):
+    if not documents.well_formed(documents.Countersignature, incoming.payload):
         raise RequestRefused("not_an_agreement_for_us", 400)
+    document = incoming.payload["agreement"]
     agreement_countersigned(
         peer=incoming.peer,
         document=document,
@@ -425,6 +431,8 @@ def accept_countersignature(incoming: Incoming) -> tuple[int, dict[str, Any], in
 
 
 def accept_revocation(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    if not documents.well_formed(documents.Revocation, incoming.payload):
+        raise RequestRefused("not_a_revocation", 400)
     agreement = DataSharingAgreement.objects.filter(
         agreement_id=str(incoming.payload.get("agreement_id", "")),
         partner_id=incoming.peer.federation_id,

@@ -10,7 +10,7 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 # ONS Government Statistical Service codes for local authorities: a country letter
 # (E England, W Wales, S Scotland, N Northern Ireland) and eight digits, e.g. E06000043.
-GSS_CODE = re.compile(r"^[EWSN]\d{8}$")
+GSS_CODE = re.compile(r"^[EWSN][0-9]{8}$")
 
 
 def validate_gss_code(value: str) -> None:

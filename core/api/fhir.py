@@ -34,6 +34,7 @@ from rest_framework.request import Request
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from accounts.digits import ascii_int
 from accounts.models import User
 from core.models import Person
 from core.selectors import (
@@ -239,9 +240,10 @@ def _person_ids(user: User, params: Any) -> list[int]:
         return [r.person_id for r in results]
     if subject:
         reference = subject.removeprefix("Patient/")
-        if not reference.isdigit():
+        person_id = ascii_int(reference)
+        if person_id is None:
             raise FHIRProblem(400, "invalid", "Give the subject as Patient/<id>")
-        return [int(reference)]
+        return [person_id]
     raise FHIRProblem(
         400,
         "required",

@@ -29,7 +29,17 @@ FORMAT_OF_CONTENT_TYPE = {
     "application/fhir+json": ImportRun.Format.FHIR,
     "application/json": ImportRun.Format.FHIR,
 }
-TRUE = {"true", "1", "yes"}
+QUERY_BOOLEAN = {"true": True, "false": False}
+
+
+def _query_flag(request: Request, name: str) -> bool:
+    """`?name=true` or `?name=false` (or left out): the schema's boolean, nothing else."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in QUERY_BOOLEAN:
+        raise ValidationError({name: [f"Give {name} once, as true or false"]})
+    return QUERY_BOOLEAN[values[0]]
 
 
 class ImportRunOut(serializers.Serializer):
@@ -79,9 +89,18 @@ class Imports(_ImportView):
             OpenApiParameter("full_snapshot", bool, description="End involvements missing here"),
             OpenApiParameter("dry_run", bool, description="Only report what would change"),
         ],
-        responses={202: ImportRunOut, 400: OpenApiResponse(description="Not a file we read")},
+        responses={
+            202: ImportRunOut,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Not a file we read, or a flag that is not true or false: what "
+                "is wrong, by field (detail for the file)",
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
+        full_snapshot = _query_flag(request, "full_snapshot")
+        dry_run = _query_flag(request, "dry_run")
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         file_format = FORMAT_OF_CONTENT_TYPE.get(content_type)
         if file_format is None:
@@ -93,8 +112,8 @@ class Imports(_ImportView):
                 source=self.source(request),
                 file_format=file_format,
                 binary=request._request,  # a stream: never held in memory whole
-                full_snapshot=request.query_params.get("full_snapshot", "").lower() in TRUE,
-                dry_run=request.query_params.get("dry_run", "").lower() in TRUE,
+                full_snapshot=full_snapshot,
+                dry_run=dry_run,
             )
         except DjangoValidationError as exc:
             raise ValidationError({"detail": " ".join(exc.messages)}) from exc

@@ -7,12 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils import timezone
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from core.identifiers import validate_nhs_number
+from core.api.fields import (
+    SHOWS_SOMETHING,
+    SPACES,
+    JSONBoolean,
+    JSONDate,
+    JSONInteger,
+    JSONText,
+)
+from core.identifiers import POSTCODE_TYPED, validate_nhs_number
 from core.models import Involvement, InvolvementRole, Person, RecordOpening
 from core.selectors import SearchQuery, TeamMember, relationship_label, roles_active
 
@@ -22,28 +29,25 @@ TRUE_OR_FALSE = "Answer true or false"
 STAFF_ONLY = "Choose yourself or one of your own staff"
 
 
-def _date(label: str, **kwargs: Any) -> serializers.DateField:
-    return serializers.DateField(
-        error_messages={"invalid": f"Enter the {label} as year-month-day, like 2025-03-14"},
-        **kwargs,
-    )
+def _date(label: str, *, past_only: bool = True, **kwargs: Any) -> JSONDate:
+    """A date, not after today unless `past_only` is False: the pages' date field's rules."""
+    return JSONDate(label=label, past_only=past_only, **kwargs)
 
 
-def _text(label: str, max_length: int, **kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(
-        max_length=max_length,
-        error_messages={
-            "required": f"Enter the {label}",
-            "blank": f"Enter the {label}",
-            "max_length": f"The {label} must be {max_length} characters or fewer",
-            "invalid": f"Enter the {label} as text",
-        },
-        **kwargs,
-    )
+def _text(label: str, max_length: int, *, min_length: int | None = None, **kwargs: Any) -> JSONText:
+    messages = {
+        "required": f"Enter the {label}",
+        "blank": f"Enter the {label}",
+        "max_length": f"The {label} must be {max_length} characters or fewer",
+        "min_length": f"The {label} must be at least {min_length} characters",
+        "invalid": f"Enter the {label} as text",
+        "pattern": f"Enter the {label}",
+    }
+    return JSONText(max_length=max_length, min_length=min_length, error_messages=messages, **kwargs)
 
 
-def _boolean(**kwargs: Any) -> serializers.BooleanField:
-    return serializers.BooleanField(error_messages={"invalid": TRUE_OR_FALSE}, **kwargs)
+def _boolean(**kwargs: Any) -> JSONBoolean:
+    return JSONBoolean(error_messages={"invalid": TRUE_OR_FALSE}, **kwargs)
 
 
 def _choice(choices: Any, message: str, **kwargs: Any) -> serializers.ChoiceField:
@@ -108,12 +112,18 @@ class SearchResultsOut(serializers.Serializer):
 SEX_MESSAGE = "Choose female, male, other or unknown"
 
 
-def _past_date(label: str, **kwargs: Any) -> serializers.DateField:
-    def not_future(value: Any) -> None:
-        if value is not None and value > timezone.localdate():
-            raise serializers.ValidationError(f"The {label} must be today or in the past")
-
-    return _date(label, validators=[not_future], **kwargs)
+def _postcode(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(
+        POSTCODE_TYPED,
+        max_length=10,
+        allow_blank=True,
+        trim_whitespace=False,
+        error_messages={
+            "invalid": "Enter a real postcode, like BN1 1AA",
+            "max_length": "The postcode must be 10 characters or fewer",
+        },
+        **kwargs,
+    )
 
 
 def _nhs_number_check(value: str) -> None:
@@ -130,9 +140,9 @@ class PersonInput(serializers.Serializer):
     answer is 300 with them, and nothing is added; send it again with `"confirm_new": true`
     if none of them is the person."""
 
-    given_name = _text("first name", 100)
-    family_name = _text("surname", 100)
-    date_of_birth = _past_date("date of birth", required=False, allow_null=True, default=None)
+    given_name = _text("first name", 100, pattern=SHOWS_SOMETHING)
+    family_name = _text("surname", 100, pattern=SHOWS_SOMETHING)
+    date_of_birth = _date("date of birth", required=False, allow_null=True, default=None)
     sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False, default=Person.Sex.UNKNOWN)
     nhs_number = _text(
         "NHS number",
@@ -144,7 +154,7 @@ class PersonInput(serializers.Serializer):
         help_text="10 digits, spaces allowed",
     )
     address = _text("address", 500, required=False, allow_blank=True, default="")
-    postcode = _text("postcode", 10, required=False, allow_blank=True, default="")
+    postcode = _postcode(required=False, default="")
     confirm_new = _boolean(
         required=False,
         default=False,
@@ -155,19 +165,19 @@ class PersonInput(serializers.Serializer):
 class PersonChange(serializers.Serializer):
     """Any of a person's details; only those sent change, and only those are audited."""
 
-    given_name = _text("first name", 100, required=False)
-    family_name = _text("surname", 100, required=False)
-    date_of_birth = _past_date("date of birth", required=False, allow_null=True)
+    given_name = _text("first name", 100, required=False, pattern=SHOWS_SOMETHING)
+    family_name = _text("surname", 100, required=False, pattern=SHOWS_SOMETHING)
+    date_of_birth = _date("date of birth", required=False, allow_null=True)
     sex = _choice(Person.Sex.choices, SEX_MESSAGE, required=False)
     nhs_number = _text(
         "NHS number", 20, required=False, allow_blank=True, validators=[_nhs_number_check]
     )
     address = _text("address", 500, required=False, allow_blank=True)
-    postcode = _text("postcode", 10, required=False, allow_blank=True)
+    postcode = _postcode(required=False)
     shielded = _boolean(
         required=False, help_text="The person's own team only: hide the record from search"
     )
-    date_of_death = _past_date("date of death", required=False, allow_null=False)
+    date_of_death = _date("date of death", required=False, allow_null=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
@@ -269,8 +279,10 @@ class TeamMemberOut(serializers.Serializer):
 class SensitiveServiceOut(serializers.Serializer):
     """A sensitive service's involvement, seen from outside that service: nothing else."""
 
-    sensitive_service = serializers.BooleanField(default=True)
-    message = serializers.CharField(default=MASKED_MESSAGE)
+    # Both always present (never defaulted), so a team member in full, which has neither,
+    # never also matches this shape: each network entry is exactly one of the two.
+    sensitive_service = serializers.BooleanField()
+    message = serializers.CharField()
 
 
 @extend_schema_field(
@@ -356,11 +368,30 @@ class TokenOut(serializers.Serializer):
 # --- Openings ---------------------------------------------------------------------------
 
 REASON_MESSAGE = "Choose the reason you need to see this record"
+NOTE_MESSAGE = (
+    "Say in a sentence why you need to see this record (at least "
+    f"{RecordOpening.NOTE_MIN} characters)"
+)
 
 
 class OpeningInput(serializers.Serializer):
     reason = _choice(RecordOpening.Reason.choices, REASON_MESSAGE)
-    note = _text("note saying why you need to see this record", 2000)
+    note = JSONText(
+        min_length=RecordOpening.NOTE_MIN,
+        max_length=RecordOpening.NOTE_MAX,
+        # At least NOTE_MIN characters between the first and the last that are not spaces:
+        # what record_open counts.
+        pattern=rf"^[{SPACES}]*[^{SPACES}\x00][^\x00]{{{RecordOpening.NOTE_MIN - 2},}}"
+        rf"[^{SPACES}\x00][{SPACES}]*$",
+        error_messages={
+            "required": NOTE_MESSAGE,
+            "blank": NOTE_MESSAGE,
+            "min_length": NOTE_MESSAGE,
+            "pattern": NOTE_MESSAGE,
+            "invalid": NOTE_MESSAGE,
+            "max_length": f"The note must be {RecordOpening.NOTE_MAX} characters or fewer",
+        },
+    )
 
 
 class OpeningOut(serializers.Serializer):
@@ -382,6 +413,11 @@ class InvolvementOut(serializers.ModelSerializer):
     role = serializers.IntegerField(source="role_id")
     role_name = serializers.CharField(source="role.name")
     organisation = serializers.CharField(source="organisation.name")
+    end_reason = serializers.ChoiceField(
+        choices=Involvement.EndReason.choices,
+        allow_blank=True,
+        help_text="Why it ended; empty while the involvement is current",
+    )
 
     class Meta:
         model = Involvement
@@ -405,6 +441,7 @@ class InvolvementInput(serializers.Serializer):
 
     role = serializers.PrimaryKeyRelatedField(
         queryset=roles_active(),
+        pk_field=JSONInteger(error_messages={"invalid": "Choose a role from the council's list"}),
         help_text="A role id from GET /api/v1/roles",
         error_messages={
             "required": "Choose the role you have with this person",
@@ -413,7 +450,7 @@ class InvolvementInput(serializers.Serializer):
             "incorrect_type": "Choose a role from the council's list",
         },
     )
-    practitioner = serializers.IntegerField(
+    practitioner = JSONInteger(
         required=False,
         allow_null=True,
         default=None,

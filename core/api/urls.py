@@ -1,6 +1,6 @@
 """URLs of the REST API (mounted at /api/v1/) and of FHIR (mounted at /fhir/)."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from core.api import fhir, imports, views
@@ -8,7 +8,9 @@ from core.api import fhir, imports, views
 app_name = "api"
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Public, and read without looking at any token: a client holding an import token (which
+    # no other endpoint accepts) may read the schema too.
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[]), name="schema"),
     path("tokens/", views.TokenCreate.as_view(), name="tokens"),
     path("search", views.Search.as_view(), name="search"),
     path("roles", views.Roles.as_view(), name="roles"),
@@ -37,6 +39,7 @@ urlpatterns = [
         views.InvolvementEnd.as_view(),
         name="involvement-end",
     ),
+    re_path(r"^.*$", views.NotFound.as_view(), name="not-found"),
 ]
 
 fhir_urlpatterns = [

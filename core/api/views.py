@@ -6,10 +6,12 @@ why, and 404 that looks the same for "does not exist" and "not yours"."""
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404
@@ -17,11 +19,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, Throttled
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView, exception_handler
 
+from accounts.digits import ascii_int
 from accounts.models import User
 from core.api import serializers as s
 from core.api.auth import VerifiedSessionAuthentication, api_token_issue
@@ -42,6 +46,7 @@ from core.selectors import (
     roles_active,
 )
 from core.services import (
+    CONFLICT,
     involvement_add,
     involvement_confirm,
     involvement_end,
@@ -58,6 +63,15 @@ REASON_REQUIRED = OpenApiResponse(
     s.ReasonRequiredOut,
     description="You found this person by search but are not on their team: state a reason "
     "at POST /api/v1/people/{id}/openings first",
+)
+CONFLICT_WITH_RECORD = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="Refused because of the record as it stands, not what was sent (an "
+    "involvement that has ended, a lead professional already named, an NHS number another "
+    "record holds): by field, like 400",
+    examples=[
+        OpenApiExample("Ended", value={"non_field_errors": ["This involvement has already ended"]})
+    ],
 )
 INVALID = OpenApiResponse(
     OpenApiTypes.OBJECT,
@@ -99,10 +113,50 @@ def _validation_body(exc: DjangoValidationError) -> dict[str, list[str]]:
     return {"non_field_errors": exc.messages}
 
 
+CONFLICT_CODES = {CONFLICT, "nhs_number_exists"}
+
+
+def _is_conflict(exc: DjangoValidationError) -> bool:
+    """A refusal about the record's current state (every error in it is one), not about
+    what was sent: 409, so a client knows sending the same again will not help."""
+    if hasattr(exc, "error_dict"):
+        errors = [error for field in exc.error_dict.values() for error in field]
+    else:
+        errors = exc.error_list
+    return all(error.code in CONFLICT_CODES for error in errors)
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        super().__init__(f"The request body is too large: send at most {limit} KB")
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON, refused with 413 past DATA_UPLOAD_MAX_MEMORY_SIZE whether or not the client
+    said how long the body is (DRF reads the stream itself, past Django's own check)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge()
+        return super().parse(io.BytesIO(body), media_type, parser_context)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map the errors services and selectors raise onto HTTP, in their own words."""
     if isinstance(exc, DjangoValidationError):
-        return Response(_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
+        conflict = _is_conflict(exc)
+        return Response(
+            _validation_body(exc),
+            status=status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if isinstance(exc, SearchRefused):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PermissionDenied):
@@ -130,6 +184,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 class CouncilAPIView(APIView):
     """Every API view: errors as above, and answers never stored by a cache."""
+
+    parser_classes = [LimitedJSONParser]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        length = ascii_int(request.META.get("CONTENT_LENGTH") or "")
+        if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise RequestTooLarge()
+        super().initial(request, *args, **kwargs)
 
     def get_exception_handler(self) -> Any:
         return api_exception_handler
@@ -289,7 +351,13 @@ class PersonDetail(CouncilAPIView):
         "team, who alone may shield or unshield a record. Only the fields sent change, and the "
         "audit event holds each changed field's value before and after.",
         request=s.PersonChange,
-        responses={200: s.PersonOut, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.PersonOut,
+            400: INVALID,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: CONFLICT_WITH_RECORD,
+        },
     )
     def patch(self, request: Request, person_id: int) -> Response:
         access = person_access(request.user, person_id)
@@ -340,11 +408,12 @@ class PersonOpenings(CouncilAPIView):
     def post(self, request: Request, person_id: int) -> Response:
         access = person_access(request.user, person_id)
         person_url = reverse("api:person", args=[person_id])
+        # Checked for everyone, the team too: the same request is valid or not whoever sends it.
+        data = s.OpeningInput(data=request.data)
+        data.is_valid(raise_exception=True)
         if access.access == Access.TEAM:
             out = {"access": "team", "break_glass": False, "valid_until": None}
             return Response(s.OpeningOut({**out, "person_url": person_url}).data)
-        data = s.OpeningInput(data=request.data)
-        data.is_valid(raise_exception=True)
         opening = record_open(
             user=request.user,
             person=access.person,
@@ -390,6 +459,7 @@ class PersonInvolvements(CouncilAPIView):
             400: INVALID,
             403: REASON_REQUIRED,
             404: NOT_FOUND,
+            409: CONFLICT_WITH_RECORD,
         },
     )
     def post(self, request: Request, person_id: int) -> Response:
@@ -419,7 +489,7 @@ class InvolvementDetail(CouncilAPIView):
         operation_id="involvement_update",
         summary="Update your involvement: last contact, lead professional",
         request=s.InvolvementChange,
-        responses={200: s.InvolvementOut, 400: INVALID, 404: NOT_FOUND},
+        responses={200: s.InvolvementOut, 400: INVALID, 404: NOT_FOUND, 409: CONFLICT_WITH_RECORD},
     )
     def patch(self, request: Request, involvement_id: int) -> Response:
         involvement = involvement_for_actor(request.user, involvement_id)
@@ -439,7 +509,7 @@ class InvolvementConfirm(CouncilAPIView):
         operation_id="involvement_confirm",
         summary="Confirm you are still involved",
         request=None,
-        responses={200: s.InvolvementOut, 400: INVALID, 404: NOT_FOUND},
+        responses={200: s.InvolvementOut, 404: NOT_FOUND, 409: CONFLICT_WITH_RECORD},
     )
     def post(self, request: Request, involvement_id: int) -> Response:
         involvement = involvement_for_actor(request.user, involvement_id)
@@ -453,7 +523,7 @@ class InvolvementEnd(CouncilAPIView):
         summary="End your involvement",
         description="It stays visible to the team as history; nothing is deleted.",
         request=s.InvolvementEnd,
-        responses={200: s.InvolvementOut, 400: INVALID, 404: NOT_FOUND},
+        responses={200: s.InvolvementOut, 400: INVALID, 404: NOT_FOUND, 409: CONFLICT_WITH_RECORD},
     )
     def post(self, request: Request, involvement_id: int) -> Response:
         involvement = involvement_for_actor(request.user, involvement_id)
@@ -466,6 +536,22 @@ class InvolvementEnd(CouncilAPIView):
             end_date=data.validated_data["end_date"],
         )
         return Response(s.InvolvementOut(involvement).data)
+
+
+class NotFound(CouncilAPIView):
+    """Any other path under /api/v1/ (a person id that is not a number, a path that does
+    not exist): the API's own JSON 404, not the pages' HTML one."""
+
+    permission_classes: list[Any] = []
+    schema = None
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        raise Http404
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise Http404
+
+    post = put = patch = delete = head = options = get
 
 
 class Roles(CouncilAPIView):

@@ -130,7 +130,7 @@ def test_a_break_glass_opening_is_recorded_as_one(scenario, api, audit) -> None:
         ({"note": "A worrying disclosure in class."}, "reason", "Choose the reason"),
         ({"reason": "curiosity", "note": "Just looking at this."}, "reason", "Choose the reason"),
         ({"reason": "safeguarding", "note": "worry"}, "note", "at least 10 characters"),
-        ({"reason": "safeguarding"}, "note", "Enter the note"),
+        ({"reason": "safeguarding"}, "note", "Say in a sentence why"),
     ],
 )
 def test_an_opening_without_a_proper_reason_is_refused(

@@ -80,7 +80,7 @@ def test_an_outsider_must_state_a_reason_before_adding_themselves(scenario, api)
         ({"role": 999999}, "role", "Choose a role from the council's list"),
         ({"role": "nurse"}, "role", "Choose a role from the council's list"),
         ({"role": "ROLE", "start_date": "yesterday"}, "start_date", "year-month-day"),
-        ({"role": "ROLE", "start_date": "2999-01-01"}, "start_date", "cannot be in the future"),
+        ({"role": "ROLE", "start_date": "2999-01-01"}, "start_date", "today or in the past"),
         ({"role": "ROLE", "legal_basis": "because"}, "legal_basis", "Choose the legal basis"),
         ({"role": "CP", "sensitive": True}, "sensitive", "cannot be marked sensitive"),
         ({"role": "ROLE", "lead_professional": True}, "lead_professional", "already the lead"),
@@ -92,7 +92,9 @@ def test_an_outsider_must_state_a_reason_before_adding_themselves(scenario, api)
 def test_bad_involvements_are_refused_and_nothing_changes(
     scenario, api, body, field, message
 ) -> None:
-    """400 naming what to fix; no involvement, no audit event, no notification."""
+    """400 naming what to fix (409 when it is the record's state: a lead professional
+    already named, the same involvement already recorded); no involvement, no audit event,
+    no notification."""
     aliases = {
         "ROLE": RoleFactory(name="Family support worker").pk,
         "CP": InvolvementRole.objects.get(name="Child protection social worker").pk,
@@ -103,7 +105,8 @@ def test_bad_involvements_are_refused_and_nothing_changes(
     client = api(scenario.school_nurse)
     before = snapshot(scenario.ava), Notification.objects.count()
     response = client.post(f"/api/v1/people/{scenario.ava.pk}/involvements", body)
-    assert response.status_code == 400, response.content
+    conflict = "already" in message
+    assert response.status_code == (409 if conflict else 400), response.content
     assert message in " ".join(response.json()[field])
     assert (snapshot(scenario.ava), Notification.objects.count()) == before
 
@@ -171,7 +174,7 @@ def test_the_lead_professional_hands_over(scenario, api, audit) -> None:
     ("body", "field", "message"),
     [
         ({}, "non_field_errors", "Give a last contact date"),
-        ({"last_contact_date": "2999-01-01"}, "last_contact_date", "cannot be in the future"),
+        ({"last_contact_date": "2999-01-01"}, "last_contact_date", "today or in the past"),
         ({"last_contact_date": "2000-01-01"}, "last_contact_date", "before the involvement"),
         ({"last_contact_date": "01/01/2025"}, "last_contact_date", "year-month-day"),
         ({"lead_professional": True}, "lead_professional", "already the lead professional"),
@@ -179,12 +182,14 @@ def test_the_lead_professional_hands_over(scenario, api, audit) -> None:
     ],
 )
 def test_bad_updates_are_refused_and_nothing_changes(scenario, api, body, field, message) -> None:
-    """400 naming what to fix; the involvement and the audit log are as they were."""
+    """400 naming what to fix (409 for a lead professional already named); the involvement
+    and the audit log are as they were."""
     involvement = involvement_of(scenario.school_nurse, scenario.ava)
     client = api(scenario.school_nurse)
     before = snapshot(scenario.ava)
     response = client.patch(f"/api/v1/involvements/{involvement.pk}", body)
-    assert response.status_code == 400, response.content
+    conflict = "already" in message
+    assert response.status_code == (409 if conflict else 400), response.content
     assert message in " ".join(response.json()[field])
     assert snapshot(scenario.ava) == before
 
@@ -205,7 +210,7 @@ def test_a_practitioner_ends_their_involvement_and_it_becomes_history(scenario, 
         e["practitioner_name"] for e in history.json()["history"]
     ]
     again = client.post(f"/api/v1/involvements/{involvement.pk}/end", {"end_reason": "case_closed"})
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert "already ended" in " ".join(again.json()["non_field_errors"])
 
 
