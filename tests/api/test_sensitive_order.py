@@ -66,7 +66,8 @@ def test_the_api_refuses_a_sensitive_lead_and_names_no_hidden_one(scenario, api)
     answer = api(scenario.school_nurse).patch(
         f"/api/v1/involvements/{nurse.pk}", {"lead_professional": True}
     )
-    assert answer.status_code == 400, answer.content
+    # A lead already recorded is a conflict with the record's state (409), as for any lead.
+    assert answer.status_code == 409, answer.content
     assert "cannot be named here" in answer.content.decode()
     assert scenario.camhs_worker.full_name not in answer.content.decode()
     assert b"Sussex CAMHS" not in answer.content
