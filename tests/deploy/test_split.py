@@ -194,7 +194,8 @@ def test_the_app_hosts_reach_postgresql_over_tls_they_verify(split: Split) -> No
     assert {row[0] for row in seen} >= app_addresses, seen
     assert all(row[1] == "t" and row[2] in {"TLSv1.2", "TLSv1.3"} for row in seen), seen
 
-    base = f"dbname=patchwork user=patchwork hostaddr={db1.address}"
+    # port: Debian's psql would otherwise take the port of a cluster on the app host.
+    base = f"dbname=patchwork user=patchwork hostaddr={db1.address} port=5432"
     ssl_in_use = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     for host in ("db1", db1.address):
         conninfo = f"{base} host={host} sslmode=verify-full sslrootcert={APP_CA}"
