@@ -74,6 +74,7 @@ class Split:
     deployment: Deployment
     hosts: dict[str, Machine]
     first_run: Played
+    releases: Releases
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def split(the_lab: Lab, releases: Releases, work: Path) -> Iterator[Split]:
         },
     )
     first = deployment.playbook("site.yml", releases.current, releases.wheelhouse)
-    yield Split(deployment, hosts, first)
+    yield Split(deployment, hosts, first, releases)
     the_lab.halt(*hosts.values())
 
 
@@ -346,3 +347,28 @@ def test_both_app_hosts_are_ready(split: Split) -> None:
     for name in ("web1", "web2"):
         status, _, body = split.deployment.https(split.hosts[name], PLATFORM_DOMAIN, "/readyz")
         assert status == 200, (name, body)
+
+
+def test_a_second_run_keeps_the_ca_and_restarts_nothing(split: Split) -> None:
+    """site.yml again on the four hosts: changed=0 everywhere; the CA, the certificates it
+    signed (redis1's through db1) and the running PostgreSQL and Redis are the same."""
+    lab, db1, redis1 = split.deployment.lab, split.hosts["db1"], split.hosts["redis1"]
+    fingerprint = "openssl x509 -noout -fingerprint -sha256 -in"
+    started = "systemctl show --property=ExecMainStartTimestamp --value"
+
+    def state() -> list[str]:
+        return [
+            lab.ssh(db1, f"{fingerprint} /etc/patchwork-ca/ca.crt").stdout,
+            lab.ssh(db1, f"{fingerprint} /etc/ssl/patchwork/postgresql.crt").stdout,
+            lab.ssh(redis1, f"{fingerprint} /etc/ssl/patchwork/redis.crt").stdout,
+            lab.ssh(db1, f"{started} postgresql@15-main").stdout,
+            lab.ssh(redis1, f"{started} redis-server").stdout,
+        ]
+
+    before = state()
+    again = split.deployment.playbook("site.yml", split.releases.current, split.releases.wheelhouse)
+    assert again.returncode == 0, again.tail()
+    assert {host: recap["changed"] for host, recap in again.recap.items()} == dict.fromkeys(
+        HOSTS, 0
+    ), again.changed_tasks()
+    assert state() == before
