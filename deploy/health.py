@@ -47,7 +47,11 @@ class Check:
 def redis_client() -> redis.Redis:
     """A Redis client that gives up within a second, so a probe never hangs on Redis."""
     return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry_on_timeout=False
+        settings.REDIS_URL,
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        retry_on_timeout=False,
+        **settings.REDIS_TLS_OPTIONS,
     )
 
 

@@ -12,7 +12,10 @@ import importlib.util
 import ipaddress
 import os
 import re
+import ssl
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -227,6 +230,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and Celery broker. Without REDIS_URL, tasks run eagerly in-process ---
 REDIS_URL = envstr("REDIS_URL")
+# A rediss:// address is always verified: Redis's certificate must chain to REDIS_CA_FILE
+# (the deployment's internal CA; unset, the system's CAs) and name the host in the URL.
+# Left to themselves, Celery's broker would accept any certificate and its result backend
+# would refuse to start, so every Redis client here takes these options.
+REDIS_CA_FILE = envstr("REDIS_CA_FILE")
+REDIS_TLS = REDIS_URL.startswith("rediss://")
+if REDIS_CA_FILE and not REDIS_TLS:
+    raise ImproperlyConfigured(
+        "REDIS_CA_FILE is set but REDIS_URL is not a rediss:// address: "
+        "the connection to Redis would not use TLS"
+    )
+if REDIS_CA_FILE and not Path(REDIS_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"REDIS_CA_FILE names no file: {REDIS_CA_FILE}")
+if any(option.startswith("ssl_") for option in parse_qs(urlsplit(REDIS_URL).query)):
+    raise ImproperlyConfigured(
+        "REDIS_URL cannot carry ssl_ options: Redis's certificate is always checked; "
+        "give the CA's certificate in REDIS_CA_FILE"
+    )
+REDIS_TLS_OPTIONS: dict[str, Any] = (
+    {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": REDIS_CA_FILE or None,
+        "ssl_check_hostname": True,
+    }
+    if REDIS_TLS
+    else {}
+)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -234,6 +264,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_FUNCTION": "django_tenants.cache.make_key",
             "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
+            "OPTIONS": {"CONNECTION_POOL_KWARGS": REDIS_TLS_OPTIONS},
         }
     }
 else:
@@ -245,6 +276,8 @@ else:
     }
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_BROKER_USE_SSL = REDIS_TLS_OPTIONS or None
+CELERY_REDIS_BACKEND_USE_SSL = REDIS_TLS_OPTIONS or None
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

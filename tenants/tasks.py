@@ -36,6 +36,8 @@ def celery_heartbeat() -> float:
     a worker runs it, so a fresh value proves both are alive; /readyz checks its age."""
     now = time.time()
     if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, **settings.REDIS_TLS_OPTIONS
+        )
         client.set(HEARTBEAT_KEY, repr(now))
     return now

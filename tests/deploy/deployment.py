@@ -26,6 +26,11 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 ANSIBLE = REPOSITORY / "ansible"
 VENV_BIN = Path(sys.executable).parent
 PLATFORM_DOMAIN = "patchwork.test"
+# The deployment's internal CA as the app hosts hold it, and as the PostgreSQL and Redis
+# hosts do (roles/internal_ca); redis-cli speaks TLS only with it.
+APP_CA = "/etc/patchwork/internal-ca.crt"
+SERVER_CA = "/etc/ssl/patchwork/ca.crt"
+REDIS_CLI = f"redis-cli --tls --cacert {SERVER_CA}"
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",

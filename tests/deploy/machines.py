@@ -37,6 +37,7 @@ PACKAGES = [
     "nftables",
     "nginx",
     "openssh-server",
+    "openssl",
     "postgresql",
     "postgresql-client",
     "python3",

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import Releases
-from tests.deploy.deployment import PLATFORM_DOMAIN, Deployment, Played, invitation_url
+from tests.deploy.deployment import (
+    PLATFORM_DOMAIN,
+    REDIS_CLI,
+    Deployment,
+    Played,
+    invitation_url,
+)
 from tests.deploy.machines import SUBNET, Lab, Machine
 
 UNITS = [
@@ -71,10 +77,14 @@ def test_site_converges_on_a_fresh_host(single: SingleHost) -> None:
 
 
 def test_redis_requires_its_password(single: SingleHost) -> None:
-    """The configuration written is the one running (defect 3): no password, no answer."""
+    """The configuration written is the one running (defect 3): no password, no answer;
+    and Redis speaks only TLS, even on loopback."""
     lab = single.deployment.lab
-    unauthenticated = lab.ssh(single.host, "redis-cli -h 127.0.0.1 ping", check=False)
+    unauthenticated = lab.ssh(single.host, f"{REDIS_CLI} -h 127.0.0.1 ping", check=False)
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
+    plain = lab.ssh(single.host, "timeout 10 redis-cli -h 127.0.0.1 ping", check=False)
+    assert plain.returncode != 0
+    assert "NOAUTH" not in plain.stdout + plain.stderr
 
 
 def test_it_is_ready_and_serves_pages_through_nginx(single: SingleHost) -> None:
@@ -189,9 +199,9 @@ def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None
     password = single.deployment.redis_password
     lab.ssh(
         single.host,
-        f"REDISCLI_AUTH={password} redis-cli -h 127.0.0.1 CONFIG SET requirepass ''",
+        f"REDISCLI_AUTH={password} {REDIS_CLI} -h 127.0.0.1 CONFIG SET requirepass ''",
     )
-    assert "PONG" in lab.ssh(single.host, "redis-cli -h 127.0.0.1 ping").stdout
+    assert "PONG" in lab.ssh(single.host, f"{REDIS_CLI} -h 127.0.0.1 ping").stdout
     psql = "runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align --command"
     lab.ssh(single.host, f"{psql} 'ALTER SYSTEM SET max_connections = 201'")
     lab.ssh(single.host, f"{psql} 'SELECT pg_reload_conf()'")
@@ -204,7 +214,7 @@ def test_services_left_on_old_settings_are_put_right(single: SingleHost) -> None
 
     fixed = single.site()
     assert fixed.returncode == 0, fixed.tail()
-    unauthenticated = lab.ssh(single.host, "redis-cli -h 127.0.0.1 ping", check=False)
+    unauthenticated = lab.ssh(single.host, f"{REDIS_CLI} -h 127.0.0.1 ping", check=False)
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
     assert lab.ssh(single.host, pending).stdout.strip() == "0"
     assert lab.ssh(single.host, f"{psql} 'SHOW max_connections'").stdout.strip() == "201"

@@ -6,6 +6,9 @@ proof that a deployment grows past one machine."""
 from __future__ import annotations
 
 import json
+import secrets
+import shlex
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import Releases
-from tests.deploy.deployment import PLATFORM_DOMAIN, Deployment, Played
+from tests.deploy.deployment import (
+    APP_CA,
+    PLATFORM_DOMAIN,
+    REDIS_CLI,
+    Deployment,
+    Played,
+    invitation_url,
+)
 from tests.deploy.machines import SUBNET, Lab, Machine
 
 HOSTS = {"web1": 11, "web2": 12, "db1": 31, "redis1": 32}
@@ -64,6 +74,7 @@ class Split:
     deployment: Deployment
     hosts: dict[str, Machine]
     first_run: Played
+    releases: Releases
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +97,7 @@ def split(the_lab: Lab, releases: Releases, work: Path) -> Iterator[Split]:
         },
     )
     first = deployment.playbook("site.yml", releases.current, releases.wheelhouse)
-    yield Split(deployment, hosts, first)
+    yield Split(deployment, hosts, first, releases)
     the_lab.halt(*hosts.values())
 
 
@@ -129,7 +140,7 @@ def test_redis_and_postgresql_take_only_the_app_hosts(split: Split) -> None:
         check=False,
     )
     assert "open" in asked.stdout, asked.stderr
-    without_password = lab.ssh(redis, f"redis-cli -h {redis.address} ping", check=False)
+    without_password = lab.ssh(redis, f"{REDIS_CLI} -h {redis.address} ping", check=False)
     assert "NOAUTH" in without_password.stdout + without_password.stderr
     refused = lab.ssh(
         split.hosts["db1"],
@@ -137,6 +148,113 @@ def test_redis_and_postgresql_take_only_the_app_hosts(split: Split) -> None:
         check=False,
     )
     assert "open" not in refused.stdout
+
+
+def another_ca(lab: Lab, machine: Machine) -> str:
+    """A CA of the test's own, made on `machine`: it signed nothing of the deployment's."""
+    lab.ssh(
+        machine,
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1"
+        " -subj '/CN=Another CA' -keyout /root/another-ca.key -out /root/another-ca.crt",
+    )
+    return "/root/another-ca.crt"
+
+
+def psql_on(split: Split, machine: str, conninfo: str, sql: str) -> subprocess.CompletedProcess:
+    """psql on an app host as the app's role (its password from the vault), with `conninfo`."""
+    command = shlex.join(
+        ["psql", "--no-psqlrc", "--tuples-only", "--no-align", "--command", sql, conninfo]
+    )
+    password = split.deployment.database_password
+    return split.deployment.lab.ssh(
+        split.hosts[machine], f"PGPASSWORD={password} PGCONNECT_TIMEOUT=10 {command}", check=False
+    )
+
+
+def test_the_app_hosts_reach_postgresql_over_tls_they_verify(split: Split) -> None:
+    """The app connects with sslmode=verify-full against the internal CA, and its
+    connections from both app hosts are encrypted (pg_stat_ssl); db1's certificate chains
+    to that CA and names db1 and its address; another CA, another name or no TLS is refused."""
+    lab, db1 = split.deployment.lab, split.hosts["db1"]
+    env = lab.ssh(split.hosts["web1"], "cat /etc/patchwork/patchwork.env").stdout
+    (database_url,) = [line for line in env.splitlines() if line.startswith("DATABASE_URL=")]
+    assert f"sslmode=verify-full&sslrootcert={APP_CA}" in database_url
+
+    # The app's own connections (kept a minute) from a request to each app host.
+    for name in ("web1", "web2"):
+        status, _, body = split.deployment.https(split.hosts[name], PLATFORM_DOMAIN, "/readyz")
+        assert status == 200, (name, body)
+    sessions = lab.ssh(
+        db1,
+        "runuser -u postgres -- psql --no-psqlrc --tuples-only --no-align --field-separator ' '"
+        ' --command "SELECT host(a.client_addr), s.ssl, s.version FROM pg_stat_activity a'
+        " JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'patchwork'\"",
+    ).stdout.splitlines()
+    seen = {tuple(line.split()) for line in sessions if line.strip()}
+    app_addresses = {split.hosts["web1"].address, split.hosts["web2"].address}
+    assert {row[0] for row in seen} >= app_addresses, seen
+    assert all(row[1] == "t" and row[2] in {"TLSv1.2", "TLSv1.3"} for row in seen), seen
+
+    # port: Debian's psql would otherwise take the port of a cluster on the app host.
+    base = f"dbname=patchwork user=patchwork hostaddr={db1.address} port=5432"
+    ssl_in_use = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    for host in ("db1", db1.address):
+        conninfo = f"{base} host={host} sslmode=verify-full sslrootcert={APP_CA}"
+        verified = psql_on(split, "web2", conninfo, ssl_in_use)
+        assert verified.stdout.strip() == "t", (host, verified.stderr)
+
+    other = another_ca(lab, split.hosts["web2"])
+    untrusted = psql_on(
+        split, "web2", f"{base} host=db1 sslmode=verify-full sslrootcert={other}", ssl_in_use
+    )
+    assert untrusted.returncode != 0
+    assert "certificate verify failed" in untrusted.stderr, untrusted.stderr
+    misnamed = psql_on(
+        split, "web2", f"{base} host=redis1 sslmode=verify-full sslrootcert={APP_CA}", ssl_in_use
+    )
+    assert misnamed.returncode != 0
+    assert "does not match host name" in misnamed.stderr, misnamed.stderr
+    plain = psql_on(split, "web2", f"{base} host=db1 sslmode=disable", ssl_in_use)
+    assert plain.returncode != 0
+    assert "no encryption" in plain.stderr, plain.stderr
+
+
+def test_redis_takes_only_tls_verified_against_the_internal_ca(split: Split) -> None:
+    """From an app host: plain text to Redis is refused; TLS checked against the app's CA
+    file gets NOAUTH without the password and PONG with it; a client trusting another CA
+    fails the handshake; the certificate names redis1, not db1."""
+    lab, web2 = split.deployment.lab, split.hosts["web2"]
+    redis = split.hosts["redis1"]
+    env = lab.ssh(split.hosts["web1"], "cat /etc/patchwork/patchwork.env").stdout
+    assert f'REDIS_URL="rediss://:{split.deployment.redis_password}@{redis.address}:6379/0"' in env
+    assert f'REDIS_CA_FILE="{APP_CA}"' in env
+
+    plain = lab.ssh(web2, f"timeout 10 redis-cli -h {redis.address} ping", check=False)
+    assert plain.returncode != 0
+    assert "NOAUTH" not in plain.stdout + plain.stderr
+    assert "PONG" not in plain.stdout + plain.stderr
+    tls = f"timeout 10 redis-cli --tls -h {redis.address}"
+    no_password = lab.ssh(web2, f"{tls} --cacert {APP_CA} ping", check=False)
+    assert "NOAUTH" in no_password.stdout + no_password.stderr
+    password = split.deployment.redis_password
+    answered = lab.ssh(web2, f"REDISCLI_AUTH={password} {tls} --cacert {APP_CA} ping")
+    assert answered.stdout.strip() == "PONG"
+
+    other = another_ca(lab, web2)
+    untrusted = lab.ssh(web2, f"REDISCLI_AUTH={password} {tls} --cacert {other} ping", check=False)
+    assert "PONG" not in untrusted.stdout
+    assert "certificate verify failed" in untrusted.stdout + untrusted.stderr, untrusted
+
+    def handshake(name: str) -> subprocess.CompletedProcess:
+        return lab.ssh(
+            web2,
+            f"openssl s_client -connect {redis.address}:6379 -CAfile {APP_CA}"
+            f" -verify_hostname {name} -verify_return_error -brief </dev/null",
+            check=False,
+        )
+
+    assert handshake("redis1").returncode == 0, handshake("redis1").stderr
+    assert handshake("db1").returncode != 0
 
 
 def test_a_lookup_is_answered_whichever_app_host_takes_it(split: Split) -> None:
@@ -188,7 +306,69 @@ def test_a_lookup_is_answered_whichever_app_host_takes_it(split: Split) -> None:
     assert "Fairweather" in json.dumps(found)
 
 
+def test_an_operator_signs_in_and_the_workers_answer(split: Split) -> None:
+    """Over the verified connections: an operator invited on web1 signs in through web2's
+    nginx in Chromium, and a task sent from web2 runs on a worker, which fans it out to the
+    council onboarded above and returns its count through Celery's result backend."""
+    deployment = split.deployment
+    email = "operator@patchwork.test"
+    invited = deployment.cli(
+        split.hosts["web1"], "create_operator", "--email", email, "--name", "Ola Operator"
+    )
+    seen = deployment.browser(
+        split.hosts["web2"],
+        [
+            {
+                "name": "operator",
+                "invitation": invitation_url(invited.stdout),
+                "password": secrets.token_urlsafe(16),
+                "email": email,
+                "sign_in": True,
+                "base": f"https://{PLATFORM_DOMAIN}",
+            }
+        ],
+    )["operator"]
+    assert seen["done_heading"] == "Your account is ready"
+    assert "sign-in" not in seen["sign_in"]["url"], seen["sign_in"]
+    assert seen["server_errors"] == []
+
+    fanned_out = deployment.cli(
+        split.hosts["web2"],
+        "shell",
+        "-c",
+        "from tenants.tasks import for_each_council; print('COUNCILS', for_each_council"
+        ".delay('accounts.tasks.sessions_clear_expired').get(timeout=60))",
+    )
+    (count,) = [line.split()[1] for line in fanned_out.stdout.splitlines() if "COUNCILS" in line]
+    assert int(count) >= 1, fanned_out.stdout
+
+
 def test_both_app_hosts_are_ready(split: Split) -> None:
     for name in ("web1", "web2"):
         status, _, body = split.deployment.https(split.hosts[name], PLATFORM_DOMAIN, "/readyz")
         assert status == 200, (name, body)
+
+
+def test_a_second_run_keeps_the_ca_and_restarts_nothing(split: Split) -> None:
+    """site.yml again on the four hosts: changed=0 everywhere; the CA, the certificates it
+    signed (redis1's through db1) and the running PostgreSQL and Redis are the same."""
+    lab, db1, redis1 = split.deployment.lab, split.hosts["db1"], split.hosts["redis1"]
+    fingerprint = "openssl x509 -noout -fingerprint -sha256 -in"
+    started = "systemctl show --property=ExecMainStartTimestamp --value"
+
+    def state() -> list[str]:
+        return [
+            lab.ssh(db1, f"{fingerprint} /etc/patchwork-ca/ca.crt").stdout,
+            lab.ssh(db1, f"{fingerprint} /etc/ssl/patchwork/postgresql.crt").stdout,
+            lab.ssh(redis1, f"{fingerprint} /etc/ssl/patchwork/redis.crt").stdout,
+            lab.ssh(db1, f"{started} postgresql@15-main").stdout,
+            lab.ssh(redis1, f"{started} redis-server").stdout,
+        ]
+
+    before = state()
+    again = split.deployment.playbook("site.yml", split.releases.current, split.releases.wheelhouse)
+    assert again.returncode == 0, again.tail()
+    assert {host: recap["changed"] for host, recap in again.recap.items()} == dict.fromkeys(
+        HOSTS, 0
+    ), again.changed_tasks()
+    assert state() == before

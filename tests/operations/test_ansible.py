@@ -39,6 +39,7 @@ APP_SETTINGS = {
     "SECRET_KEY",
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_CA_FILE",
     "PLATFORM_DOMAIN",
     "ALLOWED_HOSTS",
     "KEY_ENCRYPTION_KEY",
@@ -533,8 +534,10 @@ def test_it_quotes_secrets_so_they_reach_the_app_unchanged(single_host: SingleHo
     assert database.scheme == "postgresql"
     assert (database.username, unquote(database.password or "")) == ("patchwork", AWKWARD_PASSWORD)
     assert (database.hostname, database.port, database.path) == ("127.0.0.1", 5432, "/patchwork")
-    assert database.query == "sslmode=require"
+    assert database.query == "sslmode=verify-full&sslrootcert=/etc/patchwork/internal-ca.crt"
     redis = urlsplit(env["REDIS_URL"])
+    assert redis.scheme == "rediss"
+    assert env["REDIS_CA_FILE"] == "/etc/patchwork/internal-ca.crt"
     assert unquote(redis.password or "") == AWKWARD_PASSWORD
     assert (redis.hostname, redis.port, redis.path) == ("127.0.0.1", 6379, "/0")
 
@@ -576,6 +579,12 @@ def test_it_lets_only_app_hosts_reach_postgresql_and_redis(split: Path) -> None:
     redis = (split / "redis1" / "etc" / "redis.conf").read_text().splitlines()
     assert "bind 10.20.0.32 127.0.0.1" in redis
     assert 'requirepass "CHANGE_ME"' in redis
+    # TLS only, with the certificate the internal CA signs for this host.
+    assert "port 0" in redis
+    assert "tls-port 6379" in redis
+    assert "tls-cert-file /etc/ssl/patchwork/redis.crt" in redis
+    postgresql = (split / "db1" / "etc" / "postgresql" / "patchwork.conf").read_text().splitlines()
+    assert "ssl_cert_file = '/etc/ssl/patchwork/postgresql.crt'" in postgresql
 
 
 def test_it_renders_firewall_rules_that_nft_accepts(single_host: SingleHost, split: Path) -> None:

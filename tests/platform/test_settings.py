@@ -54,6 +54,12 @@ def test_production_check_deploy_is_clean() -> None:
         ("DATABASE_URL", "", "DATABASE_URL must be set"),
         ("PLATFORM_DOMAIN", "", "PLATFORM_DOMAIN must be set"),
         ("DEBUG", "true", "DEBUG cannot be on"),
+        ("REDIS_CA_FILE", "/etc/hostname", "REDIS_URL is not a rediss:// address"),
+        (
+            "REDIS_URL",
+            "rediss://127.0.0.1:6379/0?ssl_cert_reqs=none",
+            "REDIS_URL cannot carry ssl_ options",
+        ),
     ],
 )
 def test_production_refuses_to_start_unsafe(variable: str, value: str, complaint: str) -> None:
@@ -69,3 +75,14 @@ def test_the_default_mode_is_production() -> None:
     done = _patchwork("check", **env)
     assert done.returncode != 0
     assert "SECRET_KEY must be set" in done.stderr
+
+
+def test_it_refuses_a_redis_ca_file_that_is_not_there() -> None:
+    """A CA file named but missing stops the process, naming it, rather than failing at the
+    first connection."""
+    done = _patchwork(
+        "check",
+        **{**GOOD, "REDIS_URL": "rediss://127.0.0.1:6379/0", "REDIS_CA_FILE": "/nowhere/ca.crt"},
+    )
+    assert done.returncode != 0
+    assert "REDIS_CA_FILE names no file: /nowhere/ca.crt" in done.stderr
