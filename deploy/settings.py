@@ -329,6 +329,8 @@ CACHE_OPTIONS: dict[str, object] = {
     "SOCKET_CONNECT_TIMEOUT": BROKER_TIMEOUT_SECONDS,
     "SOCKET_TIMEOUT": BROKER_TIMEOUT_SECONDS,
     "IGNORE_EXCEPTIONS": True,
+    # The certificate checks above (a rediss:// address), as for every Redis client.
+    "CONNECTION_POOL_KWARGS": REDIS_TLS_OPTIONS,
 }
 if REDIS_URL:
     CACHES["default"]["OPTIONS"] = CACHE_OPTIONS  # type: ignore[assignment]
@@ -661,7 +663,11 @@ _ratelimit_cache: dict[str, object] = (
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "patchwork"),
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "CONNECTION_POOL_KWARGS": REDIS_TLS_OPTIONS,
+        },
     }
     if REDIS_URL
     # Without Redis (the demo), one process's memory: each process counts on its own.
