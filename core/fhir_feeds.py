@@ -52,11 +52,11 @@ class _Malformed(Exception):
 
 
 def _reference_id(reference: Any, resource_type: str) -> str:
-    text = (reference or {}).get("reference", "") if isinstance(reference, dict) else ""
-    prefix = f"{resource_type}/"
-    if not text.startswith(prefix):
+    text = reference.get("reference", "") if isinstance(reference, dict) else ""
+    kind, _, target = text.partition("/")
+    if kind != resource_type or not target:
         raise _Malformed(f"has no reference to a {resource_type}")
-    return text[len(prefix) :]
+    return str(target)
 
 
 def _period(resource: dict[str, Any]) -> tuple[str, str]:
@@ -77,18 +77,21 @@ def _organisation_code(organization: dict[str, Any]) -> str:
 
 
 def _patient(resource: dict[str, Any]) -> dict[str, str]:
+    # Plain loops rather than generators: a county's Bundle has half a million of these.
     names = resource.get("name") or [{}]
-    name = next((n for n in names if n.get("use") == "official"), names[0])
-    nhs = next(
-        (
-            i.get("value", "")
-            for i in resource.get("identifier") or []
-            if i.get("system") == NHS_NUMBER_SYSTEM
-        ),
-        "",
-    )
+    name = names[0]
+    for candidate in names:
+        if candidate.get("use") == "official":
+            name = candidate
+            break
+    nhs = ""
+    for identifier in resource.get("identifier") or ():
+        if identifier.get("system") == NHS_NUMBER_SYSTEM:
+            nhs = identifier.get("value", "")
+            break
     address = (resource.get("address") or [{}])[0]
-    security = {c.get("code") for c in (resource.get("meta") or {}).get("security") or []}
+    meta = resource.get("meta")
+    security = {c.get("code") for c in meta.get("security") or ()} if meta else set()
     return {
         "given_name": " ".join(name.get("given") or []),
         "family_name": str(name.get("family", "")),
@@ -173,16 +176,18 @@ class _Bundle:
         values["start_date"], values["end_date"] = period
         return values
 
-    def rows(self, entry: int, resource: dict[str, Any]) -> Iterator[Row]:
+    def rows(self, entry: int, resource: dict[str, Any]) -> list[Row]:
+        """The rows one resource stands for (none, one, or a CareTeam's several)."""
         kind = resource.get("resourceType")
         source_id = str(resource.get("id", ""))
         if kind == "Organization":
             self.organisations[source_id] = _organisation_code(resource)
-            return
+            return []
         if kind == "PractitionerRole":
             self.practitioner_role(resource)
-            return
+            return []
         if kind == "CareTeam":
+            team: list[Row] = []
             team_period = _period(resource)
             for participant in resource.get("participant") or []:
                 member = participant.get("member")
@@ -195,21 +200,14 @@ class _Bundle:
                     values = self.involvement(member, None, resource.get("subject"), period)
                 except _Malformed as exc:
                     values = {"_problem": f"The CareTeam {exc}"}
-                yield (entry, {"record": "involvement", "source_id": row_id, **values})
-            return
+                team.append((entry, {"record": "involvement", "source_id": row_id, **values}))
+            return team
         record = {"Patient": "person", "RelatedPerson": "relationship"}.get(str(kind))
         if kind == "EpisodeOfCare":
             record = "involvement"
         if record is None:
-            yield (
-                entry,
-                {
-                    "record": str(kind),
-                    "source_id": source_id,
-                    "_problem": f"A {kind} resource is not one Patchwork imports",
-                },
-            )
-            return
+            problem = f"A {kind} resource is not one Patchwork imports"
+            return [(entry, {"record": str(kind), "source_id": source_id, "_problem": problem})]
         try:
             if kind == "Patient":
                 values = _patient(resource)
@@ -224,7 +222,9 @@ class _Bundle:
                 )
         except _Malformed as exc:
             values = {"_problem": f"The {kind} {exc}"}
-        yield (entry, {"record": record, "source_id": source_id, **values})
+        values["record"] = record  # each mapping above made `values` afresh
+        values["source_id"] = source_id
+        return [(entry, values)]
 
 
 def _is_bundle(binary: IO[bytes]) -> bool:
