@@ -333,7 +333,7 @@ CACHE_OPTIONS: dict[str, object] = {
     "CONNECTION_POOL_KWARGS": REDIS_TLS_OPTIONS,
 }
 if REDIS_URL:
-    CACHES["default"]["OPTIONS"] = CACHE_OPTIONS  # type: ignore[assignment]
+    CACHES["default"]["OPTIONS"] = CACHE_OPTIONS
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- Accounts, passwords, second factor, lockout ---
