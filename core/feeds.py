@@ -1490,6 +1490,11 @@ def import_run_apply(*, run: ImportRun, actor: User | None) -> ImportRun:
         raise ValidationError("Only a finished dry run can be imported")
     if not run.source_system.active:
         raise ValidationError(f"The source system {run.source_system.name} is switched off")
+    if not run.file_path:
+        raise ValidationError(
+            f"The file of this check is no longer kept (files are kept "
+            f"{settings.IMPORT_FILES_KEEP_DAYS} days): upload it again"
+        )
     return ImportRun.objects.create(
         source_system=run.source_system,
         format=run.format,
@@ -1500,10 +1505,42 @@ def import_run_apply(*, run: ImportRun, actor: User | None) -> ImportRun:
     )
 
 
+def import_files_forget(*, now: datetime | None = None) -> int:
+    """Delete the files kept for runs that finished more than IMPORT_FILES_KEEP_DAYS ago —
+    the file imported and its per-row report, which name people — and keep the run itself
+    (who, when, the counts; its audit event stays too). A file a newer run still reads (a
+    dry run's file, imported later) is kept until that run's time comes. Without this, a
+    county's nightly file (hundreds of MB) and its report would fill the data directory
+    within weeks. Returns how many files were deleted."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_FILES_KEEP_DAYS)
+    still_read = set(
+        ImportRun.objects.exclude(finished_at__lt=cutoff).values_list("file_path", flat=True)
+    )
+    deleted: set[str] = set()  # a dry run and its import share one file
+    old = ImportRun.objects.filter(finished_at__lt=cutoff).exclude(file_path="", report_path="")
+    for run in old:
+        if run.file_path and run.file_path not in still_read:
+            Path(run.file_path).unlink(missing_ok=True)
+            deleted.add(run.file_path)
+            run.file_path = ""
+        if run.report_path:
+            Path(run.report_path).unlink(missing_ok=True)
+            deleted.add(run.report_path)
+            run.report_path = ""
+        run.save(update_fields=["file_path", "report_path"])
+    return len(deleted)
+
+
 def import_report_response(run: ImportRun) -> FileResponse:
     """The run's per-row report as a CSV download (the page and the API alike); Http404 until
     the run has written it. Never cached: it names the people imported."""
     if not run.report_path:
+        if run.finished_at is not None:
+            raise Http404(
+                f"The report is no longer kept (reports are kept "
+                f"{settings.IMPORT_FILES_KEEP_DAYS} days after their run)"
+            )
         raise Http404("The report is not ready yet")
     response = FileResponse(
         open(run.report_path, "rb"),  # noqa: SIM115 (FileResponse closes it)

@@ -14,7 +14,12 @@ from core.delivery.notifications import (
     notifications_digest_send_task,
     notifications_email_immediate_task,
 )
-from core.feeds import feed_import, feed_import_claim, feed_imports_waiting
+from core.feeds import (
+    feed_import,
+    feed_import_claim,
+    feed_imports_waiting,
+    import_files_forget,
+)
 from core.models import ImportRun
 from core.retention import retention_archive, retention_purge
 from tenants.queueing import task_enqueue
@@ -57,11 +62,13 @@ def retention_run() -> dict[str, object]:
     today = timezone.localdate()
     archived = retention_archive(today=today)
     purged = retention_purge(today=today)
+    files = import_files_forget()
     return {
         "schema": connection.schema_name,  # type: ignore[attr-defined]
         "archived": len(archived.person_ids),
         "purged": len(purged.person_ids),
         "expired_involvements": purged.involvements,
+        "import_files_deleted": files,
     }
 
 

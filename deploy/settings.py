@@ -318,6 +318,11 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 }
 SWEEP_SECONDS = envint("SWEEP_SECONDS", 60)
 SWEEP_AFTER_SECONDS = envint("SWEEP_AFTER_SECONDS", 60)
+# --- Imports: how long the files of a finished import run are kept (the file imported and
+# its per-row report, both naming people); the nightly retention task deletes them after.
+IMPORT_FILES_KEEP_DAYS = envint("IMPORT_FILES_KEEP_DAYS", 30)
+if IMPORT_FILES_KEEP_DAYS < 1:
+    raise ImproperlyConfigured("IMPORT_FILES_KEEP_DAYS must be at least 1")
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30)
 EMAIL_CLAIM_SECONDS = envint("EMAIL_CLAIM_SECONDS", 300)
 if EMAIL_CLAIM_SECONDS <= EMAIL_TIMEOUT:

@@ -581,3 +581,47 @@ def test_a_partial_feed_never_ends_anything(brighton) -> None:  # type: ignore[n
     run, _ = _run(_csv([person("P1")]))
     assert run.counts["ended"] == 0
     assert Involvement.objects.filter(person__given_name="Lily", end_date__isnull=True).count() == 2
+
+
+def test_the_files_of_an_old_run_are_deleted_and_the_run_kept(brighton) -> None:  # type: ignore[no-untyped-def]
+    """Thirty days (IMPORT_FILES_KEEP_DAYS) after a run finished, the nightly retention task
+    deletes the file imported and its report — both name people — and keeps the run with its
+    counts. A dry run's file that a newer run imported is kept for that run; a forgotten
+    report says so, and a forgotten check cannot be imported."""
+    from datetime import timedelta
+
+    from django.core.exceptions import ValidationError
+    from django.http import Http404
+    from django.utils import timezone
+
+    from core.feeds import import_files_forget, import_report_response, import_run_apply
+    from core.tasks import retention_run
+
+    old, _ = _run(_csv([person("P1")]))
+    checked, _ = _run(_csv([person("P2", given_name="Ava")]), dry_run=True)
+    applied = ImportRun.objects.create(
+        source_system=checked.source_system,
+        format=checked.format,
+        dry_run=False,
+        file_path=checked.file_path,
+        finished_at=timezone.now(),
+    )
+    month_ago = timezone.now() - timedelta(days=31)
+    ImportRun.objects.filter(pk__in=[old.pk, checked.pk]).update(finished_at=month_ago)
+    files = [Path(old.file_path), Path(old.report_path), Path(checked.report_path)]
+    assert all(f.exists() for f in files) and Path(checked.file_path).exists()
+
+    assert retention_run()["import_files_deleted"] == 3
+    assert not any(f.exists() for f in files)
+    assert Path(applied.file_path).exists()  # the newer run still reads it
+    old.refresh_from_db()
+    assert (old.file_path, old.report_path) == ("", "")
+    assert old.counts["created"] == 1 and old.status == ImportRun.Status.DONE
+    with pytest.raises(Http404, match="no longer kept"):
+        import_report_response(old)
+    checked.refresh_from_db()
+    ImportRun.objects.filter(pk=applied.pk).update(finished_at=month_ago)
+    assert import_files_forget() == 1  # now the dry run's file goes too
+    checked.refresh_from_db()
+    with pytest.raises(ValidationError, match="no longer kept"):
+        import_run_apply(run=checked, actor=None)
