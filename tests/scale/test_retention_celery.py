@@ -83,5 +83,6 @@ def test_the_retention_task_reports_what_it_did_in_its_council(world, db) -> Non
         "archived": 1,
         "purged": 0,
         "expired_involvements": 0,
+        "import_files_deleted": 0,
     }
     assert _archived(brighton, person)
