@@ -92,7 +92,6 @@ CSV_COLUMNS = (
     "end_date",
 )
 REQUIRED_COLUMNS = ("record", "source_id")
-DIGEST_COLUMNS = CSV_COLUMNS[2:]
 BATCH_SIZE = 5000
 NAME_MAX = 100
 SOURCE_ID_MAX = 100
@@ -360,8 +359,8 @@ class FeedImport:
         # rows find them here rather than in FeedRecord.
         self.accepted_people: set[int] = set()
         self.nhs_claimed: dict[int, int] = {}
-        # The people this run wrote or found unchanged, by source id: the rows that name
-        # them later in the file need no lookup.
+        # The people this run wrote, by source id: the rows that name them later in the
+        # file need no lookup (people it left unchanged are looked up when named).
         self.person_local: dict[str, int] = {}
         # The kinds this source has sent before: for the others (a first import), every row
         # is new, and its key is neither looked up nor can it clash when written.
@@ -596,28 +595,21 @@ class FeedImport:
     }
 
     def _keys(self, kind: str, source_ids: list[str]) -> dict[str, tuple[int, str]]:
-        """The records these source ids stand for, with what the feed last said of each;
-        a key whose record is gone is left out, and noted in `batch_stale`."""
+        """The records these source ids stand for, with what the feed last said of each; a
+        key whose record is gone is left out."""
         if not source_ids:
             return {}
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT f.source_id, f.local_id, f.digest, r.id IS NULL "  # noqa: S608
-                f"FROM core_feedrecord f LEFT JOIN {self.TABLES[kind]} r ON r.id = f.local_id "
+                "SELECT f.source_id, f.local_id, f.digest FROM core_feedrecord f "  # noqa: S608
+                f"JOIN {self.TABLES[kind]} r ON r.id = f.local_id "
                 "WHERE f.source_system_id = %s AND f.kind = %s "
                 "AND f.source_id = ANY(string_to_array(%s, E'\\x1f'))",
                 # One string rather than an array of thousands (each element adapted in
                 # Python): a source id never holds a control character (`_first_sight`).
                 [self.source_id, kind, ID_SEPARATOR.join(source_ids)],
             )
-            found: dict[str, tuple[int, str]] = {}
-            stale = self.batch_stale.setdefault(kind, set())
-            for source_id, local, digest, gone in cursor.fetchall():
-                if gone:
-                    stale.add(source_id)
-                else:
-                    found[source_id] = (local, digest)
-            return found
+            return {source_id: (local, digest) for source_id, local, digest in cursor.fetchall()}
 
     def _changes(
         self, kind: str, rows: list[FeedRow]
