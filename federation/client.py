@@ -9,9 +9,11 @@ import json
 import logging
 import random
 import ssl
+import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -461,6 +463,25 @@ def _verified_answer(
     return document
 
 
+def _collect_until(
+    deadline: float,
+    sending: dict[Future[PeerResponse | None], int],
+    outgoing: list[SignedRequest],
+    responses: dict[int, PeerResponse | None],
+    documents: dict[int, dict[str, Any] | None],
+) -> None:
+    """Take each answer as it arrives, verified, until every peer has answered or the
+    deadline (the per-peer timeout after the last request left) has passed. A peer that
+    accepted the connection and never answers, or answers late, delays nobody else."""
+    try:
+        for future in as_completed(sending, timeout=max(0.0, deadline - time.monotonic())):
+            index = sending[future]
+            responses[index] = future.result()
+            documents[index] = _verified_answer(outgoing[index], responses[index])
+    except FuturesTimeout:
+        pass
+
+
 def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[PeerAnswer]:
     """Ask every council we hold an agreement with, in parallel, whether anyone there is
     involved with this person. A council that does not give a signed answer in time is
@@ -478,7 +499,8 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     outgoing: list[SignedRequest] = []
     responses: dict[int, PeerResponse | None] = {}
     documents: dict[int, dict[str, Any] | None] = {}
-    with ThreadPoolExecutor(max_workers=min(256, max(1, len(agreements)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(256, max(1, len(agreements))))
+    try:
         # Each request leaves as soon as it is signed, and each answer is verified as it
         # arrives, while slower councils are still answering.
         sending = {}
@@ -501,15 +523,16 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
             )
             sending[pool.submit(_post_one, one, timeout)] = len(outgoing)
             outgoing.append(one)
-        for future in as_completed(sending):
-            index = sending[future]
-            responses[index] = future.result()
-            documents[index] = _verified_answer(outgoing[index], responses[index])
+        _collect_until(time.monotonic() + timeout, sending, outgoing, responses, documents)
+    finally:
+        # A peer still silent at the deadline is not waited for: its thread ends when its
+        # socket times out, and its answer, if one ever comes, is not used.
+        pool.shutdown(wait=False, cancel_futures=True)
     answers, rows, audited = [], [], []
     now = timezone.now()
     for index, p in enumerate(outgoing):
-        response = responses[index]
-        document = documents[index]
+        response = responses.get(index)
+        document = documents.get(index)
         if document is None:
             answer = PeerAnswer(p.peer.federation_id, p.peer.name, "could_not_check", [])
             kept: dict[str, Any] = {"outcome": "could_not_check"}
