@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,7 +20,13 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
+from django_ratelimit.core import (  # private helpers: the same keys and windows as get_usage
+    ALL,
+    EXPIRATION_FUDGE,
+    _get_window,
+    _make_cache_key,
+    get_usage,
+)
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
@@ -186,3 +193,63 @@ def sign_in_attempted(request: HttpRequest, email: str) -> None:
 def sign_in_failed(request: HttpRequest) -> None:
     """Count a failed attempt from the client's address."""
     limit_count(request, SIGN_IN_ADDRESS, address_key(request))
+
+
+# --- One round trip each, for the federation's machine endpoints ------------------------------
+# Every signed request from another council asks the address limit, then the peer's limit,
+# then counts the peer: six round trips to Redis through django-ratelimit's get_usage (it
+# writes a zero before reading, and before counting). A "who is involved?" check across 150
+# councils pays that 150 times (docs/benchmarks.md). The same counters, under the same keys
+# and windows as get_usage's, in one round trip each.
+
+
+def _window_key(limit: Limit, key: str) -> tuple[str, int, int, int]:
+    """django-ratelimit's cache key for `key` under `limit` now, its window's end, the
+    limit's count and its period in seconds."""
+    count, period = rate_parse(limit.rate)
+    window = _get_window(key, period)
+    return _make_cache_key(limit.name, window, limit.rate, key, ALL), window, count, period
+
+
+def _refused_for(limit: Limit, key: str, window: int) -> int:
+    RATE_LIMITED.labels(limit.name).inc()
+    wait = max(1, window - int(time.time()))
+    limit_reached_log(limit.name, key, wait)
+    return wait
+
+
+def limit_wait_read(limit: Limit, key: str) -> int | None:
+    """`limit_wait` in one read: seconds until `key` may try again, or None."""
+    cache_key, window, allowed, _ = _window_key(limit, key)
+    try:
+        count = caches[settings.RATELIMIT_USE_CACHE].get(cache_key, 0)
+    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
+        log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
+        return None
+    return _refused_for(limit, key, window) if int(count or 0) >= allowed else None
+
+
+def limit_take(limit: Limit, key: str) -> int | None:
+    """`limit_wait` then `limit_count`, in one round trip: count this attempt, and return
+    the seconds to wait if it is over the limit (None when it may go on). The decision is
+    theirs: an attempt is refused when `allowed` were counted before it in the window; a
+    refused attempt is counted too, which changes no decision (the window ends when it
+    ends)."""
+    cache_key, window, allowed, period = _window_key(limit, key)
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    try:
+        client = getattr(cache, "client", None)
+        if client is not None and hasattr(client, "get_client"):
+            # django-redis: create at zero if absent (expiring with the window), add one.
+            full_key = cache.make_key(cache_key)
+            with client.get_client(write=True).pipeline(transaction=False) as pipe:
+                pipe.set(full_key, 0, nx=True, ex=period + EXPIRATION_FUDGE)
+                pipe.incr(full_key)
+                count = int(pipe.execute()[1])
+        else:
+            cache.add(cache_key, 0, period + EXPIRATION_FUDGE)
+            count = cache.incr(cache_key)
+    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
+        log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
+        return None
+    return _refused_for(limit, key, window) if count > allowed else None

@@ -35,7 +35,8 @@ from accounts.ratelimits import (
     client_address,
     council_key,
     limit_count,
-    limit_wait,
+    limit_take,
+    limit_wait_read,
 )
 from core.audit import audit_record
 from federation import documents, protocol
@@ -114,6 +115,23 @@ SEEN_SQL = (
 )
 
 
+# The agreement and the earlier exchanges with the same nonce or request id, in one round
+# trip (the checks still run in their order, on what it returns): the row is the agreement's,
+# or all NULL when there is none, with the earlier exchanges as a JSON array in `seen`.
+AGREEMENT_AND_SEEN_SQL = (
+    "SELECT a.*, (SELECT coalesce(json_agg(s), '[]'::json) FROM ("
+    "SELECT nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
+    "WHERE direction = %(direction)s AND peer_id = %(peer)s AND nonce = %(nonce)s "
+    "UNION ALL "
+    "SELECT nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
+    "WHERE direction = %(direction)s AND peer_id = %(peer)s AND request_id = %(request_id)s"
+    ") s) AS seen FROM (SELECT 1) AS one LEFT JOIN ("
+    "SELECT * FROM federation_datasharingagreement "
+    "WHERE agreement_id = %(agreement)s AND partner_id = %(peer)s ORDER BY id LIMIT 1"
+    ") a ON true"
+)
+
+
 EXCHANGE_IN_SQL = (
     "INSERT INTO federation_exchange (direction, kind, peer_id, agreement_id, request_id, "
     "nonce, body_sha256, purpose, practitioner, status_code, outcome, payload, response, "
@@ -161,49 +179,45 @@ def _authenticate(request: HttpRequest) -> Authenticated:
 def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool) -> Incoming:
     peer, verified, claimed, body = sender.peer, sender.verified, sender.claimed, sender.body
     peer_key = council_key(peer.federation_id)
-    wait = limit_wait(request, FEDERATION_PEER, peer_key)
+    # Asked and counted in one round trip (accounts.ratelimits.limit_take).
+    wait = limit_take(FEDERATION_PEER, peer_key)
     if wait is not None:
         raise RequestRefused("rate_limited", 429, retry_after=wait)
-    limit_count(request, FEDERATION_PEER, peer_key)
     agreement = None
     purpose = claimed[protocol.HEADER_PURPOSE]
+    request_id = claimed[protocol.HEADER_REQUEST_ID]
+    keys = {
+        "direction": Exchange.Direction.IN.value,
+        "peer": peer.federation_id,
+        "nonce": verified.nonce,
+        "request_id": request_id,
+    }
+    seen: list[dict[str, Any]]
     if needs_agreement:
-        agreement = next(
-            iter(
-                models_from_sql(
-                    DataSharingAgreement,
-                    AGREEMENT_SQL,
-                    [claimed[protocol.HEADER_AGREEMENT], peer.federation_id],
-                )
-            ),
-            None,
-        )
+        found = models_from_sql(
+            DataSharingAgreement,
+            AGREEMENT_AND_SEEN_SQL,
+            {**keys, "agreement": claimed[protocol.HEADER_AGREEMENT]},
+        )[0]
+        seen = list(found.seen)  # type: ignore[attr-defined]
+        agreement = found if found.pk is not None else None
         if agreement is None or not agreement.is_in_force:
             raise RequestRefused("no_agreement_in_force", 403)
         if purpose not in agreement.purposes:
             raise RequestRefused("purpose_not_covered", 403)
     elif purpose != AGREEMENT_PURPOSE:
         raise RequestRefused("purpose_not_covered", 403)
-    request_id = claimed[protocol.HEADER_REQUEST_ID]
-    seen = [
-        {
-            "nonce": row.nonce,
-            "request_id": row.request_id,
-            "body_sha256": row.body_sha256,
-            "status_code": row.status_code,
-            "response": row.response,
-        }
-        for row in models_from_sql(
-            Exchange,
-            SEEN_SQL,
+    else:
+        seen = [
             {
-                "direction": Exchange.Direction.IN.value,
-                "peer": peer.federation_id,
-                "nonce": verified.nonce,
-                "request_id": request_id,
-            },
-        )
-    ]
+                "nonce": row.nonce,
+                "request_id": row.request_id,
+                "body_sha256": row.body_sha256,
+                "status_code": row.status_code,
+                "response": row.response,
+            }
+            for row in models_from_sql(Exchange, SEEN_SQL, keys)
+        ]
     if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
     try:
@@ -236,7 +250,7 @@ Handler = Callable[[Incoming], tuple[int, dict[str, Any], int | None]]
 
 def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool) -> Reply:
     """Check a signed request, then let `handler` answer it once."""
-    wait = limit_wait(request, FEDERATION_ADDRESS, address_key(request))
+    wait = limit_wait_read(FEDERATION_ADDRESS, address_key(request))
     if wait is not None:
         return _refused(request, kind, RequestRefused("rate_limited", 429, retry_after=wait))
     sender: Authenticated | None = None
