@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 import pytest
+from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.models import User
@@ -202,6 +203,19 @@ def check(world, django_db_blocker) -> Iterator[Check]:  # type: ignore[no-untyp
         server_stop(server)
         silent.stop()
         late.stop()
+        with django_db_blocker.unblock():
+            _remove([wiltshire, *answering])
+
+
+def _remove(councils: list[Council]) -> None:
+    """Leave the session's database as it was: later tests count every council."""
+    ids = [council_federation_id(c) for c in councils] + ["council:E99000001", "council:E99000002"]
+    for council in councils:
+        schema = council.schema_name
+        council.delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    FederationPeer.objects.filter(federation_id__in=ids).delete()
 
 
 def test_a_silent_and_a_late_council_delay_nobody_beyond_the_timeout(check, settings, db) -> None:  # type: ignore[no-untyped-def]
