@@ -46,7 +46,9 @@ it), the signature check 13 % (http-message-signatures parsing and rebuilding th
 signature base; Ed25519 itself under 1 %), the rate limits 12 % (six round trips to Redis:
 django-ratelimit writes a zero before each read and before each count), matching and the
 answer 20 % (the lookup document's DRF validation, the match, the pointers signed), the
-audit append 6 %, the rest the database round trips: 12 statements, BEGIN and COMMIT, and
+audit append 6 %, the rest the database round trips: 11 statements (routing, then in one
+transaction the peer, agreement, earlier exchanges, match, involvements, notification,
+exchange row, audit lock, last hash, audit event), BEGIN and COMMIT, and
 a `SET search_path` whenever the connection last served another council (nearly always
 with 150 councils on 10 connections). On the asking side, signing each request through
 http-message-signatures' generic machinery was a third of its CPU and starting a thread
