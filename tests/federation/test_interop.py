@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import struct
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -552,6 +555,24 @@ def test_a_card_with_a_default_port_adds_a_peer_at_the_plain_address(pair) -> No
     assert services.peer_add(card=card).base_url == "https://cornwall.example"
     with pytest.raises(ValidationError):
         services.peer_add(card={**card, "base_url": "ftp://cornwall.example"})
+
+
+@pytest.mark.parametrize(
+    ("scheme", "port", "kept"),
+    [("https", "443", ""), ("http", "80", ""), ("https", "8443", "8443"), ("http", "443", "443")],
+)
+def test_the_sites_default_port_is_left_out_of_every_address(scheme, port, kept) -> None:  # type: ignore[no-untyped-def]
+    """SITE_PORT=443 with https (as Ansible sets it for a platform on 443) writes no port:
+    a council's card says https://x, not https://x:443."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import deploy.settings as s; print(s.SITE_PORT)"],
+        env={**os.environ, "SITE_SCHEME": scheme, "SITE_PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1:] == ([kept] if kept else [])
 
 
 # --- A request signed by the Node side -----------------------------------------------------------
