@@ -84,11 +84,11 @@ def lookup(councils: Councils) -> Any:
         )
 
 
-def through_nginx(proxy: Proxy, url: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+def through_nginx(nginx: Proxy, url: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
     """POST over TLS to nginx, as the client does: the URL's host (and port) in Host."""
     parts = urlsplit(url)
-    assert parts.port == proxy.https_port
-    connection = ClientConnection(proxy.https_port, parts.hostname or "")
+    assert parts.port == nginx.https_port
+    connection = ClientConnection(nginx.https_port, parts.hostname or "")
     try:
         connection.request("POST", parts.path, body=body, headers=headers)
         response = connection.getresponse()
@@ -98,7 +98,7 @@ def through_nginx(proxy: Proxy, url: str, headers: dict[str, str], body: bytes) 
 
 
 @pytest.fixture
-def on_a_non_default_port(proxy: Proxy, settings, django_db_blocker) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]
+def on_a_non_default_port(proxy: Proxy, settings, django_db_blocker) -> Iterator[Proxy]:  # type: ignore[no-untyped-def]  # noqa: F811
     """Councils here are at https://<council>.localhost:<nginx's port>."""
     settings.SITE_SCHEME = "https"
     settings.SITE_PORT = str(proxy.https_port)
@@ -111,15 +111,15 @@ def test_a_signed_request_to_a_council_on_a_non_default_port_is_verified_behind_
 ) -> None:
     """The app behind nginx rebuilds https://southampton.localhost:PORT/... and verifies
     Portsmouth's signature; the signed answer comes back. Node verifies both."""
-    proxy = on_a_non_default_port
+    nginx = on_a_non_default_port
     sent = lookup(councils)
-    assert sent.url.startswith(f"https://southampton.localhost:{proxy.https_port}/")
-    status, answer = through_nginx(proxy, sent.url, sent.headers, sent.body)
+    assert sent.url.startswith(f"https://southampton.localhost:{nginx.https_port}/")
+    status, answer = through_nginx(nginx, sent.url, sent.headers, sent.body)
     assert status == 200, answer
     assert answer["type"] == "patchwork.lookup-answer"
     assert answer["outcome"] == "no_match"
-    seen = proxy.seen(LOOKUP_PATH)
-    assert seen["HTTP_HOST"] == f"southampton.localhost:{proxy.https_port}"
+    seen = nginx.seen(LOOKUP_PATH)
+    assert seen["HTTP_HOST"] == f"southampton.localhost:{nginx.https_port}"
 
     keys = public_keys(councils.asker, councils.answerer)
     with schema_context(councils.asker.schema_name):
@@ -150,13 +150,13 @@ def test_a_request_node_signs_is_verified_behind_nginx_on_a_non_default_port(
 ) -> None:
     """npm http-message-signatures signs a lookup with Portsmouth's key for
     https://southampton.localhost:PORT/...; the app behind nginx answers it."""
-    proxy = on_a_non_default_port
+    nginx = on_a_non_default_port
     with schema_context(councils.asker.schema_name):
         key = services.signing_key(councils.asker)
     seed = key.private_key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    url = f"https://southampton.localhost:{proxy.https_port}{LOOKUP_PATH}"
+    url = f"https://southampton.localhost:{nginx.https_port}{LOOKUP_PATH}"
     body = json.dumps(
         {"type": "patchwork.lookup", "match_keys": {"nhs": [secrets.token_hex(32)]}}
     ).encode()
@@ -186,6 +186,6 @@ def test_a_request_node_signs_is_verified_behind_nginx_on_a_non_default_port(
             ]
         }
     )["signed"][0]["headers"]
-    status, answer = through_nginx(proxy, url, signed, body)
+    status, answer = through_nginx(nginx, url, signed, body)
     assert status == 200, answer
     assert answer["outcome"] == "no_match"
