@@ -528,3 +528,16 @@ def test_the_operator_console_shows_a_refused_directory(governance_key, world, d
     assert 'data-directory-status="warning"' in page
     assert "sequence 1 stays in force" in page
     assert "from the directory (1)" in page
+
+
+def test_a_card_for_a_council_the_directory_lists_is_refused(governance_key, world, db) -> None:
+    """The directory wins: an operator cannot replace a listed council's keys by a card."""
+    from django.core.exceptions import ValidationError
+
+    card = services.council_card(world.brighton)
+    FederationPeer.objects.filter(federation_id=card["id"]).delete()
+    FederationPeer.objects.create(
+        federation_id=card["id"], name="Brighton and Hove", directory_status="active"
+    )
+    with pytest.raises(ValidationError, match="is in the directory of councils"):
+        services.peer_add(card=card)

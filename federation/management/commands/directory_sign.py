@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             "--previous", help="the directory this one replaces: its sequence plus one"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         members_path = Path(str(options["members"]))
         try:
             members = json.loads(members_path.read_text())
@@ -48,13 +49,13 @@ class Command(BaseCommand):
             sequence += 1
         secret = passphrase()
         try:
-            keys = [governance_key_load(Path(str(path)), secret) for path in options["key"]]  # type: ignore[attr-defined]
+            keys = [governance_key_load(Path(path), secret) for path in options["key"]]
             document = directory_sign(
                 keys=keys,
                 members=members,
-                sequence=int(sequence),  # type: ignore[call-overload]
+                sequence=int(sequence),
                 now=timezone.now(),
-                valid_days=int(options["valid_days"]),  # type: ignore[call-overload]
+                valid_days=int(options["valid_days"]),
             )
         except DirectoryError as exc:
             raise CommandError(str(exc)) from exc
