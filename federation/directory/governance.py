@@ -113,11 +113,17 @@ def trusted_governance_keys(configured: Iterable[str]) -> dict[str, bytes]:
         try:
             public = protocol.unb64(encoded.strip())
         except ValueError as exc:
-            raise DirectoryError(f"Governance key {item!r} is not base64url") from exc
+            raise DirectoryError(
+                f"bad_governance_keys: governance key {item!r} is not base64url"
+            ) from exc
         if len(public) != 32:
-            raise DirectoryError(f"Governance key {item!r} is not a 32-byte Ed25519 key")
+            raise DirectoryError(
+                f"bad_governance_keys: governance key {item!r} is not a 32-byte Ed25519 key"
+            )
         if fingerprint and protocol.fingerprint(public) != fingerprint.strip().lower():
-            raise DirectoryError(f"Governance key {item!r} does not match its fingerprint")
+            raise DirectoryError(
+                f"bad_governance_keys: governance key {item!r} does not match its fingerprint"
+            )
         keys[governance_key_id(public)] = public
     return keys
 
