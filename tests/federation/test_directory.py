@@ -541,3 +541,31 @@ def test_a_card_for_a_council_the_directory_lists_is_refused(governance_key, wor
     )
     with pytest.raises(ValidationError, match="is in the directory of councils"):
         services.peer_add(card=card)
+
+
+def test_a_fetch_that_gets_no_answer_keeps_the_last_good_directory(
+    governance_key, settings, db, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """The beat task against an address where nothing listens (real TCP on loopback): an
+    ERROR, a warning for the operator, and the peers as the last good directory left them."""
+    import socket
+
+    from federation.tasks import directory_fetch_task
+
+    assert settings.CELERY_BEAT_SCHEDULE["federation-directory-fetch"]["schedule"] == (
+        settings.FEDERATION_DIRECTORY_FETCH_MINUTES * 60.0
+    )
+    receive(signed(governance_key, [member()], 1))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.FEDERATION_DIRECTORY_URLS = [
+        f"http://127.0.0.1:{port}/.well-known/patchwork/directory"
+    ]
+    with caplog.at_level("ERROR"):
+        assert directory_fetch_task() == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("refused: unreachable" in line for line in errors), errors
+    assert any("needs attention" in line for line in errors), errors
+    assert directory_state().status == "warning"
+    assert peer_active(DEVON) is not None
