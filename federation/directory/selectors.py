@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from federation.directory.models import DirectoryDocument, FederationPeer
@@ -51,6 +52,10 @@ class DirectoryState:
     valid_until: datetime | None = None
 
 
+def _last_seen(record: DirectoryDocument) -> datetime:
+    return max(record.received_at, record.checked_at or record.received_at)
+
+
 def directory_state() -> DirectoryState:
     in_force = directory_in_force()
     configured = bool(settings.FEDERATION_GOVERNANCE_KEYS)
@@ -72,16 +77,16 @@ def directory_state() -> DirectoryState:
             in_force.sequence,
             in_force.valid_until,
         )
-    newest = DirectoryDocument.objects.order_by("-received_at", "-id").first()
-    seen_at = max(in_force.received_at, in_force.checked_at or in_force.received_at)
-    if (
-        newest is not None
-        and newest.decision == DirectoryDocument.Decision.REFUSED
-        and newest.received_at > seen_at
-    ):
+    refused = (
+        DirectoryDocument.objects.filter(decision=DirectoryDocument.Decision.REFUSED)
+        .annotate(seen=Coalesce("checked_at", "received_at"))
+        .order_by("-seen", "-id")
+        .first()
+    )
+    if refused is not None and _last_seen(refused) > _last_seen(in_force):
         return DirectoryState(
             WARNING,
-            f"the last directory received was refused ({newest.reason}); sequence "
+            f"the last directory received was refused ({refused.reason}); sequence "
             f"{in_force.sequence} stays in force",
             in_force.sequence,
             in_force.valid_until,

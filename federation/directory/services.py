@@ -203,12 +203,24 @@ def directory_refused(*, source: str, reason: str, content: bytes = b"") -> Dire
     """Record a directory that could not be used (or a fetch that got nothing): an ERROR in
     the log, a row the console and /readyz show; the directory in force stays."""
     log.error("Directory of councils from %s refused: %s", source, reason)
+    digest = hashlib.sha256(content).hexdigest() if content else ""
+    # The same refusal of the same bytes from the same place, fetch after fetch, is one row
+    # (a broken or hostile server must not fill the table): its `checked_at` moves on.
+    last = DirectoryDocument.objects.order_by("-received_at", "-id").first()
+    if (
+        last is not None
+        and last.decision == DirectoryDocument.Decision.REFUSED
+        and (last.source, last.digest, last.reason) == (source[:500], digest, reason[:300])
+    ):
+        last.checked_at = timezone.now()
+        last.save(update_fields=["checked_at"])
+        return last
     document = None
     with contextlib.suppress(ValueError):
         document = json.loads(content) if content else None
     return _record(
         source=source,
-        digest=hashlib.sha256(content).hexdigest() if content else "",
+        digest=digest,
         decision=DirectoryDocument.Decision.REFUSED,
         reason=reason,
         document=document,

@@ -569,3 +569,7 @@ def test_a_fetch_that_gets_no_answer_keeps_the_last_good_directory(
     assert any("needs attention" in line for line in errors), errors
     assert directory_state().status == "warning"
     assert peer_active(DEVON) is not None
+    # Fetch after fetch, the same failure is one row whose last check moves on.
+    directory_fetch_task()
+    refused = DirectoryDocument.objects.get(decision="refused")
+    assert refused.checked_at is not None and refused.checked_at > refused.received_at
