@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from psycopg.types.json import Jsonb
 from federation.directory import governance
 
 PASSPHRASE = "a long governance passphrase"
+METRICS_TOKEN = "directory-test-metrics-token-0123456789"
 DIRECTORY_TABLE = "federation_directory_directorydocument"
 
 
@@ -81,7 +81,12 @@ def test_a_signed_directory_joins_two_deployments_and_suspends_a_council(  # typ
     a forged and an expired directory are refused and the last good one kept."""
     template = connections["default"].settings_dict["NAME"]
     connections.close_all()
-    env = {**os.environ, "PATCHWORK_ENV": "test", "PATCHWORK_GOVERNANCE_PASSPHRASE": PASSPHRASE}
+    env = {
+        **os.environ,
+        "PATCHWORK_ENV": "test",
+        "PATCHWORK_GOVERNANCE_PASSPHRASE": PASSPHRASE,
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
     env.pop("TEST_DATABASE_NAME", None)
     key_file = tmp_path / "governance.pem"
     with deployments(settings.DATABASE_URL, template=template, base_env=env) as (a, b):
@@ -147,8 +152,16 @@ def test_a_signed_directory_joins_two_deployments_and_suspends_a_council(  # typ
         b.patchwork("directory_fetch")
         assert (peer(b, kent_id)["status"], peer(b, kent_id)["active"]) == ("suspended", False)
         assert kent_asks(a, person) == ["Devon could not be checked"]
-        log = Path(tempfile.gettempdir(), f"patchwork-federation-b-{b.port}.log").read_text()
-        assert "Refused federation lookup from 127.0.0.1: peer_suspended" in log
+        metrics = httpx.get(
+            f"http://127.0.0.1:{b.port}/metrics",
+            headers={"Host": f"{b.domain}:{b.port}", "Authorization": f"Bearer {METRICS_TOKEN}"},
+        ).text
+        assert re.search(
+            r'^patchwork_federation_refused_total\{[^}]*kind="lookup"[^}]*'
+            r'reason="peer_suspended"[^}]*\} [1-9]',
+            metrics,
+            re.MULTILINE,
+        ), metrics
 
         # 4. A forged directory (Kent made active again, sequence raised) is refused by
         # the publishing command, and by B when someone makes A serve it.
