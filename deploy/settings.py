@@ -583,6 +583,16 @@ FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECO
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
 FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
 
+# --- The signed directory of councils (federation/directory, decision 0014) ---
+# The governance public keys this deployment trusts (base64url, each optionally written
+# `<sha-256 fingerprint>=<key>`; several during a rotation), where the directory is fetched
+# from (tried in order; the first good answer wins), and how often.
+FEDERATION_GOVERNANCE_KEYS = envlist("FEDERATION_GOVERNANCE_KEYS")
+FEDERATION_DIRECTORY_URLS = envlist("FEDERATION_DIRECTORY_URLS")
+FEDERATION_DIRECTORY_FETCH_MINUTES = envint("FEDERATION_DIRECTORY_FETCH_MINUTES", 15)
+if FEDERATION_DIRECTORY_FETCH_MINUTES < 1:
+    raise ImproperlyConfigured("FEDERATION_DIRECTORY_FETCH_MINUTES must be at least 1")
+
 # --- Health and metrics (deploy/health.py, deploy/metrics.py) ---
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token it is 404.
 METRICS_TOKEN = envstr("METRICS_TOKEN")
@@ -730,6 +740,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.for_each_council",
         "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
         "args": ["federation.tasks.audit_checkpoint_task"],
+    },
+    "federation-directory-fetch": {
+        "task": "federation.tasks.directory_fetch_task",
+        "schedule": FEDERATION_DIRECTORY_FETCH_MINUTES * 60.0,
     },
     "celery-heartbeat": {
         "task": "tenants.tasks.celery_heartbeat",

@@ -157,6 +157,12 @@ def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPe
     existing = FederationPeer.objects.filter(federation_id=federation_id).first()
     if existing is not None and existing.council is not None:
         raise ValidationError(f"{existing.name} is a council on this deployment already")
+    if existing is not None and existing.directory_status in ("active", "suspended"):
+        # Decision 0014: for a council the directory lists, the directory wins.
+        raise ValidationError(
+            f"{existing.name} is in the directory of councils: its address and keys come "
+            "from there, not from a card"
+        )
     trusted = [
         {"key_id": k, "public_key": protocol.b64(v), "expires_at": None} for k, v in keys.items()
     ]
