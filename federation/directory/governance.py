@@ -188,7 +188,7 @@ def member_clean(entry: Any, where: str) -> dict[str, Any]:
     try:
         base_url = protocol.base_url_normalised(base_url)
     except ValueError as exc:
-        raise DirectoryError(f"{where}: `base_url` {exc}") from exc
+        raise DirectoryError(f"{where}: {exc}") from exc
     status = entry.get("status", "active")
     if status not in STATUSES:
         raise DirectoryError(f"{where}: `status` must be one of {', '.join(STATUSES)}")
