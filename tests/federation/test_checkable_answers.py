@@ -19,12 +19,13 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.models import Notification
+from core.services import involvement_add
 from federation import protocol, services
 from federation.client import LOOKUP_PATH, PeerResponse, SignedRequest, _verified_answer
 from federation.directory.models import council_federation_id
-from federation.models import Exchange
+from federation.models import Exchange, OutboxMessage
 from federation.selectors import PeerAnswer, answer_from_document, peer_active
-from tests.factories import PersonFactory
+from tests.factories import PersonFactory, PractitionerFactory, RoleFactory
 from tests.federation.agreement import (
     KAI_NHS,
     lookup_body,
@@ -497,3 +498,57 @@ def test_every_state_has_words_and_only_a_match_has_pointers() -> None:
         "before acting"
     )
     assert PeerAnswer("c", "Staffordshire", "no_match", []).summary == ""
+
+
+def test_after_a_possible_mismatch_nothing_is_pushed_when_the_team_changes(pair) -> None:
+    """A new school nurse for Kai queues no pointer update to Brighton: only a lookup
+    answered with a match is followed up."""
+    ask(pair, lookup_body(pair, names=LILY_NAMES, born=LILY_BORN))
+    with schema_context(pair.staffordshire.schema_name):
+        nurse = PractitionerFactory(job_title="School nurse")
+        involvement_add(
+            actor=nurse.user,
+            person=pair.kai,
+            practitioner=nurse,
+            role=RoleFactory(name="School nurse"),
+        )
+        assert not OutboxMessage.objects.exists()
+    ask(pair, lookup_body(pair, names=KAI_NAMES, born=KAI_BORN))
+    with schema_context(pair.staffordshire.schema_name):
+        nurse = PractitionerFactory(job_title="School nurse")
+        involvement_add(
+            actor=nurse.user,
+            person=pair.kai,
+            practitioner=nurse,
+            role=RoleFactory(name="School nurse"),
+        )
+        assert OutboxMessage.objects.count() == 1
+
+
+def test_a_stored_update_never_turns_a_possible_mismatch_into_a_match(
+    pair, scenario, world
+) -> None:  # type: ignore[no-untyped-def]
+    """Even if a pointer update were on record for it, Ava's possible mismatch stays one on
+    the page, with no contacts."""
+    answer = ask(pair, lookup_body(pair, names=LILY_NAMES, born=LILY_BORN))
+    _recorded(pair, scenario.ava.pk, answer)
+    pointers = ask(pair, lookup_body(pair))["pointers"]
+    with schema_context(pair.brighton.schema_name):
+        Exchange.objects.create(
+            direction="in",
+            kind="pointer_update",
+            peer_id=council_federation_id(pair.staffordshire),
+            agreement_id=pair.agreement_id,
+            request_id="update-1",
+            body_sha256="0" * 64,
+            outcome="applied",
+            payload={"type": "patchwork.pointer-update", "pointers": pointers},
+            in_reply_to=answer["request_id"],
+        )
+    page = (
+        sign_in(world.brighton_social_worker)
+        .get(f"/federation/people/{scenario.ava.pk}/other-councils/")
+        .content.decode()
+    )
+    assert "Staffordshire: possible mismatch" in page
+    assert "Leek High School" not in page and "Known to Staffordshire" not in page
