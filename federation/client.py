@@ -58,7 +58,7 @@ OFFER_PATH = "/federation/v1/agreements/offer"
 COUNTERSIGN_PATH = "/federation/v1/agreements/countersign"
 REVOKE_PATH = "/federation/v1/agreements/revoke"
 POINTER_UPDATE_PATH = "/federation/v1/pointer-updates"
-ANSWER_OUTCOMES = {"match", "no_match", "more_attributes_requested"}
+ANSWER_OUTCOMES = protocol.ANSWER_OUTCOMES
 # An unknown key id makes us refetch a peer's key document, but not more often than this.
 KEY_REFETCH_INTERVAL = timedelta(seconds=30)
 
@@ -451,6 +451,8 @@ def _verified_answer(
         or document.get("responder") != peer.federation_id
         or document.get("outcome") not in ANSWER_OUTCOMES
         or not protocol.verify_document_signature(document, peer.federation_id, public_key)
+        # What it says was compared is signed with it, and must agree with its outcome.
+        or not protocol.answer_detail_consistent(document, outgoing.payload.get("match_keys") or {})
     ):
         return None
     for pointer in document.get("pointers") or []:

@@ -26,6 +26,7 @@ def _strings(max_items: int, **kwargs: Any) -> serializers.ListField:
 class MatchKeys(serializers.Serializer):
     nhs = _strings(16)
     demographic = _strings(1024)
+    nhs_and_birth_date = _strings(16)
 
 
 class Lookup(serializers.Serializer):

@@ -301,15 +301,28 @@ class Identifiers:
     names: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (given, family)
 
 
+def nhs_and_birth_date_key(secret: bytes, nhs_number: str, date_of_birth: date) -> str:
+    """The key of an NHS number together with a date of birth: what lets the answering
+    council say "the NHS number matches but the date of birth does not" (decision 0013).
+    Bound to the NHS number, so a council that does not know the number learns nothing of
+    the date (a date of birth alone has a few thousand values: its key would be a dictionary
+    lookup away for the partner, who holds the secret)."""
+    return match_key(secret, f"nhs-dob:{nhs_number_clean(nhs_number)}|{date_of_birth.isoformat()}")
+
+
 def match_keys(
     identifiers: Identifiers, *, secret: bytes, demographic: bool
 ) -> dict[str, list[str]]:
     """HMAC-SHA256 keys of the person's normalised identifiers under the agreement's secret:
-    always the NHS number; name and date of birth variants only when `demographic`."""
+    always the NHS number; name and date of birth variants, and the NHS number with the date
+    of birth (`nhs_and_birth_date`), only when `demographic` (the agreement allows matching
+    on them)."""
     keys: dict[str, list[str]] = {"nhs": [], "demographic": []}
     nhs = nhs_number_clean(identifiers.nhs_number or "")
     if nhs:
         keys["nhs"].append(match_key(secret, f"nhs:{nhs}"))
+    if demographic and nhs and identifiers.date_of_birth is not None:
+        keys[NHS_AND_BIRTH_DATE] = [nhs_and_birth_date_key(secret, nhs, identifiers.date_of_birth)]
     if demographic and identifiers.date_of_birth is not None:
         born = identifiers.date_of_birth.isoformat()
         labels = {
@@ -324,6 +337,91 @@ def match_keys(
 
 def new_agreement_secret() -> bytes:
     return secrets.token_bytes(32)
+
+
+# --- What an answer says was compared (decision 0013) -----------------------------------------
+
+# The lookup's key kind for the NHS number together with the date of birth.
+NHS_AND_BIRTH_DATE = "nhs_and_birth_date"
+# Each identifier the answering council compared, and how it came out.
+COMPARED = ("nhs_number", "name_and_date_of_birth", "date_of_birth")
+MATCHED, DIFFERS, NOT_COMPARED = "match", "no_match", "not_compared"
+COMPARISON_RESULTS = frozenset({MATCHED, DIFFERS, NOT_COMPARED})
+# Outcomes an answer may give; `possible_mismatch` is never a match (no pointers cross).
+POSSIBLE_MISMATCH = "possible_mismatch"
+ANSWER_OUTCOMES = frozenset({"match", "no_match", "more_attributes_requested", POSSIBLE_MISMATCH})
+CONFIDENCES = frozenset(
+    {"confirmed", "nhs_number_only", "demographic_only", POSSIBLE_MISMATCH, "none"}
+)
+
+
+def nothing_compared() -> dict[str, str]:
+    return dict.fromkeys(COMPARED, NOT_COMPARED)
+
+
+def answer_confidence(outcome: str, comparisons: Mapping[str, str]) -> str:
+    """The one `confidence` that follows from an answer's outcome and comparisons. Both
+    councils use this rule: the answering one to write it, the asking one to check it."""
+    if outcome not in {"match", POSSIBLE_MISMATCH}:
+        return "none"
+    if DIFFERS in comparisons.values():
+        return POSSIBLE_MISMATCH
+    nhs, named = comparisons.get("nhs_number"), comparisons.get("name_and_date_of_birth")
+    if nhs == MATCHED and named == MATCHED:
+        return "confirmed"
+    if nhs == MATCHED:
+        return "nhs_number_only"
+    if named == MATCHED:
+        return "demographic_only"
+    return "none"
+
+
+def answer_detail_consistent(answer: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Whether a signed answer's `comparisons` and `confidence` agree with its outcome, its
+    pointers and the keys we `sent`. An answer from a council that predates them carries
+    neither (shown as "did not say what matched"); one carrying only one of them, or detail
+    that contradicts the outcome, is refused: a possible mismatch must never pass as a match."""
+    outcome = answer.get("outcome")
+    has_comparisons, has_confidence = "comparisons" in answer, "confidence" in answer
+    if not has_comparisons and not has_confidence:
+        return outcome in {"match", "no_match", "more_attributes_requested"}
+    comparisons, confidence = answer.get("comparisons"), answer.get("confidence")
+    if (
+        not isinstance(comparisons, dict)
+        or set(comparisons) != set(COMPARED)
+        or not all(value in COMPARISON_RESULTS for value in comparisons.values())
+        or confidence not in CONFIDENCES
+        or outcome not in ANSWER_OUTCOMES
+        or confidence != answer_confidence(str(outcome), comparisons)
+    ):
+        return False
+    values = set(comparisons.values())
+    if outcome == "match" and (
+        confidence not in {"confirmed", "nhs_number_only", "demographic_only"} or DIFFERS in values
+    ):
+        return False
+    if outcome == POSSIBLE_MISMATCH and not ({MATCHED, DIFFERS} <= values):
+        return False
+    if outcome in {"no_match", "more_attributes_requested"} and values != {NOT_COMPARED}:
+        return False
+    if outcome != "match" and (answer.get("pointers") or answer.get("sensitive_service_involved")):
+        return False
+    # Nothing is compared that we did not send.
+    sent_nhs = bool(sent.get("nhs"))
+    sent_names = bool(sent.get("demographic"))
+    sent_birth = bool(sent.get(NHS_AND_BIRTH_DATE))
+    named = comparisons["name_and_date_of_birth"]
+    born = comparisons["date_of_birth"]
+    if comparisons["nhs_number"] != NOT_COMPARED and not sent_nhs:
+        return False
+    if named != NOT_COMPARED and not sent_names:
+        return False
+    if born == DIFFERS and not sent_birth:
+        return False
+    if born == MATCHED and not (sent_birth or named == MATCHED):
+        return False
+    # A name-and-birth match is a birth-date match.
+    return not (named == MATCHED and born != MATCHED)
 
 
 # --- HTTP message signatures (RFC 9421) -----------------------------------------------------

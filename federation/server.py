@@ -49,7 +49,8 @@ from federation.services import (
     agreement_received,
     agreement_revoke,
     current_involvements,
-    match_person,
+    duty_team_contact,
+    match_person_compared,
     notify_team_of_lookup,
     pointers_for,
     signing_key,
@@ -353,7 +354,8 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
     if not documents.well_formed(documents.Lookup, incoming.payload):
         raise RequestRefused("not_a_lookup", 400)
     keys = incoming.payload["match_keys"]
-    outcome, person = match_person(agreement=agreement, keys=keys)
+    result = match_person_compared(agreement=agreement, keys=keys)
+    outcome, person = result.outcome, result.person
     key = signing_key(own_council())
     answer: dict[str, Any] = {
         "type": "patchwork.lookup-answer",
@@ -363,8 +365,15 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
         "issued_at": protocol.timestamp(timezone.now()),
         "outcome": outcome,
         "pointers": [],
+        # What was compared and how sure the match is, signed with the rest (decision 0013).
+        "comparisons": result.comparisons,
+        "confidence": result.confidence,
     }
-    if person is not None:
+    if outcome == protocol.POSSIBLE_MISMATCH:
+        # Perhaps another child's record: none of its pointers cross and its team is not
+        # told; the asking practitioner is pointed to our duty team to check.
+        answer["duty_team_contact"] = duty_team_contact()
+    elif person is not None:
         involvements = current_involvements(person)
         answer.update(
             pointers_for(person=person, agreement=agreement, key=key, involvements=involvements)
@@ -386,6 +395,8 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
         not documents.well_formed(documents.PointerUpdate, document)
         or document.get("responder") != peer.federation_id
         or lookup is None
+        # Only a lookup answered with a match is followed up: never a possible mismatch.
+        or lookup.outcome != "match"
         or not protocol.verify_document_signature(
             document, peer.federation_id, lambda kid: peer_public_key(peer, kid)
         )

@@ -436,9 +436,12 @@ def _keys_rows(agreement: DataSharingAgreement, secret: bytes, person: Person) -
     computed = protocol.match_keys(
         person_identifiers(person), secret=secret, demographic=agreement.demographic_matching
     )
+    # The NHS-number-with-birth-date key is not indexed: it is only ever compared with the
+    # person an NHS number found, and computed then (decision 0013).
     return [
         MatchKey(agreement=agreement, person=person, kind=kind, key=key)
         for kind, values in computed.items()
+        if kind in MatchKey.Kind.values
         for key in values
     ]
 
@@ -505,11 +508,66 @@ SELECT p.* FROM core_person p WHERE p.id IN (
 """
 
 
-def match_person(
-    *, agreement: DataSharingAgreement, keys: dict[str, Any]
-) -> tuple[str, Person | None]:
-    """One person or none (IHE XCPD): an NHS number decides; otherwise a single
-    name-and-birth match where the agreement allows it; several means "ask for more"."""
+@dataclass(frozen=True)
+class MatchResult:
+    """The answer to a lookup before it is signed: the outcome, the person it concerns (for
+    this council's audit; pointers only on a `match`), which identifiers were compared with
+    that person and how each came out, and the confidence that follows (decision 0013)."""
+
+    outcome: str
+    person: Person | None
+    comparisons: dict[str, str]
+
+    @property
+    def confidence(self) -> str:
+        return protocol.answer_confidence(self.outcome, self.comparisons)
+
+
+def _nobody(outcome: str) -> MatchResult:
+    return MatchResult(outcome, None, protocol.nothing_compared())
+
+
+def _compare_with(
+    *, agreement: DataSharingAgreement, person: Person, keys: dict[str, Any]
+) -> MatchResult:
+    """The person the NHS number found, compared on name and date of birth where the
+    agreement allows it and the asking council sent them."""
+    comparisons = {**protocol.nothing_compared(), "nhs_number": protocol.MATCHED}
+    demographic = [str(k) for k in keys.get("demographic") or []][:64]
+    with_birth = [str(k) for k in keys.get(protocol.NHS_AND_BIRTH_DATE) or []][:4]
+    if agreement.demographic_matching and demographic:
+        own = set(
+            MatchKey.objects.filter(
+                agreement=agreement, person=person, kind=MatchKey.Kind.DEMOGRAPHIC
+            ).values_list("key", flat=True)
+        )
+        if own:
+            named = protocol.MATCHED if own.intersection(demographic) else protocol.DIFFERS
+            comparisons["name_and_date_of_birth"] = named
+            if named == protocol.MATCHED:
+                comparisons["date_of_birth"] = protocol.MATCHED
+    if (
+        agreement.demographic_matching
+        and with_birth
+        and comparisons["date_of_birth"] == protocol.NOT_COMPARED
+        and person.date_of_birth is not None
+        and person.nhs_number
+    ):
+        ours = protocol.nhs_and_birth_date_key(
+            agreement_secret(agreement), person.nhs_number, person.date_of_birth
+        )
+        comparisons["date_of_birth"] = protocol.MATCHED if ours in with_birth else protocol.DIFFERS
+    differs = protocol.DIFFERS in comparisons.values()
+    return MatchResult(protocol.POSSIBLE_MISMATCH if differs else "match", person, comparisons)
+
+
+def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, Any]) -> MatchResult:
+    """One person or none (IHE XCPD), and what was compared. An NHS number decides who; then
+    name and date of birth, where the agreement allows and they were sent, confirm it or
+    show a possible mismatch (a mistyped NHS number that is another child's here). Without
+    an NHS match, a single name-and-birth match where the agreement allows it: a match when
+    we know no NHS number for that person, a possible mismatch when we know a different
+    one. Several means "ask for more"."""
     nhs = [str(k) for k in keys.get("nhs") or []][:4]
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
     index = MatchKey.objects.filter(agreement=agreement).select_related("person")
@@ -520,26 +578,61 @@ def match_person(
         )
     }
     if len(hits) > 1:
-        return "more_attributes_requested", None
-    if not hits and agreement.demographic_matching and demographic:
-        hits = {
-            row.person_id: row.person
-            for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
-        }
-        if nhs and hits:
-            # A candidate whose NHS number we know, and which is not the one asked about,
-            # is a different child who shares a name and birthday.
-            known = index.filter(kind=MatchKey.Kind.NHS, person_id__in=list(hits))
-            for person_id in known.values_list("person_id", flat=True):
-                hits.pop(person_id, None)
-        if len(hits) > 1:
-            return "more_attributes_requested", None
-    if not hits:
-        return "no_match", None
-    person = next(iter(hits.values()))
-    if person.shielded or person.archived_at is not None:
-        return "no_match", None
-    return "match", person
+        return _nobody("more_attributes_requested")
+    if hits:
+        person = next(iter(hits.values()))
+        if person.shielded or person.archived_at is not None:
+            return _nobody("no_match")
+        return _compare_with(agreement=agreement, person=person, keys=keys)
+    if not (agreement.demographic_matching and demographic):
+        return _nobody("no_match")
+    candidates = {
+        row.person_id: row.person
+        for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
+    }
+    contradicting: dict[int, Person] = {}
+    if nhs and candidates:
+        # A candidate whose NHS number we know, and which is not the one asked about, is a
+        # different child who shares a name and birthday, or the same child with a
+        # mistyped number on one side: never a match.
+        known = index.filter(kind=MatchKey.Kind.NHS, person_id__in=list(candidates))
+        for person_id in known.values_list("person_id", flat=True):
+            contradicting[person_id] = candidates.pop(person_id)
+    if len(candidates) > 1:
+        return _nobody("more_attributes_requested")
+    if candidates:
+        person = next(iter(candidates.values()))
+        if person.shielded or person.archived_at is not None:
+            return _nobody("no_match")
+        return MatchResult(
+            "match",
+            person,
+            {
+                "nhs_number": protocol.NOT_COMPARED,
+                "name_and_date_of_birth": protocol.MATCHED,
+                "date_of_birth": protocol.MATCHED,
+            },
+        )
+    if len(contradicting) == 1:
+        person = next(iter(contradicting.values()))
+        return MatchResult(
+            protocol.POSSIBLE_MISMATCH,
+            person,
+            {
+                "nhs_number": protocol.DIFFERS,
+                "name_and_date_of_birth": protocol.MATCHED,
+                "date_of_birth": protocol.MATCHED,
+            },
+        )
+    return _nobody("no_match")
+
+
+def match_person(
+    *, agreement: DataSharingAgreement, keys: dict[str, Any]
+) -> tuple[str, Person | None]:
+    """The outcome of `match_person_compared` and the person it concerns."""
+    result = match_person_compared(agreement=agreement, keys=keys)
+    return result.outcome, result.person
 
 
 # --- Pointers -----------------------------------------------------------------------------
@@ -636,6 +729,11 @@ def pointers_for(
         "duty_team_contact": duty,
         "digest": digest,
     }
+
+
+def duty_team_contact() -> str:
+    """How another council reaches this council's duty team (to check a possible mismatch)."""
+    return CouncilPolicy.current().duty_team_contact
 
 
 def notify_team_of_lookup(
