@@ -508,7 +508,10 @@ def agreement_rekey(*, agreement: DataSharingAgreement) -> RekeyResult:
         request_id=pending["request_id"],
     )
     status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
-    outgoing.payload = {k: v for k, v in outgoing.payload.items() if k != "sealed_match_key_secret"}
+    # The new secret never goes into our own audit or traffic tables, even sealed.
+    outgoing.payload = {
+        k: v for k, v in outgoing.payload.items() if k != agreement_secrets.SEALED_FIELD
+    }
     outgoing.body = b""
     outcome = str(response.get("outcome", ""))
     _record_sent(outgoing, status=status, outcome=outcome, response=response)

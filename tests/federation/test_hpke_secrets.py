@@ -563,6 +563,89 @@ def test_a_rekey_whose_answer_was_lost_is_resent_and_applied_once(agreed) -> Non
     assert _check(live) == "match"
 
 
+def _send_rekey(live: Live, sealed: Any) -> tuple[int | None, dict[str, Any]]:
+    with schema_context(live.southampton.schema_name):
+        peer = peer_active(council_federation_id(live.portsmouth))
+        assert peer is not None
+        outgoing = client.signed_request(
+            peer=peer,
+            path=client.REKEY_PATH,
+            kind=Exchange.Kind.AGREEMENT_REKEY,
+            agreement_id=live.facts["agreement_id"],
+            payload={
+                "type": agreement_secrets.REKEY,
+                "agreement_id": live.facts["agreement_id"],
+                "rekey_id": "r-1",
+                **sealed,
+            },
+            purpose=services.AGREEMENT_PURPOSE,
+        )
+        return client.send(outgoing, timeout=20)
+
+
+def test_a_rekey_in_clear_or_sealed_for_another_message_is_refused(agreed) -> None:  # type: ignore[no-untyped-def]
+    """Portsmouth refuses a new secret sent in clear, or sealed with an offer's binding or
+    another rekey id, and keeps the secret it had."""
+    live = agreed
+    before = _secrets(live)
+    secret = protocol.new_agreement_secret()
+    key_id, _ = _private_key(live.portsmouth)
+    public = bytes(CouncilEncryptionKey.objects.get(key_id=key_id).public_key)
+
+    def sealed(**binding: str) -> dict[str, Any]:
+        fields = {
+            "message": agreement_secrets.REKEY,
+            "agreement_id": live.facts["agreement_id"],
+            "sender": council_federation_id(live.southampton),
+            "recipient": council_federation_id(live.portsmouth),
+            "rekey_id": "r-1",
+            **binding,
+        }
+        return {
+            "sealed_match_key_secret": agreement_secrets.secret_seal(
+                secret,
+                recipient_key=(key_id, public),
+                info=agreement_secrets.secret_info(**fields),
+                aad=agreement_secrets.secret_aad(live.facts["document"]),
+            )
+        }
+
+    cases = [
+        ({"match_key_secret": protocol.b64(secret)}, "clear_secret_refused"),
+        (sealed(message=agreement_secrets.OFFER, rekey_id=""), "sealed_secret_not_opened"),
+        (sealed(rekey_id="r-2"), "sealed_secret_not_opened"),
+    ]
+    for extra, reason in cases:
+        status, answer = _send_rekey(live, extra)
+        assert (status, answer) == (400, {"outcome": "refused", "reason": reason})
+    assert _secrets(live) == before
+
+
+def test_a_rekey_the_partner_refuses_changes_nothing(agreed) -> None:  # type: ignore[no-untyped-def]
+    """Portsmouth is re-keying the same agreement itself: it refuses ours
+    (`rekey_in_progress`), Southampton drops its new secret, and both keep the old one."""
+    live = agreed
+    before = _secrets(live)
+    with schema_context(live.portsmouth.schema_name):
+        DataSharingAgreement.objects.filter(agreement_id=live.facts["agreement_id"]).update(
+            pending_rekey={"rekey_id": "theirs"}
+        )
+    try:
+        with pytest.raises(CommandError, match="not re-keyed"):
+            call_command("rekey_agreements", SOUTHAMPTON)
+    finally:
+        with schema_context(live.portsmouth.schema_name):
+            DataSharingAgreement.objects.filter(agreement_id=live.facts["agreement_id"]).update(
+                pending_rekey=None
+            )
+    assert _secrets(live) == before
+    with schema_context(live.southampton.schema_name):
+        mine = DataSharingAgreement.objects.get(agreement_id=live.facts["agreement_id"])
+        assert mine.pending_rekey is None and mine.pending_sealed_secret is None
+    assert _audited(live.southampton, "agreement_rekey_abandoned") >= 1
+    assert _check(live) == "match"
+
+
 def test_the_key_document_and_card_publish_a_signed_encryption_key(through_proxy) -> None:  # type: ignore[no-untyped-def]
     """Portsmouth's key document (over HTTP) and card carry its X25519 key inside what its
     signing key signed: altered, the signature no longer verifies."""
