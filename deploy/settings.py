@@ -531,6 +531,10 @@ SILENCED_SYSTEM_CHECKS: list[str] = ["axes.W006"]
 # demo serves plain http on port 8000.
 SITE_SCHEME = envstr("SITE_SCHEME", "https" if PRODUCTION else "http")
 SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
+# The scheme's own port is left out of every address (RFC 9110 section 4.2.3): a council's
+# federation base URL is signed as its peers write it, and they never write `:443`.
+if (SITE_SCHEME, SITE_PORT) in {("https", "443"), ("http", "80")}:
+    SITE_PORT = ""
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
 # GOV.UK Frontend, built by deploy/build_frontend.py into the package so the wheel has it.
 STATICFILES_DIRS = [BASE_DIR / "deploy" / "frontend", BASE_DIR / "deploy" / "static"]

@@ -14,7 +14,6 @@ refusals are audited, with the claimed headers cut to a bounded length."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -207,12 +206,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
     ]
     if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise RequestRefused("not_json", 400) from exc
-    if not isinstance(payload, dict):
-        raise RequestRefused("not_json", 400)
+    payload = protocol.request_payload(body)
     return Incoming(
         peer=peer,
         agreement=agreement,
