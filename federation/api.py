@@ -73,6 +73,9 @@ agreement_countersign = _endpoint(
 agreement_revoke = _endpoint(
     Exchange.Kind.AGREEMENT_REVOKE, server.accept_revocation, needs_agreement=False
 )
+agreement_rekey = _endpoint(
+    Exchange.Kind.AGREEMENT_REKEY, server.accept_agreement_rekey, needs_agreement=False
+)
 
 
 # --- The latest signed audit checkpoint (REST API, /api/v1/) --------------------------------

@@ -54,8 +54,15 @@ class AgreementDocument(serializers.Serializer):
 
 
 class AgreementOffer(serializers.Serializer):
+    # Its `sealed_match_key_secret` is checked part by part, with its own reasons, by
+    # federation.agreement_secrets.secret_open (decision 0016).
     agreement = AgreementDocument()
-    match_key_secret = serializers.RegexField(r"^[A-Za-z0-9_-]{43}=?$")
+
+
+class AgreementRekey(serializers.Serializer):
+    type = serializers.ChoiceField(["patchwork.agreement-rekey"])
+    agreement_id = JSONText(max_length=ID_MAX)
+    rekey_id = JSONText(max_length=ID_MAX)
 
 
 class Countersignature(serializers.Serializer):

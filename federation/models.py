@@ -41,6 +41,12 @@ class DataSharingAgreement(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=300, blank=True)
+    # A rekey started here and not yet accepted by the partner (decision 0016): the new
+    # secret, sealed under the KEK, and the exact signed message to send again until the
+    # partner answers. The old secret stays in use until then.
+    pending_sealed_secret = models.BinaryField(null=True, blank=True)
+    pending_rekey = models.JSONField(null=True, blank=True)
+    rekeyed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -132,6 +138,7 @@ class Exchange(models.Model):
         AGREEMENT_COUNTERSIGN = "agreement_signature", "Agreement countersigned"
         AGREEMENT_REVOKE = "agreement_revoke", "Agreement revoked"
         POINTER_UPDATE = "pointer_update", "Pointer update"
+        AGREEMENT_REKEY = "agreement_rekey", "Agreement re-keyed"
 
     direction = models.CharField(max_length=3, choices=Direction.choices)
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -37,7 +37,7 @@ from accounts.ratelimits import (
     limit_wait,
 )
 from core.audit import audit_record
-from federation import documents, protocol
+from federation import agreement_secrets, documents, protocol
 from federation.client import peer_public_key
 from federation.directory.models import FederationPeer, council_federation_id
 from federation.directory.selectors import peer_stopped_reason
@@ -47,6 +47,7 @@ from federation.services import (
     AGREEMENT_PURPOSE,
     agreement_countersigned,
     agreement_received,
+    agreement_rekey_received,
     agreement_revoke,
     current_involvements,
     duty_team_contact,
@@ -411,13 +412,48 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
     return 200, {"outcome": "applied"}, lookup.person_id
 
 
+def _secret_opened(
+    incoming: Incoming,
+    *,
+    message: str,
+    agreement_id: str,
+    document: dict[str, Any],
+    rekey_id: str = "",
+) -> bytes:
+    """The match-key secret the message carries, sealed to us (decision 0016): refused with
+    a reason if it came in clear, is missing or malformed, or was sealed for another key,
+    message, agreement, sender or recipient."""
+    council = own_council()
+    return agreement_secrets.secret_open(
+        incoming.payload,
+        private_key_for=lambda key_id: agreement_secrets.own_private_key(council, key_id),
+        info=agreement_secrets.secret_info(
+            message=message,
+            agreement_id=agreement_id,
+            sender=incoming.peer.federation_id,
+            recipient=council_federation_id(council),
+            rekey_id=rekey_id,
+        ),
+        aad=agreement_secrets.secret_aad(document),
+    )
+
+
 def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    if agreement_secrets.CLEAR_FIELD in incoming.payload:
+        raise RequestRefused("clear_secret_refused", 400)
+    if agreement_secrets.SEALED_FIELD not in incoming.payload:
+        raise RequestRefused("sealed_secret_missing", 400)
     if not documents.well_formed(documents.AgreementOffer, incoming.payload):
         raise RequestRefused("not_an_agreement_for_us", 400)
     document = incoming.payload["agreement"]
     if document["id"] != incoming.agreement_id:
         raise RequestRefused("not_an_agreement_for_us", 400)
-    secret = protocol.unb64(str(incoming.payload.get("match_key_secret", "")))
+    secret = _secret_opened(
+        incoming,
+        message=agreement_secrets.OFFER,
+        agreement_id=str(document["id"]),
+        document=document,
+    )
     agreement_received(
         peer=incoming.peer,
         document=document,
@@ -428,6 +464,48 @@ def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int
     incoming.payload = {"type": incoming.payload.get("type"), "agreement": document}
     incoming.body = b""
     return 202, {"outcome": "received"}, None
+
+
+def accept_agreement_rekey(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """The partner gives an agreement in force a new match-key secret (decision 0016): from
+    this answer on we match under it; refused, with nothing changed, if it cannot be opened
+    or we are re-keying the same agreement ourselves."""
+    payload = incoming.payload
+    if agreement_secrets.CLEAR_FIELD in payload:
+        raise RequestRefused("clear_secret_refused", 400)
+    if agreement_secrets.SEALED_FIELD not in payload:
+        raise RequestRefused("sealed_secret_missing", 400)
+    if (
+        not documents.well_formed(documents.AgreementRekey, payload)
+        or payload["agreement_id"] != incoming.agreement_id
+    ):
+        raise RequestRefused("not_a_rekey", 400)
+    agreement = (
+        DataSharingAgreement.objects.select_for_update()
+        .filter(agreement_id=incoming.agreement_id, partner_id=incoming.peer.federation_id)
+        .first()
+    )
+    if agreement is None:
+        raise RequestRefused("no_such_agreement", 404)
+    if not agreement.is_in_force:
+        raise RequestRefused("no_agreement_in_force", 409)
+    if agreement.pending_rekey:
+        raise RequestRefused("rekey_in_progress", 409)
+    rekey_id = str(payload["rekey_id"])
+    secret = _secret_opened(
+        incoming,
+        message=agreement_secrets.REKEY,
+        agreement_id=agreement.agreement_id,
+        document=agreement.document,
+        rekey_id=rekey_id,
+    )
+    agreement_rekey_received(
+        peer=incoming.peer, agreement=agreement, secret=secret, rekey_id=rekey_id
+    )
+    # The new secret is sealed in the agreement; the message that carried it is not kept.
+    incoming.payload = {k: v for k, v in payload.items() if k != agreement_secrets.SEALED_FIELD}
+    incoming.body = b""
+    return 200, {"outcome": "rekeyed"}, None
 
 
 def accept_countersignature(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:

@@ -24,13 +24,16 @@ from accounts.models import User
 from core.audit import audit_record
 from core.delivery.notifications import notification_send
 from core.models import CouncilPolicy, Person
-from federation import keycache, protocol, sealing
+from federation import agreement_secrets, keycache, protocol, sealing
 from federation.directory.models import (
     CouncilSigningKey,
     FederationPeer,
     council_federation_id,
 )
-from federation.directory.services import council_signing_key_create
+from federation.directory.services import (
+    council_encryption_key_current,
+    council_signing_key_create,
+)
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
@@ -91,12 +94,20 @@ def key_document(council: Council) -> dict[str, Any]:
             }
             for key in valid
         ],
+        # The X25519 key partners seal agreement secrets to (decision 0016), signed with the rest.
+        "encryption_keys": council_encryption_keys_published(council),
     }
     for key in valid:
         document = protocol.sign_document(
             document, keycache.opened_key(key, council), label=key.key_id
         )
     return document
+
+
+def council_encryption_keys_published(council: Council) -> list[dict[str, Any]]:
+    """The council's current X25519 key as its key document and card publish it."""
+    key = council_encryption_key_current(council.pk)
+    return [agreement_secrets.encryption_key_entry(key)] if key else []
 
 
 # --- Council cards and the peer directory ----------------------------------------------------
@@ -119,6 +130,7 @@ def council_card(council: Council) -> dict[str, Any]:
             }
             for key in council_valid_keys(council)
         ],
+        "encryption_keys": council_encryption_keys_published(council),
     }
     return protocol.sign_document(card, signing_key(council))
 
@@ -412,6 +424,121 @@ def agreement_revoke(
             "agreement_id": agreement.agreement_id,
             "reason": agreement.revoked_reason,
             "by_partner": by_partner,
+        },
+    )
+    return agreement
+
+
+# --- Re-keying an agreement's match-key secret (decision 0016) --------------------------------
+
+
+@transaction.atomic
+def agreement_rekey_begin(
+    *, agreement: DataSharingAgreement, secret: bytes, rekey_id: str, payload: dict[str, Any]
+) -> DataSharingAgreement:
+    """Keep a new secret and the signed message that carries it to the partner, until the
+    partner answers. Nothing changes in use: lookups keep the old secret. If a rekey is
+    already waiting, it is kept as it is (it is sent again, byte for byte)."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.pending_rekey:
+        return agreement
+    if not agreement.is_in_force:
+        raise ValidationError("Only an agreement in force can be re-keyed")
+    agreement.pending_sealed_secret = sealing.seal(
+        secret, context=agreement_secret_context(agreement.agreement_id)
+    )
+    agreement.pending_rekey = {
+        "rekey_id": rekey_id,
+        "request_id": str(uuid.uuid4()),
+        "payload": payload,
+        "started_at": protocol.timestamp(timezone.now()),
+    }
+    agreement.save(update_fields=["pending_sealed_secret", "pending_rekey"])
+    audit_record(
+        actor=None,
+        action="agreement_rekey_started",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+        },
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_rekey_commit(*, agreement: DataSharingAgreement) -> DataSharingAgreement:
+    """The partner accepted the new secret: use it here too, and rebuild the index."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if not agreement.pending_rekey or agreement.pending_sealed_secret is None:
+        return agreement
+    rekey_id = str(agreement.pending_rekey.get("rekey_id", ""))
+    agreement.sealed_secret = bytes(agreement.pending_sealed_secret)
+    agreement.pending_sealed_secret = None
+    agreement.pending_rekey = None
+    agreement.rekeyed_at = timezone.now()
+    agreement.save(
+        update_fields=["sealed_secret", "pending_sealed_secret", "pending_rekey", "rekeyed_at"]
+    )
+    count = match_keys_rebuild(agreement=agreement)
+    audit_record(
+        actor=None,
+        action="agreement_rekeyed",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+            "by_partner": False,
+            "match_keys": count,
+        },
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_rekey_abandon(*, agreement: DataSharingAgreement, reason: str) -> None:
+    """The partner refused the new secret: forget it; the old one stays in use on both sides."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if not agreement.pending_rekey:
+        return
+    rekey_id = str(agreement.pending_rekey.get("rekey_id", ""))
+    agreement.pending_sealed_secret = None
+    agreement.pending_rekey = None
+    agreement.save(update_fields=["pending_sealed_secret", "pending_rekey"])
+    audit_record(
+        actor=None,
+        action="agreement_rekey_abandoned",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+            "reason": reason[:300],
+        },
+    )
+
+
+@transaction.atomic
+def agreement_rekey_received(
+    *, peer: FederationPeer, agreement: DataSharingAgreement, secret: bytes, rekey_id: str
+) -> DataSharingAgreement:
+    """The partner sent a new secret for an agreement in force (already opened and checked):
+    use it from now, and rebuild the index under it."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    agreement.sealed_secret = sealing.seal(
+        secret, context=agreement_secret_context(agreement.agreement_id)
+    )
+    agreement.rekeyed_at = timezone.now()
+    agreement.save(update_fields=["sealed_secret", "rekeyed_at"])
+    count = match_keys_rebuild(agreement=agreement)
+    audit_record(
+        actor=None,
+        action="agreement_rekeyed",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": peer.federation_id,
+            "rekey_id": rekey_id,
+            "by_partner": True,
+            "match_keys": count,
         },
     )
     return agreement

@@ -22,6 +22,7 @@ urlpatterns = [
         name="agreement_countersign",
     ),
     path("federation/v1/agreements/revoke", api.agreement_revoke, name="agreement_revoke"),
+    path("federation/v1/agreements/rekey", api.agreement_rekey, name="agreement_rekey"),
     path("federation/agreements/", views.agreements, name="agreements"),
     path("federation/agreements/new/", views.agreement_new, name="agreement_new"),
     path("federation/agreements/<str:agreement_id>/", views.agreement_detail, name="agreement"),

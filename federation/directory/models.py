@@ -33,6 +33,26 @@ class CouncilSigningKey(models.Model):
         return self.key_id
 
 
+class CouncilEncryptionKey(models.Model):
+    """A council's X25519 key for receiving secrets sealed to it with HPKE (RFC 9180): an
+    agreement's match-key secret, sent by the partner. Published beside the signing keys in
+    the council's signed key document and card; the private half is sealed under the
+    deployment's key-encryption key like theirs (decision 0016)."""
+
+    council = models.ForeignKey(Council, on_delete=models.CASCADE, related_name="encryption_keys")
+    key_id = models.CharField(max_length=80, unique=True)
+    public_key = models.BinaryField()
+    sealed_private_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.key_id
+
+
 class FederationPeer(models.Model):
     """A council this deployment may exchange pointers with. Councils on this deployment
     are listed automatically; councils on other deployments are added by an operator from

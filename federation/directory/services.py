@@ -17,6 +17,7 @@ from django.utils import timezone
 from federation import protocol, sealing
 from federation.directory import governance
 from federation.directory.models import (
+    CouncilEncryptionKey,
     CouncilSigningKey,
     DirectoryDocument,
     FederationPeer,
@@ -39,6 +40,28 @@ def council_signing_key_create(*, council: Council) -> CouncilSigningKey:
         key_id=key_id,
         public_key=public,
         sealed_private_key=sealing.seal(private, context=sealing.private_key_context(key_id)),
+    )
+
+
+def council_encryption_key_create(*, council: Council) -> CouncilEncryptionKey:
+    """A new X25519 key for secrets sealed to `council` (HPKE), its private half sealed
+    under the KEK."""
+    key_id = f"{council.code}-x25519-{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+    public, private = sealing.new_encryption_key_pair()
+    return CouncilEncryptionKey.objects.create(
+        council=council,
+        key_id=key_id,
+        public_key=public,
+        sealed_private_key=sealing.seal(private, context=sealing.encryption_key_context(key_id)),
+    )
+
+
+def council_encryption_key_current(council_id: int) -> CouncilEncryptionKey | None:
+    """The key partners seal secrets to: the council's newest key not retired."""
+    return (
+        CouncilEncryptionKey.objects.filter(council_id=council_id, retired_at__isnull=True)
+        .order_by("-created_at")
+        .first()
     )
 
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("federation_directory", "0001_initial"),
+        ("federation_directory", "0002_councilencryptionkey"),
     ]
 
     operations = [
