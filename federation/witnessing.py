@@ -54,6 +54,7 @@ from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import DataSharingAgreement, Exchange, WitnessAlert, WitnessedCheckpoint
 from federation.selectors import peers_active_with_urls
 from federation.services import signing_key
+from tenants.db import current_schema
 from tenants.models import AuditCheckpoint, AuditWitnessStatement, Council
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ def witness_checkpoint(
         return _refusal("from_the_future")
     with connection.cursor() as cursor:
         # Two requests from one council at once would both read the same last checkpoint.
-        key = zlib.crc32(f"patchwork-audit-witness:{connection.schema_name}:{peer.pk}".encode())
+        key = zlib.crc32(f"patchwork-audit-witness:{current_schema()}:{peer.pk}".encode())
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     digest = checkpoint_digest(checkpoint)
     sequence, events = int(checkpoint["sequence"]), int(checkpoint["events"])
@@ -250,14 +251,14 @@ def witness_checkpoint(
             return _alert(
                 peer,
                 "fork",
-                f"checkpoint {sequence} ({events} events) differs from the {held}",
+                f"checkpoint {sequence} ({events} events) differs from {held}",
                 checkpoint,
             )
         if events < latest.events:
             return _alert(
                 peer,
                 "fewer_events",
-                f"checkpoint {sequence} records {events} events, fewer than the {held}",
+                f"checkpoint {sequence} records {events} events, fewer than {held}",
                 checkpoint,
             )
         chain = sorted(intermediate, key=lambda one: int(one["sequence"]))
@@ -279,7 +280,7 @@ def witness_checkpoint(
                     peer,
                     "broken_link",
                     f"checkpoint {one['sequence']} does not follow the one before it, on the "
-                    f"way from the {held} to checkpoint {sequence}: a checkpoint was replaced",
+                    f"way from {held} to checkpoint {sequence}: a checkpoint was replaced",
                     checkpoint,
                 )
             if int(one["events"]) < before_events:
@@ -694,7 +695,7 @@ def audit_witnessed_check(*, council: Council) -> WitnessedCheck:
         for view in views:
             if view.problem:
                 failures.append(view.problem)
-            for alert in view.alerts[:3]:
+            for alert in view.alerts:
                 warnings.append(
                     f"{view.peer.name} refused a checkpoint from {name} on "
                     f"{str(alert.get('at', '')).replace('T', ' ').replace('Z', ' UTC')} "

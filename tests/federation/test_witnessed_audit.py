@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -58,6 +58,7 @@ class Councils:
     kent: Council
     surrey: Council
     port: int
+    log: Path
 
 
 def _onboard(name: str, code: str) -> Council:
@@ -68,15 +69,16 @@ def _onboard(name: str, code: str) -> Council:
 
 
 @pytest.fixture(scope="module")
-def councils(world, django_db_blocker) -> Iterator[Councils]:  # type: ignore[no-untyped-def]
+def councils(world, django_db_blocker, tmp_path_factory) -> Iterator[Councils]:  # type: ignore[no-untyped-def]
     """Kent and Surrey, the witnesses, and a gunicorn serving every council on loopback."""
     with django_db_blocker.unblock():
         kent = _onboard("Kent", "E10000016")
         surrey = _onboard("Surrey", "E10000030")
     port = free_port()
-    server = server_start(live_env(port), port, workers=1)
+    log = tmp_path_factory.mktemp("witness") / "server.log"
+    server = server_start(live_env(port), port, workers=1, log=log)
     try:
-        yield Councils(kent, surrey, port)
+        yield Councils(kent, surrey, port, log)
     finally:
         server_stop(server)
 
@@ -178,6 +180,11 @@ def test_two_partners_witness_and_an_untouched_log_passes(live) -> None:  # type
 
     report = _verify(council.code)
     assert "2 hold a witnessed checkpoint" in report
+    # On demand, a council's checkpoint is witnessed again ("still at N").
+    out = io.StringIO()
+    call_command("audit_witness", council.code, stdout=out)
+    assert f"Portsmouth: Kent witnessed checkpoint {latest.sequence + 1}" in out.getvalue()
+    assert "Portsmouth: Surrey witnessed checkpoint" in out.getvalue()
     assert f"Kent witnessed checkpoint {latest.sequence} ({latest.document['events']} events)" in (
         report
     )
@@ -229,7 +236,7 @@ def test_a_grown_log_is_witnessed_through_its_intermediate_checkpoints(live) -> 
 
 
 def test_a_witness_refuses_a_rolled_back_or_forked_checkpoint_and_keeps_an_alert(
-    live, caplog
+    live,
 ) -> None:  # type: ignore[no-untyped-def]
     council = _subject(live, "Bournemouth", "E06000058")
     with schema_context(council.schema_name):
@@ -241,7 +248,7 @@ def test_a_witness_refuses_a_rolled_back_or_forked_checkpoint_and_keeps_an_alert
     kent = peer_active(council_federation_id(live.kent))
     url = _base_url(live.kent)
 
-    with caplog.at_level(logging.ERROR), schema_context(council.schema_name):
+    with schema_context(council.schema_name):
         rolled_back, _ = _send_one(council, kent, url, older)
         # Genuinely signed with the council's key, numbered 2, but recording fewer events:
         # what a cut log signed afresh looks like.
@@ -250,10 +257,33 @@ def test_a_witness_refuses_a_rolled_back_or_forked_checkpoint_and_keeps_an_alert
         fork["events"] = int(fork["events"]) - 1
         fork = protocol.sign_document(fork, signing_key(council))
         forked, _ = _send_one(council, kent, url, AuditCheckpoint(sequence=2, document=fork))
+        # Numbered 3, but naming a checkpoint 2 Kent never saw as the one before it.
+        unlinked = dict(newest.document)
+        unlinked.pop("signatures")
+        unlinked.update(sequence=3, previous="0" * 64)
+        unlinked = protocol.sign_document(unlinked, signing_key(council))
+        broken, _ = _send_one(council, kent, url, AuditCheckpoint(sequence=3, document=unlinked))
+        # More events, but fewer than checkpoint 2 recorded.
+        shrunk = dict(unlinked)
+        shrunk.pop("signatures")
+        shrunk.update(previous=checkpoint_digest(newest.document), events=1)
+        shrunk = protocol.sign_document(shrunk, signing_key(council))
+        fewer, _ = _send_one(council, kent, url, AuditCheckpoint(sequence=3, document=shrunk))
     assert (rolled_back.witnessed, rolled_back.reason) == (False, "rolled_back")
     assert (forked.witnessed, forked.reason) == (False, "fork")
+    assert (broken.witnessed, broken.reason) == (False, "broken_link")
+    assert (fewer.witnessed, fewer.reason) == (False, "fewer_events")
     alerts = _alerts(live.kent, council)
-    assert sorted(alert.reason for alert in alerts) == ["fork", "rolled_back"]
+    assert sorted(alert.reason for alert in alerts) == [
+        "broken_link",
+        "fewer_events",
+        "fork",
+        "rolled_back",
+    ]
+    # The witness (the server's process) logged each at ERROR.
+    logged = live.log.read_text()
+    assert logged.count("Audit witness: refused checkpoint") >= 4
+    assert "Bournemouth (rolled_back)" in logged
     assert "after checkpoint 2" in next(a.detail for a in alerts if a.reason == "rolled_back")
     # What Kent witnessed is unchanged.
     assert _witnessed_by(live.kent, council)[-1].checkpoint == newest.document
