@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +43,7 @@ from federation.directory.models import council_federation_id
 from federation.models import WitnessAlert, WitnessedCheckpoint
 from federation.selectors import peer_active, peer_base_url
 from federation.services import signing_key
+from federation.tasks import audit_witness_task
 from federation.witnessing import (
     MAX_INTERMEDIATE,
     QUERY_TYPE,
@@ -55,6 +57,7 @@ from federation.witnessing import (
 )
 from tenants.models import AuditCheckpoint, AuditWitnessStatement, Council
 from tenants.services import council_onboard
+from tenants.tasks import for_each_council
 from tests.federation.agreement import make_agreement
 from tests.federation.live import free_port, live_env, server_start, server_stop
 
@@ -420,6 +423,32 @@ def _base_url(council: Council) -> str:
     peer = peer_active(council_federation_id(council))
     assert peer is not None
     return peer_base_url(peer)
+
+
+def test_beat_sends_every_councils_checkpoint_to_its_witnesses() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["audit-witness"]
+    assert entry["task"] == "tenants.tasks.for_each_council"
+    assert entry["schedule"] == settings.AUDIT_WITNESS_MINUTES * 60.0
+    assert entry["args"] == [audit_witness_task.name]
+
+
+@pytest.mark.redis
+def test_a_real_worker_has_each_councils_checkpoint_witnessed(live, celery_worker) -> None:  # type: ignore[no-untyped-def]
+    """Beat's message, run by a real Celery worker from the real Redis: the head, unchanged,
+    is witnessed again by both witnesses ("still at N")."""
+    council = _subject(live, "Reading", "E06000038")
+    started = timezone.now()
+    entry = settings.CELERY_BEAT_SCHEDULE["audit-witness"]
+    for_each_council.delay(*entry["args"]).get(timeout=60)
+    deadline = time.monotonic() + 120
+    while (
+        AuditWitnessStatement.objects.filter(council=council, received_at__gte=started).count() < 2
+    ):
+        assert time.monotonic() < deadline, "not witnessed within two minutes"
+        time.sleep(0.5)
+    for witness in (live.kent, live.surrey):
+        newest = _witnessed_by(witness, council)[-1]
+        assert newest.witnessed_at >= started - timedelta(seconds=1)
 
 
 def test_a_witness_answers_only_requests_made_for_the_audit(world, db) -> None:  # type: ignore[no-untyped-def]
