@@ -74,6 +74,9 @@ MAX_INTERMEDIATE = 200
 # The newest alerts a witness returns with its statement.
 ALERTS_ANSWERED = 20
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# What the witness's columns hold (and far beyond any real log).
+MAX_SEQUENCE = 2**31 - 1
+MAX_EVENTS = 2**53
 
 # Why a witness refuses a checkpoint. The first group is a contradiction with what it
 # witnessed before, or a forgery: kept as an alert and logged at ERROR.
@@ -109,11 +112,12 @@ def _well_formed_checkpoint(document: object) -> bool:
         isinstance(document.get("council"), str)
         and isinstance(sequence, int)
         and not isinstance(sequence, bool)
-        and sequence >= 1
+        and 1 <= sequence <= MAX_SEQUENCE
         and isinstance(events, int)
         and not isinstance(events, bool)
-        and events >= 0
+        and 0 <= events <= MAX_EVENTS
         and isinstance(document.get("head_hash"), str)
+        and bool(HEX64.match(str(document.get("head_hash"))))
         and (previous is None or (isinstance(previous, str) and bool(HEX64.match(previous))))
         and isinstance(document.get("signatures"), dict)
     )
@@ -318,6 +322,16 @@ def witness_checkpoint(
     return WitnessReply(200, {"outcome": "witnessed", "statement": row.statement})
 
 
+def _signed_again(statement: dict[str, Any] | None, witness: Council) -> dict[str, Any] | None:
+    """The statement as we signed it, signed again with our current key: a statement signed
+    with a key we have since retired (and whose publication has lapsed) must still verify.
+    Its content, including when we witnessed, is unchanged."""
+    if statement is None:
+        return None
+    unsigned = {k: v for k, v in statement.items() if k != "signatures"}
+    return protocol.sign_document(unsigned, signing_key(witness))
+
+
 def witness_answer(
     *, witness: Council, peer: FederationPeer, payload: dict[str, Any], request_id: str
 ) -> WitnessReply:
@@ -349,7 +363,7 @@ def witness_answer(
         "request_id": request_id,
         "answered_at": protocol.timestamp(timezone.now()),
         "outcome": "held" if newest else "none",
-        "statement": newest.statement if newest else None,
+        "statement": _signed_again(newest.statement, witness) if newest else None,
         "alerts": alerts,
     }
     return WitnessReply(200, protocol.sign_document(answer, signing_key(witness)))

@@ -325,6 +325,21 @@ def test_a_witness_refuses_a_forged_checkpoint(live) -> None:  # type: ignore[no
     assert [alert.reason for alert in _alerts(live.surrey, council)] == ["bad_signature"]
     assert [row.sequence for row in _witnessed_by(live.surrey, council)] == [latest.sequence]
 
+    # Not a checkpoint at all (a head hash no log has, a count in words): a clear refusal,
+    # nothing kept, no alert.
+    for change in ({"head_hash": "f" * 100}, {"events": "many"}, {"sequence": 0}):
+        malformed = protocol.sign_document({**forged, **change}, real)
+        with schema_context(council.schema_name):
+            result, body = _send_one(
+                council,
+                surrey,
+                _base_url(live.surrey),
+                AuditCheckpoint(sequence=2, document=malformed),
+            )
+        assert (result.reason, body["outcome"]) == ("not_a_checkpoint", "refused")
+    assert len(_alerts(live.surrey, council)) == 1
+    assert [row.sequence for row in _witnessed_by(live.surrey, council)] == [latest.sequence]
+
 
 def test_truncation_with_checkpoints_and_statements_deleted_is_reported(live) -> None:  # type: ignore[no-untyped-def]
     """The newest events deleted, and every checkpoint and statement in the public schema:
