@@ -161,6 +161,167 @@ def _alerts(witness: Council, council: Council) -> list[WitnessAlert]:
         return list(WitnessAlert.objects.filter(peer_id=council_federation_id(council)))
 
 
+# --- Across two deployments -----------------------------------------------------------------
+
+KENT, MEDWAY, DEVON = "E10000016", "E06000035", "E10000008"
+
+
+def _call_line(*args: str) -> str:
+    return f"call_command(*{list(args)!r})"
+
+
+def _script_of(*lines: str) -> str:
+    return "\n".join(["from django.core.management import call_command", *lines])
+
+
+def _verify_on(deployment: Deployment) -> str:
+    """`verify_audit KENT --witnessed --no-checkpoint` on the deployment: a line PASSED or
+    FAILED, then what it printed."""
+    return deployment.shell(
+        "import io\n"
+        "from django.core.management import call_command\n"
+        "from django.core.management.base import CommandError\n"
+        "out = io.StringIO()\n"
+        "try:\n"
+        f"    call_command('verify_audit', '{KENT}', '--witnessed', '--no-checkpoint', "
+        "stdout=out)\n"
+        "    print('PASSED')\n"
+        "except CommandError as error:\n"
+        "    print('FAILED', error)\n"
+        "print(out.getvalue())\n"
+    )
+
+
+CUT_AND_COVER = f"""
+from django.db import connection, connections
+from django_tenants.utils import schema_context
+from patchwork_demo.federation import Deployment, deployments, in_parallel
+from federation.models import WitnessAlert, WitnessedCheckpoint
+from tenants.models import AuditCheckpoint, AuditWitnessStatement, Council
+kent = Council.objects.get(code='{KENT}')
+with schema_context(kent.schema_name), connection.cursor() as cursor:
+    cursor.execute('ALTER TABLE core_auditevent DISABLE TRIGGER USER')
+    cursor.execute('DELETE FROM core_auditevent WHERE id IN '
+                   '(SELECT id FROM core_auditevent ORDER BY id DESC LIMIT 4)')
+    cursor.execute('ALTER TABLE core_auditevent ENABLE TRIGGER USER')
+AuditCheckpoint.objects.filter(council=kent).delete()
+AuditWitnessStatement.objects.filter(council=kent).delete()
+with schema_context(Council.objects.get(code='{MEDWAY}').schema_name):
+    WitnessedCheckpoint.objects.all().delete()
+    WitnessAlert.objects.all().delete()
+"""
+
+
+def test_a_witness_on_another_deployment_finds_a_log_cut_by_the_whole_databases_superuser(
+    django_db_setup,
+) -> None:  # type: ignore[no-untyped-def]
+    """First in this file: the deployments are copies of the test database, which cannot be
+    copied while this file's server (below) is connected to it."""
+    template = connections["default"].settings_dict["NAME"]
+    connections.close_all()
+    env = {**os.environ, "PATCHWORK_ENV": "test"}
+    env.pop("TEST_DATABASE_NAME", None)
+    with (
+        deployments(settings.DATABASE_URL, template=template, base_env=env) as (a, b),
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        card_a, card_b = Path(folder, "kent.json"), Path(folder, "devon.json")
+        in_parallel(
+            a,
+            _script_of(
+                _call_line(
+                    "onboard_council",
+                    "--name",
+                    "Kent",
+                    "--code",
+                    KENT,
+                    "--admin-email",
+                    "admin@kent.test",
+                ),
+                _call_line(
+                    "onboard_council",
+                    "--name",
+                    "Medway",
+                    "--code",
+                    MEDWAY,
+                    "--admin-email",
+                    "admin@medway.test",
+                ),
+                _call_line("export_council_card", KENT, "--output", str(card_a)),
+            ),
+            b,
+            _script_of(
+                _call_line(
+                    "onboard_council",
+                    "--name",
+                    "Devon",
+                    "--code",
+                    DEVON,
+                    "--admin-email",
+                    "admin@devon.test",
+                ),
+                _call_line("export_council_card", DEVON, "--output", str(card_b)),
+            ),
+        )
+        a.start("kent")
+        b.start("devon")
+        in_parallel(
+            a,
+            _script_of(
+                _call_line("add_peer", str(card_b)),
+                "from django_tenants.utils import schema_context",
+                "from core.audit import audit_record",
+                "with schema_context('council_e10000016'):",
+                "    for n in range(6):",
+                "        audit_record(actor=None, action='person_viewed', person_id=n + 1)",
+            ),
+            b,
+            _script_of(_call_line("add_peer", str(card_a))),
+        )
+        witnessed = a.patchwork("audit_witness", KENT)
+        assert "Kent: Devon witnessed checkpoint 1 (" in witnessed
+        assert "Kent: Medway witnessed checkpoint 1 (" in witnessed
+        # Devon (another deployment) is asked first.
+        assert witnessed.index("Devon witnessed") < witnessed.index("Medway witnessed")
+        events = int(witnessed.split("Devon witnessed checkpoint 1 (")[1].split(" ")[0])
+        sound = _verify_on(a)
+        assert "\nPASSED\n" in sound, sound
+        assert "2 hold a witnessed checkpoint" in sound
+
+        # Since the checkpoint: the witnessing and the verification were audited (2 events);
+        # the cut removes 4.
+        a.shell(CUT_AND_COVER)
+        cut = _verify_on(a)
+        assert "\nFAILED " in cut, cut
+        assert (
+            f"the audit log of Kent ends at event {events - 2}, but Devon witnessed a "
+            f"checkpoint of {events} events on "
+        ) in cut
+        assert "WARNING: only 1 of 2 councils asked hold a witnessed checkpoint of Kent" in cut
+
+        # The cut log signed afresh (this deployment holds Kent's key): Devon refuses it.
+        again = a.shell(
+            _script_of(
+                "from django.core.management.base import CommandError",
+                "try:",
+                f"    {_call_line('audit_witness', KENT)}",
+                "except CommandError as error:",
+                "    print('REFUSED', error)",
+            )
+        )
+        assert "Devon refused or did not answer (fork)" in again, again
+        alerts = b.shell(
+            "from django_tenants.utils import schema_context\n"
+            "from federation.models import WitnessAlert\n"
+            "with schema_context('council_e10000008'):\n"
+            "    print([(a.peer_id, a.reason) for a in WitnessAlert.objects.all()])\n"
+        )
+        assert f"('council:{KENT}', 'fork')" in alerts
+
+
+# --- On one deployment ----------------------------------------------------------------------
+
+
 def test_two_partners_witness_and_an_untouched_log_passes(live) -> None:  # type: ignore[no-untyped-def]
     council = _subject(live, "Portsmouth", "E06000044")
     with schema_context(council.schema_name):
@@ -498,159 +659,3 @@ def test_a_witness_answers_only_requests_made_for_the_audit(world, db) -> None: 
         assert response.json() == {"outcome": "refused", "reason": "purpose_not_covered"}
     with schema_context(staffs.schema_name):
         assert not WitnessedCheckpoint.objects.exists()
-
-
-# --- Across two deployments -----------------------------------------------------------------
-
-KENT, MEDWAY, DEVON = "E10000016", "E06000035", "E10000008"
-
-
-def _call_line(*args: str) -> str:
-    return f"call_command(*{list(args)!r})"
-
-
-def _script_of(*lines: str) -> str:
-    return "\n".join(["from django.core.management import call_command", *lines])
-
-
-def _verify_on(deployment: Deployment) -> str:
-    """`verify_audit KENT --witnessed --no-checkpoint` on the deployment: a line PASSED or
-    FAILED, then what it printed."""
-    return deployment.shell(
-        "import io\n"
-        "from django.core.management import call_command\n"
-        "from django.core.management.base import CommandError\n"
-        "out = io.StringIO()\n"
-        "try:\n"
-        f"    call_command('verify_audit', '{KENT}', '--witnessed', '--no-checkpoint', "
-        "stdout=out)\n"
-        "    print('PASSED')\n"
-        "except CommandError as error:\n"
-        "    print('FAILED', error)\n"
-        "print(out.getvalue())\n"
-    )
-
-
-CUT_AND_COVER = f"""
-from django.db import connection, connections
-from django_tenants.utils import schema_context
-from patchwork_demo.federation import Deployment, deployments, in_parallel
-from federation.models import WitnessAlert, WitnessedCheckpoint
-from tenants.models import AuditCheckpoint, AuditWitnessStatement, Council
-kent = Council.objects.get(code='{KENT}')
-with schema_context(kent.schema_name), connection.cursor() as cursor:
-    cursor.execute('ALTER TABLE core_auditevent DISABLE TRIGGER USER')
-    cursor.execute('DELETE FROM core_auditevent WHERE id IN '
-                   '(SELECT id FROM core_auditevent ORDER BY id DESC LIMIT 4)')
-    cursor.execute('ALTER TABLE core_auditevent ENABLE TRIGGER USER')
-AuditCheckpoint.objects.filter(council=kent).delete()
-AuditWitnessStatement.objects.filter(council=kent).delete()
-with schema_context(Council.objects.get(code='{MEDWAY}').schema_name):
-    WitnessedCheckpoint.objects.all().delete()
-    WitnessAlert.objects.all().delete()
-"""
-
-
-def test_a_witness_on_another_deployment_finds_a_log_cut_by_the_whole_databases_superuser(
-    django_db_setup,
-) -> None:  # type: ignore[no-untyped-def]
-    template = connections["default"].settings_dict["NAME"]
-    connections.close_all()
-    env = {**os.environ, "PATCHWORK_ENV": "test"}
-    env.pop("TEST_DATABASE_NAME", None)
-    with (
-        deployments(settings.DATABASE_URL, template=template, base_env=env) as (a, b),
-        tempfile.TemporaryDirectory() as folder,
-    ):
-        card_a, card_b = Path(folder, "kent.json"), Path(folder, "devon.json")
-        in_parallel(
-            a,
-            _script_of(
-                _call_line(
-                    "onboard_council",
-                    "--name",
-                    "Kent",
-                    "--code",
-                    KENT,
-                    "--admin-email",
-                    "admin@kent.test",
-                ),
-                _call_line(
-                    "onboard_council",
-                    "--name",
-                    "Medway",
-                    "--code",
-                    MEDWAY,
-                    "--admin-email",
-                    "admin@medway.test",
-                ),
-                _call_line("export_council_card", KENT, "--output", str(card_a)),
-            ),
-            b,
-            _script_of(
-                _call_line(
-                    "onboard_council",
-                    "--name",
-                    "Devon",
-                    "--code",
-                    DEVON,
-                    "--admin-email",
-                    "admin@devon.test",
-                ),
-                _call_line("export_council_card", DEVON, "--output", str(card_b)),
-            ),
-        )
-        a.start("kent")
-        b.start("devon")
-        in_parallel(
-            a,
-            _script_of(
-                _call_line("add_peer", str(card_b)),
-                "from django_tenants.utils import schema_context",
-                "from core.audit import audit_record",
-                "with schema_context('council_e10000016'):",
-                "    for n in range(6):",
-                "        audit_record(actor=None, action='person_viewed', person_id=n + 1)",
-            ),
-            b,
-            _script_of(_call_line("add_peer", str(card_a))),
-        )
-        witnessed = a.patchwork("audit_witness", KENT)
-        assert "Kent: Devon witnessed checkpoint 1 (" in witnessed
-        assert "Kent: Medway witnessed checkpoint 1 (" in witnessed
-        # Devon (another deployment) is asked first.
-        assert witnessed.index("Devon witnessed") < witnessed.index("Medway witnessed")
-        events = int(witnessed.split("Devon witnessed checkpoint 1 (")[1].split(" ")[0])
-        sound = _verify_on(a)
-        assert "\nPASSED\n" in sound, sound
-        assert "2 hold a witnessed checkpoint" in sound
-
-        # Since the checkpoint: the witnessing and the verification were audited (2 events);
-        # the cut removes 4.
-        a.shell(CUT_AND_COVER)
-        cut = _verify_on(a)
-        assert "\nFAILED " in cut, cut
-        assert (
-            f"the audit log of Kent ends at event {events - 2}, but Devon witnessed a "
-            f"checkpoint of {events} events on "
-        ) in cut
-        assert "WARNING: only 1 of 2 councils asked hold a witnessed checkpoint of Kent" in cut
-
-        # The cut log signed afresh (this deployment holds Kent's key): Devon refuses it.
-        again = a.shell(
-            _script_of(
-                "from django.core.management.base import CommandError",
-                "try:",
-                f"    {_call_line('audit_witness', KENT)}",
-                "except CommandError as error:",
-                "    print('REFUSED', error)",
-            )
-        )
-        assert "Devon refused or did not answer (fork)" in again, again
-        alerts = b.shell(
-            "from django_tenants.utils import schema_context\n"
-            "from federation.models import WitnessAlert\n"
-            "with schema_context('council_e10000008'):\n"
-            "    print([(a.peer_id, a.reason) for a in WitnessAlert.objects.all()])\n"
-        )
-        assert f"('council:{KENT}', 'fork')" in alerts
