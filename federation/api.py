@@ -20,9 +20,22 @@ from core.api.serializers import ErrorOut
 from core.api.views import CouncilAPIView
 from federation import server, witnessing
 from federation.checkpoints import audit_checkpoint_latest, checkpoint_published
+from federation.directory.selectors import directory_published
 from federation.models import Exchange
 from federation.selectors import GOVERNANCE_ROLES, own_council
 from federation.services import key_document
+
+
+@require_GET
+def directory(request: HttpRequest) -> JsonResponse:
+    """The directory of councils this deployment's operator published (decision 0014), as
+    signed by the governance key, for other deployments to fetch; 404 when none is."""
+    published = directory_published()
+    if published is None or published.document is None:
+        raise Http404("No directory of councils is published here")
+    response = JsonResponse(published.document)
+    response["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @require_GET

@@ -27,7 +27,9 @@ from accounts.models import User
 from core.audit import audit_record
 from core.selectors import person_viewable
 from federation import keycache, protocol
-from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation.directory.models import CouncilSigningKey, DirectoryDocument, FederationPeer
+from federation.directory.selectors import peer_held_by_directory
+from federation.directory.services import directory_receive, directory_refused
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.selectors import (
     PeerAnswer,
@@ -601,6 +603,10 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
             agreement = DataSharingAgreement.objects.filter(
                 agreement_id=message.agreement_id
             ).first()
+            if peer is None and peer_held_by_directory(peer_id):
+                # Suspended by the directory of councils (decision 0014): the messages
+                # wait, and go if it is made active again; a council that left is given up.
+                return _outbox_hold(peer_id)
             if peer is None or agreement is None or not agreement.is_in_force:
                 message.given_up_at = timezone.now()
                 message.last_error = "The peer was removed or the agreement is no longer in force"
@@ -649,6 +655,17 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
     return DeliveryReport(delivered)
 
 
+def _outbox_hold(peer_id: str) -> DeliveryReport:
+    wait = settings.FEDERATION_DIRECTORY_FETCH_MINUTES * 60.0
+    OutboxMessage.objects.filter(
+        peer_id=peer_id, delivered_at__isnull=True, given_up_at__isnull=True
+    ).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        last_error="Waiting: the directory of councils has suspended this council",
+    )
+    return DeliveryReport(0, retry_in=wait)
+
+
 def outbox_due_peers() -> list[str]:
     return list(
         OutboxMessage.objects.filter(
@@ -657,3 +674,29 @@ def outbox_due_peers() -> list[str]:
         .values_list("peer_id", flat=True)
         .distinct()
     )
+
+
+# --- The directory of councils (decision 0014) ------------------------------------------------
+
+
+def directory_fetch() -> DirectoryDocument | None:
+    """Fetch the directory of councils from each FEDERATION_DIRECTORY_URLS in turn until one
+    gives a directory this deployment accepts (verified and applied by
+    `directory_receive`). Every failure is recorded and logged at ERROR; the directory in
+    force stays. Returns the last decision, or None when no URL is configured."""
+    last = None
+    for url in settings.FEDERATION_DIRECTORY_URLS:
+        try:
+            response = http_get(url, timeout=DELIVERY_TIMEOUT)
+        except NoAnswer as exc:
+            last = directory_refused(source=url, reason=f"unreachable: {exc}")
+            continue
+        if response.status_code != 200:
+            last = directory_refused(
+                source=url, reason=f"http_error: the server answered {response.status_code}"
+            )
+            continue
+        last = directory_receive(content=response.content, source=url)
+        if last.decision == DirectoryDocument.Decision.ACCEPTED:
+            return last
+    return last

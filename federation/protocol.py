@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import http_sf
 import rfc8785
@@ -73,9 +76,147 @@ def fingerprint(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
+# I-JSON's (RFC 7493) integers: every implementation reads these exactly.
+SAFE_INTEGER = 2**53 - 1
+
+
+class NotCanonicalJSON(ValueError):
+    """A value RFC 8785 cannot write, or would write differently from how it reads."""
+
+
+def _jcs_number(value: int) -> int | float:
+    """An integer as RFC 8785 sees it. JCS reads every number as an IEEE 754 double and
+    writes it as ECMAScript does, so past 2^53 an integer survives only when its digits are
+    already the double's ECMAScript form (2^60 arrives as 1152921504606847000, and leaves
+    so). Any other large integer is refused, never rounded: rounding would let one signature
+    cover two different documents (decision 0017)."""
+    if -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        return value
+    if abs(value) < 10**21:
+        as_double = float(value)
+        if rfc8785.dumps(as_double) == str(value).encode():
+            return as_double
+    raise NotCanonicalJSON(
+        f"The integer {value} is outside -(2^53-1)..2^53-1 and is not written as RFC 8785 writes "
+        "a number: send it as a string"
+    )
+
+
+def _jcs_values(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _jcs_number(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotCanonicalJSON(f"{value} is not a JSON number")
+    if isinstance(value, Mapping):
+        return {k: _jcs_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jcs_values(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 bytes of any JSON value. Raises NotCanonicalJSON for a value RFC 8785 cannot
+    write the same way every implementation reads it."""
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        pass  # large integers: the slow path below, which is rare
+    except rfc8785.CanonicalizationError as exc:
+        raise NotCanonicalJSON(str(exc)) from exc
+    try:
+        return rfc8785.dumps(_jcs_values(value))
+    except rfc8785.CanonicalizationError as exc:
+        raise NotCanonicalJSON(str(exc)) from exc
+
+
 def canonical(document: Mapping[str, Any]) -> bytes:
-    """RFC 8785 bytes of the document without its `signatures`."""
-    return rfc8785.dumps({k: v for k, v in document.items() if k != "signatures"})
+    """RFC 8785 bytes of the document without its `signatures` (see canonical_json)."""
+    return canonical_json({k: v for k, v in document.items() if k != "signatures"})
+
+
+def _refuse_repeated_member(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise NotCanonicalJSON("An object names one member twice")
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotCanonicalJSON(f"{name} is not a JSON number")
+
+
+def json_interoperable(text: bytes | str) -> Any:
+    """JSON as a peer sent it, refused (NotCanonicalJSON, a ValueError) unless every
+    implementation reads it as we do: no repeated member names, no NaN or Infinity, no
+    number RFC 8785 cannot write back unchanged (I-JSON, RFC 7493)."""
+    value = json.loads(
+        text, object_pairs_hook=_refuse_repeated_member, parse_constant=_refuse_constant
+    )
+    _check_numbers(value)
+    return value
+
+
+def _check_numbers(value: Any) -> None:
+    """Raise NotCanonicalJSON for a number RFC 8785 would not write back as it came (a walk
+    that builds nothing: most bodies hold no number outside the safe range)."""
+    if isinstance(value, dict):
+        for member in value.values():
+            _check_numbers(member)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotCanonicalJSON(f"{value} is not a JSON number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _jcs_number(value)
+
+
+def request_payload(body: bytes) -> dict[str, Any]:
+    """A signed request's JSON object, or RequestRefused: `not_json` (not a JSON object),
+    `not_interoperable_json` (JSON that implementations read differently)."""
+    try:
+        payload = json_interoperable(body)
+    except NotCanonicalJSON as exc:
+        raise RequestRefused("not_interoperable_json", 400) from exc
+    except ValueError as exc:
+        raise RequestRefused("not_json", 400) from exc
+    if not isinstance(payload, dict):
+        raise RequestRefused("not_json", 400)
+    return payload
+
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def target_uri_normalised(url: str) -> str:
+    """An http(s) URL as RFC 9110 (section 4.2.3) normalises it: scheme and host in lower
+    case, the scheme's default port left out. Signer and receiver both write @target-uri
+    this way, so `https://x:443/p` and `https://x/p` sign the same."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host or parts.username or parts.password:
+        raise ValueError(f"Not an http(s) address: {url!r}")
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = parts.port  # raises ValueError for a port out of range
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def base_url_normalised(url: str) -> str:
+    """A council's base URL in the one form every deployment keeps it in: http(s), host in
+    lower case, no default port, no query, fragment or credentials, no trailing slash
+    (`HTTPS://Council.Example:443/` becomes `https://council.example`). Raises ValueError
+    for anything else. Call it wherever a base URL enters: card, peer, directory, settings."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.query or parts.fragment:
+        raise ValueError(f"A base URL has no query or fragment: {url!r}")
+    return target_uri_normalised(text).rstrip("/")
 
 
 def timestamp(moment: datetime) -> str:
@@ -121,7 +262,7 @@ def verify_document_signature(
         Ed25519PublicKey.from_public_bytes(public).verify(
             unb64(str(entry.get("value", ""))), canonical(document)
         )
-    except (CryptoInvalidSignature, ValueError):
+    except (CryptoInvalidSignature, ValueError):  # NotCanonicalJSON among them
         return False
     return True
 
@@ -231,7 +372,7 @@ def sign_request(
     created = (now or datetime.now(UTC)).replace(microsecond=0)
     message = HttpMessage(
         method="POST",
-        url=url,
+        url=target_uri_normalised(url),
         headers={
             "Content-Type": "application/json",
             HEADER_COUNCIL: key.federation_id,
@@ -263,23 +404,39 @@ def _refuse_repeated_label(key: str, context: str) -> None:
         raise ValueError(f"Signature label {key!r} appears twice")
 
 
-def signature_key_id(headers: Mapping[str, str]) -> str | None:
-    """The `keyid` a request claims, read before anything is verified (to find the key).
+def _patchwork_signatures(headers: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """The Signature-Input members tagged `patchwork-federation`, as (label, parameters).
     Signature-Input is a structured-field Dictionary (RFC 8941): each label maps to its
-    covered components and their parameters. A request carries exactly one signature."""
+    covered components and their parameters. Others' signatures (a gateway's) are left."""
     value = {k.lower(): v for k, v in headers.items()}.get("signature-input")
     if not value:
-        return None
+        return []
     try:
         parsed = http_sf.parse(
             value.encode(), tltype="dictionary", on_duplicate_key=_refuse_repeated_label
         )
     except ValueError:  # http_sf.StructuredFieldError, a repeated label, or not text
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    return [
+        (label, member[1])
+        for label, member in parsed.items()
+        if isinstance(member, tuple)
+        and isinstance(member[0], list)
+        and member[1].get("tag") == SIGNATURE_TAG
+    ]
+
+
+def signature_key_id(headers: Mapping[str, str]) -> str | None:
+    """The `keyid` a request claims, read before anything is verified (to find the key):
+    that of its one signature tagged `patchwork-federation` (RFC 9421 section 4.3: a
+    request may carry other signatures, e.g. a gateway's, which are not ours to check).
+    None when there is no such signature, or more than one."""
+    ours = _patchwork_signatures(headers)
+    if len(ours) != 1:
         return None
-    if not isinstance(parsed, dict) or len(parsed) != 1:
-        return None
-    member = next(iter(parsed.values()))
-    keyid = member[1].get("keyid") if isinstance(member, tuple) else None
+    keyid = ours[0][1].get("keyid")
     # A token (unquoted) or byte sequence is not a key id we issue: only a string.
     return keyid if isinstance(keyid, str) else None
 
@@ -320,7 +477,10 @@ def verify_request(
 ) -> VerifiedSignature:
     """Check the signature (covering every federation header and the body's digest), then
     the time window. Raises RequestRefused."""
-    message = HttpMessage(method=method, url=url, headers=dict(headers))
+    try:
+        message = HttpMessage(method=method, url=target_uri_normalised(url), headers=dict(headers))
+    except ValueError as exc:
+        raise RequestRefused("bad_signature") from exc
     verifier = _PatientVerifier(
         signature_algorithm=algorithms.ED25519,
         key_resolver=_Keys(public_key_for=lambda _: public_key),
@@ -335,6 +495,10 @@ def verify_request(
         )
     except (HTTPMessageSignaturesException, ValueError, TypeError) as exc:
         raise RequestRefused("bad_signature") from exc
+    # Only the signature tagged ours is verified (the library selects by tag); two of them
+    # would be two claims of one request, and are refused.
+    if len(results) != 1:
+        raise RequestRefused("bad_signature")
     params = results[0].parameters
     if not all(k in params for k in ("created", "expires", "nonce", "keyid")):
         raise RequestRefused("bad_signature")

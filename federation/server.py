@@ -14,7 +14,6 @@ refusals are audited, with the claimed headers cut to a bounded length."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from core.audit import audit_record
 from federation import documents, protocol, witnessing
 from federation.client import peer_public_key
 from federation.directory.models import FederationPeer, council_federation_id
+from federation.directory.selectors import peer_stopped_reason
 from federation.models import DataSharingAgreement, Exchange
 from federation.selectors import own_council, peer_active
 from federation.services import (
@@ -136,13 +136,19 @@ class Authenticated:
     body: bytes
 
 
+def _unknown_peer_reason(federation_id: str) -> str:
+    """`peer_suspended` or `peer_left` for a council the directory of councils stopped
+    (decision 0014), else `unknown_peer`. Only read when the request is refused anyway."""
+    return peer_stopped_reason(federation_id) or "unknown_peer"
+
+
 def _authenticate(request: HttpRequest) -> Authenticated:
     headers = {k: v for k, v in request.headers.items()}
     claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
     council = own_council()
     peer = peer_active(claimed[protocol.HEADER_COUNCIL])
     if peer is None or peer.federation_id == council_federation_id(council):
-        raise RequestRefused("unknown_peer", 403)
+        raise RequestRefused(_unknown_peer_reason(claimed[protocol.HEADER_COUNCIL]), 403)
     key_id = protocol.signature_key_id(headers)
     public_key = peer_public_key(peer, key_id) if key_id else None
     if public_key is None:
@@ -209,12 +215,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
     ]
     if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise RequestRefused("not_json", 400) from exc
-    if not isinstance(payload, dict):
-        raise RequestRefused("not_json", 400)
+    payload = protocol.request_payload(body)
     return Incoming(
         peer=peer,
         agreement=agreement,

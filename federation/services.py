@@ -109,7 +109,7 @@ def council_card(council: Council) -> dict[str, Any]:
         "type": "patchwork.council-card",
         "id": council_federation_id(council),
         "name": council.name,
-        "base_url": peer_base_url(FederationPeer(council=council)),
+        "base_url": protocol.base_url_normalised(peer_base_url(FederationPeer(council=council))),
         "issued_at": protocol.timestamp(timezone.now()),
         "keys": [
             {
@@ -149,13 +149,20 @@ def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPe
             "The card's signature does not match its keys: ask the other deployment's "
             "operator to export it again"
         )
-    base_url = str(card.get("base_url", ""))
-    if not base_url.startswith(("https://", "http://")):
-        raise ValidationError("The card has no web address for the council")
+    try:
+        base_url = protocol.base_url_normalised(str(card.get("base_url", "")))
+    except ValueError as exc:
+        raise ValidationError("The card has no web address for the council") from exc
     peer_directory_sync()
     existing = FederationPeer.objects.filter(federation_id=federation_id).first()
     if existing is not None and existing.council is not None:
         raise ValidationError(f"{existing.name} is a council on this deployment already")
+    if existing is not None and existing.directory_status in ("active", "suspended"):
+        # Decision 0014: for a council the directory lists, the directory wins.
+        raise ValidationError(
+            f"{existing.name} is in the directory of councils: its address and keys come "
+            "from there, not from a card"
+        )
     trusted = [
         {"key_id": k, "public_key": protocol.b64(v), "expires_at": None} for k, v in keys.items()
     ]
@@ -163,7 +170,7 @@ def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPe
         federation_id=federation_id,
         defaults={
             "name": str(card.get("name", federation_id))[:120],
-            "base_url": base_url.rstrip("/"),
+            "base_url": base_url,
             "trusted_keys": trusted,
             "card": card,
             "keys_document": None,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from federation.checkpoints import CheckpointRefused, audit_checkpoint_take
-from federation.client import outbox_deliver, outbox_due_peers
+from federation.client import directory_fetch, outbox_deliver, outbox_due_peers
+from federation.directory.selectors import WARNING, directory_state
 from federation.selectors import own_council
 from federation.witnessing import audit_witness_send
 from tenants.queueing import task_enqueue
@@ -69,3 +71,18 @@ def audit_witness_task() -> int:
             witnessed,
         )
     return witnessed
+
+
+@shared_task
+def directory_fetch_task() -> int | None:
+    """Fetch, verify and apply the directory of councils (beat: every
+    FEDERATION_DIRECTORY_FETCH_MINUTES, on the platform, not per council). A directory
+    refused, unreachable or expired is an ERROR in the worker's log; the last good one stays
+    in force. Returns the sequence in force."""
+    if not settings.FEDERATION_DIRECTORY_URLS:
+        return None
+    directory_fetch()
+    state = directory_state()
+    if state.status == WARNING:
+        logger.error("Directory of councils needs attention: %s", state.detail)
+    return state.sequence

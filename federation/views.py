@@ -18,6 +18,7 @@ from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import checkpoints, client, selectors, services
 from federation.directory.models import council_federation_id
+from federation.directory.selectors import directory_recent, directory_state
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
 from tenants.selectors import council_by_code
 
@@ -156,7 +157,16 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
 
 @operator_required
 def peers(request: HttpRequest) -> HttpResponse:
-    return render(request, "federation/peers.html", {"peers": selectors.peers_list()})
+    return render(
+        request,
+        "federation/peers.html",
+        {"peers": selectors.peers_list(), **directory_context()},
+    )
+
+
+def directory_context() -> dict[str, object]:
+    """The directory of councils' state for the operator's peers page (decision 0014)."""
+    return {"directory": directory_state(), "directory_recent": directory_recent(5)}
 
 
 @operator_required

@@ -373,6 +373,77 @@ def exchange(a: Deployment, b: Deployment, say: Callable[[str], object] = print)
     return seen
 
 
+# --- The signed directory of councils (decision 0014): no card exchange -------------------
+
+
+def onboard_apart(a: Deployment, b: Deployment, folder: Path) -> int:
+    """Kent onboarded on A and Devon on B, seeded as in `exchange`, each council's card
+    written to `folder` (kent.json, devon.json) for the governance body to read its keys
+    from; no operator adds the other's card. Returns the Kent child's id."""
+    out_a, _ = in_parallel(
+        a,
+        _script(
+            _command(
+                "onboard_council", "--name", KENT["name"], "--code", KENT["code"],
+                "--admin-email", "admin@kent.test",
+            ),
+            _seed(KENT["code"], asker=True),
+            _command("export_council_card", KENT["code"], "--output", str(folder / "kent.json")),
+        ),
+        b,
+        _script(
+            _command(
+                "onboard_council", "--name", DEVON["name"], "--code", DEVON["code"],
+                "--admin-email", "admin@devon.test",
+            ),
+            _seed(DEVON["code"], asker=False),
+            _command("export_council_card", DEVON["code"], "--output", str(folder / "devon.json")),
+        ),
+    )  # fmt: skip
+    return int(json.loads(out_a.strip().splitlines()[-1])["person"])
+
+
+def directory_member(card_file: Path, status: str = "active") -> dict[str, object]:
+    """A members-file entry for `patchwork directory_sign`, from a council's card."""
+    card = json.loads(card_file.read_text())
+    return {
+        "id": card["id"],
+        "name": card["name"],
+        "base_url": card["base_url"],
+        "status": status,
+        "keys": [
+            {"key_id": k["key_id"], "public_key": k["public_key"], "fingerprint": k["fingerprint"]}
+            for k in card["keys"]
+        ],
+    }
+
+
+def agreement_signed(a: Deployment, b: Deployment) -> str:
+    """Kent proposes and signs a safeguarding agreement; Devon countersigns, over HTTP."""
+    agreement_id = (
+        a.patchwork(
+            "agreement", "propose", KENT["code"], "--partner", f"council:{DEVON['code']}",
+            "--purpose", "safeguarding", "--role", "School nurse", "--demographic",
+        )
+        .strip()
+        .splitlines()[-1]
+    )  # fmt: skip
+    a.patchwork("agreement", "sign", KENT["code"], "--id", agreement_id)
+    b.patchwork("agreement", "sign", DEVON["code"], "--id", agreement_id)
+    return agreement_id
+
+
+def kent_asks(a: Deployment, person: int) -> list[str]:
+    """What the Kent social worker sees when she asks the other councils."""
+    return (
+        a.patchwork(
+            "check_other_councils", KENT["code"], "--as", ASKER_EMAIL, "--person", str(person)
+        )
+        .strip()
+        .splitlines()
+    )
+
+
 def main() -> None:
     """`make federation-demo`: DATABASE_URL's server (or the embedded PostgreSQL)."""
     os.environ.setdefault("PATCHWORK_ENV", "development")
