@@ -71,6 +71,8 @@ ANSWER_TYPE = "patchwork.audit-witness-answer"
 # At most this many intermediate checkpoints in one request (~500 bytes each); a longer gap
 # is closed in several requests.
 MAX_INTERMEDIATE = 200
+# How many more councils are asked when witnesses give no answer.
+EXTRA_TRIES = 2
 # The newest alerts a witness returns with its statement.
 ALERTS_ANSWERED = 20
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -375,13 +377,12 @@ def witness_answer(
 def audit_witnesses_choose(
     council: Council, count: int | None = None
 ) -> list[tuple[FederationPeer, str]]:
-    """The councils that witness `council`'s checkpoints: `count` (AUDIT_WITNESSES) active
-    peers, those on another deployment first (a witness on this deployment shares its
-    database with us, so it cannot stand against whoever controls that), then partners with
-    an agreement in force, then the rest; ties broken by a hash of both ids, so the load of
-    witnessing spreads evenly and each council's choice stays the same from run to run.
-    Runs in the council's schema."""
-    count = count or settings.AUDIT_WITNESSES
+    """The councils that witness `council`'s checkpoints, in the order they are asked: the
+    first `count` (every active peer if None) ranked so: those on another deployment first
+    (a witness on this deployment shares its database with us, so it cannot stand against
+    whoever controls that), then partners with an agreement in force, then the rest; ties
+    broken by a hash of both ids, so the load of witnessing spreads evenly and each
+    council's choice stays the same from run to run. Runs in the council's schema."""
     us = council_federation_id(council)
     partners = set(
         DataSharingAgreement.objects.filter(
@@ -395,7 +396,8 @@ def audit_witnesses_choose(
         spread = hashlib.sha256(f"{us}|{peer.federation_id}".encode()).hexdigest()
         return (peer.council_id is not None, peer.federation_id not in partners, spread)
 
-    return sorted(peers, key=rank)[:count]
+    ranked = sorted(peers, key=rank)
+    return ranked if count is None else ranked[:count]
 
 
 @dataclass(frozen=True)
@@ -534,12 +536,18 @@ def _send_one(
 def audit_witness_send(*, council: Council) -> list[WitnessResult]:
     """Send the council's latest checkpoint to each of its witnesses; a witness that asks
     for the checkpoints since the one it last witnessed gets them (in steps of at most
-    MAX_INTERMEDIATE). Runs in the council's schema. Returns one result per witness."""
+    MAX_INTERMEDIATE). A witness that gives no answer is replaced by the next in rank, up
+    to EXTRA_TRIES more councils, so one council down does not leave us with fewer than
+    AUDIT_WITNESSES answers. Runs in the council's schema. Returns one result per council
+    asked."""
     latest = audit_checkpoint_latest(council)
     if latest is None:
         return []
-    results = []
-    for peer, url in audit_witnesses_choose(council):
+    results: list[WitnessResult] = []
+    wanted = settings.AUDIT_WITNESSES
+    for peer, url in audit_witnesses_choose(council)[: wanted + EXTRA_TRIES]:
+        if sum(1 for one in results if one.reason != "no_answer") >= wanted:
+            break
         result, body = _send_one(council, peer, url, latest)
         steps = 0
         while result.reason == "intermediate_needed" and steps < 1000:

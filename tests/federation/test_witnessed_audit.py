@@ -39,7 +39,7 @@ from federation.checkpoints import (
     checkpoint_digest,
 )
 from federation.client import signed_request
-from federation.directory.models import council_federation_id
+from federation.directory.models import FederationPeer, council_federation_id
 from federation.models import WitnessAlert, WitnessedCheckpoint
 from federation.selectors import peer_active, peer_base_url
 from federation.services import signing_key
@@ -325,7 +325,7 @@ def test_a_witness_on_another_deployment_finds_a_log_cut_by_the_whole_databases_
 def test_two_partners_witness_and_an_untouched_log_passes(live) -> None:  # type: ignore[no-untyped-def]
     council = _subject(live, "Portsmouth", "E06000044")
     with schema_context(council.schema_name):
-        chosen = [peer.federation_id for peer, _ in audit_witnesses_choose(council)]
+        chosen = [peer.federation_id for peer, _ in audit_witnesses_choose(council, 2)]
     # The partners with an agreement in force come before councils without one.
     assert set(chosen) == {council_federation_id(live.kent), council_federation_id(live.surrey)}
     latest = audit_checkpoint_latest(council)
@@ -599,6 +599,34 @@ def _base_url(council: Council) -> str:
     peer = peer_active(council_federation_id(council))
     assert peer is not None
     return peer_base_url(peer)
+
+
+def test_a_witness_that_does_not_answer_is_replaced_and_reported(live) -> None:  # type: ignore[no-untyped-def]
+    """A council on another deployment ranks first but is down: the next in rank is asked
+    instead, and verification names the one that did not answer."""
+    dead = FederationPeer.objects.create(
+        federation_id="council:W06000001",
+        name="Isle of Anglesey",
+        base_url=f"http://anglesey.localhost:{free_port()}",
+    )
+    try:
+        council = _onboard("Wiltshire", "E06000054")
+        make_agreement(council, live.kent)
+        make_agreement(council, live.surrey)
+        with schema_context(council.schema_name):
+            audit_record(actor=None, action="person_viewed", person_id=1)
+        results = _witness(council)
+        assert [(r.peer.name, r.witnessed, r.reason) for r in results][0] == (
+            "Isle of Anglesey",
+            False,
+            "no_answer",
+        )
+        assert sorted(r.peer.name for r in results if r.witnessed) == ["Kent", "Surrey"]
+        report = _verify(council.code)
+        assert "2 hold a witnessed checkpoint" in report
+        assert "WARNING: no answer from Isle of Anglesey" in report
+    finally:
+        dead.delete()
 
 
 def test_beat_sends_every_councils_checkpoint_to_its_witnesses() -> None:
