@@ -486,20 +486,23 @@ def _send_one(
     checkpoint: AuditCheckpoint,
     intermediate: Sequence[dict[str, Any]] = (),
 ) -> tuple[WitnessResult, dict[str, Any]]:
-    outgoing = signed_request(
-        peer=peer,
-        base_url=url,
-        path=WITNESS_PATH,
-        kind=KIND_WITNESS,
-        agreement_id="",
-        purpose=AUDIT_PURPOSE,
-        payload={
-            "type": REQUEST_TYPE,
-            "checkpoint": checkpoint.document,
-            "intermediate": list(intermediate),
-        },
-        key=signing_key(council),
-    )
+    try:
+        outgoing = signed_request(
+            peer=peer,
+            base_url=url,
+            path=WITNESS_PATH,
+            kind=KIND_WITNESS,
+            agreement_id="",
+            purpose=AUDIT_PURPOSE,
+            payload={
+                "type": REQUEST_TYPE,
+                "checkpoint": checkpoint.document,
+                "intermediate": list(intermediate),
+            },
+            key=signing_key(council),
+        )
+    except ValueError:
+        return WitnessResult(peer, False, "no_answer", "it has no usable address"), {}
     response = _send(outgoing, DELIVERY_TIMEOUT)
     body = _json(response)
     _record(outgoing, response, body)
@@ -635,19 +638,24 @@ def _ask(
     council: Council, peers: Sequence[tuple[FederationPeer, str]]
 ) -> tuple[list[SignedRequest], list[PeerResponse | None]]:
     key = signing_key(council)
-    outgoing = [
-        signed_request(
-            peer=peer,
-            base_url=url,
-            path=STATEMENT_PATH,
-            kind=KIND_QUERY,
-            agreement_id="",
-            purpose=AUDIT_PURPOSE,
-            payload={"type": QUERY_TYPE, "council": council_federation_id(council)},
-            key=key,
-        )
-        for peer, url in peers
-    ]
+    outgoing = []
+    for peer, url in peers:
+        try:
+            outgoing.append(
+                signed_request(
+                    peer=peer,
+                    base_url=url,
+                    path=STATEMENT_PATH,
+                    kind=KIND_QUERY,
+                    agreement_id="",
+                    purpose=AUDIT_PURPOSE,
+                    payload={"type": QUERY_TYPE, "council": council_federation_id(council)},
+                    key=key,
+                )
+            )
+        except ValueError:
+            # No usable address (a peer added without one): it cannot answer.
+            log.warning("Audit witness: %s has no usable address to ask", peer.name)
     timeout = settings.FEDERATION_LOOKUP_TIMEOUT_SECONDS
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(outgoing)))) as pool:
         responses = list(pool.map(lambda one: _send(one, timeout), outgoing))
@@ -699,6 +707,8 @@ def audit_witnessed_check(*, council: Council) -> WitnessedCheck:
     views = [
         _view(council, one, response) for one, response in zip(outgoing, responses, strict=True)
     ]
+    asked = {one.peer.federation_id for one in outgoing}
+    views += [WitnessView(peer, False) for peer, _ in peers if peer.federation_id not in asked]
     failures: list[str] = []
     notes: list[str] = []
     warnings: list[str] = []
