@@ -612,6 +612,16 @@ AUDIT_CHECKPOINT_MINUTES = envint("AUDIT_CHECKPOINT_MINUTES", 15)
 if AUDIT_CHECKPOINT_MINUTES < 1:
     raise ImproperlyConfigured("AUDIT_CHECKPOINT_MINUTES must be at least 1")
 
+# --- Witnessed audit (federation/witnessing.py, decision 0015) ---
+# Beat sends each council's latest checkpoint to AUDIT_WITNESSES partner councils this often
+# (an unchanged head is countersigned again with a fresh time: "still at N").
+AUDIT_WITNESS_MINUTES = envint("AUDIT_WITNESS_MINUTES", 60)
+if AUDIT_WITNESS_MINUTES < 1:
+    raise ImproperlyConfigured("AUDIT_WITNESS_MINUTES must be at least 1")
+AUDIT_WITNESSES = envint("AUDIT_WITNESSES", 3)
+if AUDIT_WITNESSES < 2:
+    raise ImproperlyConfigured("AUDIT_WITNESSES must be at least 2")
+
 # --- Rate limits (decision 0011, docs/operations.md "Rate limits") ---
 # Each limit is "COUNT/WINDOW": "20/10m" is 20 per 10 minutes (s, m, h, d). Counters live in
 # the "ratelimit" cache (Redis, shared by every process; django-ratelimit and DRF's throttles
@@ -740,6 +750,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.for_each_council",
         "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
         "args": ["federation.tasks.audit_checkpoint_task"],
+    },
+    "audit-witness": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": AUDIT_WITNESS_MINUTES * 60.0,
+        "args": ["federation.tasks.audit_witness_task"],
     },
     "federation-directory-fetch": {
         "task": "federation.tasks.directory_fetch_task",

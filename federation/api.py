@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from core.api.serializers import ErrorOut
 from core.api.views import CouncilAPIView
-from federation import server
+from federation import server, witnessing
 from federation.checkpoints import audit_checkpoint_latest, checkpoint_published
 from federation.directory.selectors import directory_published
 from federation.models import Exchange
@@ -75,6 +75,12 @@ agreement_revoke = _endpoint(
 )
 agreement_rekey = _endpoint(
     Exchange.Kind.AGREEMENT_REKEY, server.accept_agreement_rekey, needs_agreement=False
+)
+audit_witness = _endpoint(
+    witnessing.KIND_WITNESS, server.accept_audit_checkpoint, needs_agreement=False
+)
+audit_witnessed = _endpoint(
+    witnessing.KIND_QUERY, server.answer_audit_statement, needs_agreement=False
 )
 
 

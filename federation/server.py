@@ -37,7 +37,7 @@ from accounts.ratelimits import (
     limit_wait,
 )
 from core.audit import audit_record
-from federation import agreement_secrets, documents, protocol
+from federation import agreement_secrets, documents, protocol, witnessing
 from federation.client import peer_public_key
 from federation.directory.models import FederationPeer, council_federation_id
 from federation.directory.selectors import peer_stopped_reason
@@ -59,6 +59,9 @@ from federation.services import (
 from tenants.db import models_from_sql, prepared_cursor
 
 log = logging.getLogger(__name__)
+# What a request outside any agreement may be for: the agreement itself, or witnessing the
+# audit log (federation.witnessing, decision 0015); each handler checks it holds its own.
+NO_AGREEMENT_PURPOSES = {AGREEMENT_PURPOSE, witnessing.AUDIT_PURPOSE}
 RequestRefused = protocol.RequestRefused
 
 REFUSED = Counter(
@@ -190,7 +193,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
             raise RequestRefused("no_agreement_in_force", 403)
         if purpose not in agreement.purposes:
             raise RequestRefused("purpose_not_covered", 403)
-    elif purpose != AGREEMENT_PURPOSE:
+    elif purpose not in NO_AGREEMENT_PURPOSES:
         raise RequestRefused("purpose_not_covered", 403)
     request_id = claimed[protocol.HEADER_REQUEST_ID]
     seen = [
@@ -536,3 +539,33 @@ def accept_revocation(incoming: Incoming) -> tuple[int, dict[str, Any], int | No
         by_partner=True,
     )
     return 200, {"outcome": "revoked"}, None
+
+
+# --- Witnessed audit (federation.witnessing, decision 0015) ------------------------------------
+
+
+def _audit_only(incoming: Incoming) -> None:
+    if incoming.purpose != witnessing.AUDIT_PURPOSE:
+        raise RequestRefused("purpose_not_covered", 403)
+
+
+def accept_audit_checkpoint(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """Witness another council's audit checkpoint: countersign it, or refuse it with a
+    reason (a contradiction with what we witnessed before is kept as an alert)."""
+    _audit_only(incoming)
+    reply = witnessing.witness_checkpoint(
+        witness=own_council(), peer=incoming.peer, payload=incoming.payload
+    )
+    return reply.status, reply.body, None
+
+
+def answer_audit_statement(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """The newest statement we signed about the asking council's audit log."""
+    _audit_only(incoming)
+    reply = witnessing.witness_answer(
+        witness=own_council(),
+        peer=incoming.peer,
+        payload=incoming.payload,
+        request_id=incoming.request_id,
+    )
+    return reply.status, reply.body, None

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("federation", "0001_initial"),
+        ("federation", "0003_witnessed_audit"),
     ]
 
     operations = [
