@@ -44,7 +44,14 @@ from federation.selectors import peer_active
 from tenants.models import Council
 from tenants.services import council_onboard
 from tests.factories import valid_nhs_number
-from tests.federation.live import free_port, live_env, server_start, server_stop
+from tests.federation.live import (
+    committed_restore,
+    committed_snapshot,
+    free_port,
+    live_env,
+    server_start,
+    server_stop,
+)
 
 SOUTHAMPTON, PORTSMOUTH, MILTON_KEYNES = "E06000045", "E06000044", "E06000042"
 
@@ -141,6 +148,7 @@ def live(world, django_db_blocker) -> Iterator[Live]:  # type: ignore[no-untyped
     """Three councils on the deployment; one child known to Southampton and Portsmouth."""
     nhs = valid_nhs_number()
     with django_db_blocker.unblock():
+        snapshot = committed_snapshot()
         southampton = council_onboard(
             name="Southampton", code=SOUTHAMPTON, admin_email="a@southampton.test"
         ).council
@@ -198,6 +206,8 @@ def live(world, django_db_blocker) -> Iterator[Live]:  # type: ignore[no-untyped
     finally:
         proxy.stop()
         server_stop(server)
+        with django_db_blocker.unblock():
+            committed_restore(snapshot)
 
 
 @pytest.fixture

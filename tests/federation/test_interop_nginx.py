@@ -27,6 +27,7 @@ from federation.selectors import peer_active
 from tenants.services import council_onboard
 from tests.federation.agreement import make_agreement
 from tests.federation.interop import document_item, request_item, run_verifier
+from tests.federation.live import committed_restore, committed_snapshot
 from tests.operations.test_nginx_proxy import (  # noqa: F401 - `proxy` is the fixture used here
     ClientConnection,
     Proxy,
@@ -48,6 +49,7 @@ def councils(world, django_db_blocker) -> Iterator[Councils]:  # type: ignore[no
     """Portsmouth asks, Southampton answers, under an agreement: committed, since the app
     behind nginx is another process."""
     with django_db_blocker.unblock():
+        snapshot = committed_snapshot()
         portsmouth = council_onboard(
             name="Portsmouth", code="E06000044", admin_email="a@portsmouth.test"
         ).council
@@ -56,6 +58,8 @@ def councils(world, django_db_blocker) -> Iterator[Councils]:  # type: ignore[no
         ).council
         agreement, _ = make_agreement(portsmouth, southampton)
     yield Councils(portsmouth, southampton, agreement.agreement_id)
+    with django_db_blocker.unblock():
+        committed_restore(snapshot)
 
 
 def public_keys(*councils: Any) -> dict[str, bytes]:

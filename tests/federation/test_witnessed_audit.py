@@ -59,7 +59,14 @@ from tenants.models import AuditCheckpoint, AuditWitnessStatement, Council
 from tenants.services import council_onboard
 from tenants.tasks import for_each_council
 from tests.federation.agreement import make_agreement
-from tests.federation.live import free_port, live_env, server_start, server_stop
+from tests.federation.live import (
+    committed_restore,
+    committed_snapshot,
+    free_port,
+    live_env,
+    server_start,
+    server_stop,
+)
 
 
 @dataclass
@@ -81,6 +88,7 @@ def _onboard(name: str, code: str) -> Council:
 def councils(world, django_db_blocker, tmp_path_factory) -> Iterator[Councils]:  # type: ignore[no-untyped-def]
     """Kent and Surrey, the witnesses, and a gunicorn serving every council on loopback."""
     with django_db_blocker.unblock():
+        snapshot = committed_snapshot()
         kent = _onboard("Kent", "E10000016")
         surrey = _onboard("Surrey", "E10000030")
     port = free_port()
@@ -90,6 +98,8 @@ def councils(world, django_db_blocker, tmp_path_factory) -> Iterator[Councils]: 
         yield Councils(kent, surrey, port, log)
     finally:
         server_stop(server)
+        with django_db_blocker.unblock():
+            committed_restore(snapshot)
 
 
 @pytest.fixture
