@@ -61,7 +61,12 @@ from tenants.db import models_from_sql, prepared_cursor
 log = logging.getLogger(__name__)
 # What a request outside any agreement may be for: the agreement itself, or witnessing the
 # audit log (federation.witnessing, decision 0015); each handler checks it holds its own.
-NO_AGREEMENT_PURPOSES = {AGREEMENT_PURPOSE, witnessing.AUDIT_PURPOSE}
+# Messages sent outside any agreement state their own purpose: the witness endpoints take
+# only `audit`, every agreement message only `agreement`.
+PURPOSE_OF_KIND = {
+    witnessing.KIND_WITNESS: witnessing.AUDIT_PURPOSE,
+    witnessing.KIND_QUERY: witnessing.AUDIT_PURPOSE,
+}
 RequestRefused = protocol.RequestRefused
 
 REFUSED = Counter(
@@ -169,7 +174,9 @@ def _authenticate(request: HttpRequest) -> Authenticated:
     return Authenticated(peer=peer, verified=verified, headers=headers, claimed=claimed, body=body)
 
 
-def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool) -> Incoming:
+def _check(
+    request: HttpRequest, sender: Authenticated, *, needs_agreement: bool, kind: str = ""
+) -> Incoming:
     peer, verified, claimed, body = sender.peer, sender.verified, sender.claimed, sender.body
     peer_key = council_key(peer.federation_id)
     wait = limit_wait(request, FEDERATION_PEER, peer_key)
@@ -193,7 +200,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
             raise RequestRefused("no_agreement_in_force", 403)
         if purpose not in agreement.purposes:
             raise RequestRefused("purpose_not_covered", 403)
-    elif purpose not in NO_AGREEMENT_PURPOSES:
+    elif purpose != PURPOSE_OF_KIND.get(kind, AGREEMENT_PURPOSE):
         raise RequestRefused("purpose_not_covered", 403)
     request_id = claimed[protocol.HEADER_REQUEST_ID]
     seen = [
@@ -249,7 +256,7 @@ def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreemen
     try:
         with transaction.atomic():
             sender = _authenticate(request)
-            incoming = _check(request, sender, needs_agreement=needs_agreement)
+            incoming = _check(request, sender, needs_agreement=needs_agreement, kind=kind)
             earlier = incoming.earlier
             if earlier is not None:
                 if earlier["body_sha256"] != protocol.body_digest(incoming.body):

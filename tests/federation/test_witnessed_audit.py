@@ -700,3 +700,30 @@ def test_a_witness_answers_only_requests_made_for_the_audit(world, db) -> None: 
         assert response.json() == {"outcome": "refused", "reason": "purpose_not_covered"}
     with schema_context(staffs.schema_name):
         assert not WitnessedCheckpoint.objects.exists()
+
+
+def test_the_agreement_endpoints_refuse_a_request_made_for_the_audit(world, db) -> None:  # type: ignore[no-untyped-def]
+    """The other way round: `audit` opens only the witness endpoints. An agreement offer,
+    countersignature, revocation or rekey signed for the audit is refused before it is read."""
+    from federation.client import COUNTERSIGN_PATH, OFFER_PATH, REKEY_PATH, REVOKE_PATH
+
+    brighton, staffs = world.brighton, world.staffordshire
+    peer = peer_active(council_federation_id(staffs))
+    assert peer is not None
+    for path in (OFFER_PATH, COUNTERSIGN_PATH, REVOKE_PATH, REKEY_PATH):
+        with schema_context(brighton.schema_name):
+            outgoing = signed_request(
+                peer=peer,
+                base_url="http://staffordshire.localhost",
+                path=path,
+                kind="agreement_offer",
+                agreement_id="",
+                payload={"type": "patchwork.agreement-offer"},
+                purpose="audit",
+            )
+        headers = {k: v for k, v in outgoing.headers.items() if k.lower() != "content-type"}
+        response = Client(HTTP_HOST="staffordshire.localhost").post(
+            path, data=outgoing.body, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 403, path
+        assert response.json() == {"outcome": "refused", "reason": "purpose_not_covered"}
