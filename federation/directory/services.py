@@ -262,7 +262,6 @@ def directory_receive(
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DIRECTORY_LOCK])
     moment = now or timezone.now()
-    digest = hashlib.sha256(content).hexdigest()
     try:
         document = json.loads(content)
     except ValueError:
@@ -274,6 +273,9 @@ def directory_receive(
         verified = governance.directory_verify(document, trusted=trusted, now=moment)
     except governance.DirectoryError as exc:
         return directory_refused(source=source, reason=str(exc), content=content)
+    # The signed content, not the bytes: a mirror may serve the same directory laid out
+    # differently (this deployment serves it re-serialised), and that is the same directory.
+    digest = hashlib.sha256(protocol.canonical(document)).hexdigest()
     in_force = directory_in_force()
     if in_force is not None and in_force.sequence is not None:
         if verified.sequence < in_force.sequence:

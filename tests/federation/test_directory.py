@@ -342,6 +342,15 @@ def test_a_different_document_reusing_the_sequence_in_force_is_refused(governanc
     assert peer_active(KENT) is None
 
 
+def test_the_same_directory_laid_out_differently_is_not_a_reused_sequence(governance_key, db) -> None:  # type: ignore[no-untyped-def]
+    """A mirror may serve the directory re-serialised (as this deployment does): the same
+    signed content is the same directory, not a second one under its sequence."""
+    content = signed(governance_key, [member()], 5)
+    receive(content)
+    record = receive(json.dumps(json.loads(content), indent=2, sort_keys=False).encode())
+    assert record.decision != "refused", record.reason
+
+
 def test_a_forged_or_expired_directory_changes_nothing(governance_key, db, caplog) -> None:
     """Refused with an ERROR in the log; the directory in force and every peer stay."""
     devon = member()
