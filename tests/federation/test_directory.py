@@ -342,7 +342,9 @@ def test_a_different_document_reusing_the_sequence_in_force_is_refused(governanc
     assert peer_active(KENT) is None
 
 
-def test_the_same_directory_laid_out_differently_is_not_a_reused_sequence(governance_key, db) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_directory_laid_out_differently_is_not_a_reused_sequence(
+    governance_key, db
+) -> None:  # noqa: E501
     """A mirror may serve the directory re-serialised (as this deployment does): the same
     signed content is the same directory, not a second one under its sequence."""
     content = signed(governance_key, [member()], 5)
