@@ -24,10 +24,11 @@ from django.template.loader import render_to_string
 from django_tenants.utils import get_tenant_base_schema
 
 from accounts.forms import SignInForm
+from federation.directory.selectors import directory_state
 from tenants.selectors import councils_list, migration_state, public_migrations_pending
 from tenants.tasks import HEARTBEAT_KEY
 
-OK, ERROR, SKIPPED = "ok", "error", "skipped"
+OK, ERROR, SKIPPED, WARNING = "ok", "error", "skipped", "warning"
 
 # Schema name -> time until which it is known to be up to date. Only "up to date" is
 # remembered: a schema with migrations pending is checked again on every probe, so readyz
@@ -161,6 +162,19 @@ def check_pages(request: HttpRequest) -> Check:
     return Check("pages", OK, "the sign-in page rendered")
 
 
+def check_directory(database: Check) -> Check:
+    """The signed directory of councils (decision 0014): a `warning` when the one in force
+    has expired or the last one received was refused. A warning never fails readiness:
+    the deployment serves with the last good directory; monitoring alerts on it."""
+    if database.status != OK:
+        return Check("directory", SKIPPED, "not checked: the database did not answer")
+    try:
+        state = directory_state()
+    except Exception as exc:  # noqa: BLE001 - a warning, never a failed probe
+        return Check("directory", WARNING, f"the check failed: {type(exc).__name__}")
+    return Check("directory", state.status, state.detail)
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """The check's own answer, or an error naming it: PostgreSQL or Redis can die between
     one check and the next, and a probe must then say which check failed, never answer 500."""
@@ -180,6 +194,7 @@ def readiness(request: HttpRequest) -> list[Check]:
         _guarded("migrations", lambda: check_migrations(database)),
         _guarded("celery", lambda: check_celery(redis_check)),
         _guarded("pages", lambda: check_pages(request)),
+        _guarded("directory", lambda: check_directory(database)),
     ]
 
 
@@ -196,6 +211,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         {
             "status": "unready" if failing else "ready",
             "failing": failing,
+            "warnings": [check.name for check in checks if check.status == WARNING],
             "checks": {c.name: {"status": c.status, "detail": c.detail} for c in checks},
         },
         status=503 if failing else 200,

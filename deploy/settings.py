@@ -531,6 +531,10 @@ SILENCED_SYSTEM_CHECKS: list[str] = ["axes.W006"]
 # demo serves plain http on port 8000.
 SITE_SCHEME = envstr("SITE_SCHEME", "https" if PRODUCTION else "http")
 SITE_PORT = envstr("SITE_PORT", "" if PRODUCTION else "8000")
+# The scheme's own port is left out of every address (RFC 9110 section 4.2.3): a council's
+# federation base URL is signed as its peers write it, and they never write `:443`.
+if (SITE_SCHEME, SITE_PORT) in {("https", "443"), ("http", "80")}:
+    SITE_PORT = ""
 EXPORT_DIR = Path(envstr("EXPORT_DIR", str(DATA_DIR / "exports")))
 # GOV.UK Frontend, built by deploy/build_frontend.py into the package so the wheel has it.
 STATICFILES_DIRS = [BASE_DIR / "deploy" / "frontend", BASE_DIR / "deploy" / "static"]
@@ -579,6 +583,16 @@ FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECO
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
 FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
 
+# --- The signed directory of councils (federation/directory, decision 0014) ---
+# The governance public keys this deployment trusts (base64url, each optionally written
+# `<sha-256 fingerprint>=<key>`; several during a rotation), where the directory is fetched
+# from (tried in order; the first good answer wins), and how often.
+FEDERATION_GOVERNANCE_KEYS = envlist("FEDERATION_GOVERNANCE_KEYS")
+FEDERATION_DIRECTORY_URLS = envlist("FEDERATION_DIRECTORY_URLS")
+FEDERATION_DIRECTORY_FETCH_MINUTES = envint("FEDERATION_DIRECTORY_FETCH_MINUTES", 15)
+if FEDERATION_DIRECTORY_FETCH_MINUTES < 1:
+    raise ImproperlyConfigured("FEDERATION_DIRECTORY_FETCH_MINUTES must be at least 1")
+
 # --- Health and metrics (deploy/health.py, deploy/metrics.py) ---
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token it is 404.
 METRICS_TOKEN = envstr("METRICS_TOKEN")
@@ -597,6 +611,16 @@ READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
 AUDIT_CHECKPOINT_MINUTES = envint("AUDIT_CHECKPOINT_MINUTES", 15)
 if AUDIT_CHECKPOINT_MINUTES < 1:
     raise ImproperlyConfigured("AUDIT_CHECKPOINT_MINUTES must be at least 1")
+
+# --- Witnessed audit (federation/witnessing.py, decision 0015) ---
+# Beat sends each council's latest checkpoint to AUDIT_WITNESSES partner councils this often
+# (an unchanged head is countersigned again with a fresh time: "still at N").
+AUDIT_WITNESS_MINUTES = envint("AUDIT_WITNESS_MINUTES", 60)
+if AUDIT_WITNESS_MINUTES < 1:
+    raise ImproperlyConfigured("AUDIT_WITNESS_MINUTES must be at least 1")
+AUDIT_WITNESSES = envint("AUDIT_WITNESSES", 3)
+if AUDIT_WITNESSES < 2:
+    raise ImproperlyConfigured("AUDIT_WITNESSES must be at least 2")
 
 # --- Rate limits (decision 0011, docs/operations.md "Rate limits") ---
 # Each limit is "COUNT/WINDOW": "20/10m" is 20 per 10 minutes (s, m, h, d). Counters live in
@@ -726,6 +750,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.for_each_council",
         "schedule": AUDIT_CHECKPOINT_MINUTES * 60.0,
         "args": ["federation.tasks.audit_checkpoint_task"],
+    },
+    "audit-witness": {
+        "task": "tenants.tasks.for_each_council",
+        "schedule": AUDIT_WITNESS_MINUTES * 60.0,
+        "args": ["federation.tasks.audit_witness_task"],
+    },
+    "federation-directory-fetch": {
+        "task": "federation.tasks.directory_fetch_task",
+        "schedule": FEDERATION_DIRECTORY_FETCH_MINUTES * 60.0,
     },
     "celery-heartbeat": {
         "task": "tenants.tasks.celery_heartbeat",

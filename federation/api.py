@@ -18,11 +18,24 @@ from rest_framework.response import Response
 
 from core.api.serializers import ErrorOut
 from core.api.views import CouncilAPIView
-from federation import server
+from federation import server, witnessing
 from federation.checkpoints import audit_checkpoint_latest, checkpoint_published
+from federation.directory.selectors import directory_published
 from federation.models import Exchange
 from federation.selectors import GOVERNANCE_ROLES, own_council
 from federation.services import key_document
+
+
+@require_GET
+def directory(request: HttpRequest) -> JsonResponse:
+    """The directory of councils this deployment's operator published (decision 0014), as
+    signed by the governance key, for other deployments to fetch; 404 when none is."""
+    published = directory_published()
+    if published is None or published.document is None:
+        raise Http404("No directory of councils is published here")
+    response = JsonResponse(published.document)
+    response["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @require_GET
@@ -59,6 +72,15 @@ agreement_countersign = _endpoint(
 )
 agreement_revoke = _endpoint(
     Exchange.Kind.AGREEMENT_REVOKE, server.accept_revocation, needs_agreement=False
+)
+agreement_rekey = _endpoint(
+    Exchange.Kind.AGREEMENT_REKEY, server.accept_agreement_rekey, needs_agreement=False
+)
+audit_witness = _endpoint(
+    witnessing.KIND_WITNESS, server.accept_audit_checkpoint, needs_agreement=False
+)
+audit_witnessed = _endpoint(
+    witnessing.KIND_QUERY, server.answer_audit_statement, needs_agreement=False
 )
 
 

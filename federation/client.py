@@ -29,8 +29,15 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import audit_record
 from core.selectors import person_viewable
-from federation import keycache, protocol
-from federation.directory.models import CouncilSigningKey, FederationPeer
+from federation import agreement_secrets, keycache, protocol
+from federation.directory.models import (
+    CouncilSigningKey,
+    DirectoryDocument,
+    FederationPeer,
+    council_federation_id,
+)
+from federation.directory.selectors import peer_held_by_directory
+from federation.directory.services import directory_receive, directory_refused
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
 from federation.selectors import (
     PeerAnswer,
@@ -43,6 +50,9 @@ from federation.selectors import (
 )
 from federation.services import (
     AGREEMENT_PURPOSE,
+    agreement_rekey_abandon,
+    agreement_rekey_begin,
+    agreement_rekey_commit,
     agreement_secret,
     agreement_sign_here,
     agreement_signed_document,
@@ -58,8 +68,9 @@ LOOKUP_PATH = "/federation/v1/who-is-involved"
 OFFER_PATH = "/federation/v1/agreements/offer"
 COUNTERSIGN_PATH = "/federation/v1/agreements/countersign"
 REVOKE_PATH = "/federation/v1/agreements/revoke"
+REKEY_PATH = "/federation/v1/agreements/rekey"
 POINTER_UPDATE_PATH = "/federation/v1/pointer-updates"
-ANSWER_OUTCOMES = {"match", "no_match", "more_attributes_requested"}
+ANSWER_OUTCOMES = protocol.ANSWER_OUTCOMES
 # An unknown key id makes us refetch a peer's key document, but not more often than this.
 KEY_REFETCH_INTERVAL = timedelta(seconds=30)
 
@@ -211,6 +222,24 @@ def peer_public_key(peer: FederationPeer, key_id: str) -> bytes | None:
     return keys.get(key_id)
 
 
+def peer_encryption_key(peer: FederationPeer) -> tuple[str, bytes] | None:
+    """The X25519 key (key id, raw public key) the peer publishes for secrets sealed to it
+    (decision 0016), read only from what its signing keys signed: for a council on this
+    deployment, the platform's own table; elsewhere its key document, fetched afresh and
+    verified by `peer_keys_refresh`, else the last verified one still valid, else the
+    signed card the operator added it from."""
+    if peer.council_id is not None:
+        return agreement_secrets.local_encryption_key(peer.council_id)
+    peer_keys_refresh(peer)
+    if peer.keys_document and peer.keys_valid_until and peer.keys_valid_until > timezone.now():
+        found = agreement_secrets.encryption_key_from_entries(
+            peer.keys_document.get("encryption_keys")
+        )
+        if found is not None:
+            return found
+    return agreement_secrets.encryption_key_from_entries((peer.card or {}).get("encryption_keys"))
+
+
 def own_public_key(key_id: str) -> bytes | None:
     key = CouncilSigningKey.objects.filter(council=own_council(), key_id=key_id).first()
     return bytes(key.public_key) if key else None
@@ -354,9 +383,11 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
     if agreement.status == DataSharingAgreement.Status.AWAITING_PARTNER:
         path, kind = OFFER_PATH, Exchange.Kind.AGREEMENT_OFFER
         payload = {
-            "type": "patchwork.agreement-offer",
+            "type": agreement_secrets.OFFER,
             "agreement": document,
-            "match_key_secret": protocol.b64(agreement_secret(agreement)),
+            agreement_secrets.SEALED_FIELD: _sealed_secret(
+                agreement, peer, agreement_secret(agreement), message=agreement_secrets.OFFER
+            ),
         }
     elif agreement.status == DataSharingAgreement.Status.ACTIVE and not agreement.proposed_here:
         path, kind = COUNTERSIGN_PATH, Exchange.Kind.AGREEMENT_COUNTERSIGN
@@ -380,6 +411,34 @@ def agreement_deliver(*, agreement: DataSharingAgreement) -> None:
     )
     if status not in {200, 202}:
         raise PartnerUnreachable(f"{peer.name} did not accept it ({status or 'no answer'})")
+
+
+def _sealed_secret(
+    agreement: DataSharingAgreement,
+    peer: FederationPeer,
+    secret: bytes,
+    *,
+    message: str,
+    rekey_id: str = "",
+) -> dict[str, str]:
+    """The secret sealed to the partner's published X25519 key, bound to this message."""
+    recipient_key = peer_encryption_key(peer)
+    if recipient_key is None:
+        raise PartnerUnreachable(
+            f"{peer.name} publishes no encryption key to seal the agreement's secret to"
+        )
+    return agreement_secrets.secret_seal(
+        secret,
+        recipient_key=recipient_key,
+        info=agreement_secrets.secret_info(
+            message=message,
+            agreement_id=agreement.agreement_id,
+            sender=council_federation_id(own_council()),
+            recipient=peer.federation_id,
+            rekey_id=rekey_id,
+        ),
+        aad=agreement_secrets.secret_aad(agreement.document),
+    )
 
 
 def agreement_sign(*, actor: User | None, agreement: DataSharingAgreement) -> DataSharingAgreement:
@@ -412,6 +471,70 @@ def agreement_revoke_notify(*, agreement: DataSharingAgreement) -> bool:
         outgoing, status=status, outcome=str(response.get("outcome", "")), response=response
     )
     return status == 200
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    """What became of one agreement's rekey: `rekeyed` (both sides use the new secret),
+    `pending` (no answer: the old secret stays in use; run the rekey again to resend the
+    same message) or `refused` (the partner said no: nothing changed on either side)."""
+
+    agreement_id: str
+    outcome: str
+    detail: str = ""
+
+
+def agreement_rekey(*, agreement: DataSharingAgreement) -> RekeyResult:
+    """Give an agreement in force a fresh match-key secret, sealed to the partner in a
+    signed `patchwork.agreement-rekey` message. The old secret stays in use here until the
+    partner has accepted; a rekey left waiting (partner unreachable) is resent unchanged,
+    under the same request id, so the partner applies it once however often it is sent."""
+    peer = peer_active(agreement.partner_id)
+    if peer is None:
+        raise PartnerUnreachable("The partner council is not in the directory of peers")
+    if not agreement.pending_rekey:
+        if not agreement.is_in_force:
+            raise ValidationError("Only an agreement in force can be re-keyed")
+        secret, rekey_id = protocol.new_agreement_secret(), str(uuid.uuid4())
+        payload = {
+            "type": agreement_secrets.REKEY,
+            "agreement_id": agreement.agreement_id,
+            "rekey_id": rekey_id,
+            agreement_secrets.SEALED_FIELD: _sealed_secret(
+                agreement, peer, secret, message=agreement_secrets.REKEY, rekey_id=rekey_id
+            ),
+        }
+        agreement = agreement_rekey_begin(
+            agreement=agreement, secret=secret, rekey_id=rekey_id, payload=payload
+        )
+    pending = agreement.pending_rekey or {}
+    outgoing = signed_request(
+        peer=peer,
+        path=REKEY_PATH,
+        kind=Exchange.Kind.AGREEMENT_REKEY,
+        agreement_id=agreement.agreement_id,
+        payload=pending["payload"],
+        purpose=AGREEMENT_PURPOSE,
+        request_id=pending["request_id"],
+    )
+    status, response = send(outgoing, timeout=DELIVERY_TIMEOUT)
+    # The new secret never goes into our own audit or traffic tables, even sealed.
+    outgoing.payload = {
+        k: v for k, v in outgoing.payload.items() if k != agreement_secrets.SEALED_FIELD
+    }
+    outgoing.body = b""
+    outcome = str(response.get("outcome", ""))
+    _record_sent(outgoing, status=status, outcome=outcome, response=response)
+    if status == 200 and outcome == "rekeyed":
+        agreement_rekey_commit(agreement=agreement)
+        return RekeyResult(agreement.agreement_id, "rekeyed")
+    if status is not None and 400 <= status < 500 and status not in {408, 429}:
+        reason = str(response.get("reason", status))
+        agreement_rekey_abandon(agreement=agreement, reason=f"Refused by {peer.name}: {reason}")
+        return RekeyResult(agreement.agreement_id, "refused", reason)
+    return RekeyResult(
+        agreement.agreement_id, "pending", f"{peer.name} did not answer ({status or 'no answer'})"
+    )
 
 
 # --- "Who is involved?" fan-out ------------------------------------------------------------------
@@ -452,6 +575,8 @@ def _verified_answer(
         or document.get("responder") != peer.federation_id
         or document.get("outcome") not in ANSWER_OUTCOMES
         or not protocol.verify_document_signature(document, peer.federation_id, public_key)
+        # What it says was compared is signed with it, and must agree with its outcome.
+        or not protocol.answer_detail_consistent(document, outgoing.payload.get("match_keys") or {})
     ):
         return None
     for pointer in document.get("pointers") or []:
@@ -645,6 +770,10 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
             agreement = DataSharingAgreement.objects.filter(
                 agreement_id=message.agreement_id
             ).first()
+            if peer is None and peer_held_by_directory(peer_id):
+                # Suspended by the directory of councils (decision 0014): the messages
+                # wait, and go if it is made active again; a council that left is given up.
+                return _outbox_hold(peer_id)
             if peer is None or agreement is None or not agreement.is_in_force:
                 message.given_up_at = timezone.now()
                 message.last_error = "The peer was removed or the agreement is no longer in force"
@@ -693,6 +822,17 @@ def outbox_deliver(*, peer_id: str, limit: int = 200) -> DeliveryReport:
     return DeliveryReport(delivered)
 
 
+def _outbox_hold(peer_id: str) -> DeliveryReport:
+    wait = settings.FEDERATION_DIRECTORY_FETCH_MINUTES * 60.0
+    OutboxMessage.objects.filter(
+        peer_id=peer_id, delivered_at__isnull=True, given_up_at__isnull=True
+    ).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        last_error="Waiting: the directory of councils has suspended this council",
+    )
+    return DeliveryReport(0, retry_in=wait)
+
+
 def outbox_due_peers() -> list[str]:
     return list(
         OutboxMessage.objects.filter(
@@ -701,3 +841,29 @@ def outbox_due_peers() -> list[str]:
         .values_list("peer_id", flat=True)
         .distinct()
     )
+
+
+# --- The directory of councils (decision 0014) ------------------------------------------------
+
+
+def directory_fetch() -> DirectoryDocument | None:
+    """Fetch the directory of councils from each FEDERATION_DIRECTORY_URLS in turn until one
+    gives a directory this deployment accepts (verified and applied by
+    `directory_receive`). Every failure is recorded and logged at ERROR; the directory in
+    force stays. Returns the last decision, or None when no URL is configured."""
+    last = None
+    for url in settings.FEDERATION_DIRECTORY_URLS:
+        try:
+            response = http_get(url, timeout=DELIVERY_TIMEOUT)
+        except NoAnswer as exc:
+            last = directory_refused(source=url, reason=f"unreachable: {exc}")
+            continue
+        if response.status_code != 200:
+            last = directory_refused(
+                source=url, reason=f"http_error: the server answered {response.status_code}"
+            )
+            continue
+        last = directory_receive(content=response.content, source=url)
+        if last.decision == DirectoryDocument.Decision.ACCEPTED:
+            return last
+    return last

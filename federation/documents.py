@@ -26,6 +26,7 @@ def _strings(max_items: int, **kwargs: Any) -> serializers.ListField:
 class MatchKeys(serializers.Serializer):
     nhs = _strings(16)
     demographic = _strings(1024)
+    nhs_and_birth_date = _strings(16)
 
 
 class Lookup(serializers.Serializer):
@@ -53,8 +54,15 @@ class AgreementDocument(serializers.Serializer):
 
 
 class AgreementOffer(serializers.Serializer):
+    # Its `sealed_match_key_secret` is checked part by part, with its own reasons, by
+    # federation.agreement_secrets.secret_open (decision 0016).
     agreement = AgreementDocument()
-    match_key_secret = serializers.RegexField(r"^[A-Za-z0-9_-]{43}=?$")
+
+
+class AgreementRekey(serializers.Serializer):
+    type = serializers.ChoiceField(["patchwork.agreement-rekey"])
+    agreement_id = JSONText(max_length=ID_MAX)
+    rekey_id = JSONText(max_length=ID_MAX)
 
 
 class Countersignature(serializers.Serializer):

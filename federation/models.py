@@ -41,6 +41,12 @@ class DataSharingAgreement(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=300, blank=True)
+    # A rekey started here and not yet accepted by the partner (decision 0016): the new
+    # secret, sealed under the KEK, and the exact signed message to send again until the
+    # partner answers. The old secret stays in use until then.
+    pending_sealed_secret = models.BinaryField(null=True, blank=True)
+    pending_rekey = models.JSONField(null=True, blank=True)
+    rekeyed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -132,6 +138,7 @@ class Exchange(models.Model):
         AGREEMENT_COUNTERSIGN = "agreement_signature", "Agreement countersigned"
         AGREEMENT_REVOKE = "agreement_revoke", "Agreement revoked"
         POINTER_UPDATE = "pointer_update", "Pointer update"
+        AGREEMENT_REKEY = "agreement_rekey", "Agreement re-keyed"
 
     direction = models.CharField(max_length=3, choices=Direction.choices)
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -201,3 +208,52 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.peer_id} ({self.idempotency_key})"
+
+
+class WitnessedCheckpoint(models.Model):
+    """A checkpoint of another council's audit log that this council witnessed (decision
+    0015): kept in this council's own schema, so nobody who controls the other council's
+    database can change what we signed. One row per checkpoint; `statement` is the latest
+    statement we signed about it (a head that did not move is countersigned again with a
+    fresh time), empty for a checkpoint we only checked on the way (an intermediate)."""
+
+    peer_id = models.CharField(max_length=40, help_text="council:<ONS code> of the log's council")
+    sequence = models.PositiveIntegerField()
+    events = models.PositiveBigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, help_text="sha-256 of the canonical checkpoint")
+    checkpoint = models.JSONField(help_text="The council's signed checkpoint, whole")
+    statement = models.JSONField(null=True, blank=True)
+    first_witnessed_at = models.DateTimeField(default=timezone.now)
+    witnessed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["peer_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["peer_id", "sequence"], name="one_witnessed_sequence")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.peer_id} checkpoint {self.sequence} ({self.events} events)"
+
+
+class WitnessAlert(models.Model):
+    """A checkpoint this council refused to witness because it contradicts what it
+    witnessed before (fewer events, another document at a number already witnessed, a
+    broken link) or is not genuine. Kept, and logged at ERROR: it is the sign of a log
+    cut back or rewritten at the council that sent it."""
+
+    peer_id = models.CharField(max_length=40)
+    reason = models.CharField(max_length=40)
+    detail = models.CharField(max_length=500)
+    sequence = models.BigIntegerField(null=True, blank=True)
+    events = models.BigIntegerField(null=True, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["peer_id", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}: {self.reason} at {self.at:%Y-%m-%d %H:%M}"

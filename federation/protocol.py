@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import http_sf
 import rfc8785
@@ -74,9 +77,147 @@ def fingerprint(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
+# I-JSON's (RFC 7493) integers: every implementation reads these exactly.
+SAFE_INTEGER = 2**53 - 1
+
+
+class NotCanonicalJSON(ValueError):
+    """A value RFC 8785 cannot write, or would write differently from how it reads."""
+
+
+def _jcs_number(value: int) -> int | float:
+    """An integer as RFC 8785 sees it. JCS reads every number as an IEEE 754 double and
+    writes it as ECMAScript does, so past 2^53 an integer survives only when its digits are
+    already the double's ECMAScript form (2^60 arrives as 1152921504606847000, and leaves
+    so). Any other large integer is refused, never rounded: rounding would let one signature
+    cover two different documents (decision 0017)."""
+    if -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        return value
+    if abs(value) < 10**21:
+        as_double = float(value)
+        if rfc8785.dumps(as_double) == str(value).encode():
+            return as_double
+    raise NotCanonicalJSON(
+        f"The integer {value} is outside -(2^53-1)..2^53-1 and is not written as RFC 8785 writes "
+        "a number: send it as a string"
+    )
+
+
+def _jcs_values(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _jcs_number(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotCanonicalJSON(f"{value} is not a JSON number")
+    if isinstance(value, Mapping):
+        return {k: _jcs_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jcs_values(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 bytes of any JSON value. Raises NotCanonicalJSON for a value RFC 8785 cannot
+    write the same way every implementation reads it."""
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        pass  # large integers: the slow path below, which is rare
+    except rfc8785.CanonicalizationError as exc:
+        raise NotCanonicalJSON(str(exc)) from exc
+    try:
+        return rfc8785.dumps(_jcs_values(value))
+    except rfc8785.CanonicalizationError as exc:
+        raise NotCanonicalJSON(str(exc)) from exc
+
+
 def canonical(document: Mapping[str, Any]) -> bytes:
-    """RFC 8785 bytes of the document without its `signatures`."""
-    return rfc8785.dumps({k: v for k, v in document.items() if k != "signatures"})
+    """RFC 8785 bytes of the document without its `signatures` (see canonical_json)."""
+    return canonical_json({k: v for k, v in document.items() if k != "signatures"})
+
+
+def _refuse_repeated_member(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise NotCanonicalJSON("An object names one member twice")
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotCanonicalJSON(f"{name} is not a JSON number")
+
+
+def json_interoperable(text: bytes | str) -> Any:
+    """JSON as a peer sent it, refused (NotCanonicalJSON, a ValueError) unless every
+    implementation reads it as we do: no repeated member names, no NaN or Infinity, no
+    number RFC 8785 cannot write back unchanged (I-JSON, RFC 7493)."""
+    value = json.loads(
+        text, object_pairs_hook=_refuse_repeated_member, parse_constant=_refuse_constant
+    )
+    _check_numbers(value)
+    return value
+
+
+def _check_numbers(value: Any) -> None:
+    """Raise NotCanonicalJSON for a number RFC 8785 would not write back as it came (a walk
+    that builds nothing: most bodies hold no number outside the safe range)."""
+    if isinstance(value, dict):
+        for member in value.values():
+            _check_numbers(member)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotCanonicalJSON(f"{value} is not a JSON number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _jcs_number(value)
+
+
+def request_payload(body: bytes) -> dict[str, Any]:
+    """A signed request's JSON object, or RequestRefused: `not_json` (not a JSON object),
+    `not_interoperable_json` (JSON that implementations read differently)."""
+    try:
+        payload = json_interoperable(body)
+    except NotCanonicalJSON as exc:
+        raise RequestRefused("not_interoperable_json", 400) from exc
+    except ValueError as exc:
+        raise RequestRefused("not_json", 400) from exc
+    if not isinstance(payload, dict):
+        raise RequestRefused("not_json", 400)
+    return payload
+
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def target_uri_normalised(url: str) -> str:
+    """An http(s) URL as RFC 9110 (section 4.2.3) normalises it: scheme and host in lower
+    case, the scheme's default port left out. Signer and receiver both write @target-uri
+    this way, so `https://x:443/p` and `https://x/p` sign the same."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host or parts.username or parts.password:
+        raise ValueError(f"Not an http(s) address: {url!r}")
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = parts.port  # raises ValueError for a port out of range
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def base_url_normalised(url: str) -> str:
+    """A council's base URL in the one form every deployment keeps it in: http(s), host in
+    lower case, no default port, no query, fragment or credentials, no trailing slash
+    (`HTTPS://Council.Example:443/` becomes `https://council.example`). Raises ValueError
+    for anything else. Call it wherever a base URL enters: card, peer, directory, settings."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.query or parts.fragment:
+        raise ValueError(f"A base URL has no query or fragment: {url!r}")
+    return target_uri_normalised(text).rstrip("/")
 
 
 def timestamp(moment: datetime) -> str:
@@ -122,7 +263,7 @@ def verify_document_signature(
         Ed25519PublicKey.from_public_bytes(public).verify(
             unb64(str(entry.get("value", ""))), canonical(document)
         )
-    except (CryptoInvalidSignature, ValueError):
+    except (CryptoInvalidSignature, ValueError):  # NotCanonicalJSON among them
         return False
     return True
 
@@ -161,15 +302,28 @@ class Identifiers:
     names: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (given, family)
 
 
+def nhs_and_birth_date_key(secret: bytes, nhs_number: str, date_of_birth: date) -> str:
+    """The key of an NHS number together with a date of birth: what lets the answering
+    council say "the NHS number matches but the date of birth does not" (decision 0013).
+    Bound to the NHS number, so a council that does not know the number learns nothing of
+    the date (a date of birth alone has a few thousand values: its key would be a dictionary
+    lookup away for the partner, who holds the secret)."""
+    return match_key(secret, f"nhs-dob:{nhs_number_clean(nhs_number)}|{date_of_birth.isoformat()}")
+
+
 def match_keys(
     identifiers: Identifiers, *, secret: bytes, demographic: bool
 ) -> dict[str, list[str]]:
     """HMAC-SHA256 keys of the person's normalised identifiers under the agreement's secret:
-    always the NHS number; name and date of birth variants only when `demographic`."""
+    always the NHS number; name and date of birth variants, and the NHS number with the date
+    of birth (`nhs_and_birth_date`), only when `demographic` (the agreement allows matching
+    on them)."""
     keys: dict[str, list[str]] = {"nhs": [], "demographic": []}
     nhs = nhs_number_clean(identifiers.nhs_number or "")
     if nhs:
         keys["nhs"].append(match_key(secret, f"nhs:{nhs}"))
+    if demographic and nhs and identifiers.date_of_birth is not None:
+        keys[NHS_AND_BIRTH_DATE] = [nhs_and_birth_date_key(secret, nhs, identifiers.date_of_birth)]
     if demographic and identifiers.date_of_birth is not None:
         born = identifiers.date_of_birth.isoformat()
         labels = {
@@ -184,6 +338,91 @@ def match_keys(
 
 def new_agreement_secret() -> bytes:
     return secrets.token_bytes(32)
+
+
+# --- What an answer says was compared (decision 0013) -----------------------------------------
+
+# The lookup's key kind for the NHS number together with the date of birth.
+NHS_AND_BIRTH_DATE = "nhs_and_birth_date"
+# Each identifier the answering council compared, and how it came out.
+COMPARED = ("nhs_number", "name_and_date_of_birth", "date_of_birth")
+MATCHED, DIFFERS, NOT_COMPARED = "match", "no_match", "not_compared"
+COMPARISON_RESULTS = frozenset({MATCHED, DIFFERS, NOT_COMPARED})
+# Outcomes an answer may give; `possible_mismatch` is never a match (no pointers cross).
+POSSIBLE_MISMATCH = "possible_mismatch"
+ANSWER_OUTCOMES = frozenset({"match", "no_match", "more_attributes_requested", POSSIBLE_MISMATCH})
+CONFIDENCES = frozenset(
+    {"confirmed", "nhs_number_only", "demographic_only", POSSIBLE_MISMATCH, "none"}
+)
+
+
+def nothing_compared() -> dict[str, str]:
+    return dict.fromkeys(COMPARED, NOT_COMPARED)
+
+
+def answer_confidence(outcome: str, comparisons: Mapping[str, str]) -> str:
+    """The one `confidence` that follows from an answer's outcome and comparisons. Both
+    councils use this rule: the answering one to write it, the asking one to check it."""
+    if outcome not in {"match", POSSIBLE_MISMATCH}:
+        return "none"
+    if DIFFERS in comparisons.values():
+        return POSSIBLE_MISMATCH
+    nhs, named = comparisons.get("nhs_number"), comparisons.get("name_and_date_of_birth")
+    if nhs == MATCHED and named == MATCHED:
+        return "confirmed"
+    if nhs == MATCHED:
+        return "nhs_number_only"
+    if named == MATCHED:
+        return "demographic_only"
+    return "none"
+
+
+def answer_detail_consistent(answer: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Whether a signed answer's `comparisons` and `confidence` agree with its outcome, its
+    pointers and the keys we `sent`. An answer from a council that predates them carries
+    neither (shown as "did not say what matched"); one carrying only one of them, or detail
+    that contradicts the outcome, is refused: a possible mismatch must never pass as a match."""
+    outcome = answer.get("outcome")
+    has_comparisons, has_confidence = "comparisons" in answer, "confidence" in answer
+    if not has_comparisons and not has_confidence:
+        return outcome in {"match", "no_match", "more_attributes_requested"}
+    comparisons, confidence = answer.get("comparisons"), answer.get("confidence")
+    if (
+        not isinstance(comparisons, dict)
+        or set(comparisons) != set(COMPARED)
+        or not all(value in COMPARISON_RESULTS for value in comparisons.values())
+        or confidence not in CONFIDENCES
+        or outcome not in ANSWER_OUTCOMES
+        or confidence != answer_confidence(str(outcome), comparisons)
+    ):
+        return False
+    values = set(comparisons.values())
+    if outcome == "match" and (
+        confidence not in {"confirmed", "nhs_number_only", "demographic_only"} or DIFFERS in values
+    ):
+        return False
+    if outcome == POSSIBLE_MISMATCH and not ({MATCHED, DIFFERS} <= values):
+        return False
+    if outcome in {"no_match", "more_attributes_requested"} and values != {NOT_COMPARED}:
+        return False
+    if outcome != "match" and (answer.get("pointers") or answer.get("sensitive_service_involved")):
+        return False
+    # Nothing is compared that we did not send.
+    sent_nhs = bool(sent.get("nhs"))
+    sent_names = bool(sent.get("demographic"))
+    sent_birth = bool(sent.get(NHS_AND_BIRTH_DATE))
+    named = comparisons["name_and_date_of_birth"]
+    born = comparisons["date_of_birth"]
+    if comparisons["nhs_number"] != NOT_COMPARED and not sent_nhs:
+        return False
+    if named != NOT_COMPARED and not sent_names:
+        return False
+    if born == DIFFERS and not sent_birth:
+        return False
+    if born == MATCHED and not (sent_birth or named == MATCHED):
+        return False
+    # A name-and-birth match is a birth-date match.
+    return not (named == MATCHED and born != MATCHED)
 
 
 # --- HTTP message signatures (RFC 9421) -----------------------------------------------------
@@ -238,6 +477,7 @@ def sign_request(
     outside the plain shape we always send (a query, userinfo, a header value with spaces
     or quotes) goes through the library instead."""
     created = (now or datetime.now(UTC)).replace(microsecond=0)
+    url = target_uri_normalised(url)
     headers = {
         "Content-Type": "application/json",
         HEADER_COUNCIL: key.federation_id,
@@ -329,23 +569,39 @@ def _refuse_repeated_label(key: str, context: str) -> None:
         raise ValueError(f"Signature label {key!r} appears twice")
 
 
-def signature_key_id(headers: Mapping[str, str]) -> str | None:
-    """The `keyid` a request claims, read before anything is verified (to find the key).
+def _patchwork_signatures(headers: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """The Signature-Input members tagged `patchwork-federation`, as (label, parameters).
     Signature-Input is a structured-field Dictionary (RFC 8941): each label maps to its
-    covered components and their parameters. A request carries exactly one signature."""
+    covered components and their parameters. Others' signatures (a gateway's) are left."""
     value = {k.lower(): v for k, v in headers.items()}.get("signature-input")
     if not value:
-        return None
+        return []
     try:
         parsed = http_sf.parse(
             value.encode(), tltype="dictionary", on_duplicate_key=_refuse_repeated_label
         )
     except ValueError:  # http_sf.StructuredFieldError, a repeated label, or not text
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    return [
+        (label, member[1])
+        for label, member in parsed.items()
+        if isinstance(member, tuple)
+        and isinstance(member[0], list)
+        and member[1].get("tag") == SIGNATURE_TAG
+    ]
+
+
+def signature_key_id(headers: Mapping[str, str]) -> str | None:
+    """The `keyid` a request claims, read before anything is verified (to find the key):
+    that of its one signature tagged `patchwork-federation` (RFC 9421 section 4.3: a
+    request may carry other signatures, e.g. a gateway's, which are not ours to check).
+    None when there is no such signature, or more than one."""
+    ours = _patchwork_signatures(headers)
+    if len(ours) != 1:
         return None
-    if not isinstance(parsed, dict) or len(parsed) != 1:
-        return None
-    member = next(iter(parsed.values()))
-    keyid = member[1].get("keyid") if isinstance(member, tuple) else None
+    keyid = ours[0][1].get("keyid")
     # A token (unquoted) or byte sequence is not a key id we issue: only a string.
     return keyid if isinstance(keyid, str) else None
 
@@ -386,7 +642,10 @@ def verify_request(
 ) -> VerifiedSignature:
     """Check the signature (covering every federation header and the body's digest), then
     the time window. Raises RequestRefused."""
-    message = HttpMessage(method=method, url=url, headers=dict(headers))
+    try:
+        message = HttpMessage(method=method, url=target_uri_normalised(url), headers=dict(headers))
+    except ValueError as exc:
+        raise RequestRefused("bad_signature") from exc
     verifier = _PatientVerifier(
         signature_algorithm=algorithms.ED25519,
         key_resolver=_Keys(public_key_for=lambda _: public_key),
@@ -401,6 +660,10 @@ def verify_request(
         )
     except (HTTPMessageSignaturesException, ValueError, TypeError) as exc:
         raise RequestRefused("bad_signature") from exc
+    # Only the signature tagged ours is verified (the library selects by tag); two of them
+    # would be two claims of one request, and are refused.
+    if len(results) != 1:
+        raise RequestRefused("bad_signature")
     params = results[0].parameters
     if not all(k in params for k in ("created", "expires", "nonce", "keyid")):
         raise RequestRefused("bad_signature")

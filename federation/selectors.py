@@ -4,7 +4,7 @@ practitioner may see (only for a person they can already see: core.selectors.per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from federation.directory.models import (
     council_federation_id,
 )
 from federation.models import DataSharingAgreement, Exchange, OutboxMessage
+from federation.protocol import PURPOSES
 from tenants.db import current_schema, models_from_sql
 from tenants.models import Council, Domain
 from tenants.selectors import council_url, site_url
@@ -186,36 +187,120 @@ def agreements_in_force(purpose: str | None = None) -> list[DataSharingAgreement
 # --- The practitioner's "other councils" panel ----------------------------------------------
 
 
+@dataclass(frozen=True)
+class PurposeCovered:
+    """A purpose this council's agreements in force cover, and with which councils."""
+
+    purpose: str
+    name: str
+    councils: list[str]
+
+
+def purposes_covered() -> list[PurposeCovered]:
+    """The purposes (in protocol.PURPOSES' order) that at least one agreement in force
+    covers, each with the partner councils' names: what a practitioner may check for."""
+    names = dict(FederationPeer.objects.values_list("federation_id", "name"))
+    councils: dict[str, set[str]] = {}
+    for agreement in agreements_in_force():
+        for purpose in agreement.purposes:
+            councils.setdefault(purpose, set()).add(
+                names.get(agreement.partner_id, agreement.partner_id)
+            )
+    return [
+        PurposeCovered(purpose, name, sorted(councils[purpose]))
+        for purpose, name in PURPOSES.items()
+        if purpose in councils
+    ]
+
+
 @dataclass
 class PeerAnswer:
     """One council's answer about a person, as the practitioner sees it."""
 
     peer_id: str
     peer_name: str
-    outcome: str  # match, no_match, more_attributes_requested, could_not_check
+    # match, possible_mismatch, no_match, more_attributes_requested, could_not_check
+    outcome: str
     pointers: list[dict[str, Any]]
     sensitive_service_involved: bool = False
     duty_team_contact: str = ""
     at: datetime | None = None
     updated: bool = False
+    # What the council compared and how sure it is (decision 0013); empty from a council
+    # that predates them.
+    comparisons: dict[str, str] = field(default_factory=dict)
+    confidence: str = ""
 
     @property
     def label(self) -> str:
         return {
             "match": f"Known to {self.peer_name}",
+            "possible_mismatch": f"{self.peer_name}: possible mismatch",
             "no_match": f"Not known to {self.peer_name}",
             "more_attributes_requested": f"{self.peer_name} needs more details to be sure",
         }.get(self.outcome, f"{self.peer_name} could not be checked")
 
+    @property
+    def needs_checking(self) -> bool:
+        """Whether the practitioner must check with the council before acting on it: a
+        possible mismatch, or a match that does not say what matched."""
+        return self.outcome == "possible_mismatch" or (
+            self.outcome == "match" and self.confidence not in MATCH_CONFIDENCES
+        )
+
+    @property
+    def summary(self) -> str:
+        """What matched, in words; empty when nothing was matched."""
+        compared = self.comparisons
+        nhs = compared.get("nhs_number")
+        born = compared.get("date_of_birth")
+        check = f"check with {self.peer_name} before acting"
+        if self.outcome == "possible_mismatch":
+            if nhs == "no_match":
+                return (
+                    f"The name and date of birth match a child known to {self.peer_name}, "
+                    f"but the NHS number does not: {check}"
+                )
+            if born == "no_match":
+                return f"NHS number matches but the date of birth does not: {check}"
+            if born == "match":
+                return f"NHS number and date of birth match but the name does not: {check}"
+            return f"NHS number matches but the name and date of birth do not: {check}"
+        if self.outcome != "match":
+            return ""
+        if self.confidence == "confirmed":
+            return "NHS number, name and date of birth match"
+        if self.confidence == "nhs_number_only":
+            if born == "match":
+                return "NHS number and date of birth match; the name was not compared"
+            return "NHS number matches; the name and date of birth were not compared"
+        if self.confidence == "demographic_only":
+            return "Name and date of birth match; the NHS number was not compared"
+        return f"{self.peer_name} did not say which details matched: {check}"
+
+
+# A match whose confidence is one of these says what matched; any other needs checking.
+MATCH_CONFIDENCES = {"confirmed", "nhs_number_only", "demographic_only"}
+
 
 def answer_from_document(peer_id: str, peer_name: str, document: dict[str, Any]) -> PeerAnswer:
+    outcome = str(document.get("outcome", "could_not_check"))
+    comparisons = document.get("comparisons")
     return PeerAnswer(
         peer_id=peer_id,
         peer_name=peer_name,
-        outcome=str(document.get("outcome", "could_not_check")),
-        pointers=list(document.get("pointers", [])),
-        sensitive_service_involved=bool(document.get("sensitive_service_involved")),
+        outcome=outcome,
+        # Pointers only ever come with a match: never with a possible mismatch.
+        pointers=list(document.get("pointers", [])) if outcome == "match" else [],
+        sensitive_service_involved=outcome == "match"
+        and bool(document.get("sensitive_service_involved")),
         duty_team_contact=str(document.get("duty_team_contact", "")),
+        comparisons=(
+            {str(k): str(v) for k, v in comparisons.items()}
+            if isinstance(comparisons, dict)
+            else {}
+        ),
+        confidence=str(document.get("confidence", "")),
     )
 
 
@@ -244,9 +329,13 @@ def other_councils_last_answers(*, user: User, person_id: int) -> list[PeerAnswe
             .order_by("-at")
             .first()
         )
-        if update is not None:
-            pushed = answer_from_document(lookup.peer_id, answer.peer_name, update.payload)
-            pushed.outcome, pushed.at, pushed.updated = "match", update.at, True
+        if update is not None and answer.outcome == "match":
+            pushed = answer_from_document(
+                lookup.peer_id, answer.peer_name, {**update.payload, "outcome": "match"}
+            )
+            pushed.at, pushed.updated = update.at, True
+            # An update changes who is involved, not what matched.
+            pushed.comparisons, pushed.confidence = answer.comparisons, answer.confidence
             answers[lookup.peer_id] = pushed
     return sorted(answers.values(), key=lambda a: a.peer_name)
 

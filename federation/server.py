@@ -14,7 +14,6 @@ refusals are audited, with the claimed headers cut to a bounded length."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,18 +38,21 @@ from accounts.ratelimits import (
     limit_wait_read,
 )
 from core.audit import audit_record
-from federation import documents, protocol
+from federation import agreement_secrets, documents, protocol, witnessing
 from federation.client import peer_public_key
 from federation.directory.models import FederationPeer, council_federation_id
+from federation.directory.selectors import peer_stopped_reason
 from federation.models import DataSharingAgreement, Exchange
 from federation.selectors import own_council, peer_active
 from federation.services import (
     AGREEMENT_PURPOSE,
     agreement_countersigned,
     agreement_received,
+    agreement_rekey_received,
     agreement_revoke,
     current_involvements,
-    match_person,
+    duty_team_contact,
+    match_person_compared,
     notify_team_of_lookup,
     pointers_for,
     signing_key,
@@ -58,6 +60,14 @@ from federation.services import (
 from tenants.db import models_from_sql, prepared_cursor
 
 log = logging.getLogger(__name__)
+# What a request outside any agreement may be for: the agreement itself, or witnessing the
+# audit log (federation.witnessing, decision 0015); each handler checks it holds its own.
+# Messages sent outside any agreement state their own purpose: the witness endpoints take
+# only `audit`, every agreement message only `agreement`.
+PURPOSE_OF_KIND = {
+    witnessing.KIND_WITNESS: witnessing.AUDIT_PURPOSE,
+    witnessing.KIND_QUERY: witnessing.AUDIT_PURPOSE,
+}
 RequestRefused = protocol.RequestRefused
 
 REFUSED = Counter(
@@ -101,10 +111,6 @@ class Incoming:
 
 
 # Read on every signed request, so plain statements rather than the ORM's query building.
-AGREEMENT_SQL = (
-    "SELECT * FROM federation_datasharingagreement WHERE agreement_id = %s AND partner_id = %s "
-    "ORDER BY id LIMIT 1"
-)
 # Two index lookups (nonce; request id), not one OR that reads every exchange with the peer.
 SEEN_SQL = (
     "SELECT id, nonce, request_id, body_sha256, status_code, response FROM federation_exchange "
@@ -151,13 +157,19 @@ class Authenticated:
     body: bytes
 
 
+def _unknown_peer_reason(federation_id: str) -> str:
+    """`peer_suspended` or `peer_left` for a council the directory of councils stopped
+    (decision 0014), else `unknown_peer`. Only read when the request is refused anyway."""
+    return peer_stopped_reason(federation_id) or "unknown_peer"
+
+
 def _authenticate(request: HttpRequest) -> Authenticated:
     headers = {k: v for k, v in request.headers.items()}
     claimed = protocol.header_values(headers, protocol.FEDERATION_HEADERS)
     council = own_council()
     peer = peer_active(claimed[protocol.HEADER_COUNCIL])
     if peer is None or peer.federation_id == council_federation_id(council):
-        raise RequestRefused("unknown_peer", 403)
+        raise RequestRefused(_unknown_peer_reason(claimed[protocol.HEADER_COUNCIL]), 403)
     key_id = protocol.signature_key_id(headers)
     public_key = peer_public_key(peer, key_id) if key_id else None
     if public_key is None:
@@ -176,7 +188,9 @@ def _authenticate(request: HttpRequest) -> Authenticated:
     return Authenticated(peer=peer, verified=verified, headers=headers, claimed=claimed, body=body)
 
 
-def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool) -> Incoming:
+def _check(
+    request: HttpRequest, sender: Authenticated, *, needs_agreement: bool, kind: str = ""
+) -> Incoming:
     peer, verified, claimed, body = sender.peer, sender.verified, sender.claimed, sender.body
     peer_key = council_key(peer.federation_id)
     # Asked and counted in one round trip (accounts.ratelimits.limit_take).
@@ -205,7 +219,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
             raise RequestRefused("no_agreement_in_force", 403)
         if purpose not in agreement.purposes:
             raise RequestRefused("purpose_not_covered", 403)
-    elif purpose != AGREEMENT_PURPOSE:
+    elif purpose != PURPOSE_OF_KIND.get(kind, AGREEMENT_PURPOSE):
         raise RequestRefused("purpose_not_covered", 403)
     else:
         seen = [
@@ -220,12 +234,7 @@ def _check(request: HttpRequest, sender: Authenticated, *, needs_agreement: bool
         ]
     if any(row["nonce"] == verified.nonce for row in seen):
         raise RequestRefused("replayed", 401)
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise RequestRefused("not_json", 400) from exc
-    if not isinstance(payload, dict):
-        raise RequestRefused("not_json", 400)
+    payload = protocol.request_payload(body)
     return Incoming(
         peer=peer,
         agreement=agreement,
@@ -257,7 +266,7 @@ def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreemen
     try:
         with transaction.atomic():
             sender = _authenticate(request)
-            incoming = _check(request, sender, needs_agreement=needs_agreement)
+            incoming = _check(request, sender, needs_agreement=needs_agreement, kind=kind)
             earlier = incoming.earlier
             if earlier is not None:
                 if earlier["body_sha256"] != protocol.body_digest(incoming.body):
@@ -366,7 +375,8 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
     if not documents.well_formed(documents.Lookup, incoming.payload):
         raise RequestRefused("not_a_lookup", 400)
     keys = incoming.payload["match_keys"]
-    outcome, person = match_person(agreement=agreement, keys=keys)
+    result = match_person_compared(agreement=agreement, keys=keys)
+    outcome, person = result.outcome, result.person
     key = signing_key(own_council())
     answer: dict[str, Any] = {
         "type": "patchwork.lookup-answer",
@@ -376,8 +386,15 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
         "issued_at": protocol.timestamp(timezone.now()),
         "outcome": outcome,
         "pointers": [],
+        # What was compared and how sure the match is, signed with the rest (decision 0013).
+        "comparisons": result.comparisons,
+        "confidence": result.confidence,
     }
-    if person is not None:
+    if outcome == protocol.POSSIBLE_MISMATCH:
+        # Perhaps another child's record: none of its pointers cross and its team is not
+        # told; the asking practitioner is pointed to our duty team to check.
+        answer["duty_team_contact"] = duty_team_contact()
+    elif person is not None:
         involvements = current_involvements(person)
         answer.update(
             pointers_for(person=person, agreement=agreement, key=key, involvements=involvements)
@@ -399,6 +416,8 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
         not documents.well_formed(documents.PointerUpdate, document)
         or document.get("responder") != peer.federation_id
         or lookup is None
+        # Only a lookup answered with a match is followed up: never a possible mismatch.
+        or lookup.outcome != "match"
         or not protocol.verify_document_signature(
             document, peer.federation_id, lambda kid: peer_public_key(peer, kid)
         )
@@ -413,13 +432,48 @@ def accept_pointer_update(incoming: Incoming) -> tuple[int, dict[str, Any], int 
     return 200, {"outcome": "applied"}, lookup.person_id
 
 
+def _secret_opened(
+    incoming: Incoming,
+    *,
+    message: str,
+    agreement_id: str,
+    document: dict[str, Any],
+    rekey_id: str = "",
+) -> bytes:
+    """The match-key secret the message carries, sealed to us (decision 0016): refused with
+    a reason if it came in clear, is missing or malformed, or was sealed for another key,
+    message, agreement, sender or recipient."""
+    council = own_council()
+    return agreement_secrets.secret_open(
+        incoming.payload,
+        private_key_for=lambda key_id: agreement_secrets.own_private_key(council, key_id),
+        info=agreement_secrets.secret_info(
+            message=message,
+            agreement_id=agreement_id,
+            sender=incoming.peer.federation_id,
+            recipient=council_federation_id(council),
+            rekey_id=rekey_id,
+        ),
+        aad=agreement_secrets.secret_aad(document),
+    )
+
+
 def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    if agreement_secrets.CLEAR_FIELD in incoming.payload:
+        raise RequestRefused("clear_secret_refused", 400)
+    if agreement_secrets.SEALED_FIELD not in incoming.payload:
+        raise RequestRefused("sealed_secret_missing", 400)
     if not documents.well_formed(documents.AgreementOffer, incoming.payload):
         raise RequestRefused("not_an_agreement_for_us", 400)
     document = incoming.payload["agreement"]
     if document["id"] != incoming.agreement_id:
         raise RequestRefused("not_an_agreement_for_us", 400)
-    secret = protocol.unb64(str(incoming.payload.get("match_key_secret", "")))
+    secret = _secret_opened(
+        incoming,
+        message=agreement_secrets.OFFER,
+        agreement_id=str(document["id"]),
+        document=document,
+    )
     agreement_received(
         peer=incoming.peer,
         document=document,
@@ -430,6 +484,48 @@ def accept_agreement_offer(incoming: Incoming) -> tuple[int, dict[str, Any], int
     incoming.payload = {"type": incoming.payload.get("type"), "agreement": document}
     incoming.body = b""
     return 202, {"outcome": "received"}, None
+
+
+def accept_agreement_rekey(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """The partner gives an agreement in force a new match-key secret (decision 0016): from
+    this answer on we match under it; refused, with nothing changed, if it cannot be opened
+    or we are re-keying the same agreement ourselves."""
+    payload = incoming.payload
+    if agreement_secrets.CLEAR_FIELD in payload:
+        raise RequestRefused("clear_secret_refused", 400)
+    if agreement_secrets.SEALED_FIELD not in payload:
+        raise RequestRefused("sealed_secret_missing", 400)
+    if (
+        not documents.well_formed(documents.AgreementRekey, payload)
+        or payload["agreement_id"] != incoming.agreement_id
+    ):
+        raise RequestRefused("not_a_rekey", 400)
+    agreement = (
+        DataSharingAgreement.objects.select_for_update()
+        .filter(agreement_id=incoming.agreement_id, partner_id=incoming.peer.federation_id)
+        .first()
+    )
+    if agreement is None:
+        raise RequestRefused("no_such_agreement", 404)
+    if not agreement.is_in_force:
+        raise RequestRefused("no_agreement_in_force", 409)
+    if agreement.pending_rekey:
+        raise RequestRefused("rekey_in_progress", 409)
+    rekey_id = str(payload["rekey_id"])
+    secret = _secret_opened(
+        incoming,
+        message=agreement_secrets.REKEY,
+        agreement_id=agreement.agreement_id,
+        document=agreement.document,
+        rekey_id=rekey_id,
+    )
+    agreement_rekey_received(
+        peer=incoming.peer, agreement=agreement, secret=secret, rekey_id=rekey_id
+    )
+    # The new secret is sealed in the agreement; the message that carried it is not kept.
+    incoming.payload = {k: v for k, v in payload.items() if k != agreement_secrets.SEALED_FIELD}
+    incoming.body = b""
+    return 200, {"outcome": "rekeyed"}, None
 
 
 def accept_countersignature(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
@@ -460,3 +556,33 @@ def accept_revocation(incoming: Incoming) -> tuple[int, dict[str, Any], int | No
         by_partner=True,
     )
     return 200, {"outcome": "revoked"}, None
+
+
+# --- Witnessed audit (federation.witnessing, decision 0015) ------------------------------------
+
+
+def _audit_only(incoming: Incoming) -> None:
+    if incoming.purpose != witnessing.AUDIT_PURPOSE:
+        raise RequestRefused("purpose_not_covered", 403)
+
+
+def accept_audit_checkpoint(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """Witness another council's audit checkpoint: countersign it, or refuse it with a
+    reason (a contradiction with what we witnessed before is kept as an alert)."""
+    _audit_only(incoming)
+    reply = witnessing.witness_checkpoint(
+        witness=own_council(), peer=incoming.peer, payload=incoming.payload
+    )
+    return reply.status, reply.body, None
+
+
+def answer_audit_statement(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
+    """The newest statement we signed about the asking council's audit log."""
+    _audit_only(incoming)
+    reply = witnessing.witness_answer(
+        witness=own_council(),
+        peer=incoming.peer,
+        payload=incoming.payload,
+        request_id=incoming.request_id,
+    )
+    return reply.status, reply.body, None

@@ -24,13 +24,16 @@ from accounts.models import User
 from core.audit import audit_record
 from core.delivery.notifications import notification_send
 from core.models import CouncilPolicy, Person
-from federation import keycache, protocol, sealing
+from federation import agreement_secrets, keycache, protocol, sealing
 from federation.directory.models import (
     CouncilSigningKey,
     FederationPeer,
     council_federation_id,
 )
-from federation.directory.services import council_signing_key_create
+from federation.directory.services import (
+    council_encryption_key_current,
+    council_signing_key_create,
+)
 from federation.models import DataSharingAgreement, Exchange, MatchKey, OutboxMessage
 from federation.selectors import (
     council_valid_keys,
@@ -91,12 +94,20 @@ def key_document(council: Council) -> dict[str, Any]:
             }
             for key in valid
         ],
+        # The X25519 key partners seal agreement secrets to (decision 0016), signed with the rest.
+        "encryption_keys": council_encryption_keys_published(council),
     }
     for key in valid:
         document = protocol.sign_document(
             document, keycache.opened_key(key, council), label=key.key_id
         )
     return document
+
+
+def council_encryption_keys_published(council: Council) -> list[dict[str, Any]]:
+    """The council's current X25519 key as its key document and card publish it."""
+    key = council_encryption_key_current(council.pk)
+    return [agreement_secrets.encryption_key_entry(key)] if key else []
 
 
 # --- Council cards and the peer directory ----------------------------------------------------
@@ -109,7 +120,7 @@ def council_card(council: Council) -> dict[str, Any]:
         "type": "patchwork.council-card",
         "id": council_federation_id(council),
         "name": council.name,
-        "base_url": peer_base_url(FederationPeer(council=council)),
+        "base_url": protocol.base_url_normalised(peer_base_url(FederationPeer(council=council))),
         "issued_at": protocol.timestamp(timezone.now()),
         "keys": [
             {
@@ -119,6 +130,7 @@ def council_card(council: Council) -> dict[str, Any]:
             }
             for key in council_valid_keys(council)
         ],
+        "encryption_keys": council_encryption_keys_published(council),
     }
     return protocol.sign_document(card, signing_key(council))
 
@@ -149,13 +161,20 @@ def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPe
             "The card's signature does not match its keys: ask the other deployment's "
             "operator to export it again"
         )
-    base_url = str(card.get("base_url", ""))
-    if not base_url.startswith(("https://", "http://")):
-        raise ValidationError("The card has no web address for the council")
+    try:
+        base_url = protocol.base_url_normalised(str(card.get("base_url", "")))
+    except ValueError as exc:
+        raise ValidationError("The card has no web address for the council") from exc
     peer_directory_sync()
     existing = FederationPeer.objects.filter(federation_id=federation_id).first()
     if existing is not None and existing.council is not None:
         raise ValidationError(f"{existing.name} is a council on this deployment already")
+    if existing is not None and existing.directory_status in ("active", "suspended"):
+        # Decision 0014: for a council the directory lists, the directory wins.
+        raise ValidationError(
+            f"{existing.name} is in the directory of councils: its address and keys come "
+            "from there, not from a card"
+        )
     trusted = [
         {"key_id": k, "public_key": protocol.b64(v), "expires_at": None} for k, v in keys.items()
     ]
@@ -163,7 +182,7 @@ def peer_add(*, card: dict[str, Any], actor: User | None = None) -> FederationPe
         federation_id=federation_id,
         defaults={
             "name": str(card.get("name", federation_id))[:120],
-            "base_url": base_url.rstrip("/"),
+            "base_url": base_url,
             "trusted_keys": trusted,
             "card": card,
             "keys_document": None,
@@ -410,6 +429,121 @@ def agreement_revoke(
     return agreement
 
 
+# --- Re-keying an agreement's match-key secret (decision 0016) --------------------------------
+
+
+@transaction.atomic
+def agreement_rekey_begin(
+    *, agreement: DataSharingAgreement, secret: bytes, rekey_id: str, payload: dict[str, Any]
+) -> DataSharingAgreement:
+    """Keep a new secret and the signed message that carries it to the partner, until the
+    partner answers. Nothing changes in use: lookups keep the old secret. If a rekey is
+    already waiting, it is kept as it is (it is sent again, byte for byte)."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.pending_rekey:
+        return agreement
+    if not agreement.is_in_force:
+        raise ValidationError("Only an agreement in force can be re-keyed")
+    agreement.pending_sealed_secret = sealing.seal(
+        secret, context=agreement_secret_context(agreement.agreement_id)
+    )
+    agreement.pending_rekey = {
+        "rekey_id": rekey_id,
+        "request_id": str(uuid.uuid4()),
+        "payload": payload,
+        "started_at": protocol.timestamp(timezone.now()),
+    }
+    agreement.save(update_fields=["pending_sealed_secret", "pending_rekey"])
+    audit_record(
+        actor=None,
+        action="agreement_rekey_started",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+        },
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_rekey_commit(*, agreement: DataSharingAgreement) -> DataSharingAgreement:
+    """The partner accepted the new secret: use it here too, and rebuild the index."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if not agreement.pending_rekey or agreement.pending_sealed_secret is None:
+        return agreement
+    rekey_id = str(agreement.pending_rekey.get("rekey_id", ""))
+    agreement.sealed_secret = bytes(agreement.pending_sealed_secret)
+    agreement.pending_sealed_secret = None
+    agreement.pending_rekey = None
+    agreement.rekeyed_at = timezone.now()
+    agreement.save(
+        update_fields=["sealed_secret", "pending_sealed_secret", "pending_rekey", "rekeyed_at"]
+    )
+    count = match_keys_rebuild(agreement=agreement)
+    audit_record(
+        actor=None,
+        action="agreement_rekeyed",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+            "by_partner": False,
+            "match_keys": count,
+        },
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_rekey_abandon(*, agreement: DataSharingAgreement, reason: str) -> None:
+    """The partner refused the new secret: forget it; the old one stays in use on both sides."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if not agreement.pending_rekey:
+        return
+    rekey_id = str(agreement.pending_rekey.get("rekey_id", ""))
+    agreement.pending_sealed_secret = None
+    agreement.pending_rekey = None
+    agreement.save(update_fields=["pending_sealed_secret", "pending_rekey"])
+    audit_record(
+        actor=None,
+        action="agreement_rekey_abandoned",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": agreement.partner_id,
+            "rekey_id": rekey_id,
+            "reason": reason[:300],
+        },
+    )
+
+
+@transaction.atomic
+def agreement_rekey_received(
+    *, peer: FederationPeer, agreement: DataSharingAgreement, secret: bytes, rekey_id: str
+) -> DataSharingAgreement:
+    """The partner sent a new secret for an agreement in force (already opened and checked):
+    use it from now, and rebuild the index under it."""
+    agreement = DataSharingAgreement.objects.select_for_update().get(pk=agreement.pk)
+    agreement.sealed_secret = sealing.seal(
+        secret, context=agreement_secret_context(agreement.agreement_id)
+    )
+    agreement.rekeyed_at = timezone.now()
+    agreement.save(update_fields=["sealed_secret", "rekeyed_at"])
+    count = match_keys_rebuild(agreement=agreement)
+    audit_record(
+        actor=None,
+        action="agreement_rekeyed",
+        detail={
+            "agreement_id": agreement.agreement_id,
+            "partner": peer.federation_id,
+            "rekey_id": rekey_id,
+            "by_partner": True,
+            "match_keys": count,
+        },
+    )
+    return agreement
+
+
 # --- Match keys ------------------------------------------------------------------------------
 
 
@@ -429,9 +563,12 @@ def _keys_rows(agreement: DataSharingAgreement, secret: bytes, person: Person) -
     computed = protocol.match_keys(
         person_identifiers(person), secret=secret, demographic=agreement.demographic_matching
     )
+    # The NHS-number-with-birth-date key is not indexed: it is only ever compared with the
+    # person an NHS number found, and computed then (decision 0013).
     return [
         MatchKey(agreement=agreement, person=person, kind=kind, key=key)
         for kind, values in computed.items()
+        if kind in MatchKey.Kind.values
         for key in values
     ]
 
@@ -498,11 +635,66 @@ SELECT p.* FROM core_person p WHERE p.id IN (
 """
 
 
-def match_person(
-    *, agreement: DataSharingAgreement, keys: dict[str, Any]
-) -> tuple[str, Person | None]:
-    """One person or none (IHE XCPD): an NHS number decides; otherwise a single
-    name-and-birth match where the agreement allows it; several means "ask for more"."""
+@dataclass(frozen=True)
+class MatchResult:
+    """The answer to a lookup before it is signed: the outcome, the person it concerns (for
+    this council's audit; pointers only on a `match`), which identifiers were compared with
+    that person and how each came out, and the confidence that follows (decision 0013)."""
+
+    outcome: str
+    person: Person | None
+    comparisons: dict[str, str]
+
+    @property
+    def confidence(self) -> str:
+        return protocol.answer_confidence(self.outcome, self.comparisons)
+
+
+def _nobody(outcome: str) -> MatchResult:
+    return MatchResult(outcome, None, protocol.nothing_compared())
+
+
+def _compare_with(
+    *, agreement: DataSharingAgreement, person: Person, keys: dict[str, Any]
+) -> MatchResult:
+    """The person the NHS number found, compared on name and date of birth where the
+    agreement allows it and the asking council sent them."""
+    comparisons = {**protocol.nothing_compared(), "nhs_number": protocol.MATCHED}
+    demographic = [str(k) for k in keys.get("demographic") or []][:64]
+    with_birth = [str(k) for k in keys.get(protocol.NHS_AND_BIRTH_DATE) or []][:4]
+    if agreement.demographic_matching and demographic:
+        own = set(
+            MatchKey.objects.filter(
+                agreement=agreement, person=person, kind=MatchKey.Kind.DEMOGRAPHIC
+            ).values_list("key", flat=True)
+        )
+        if own:
+            named = protocol.MATCHED if own.intersection(demographic) else protocol.DIFFERS
+            comparisons["name_and_date_of_birth"] = named
+            if named == protocol.MATCHED:
+                comparisons["date_of_birth"] = protocol.MATCHED
+    if (
+        agreement.demographic_matching
+        and with_birth
+        and comparisons["date_of_birth"] == protocol.NOT_COMPARED
+        and person.date_of_birth is not None
+        and person.nhs_number
+    ):
+        ours = protocol.nhs_and_birth_date_key(
+            agreement_secret(agreement), person.nhs_number, person.date_of_birth
+        )
+        comparisons["date_of_birth"] = protocol.MATCHED if ours in with_birth else protocol.DIFFERS
+    differs = protocol.DIFFERS in comparisons.values()
+    return MatchResult(protocol.POSSIBLE_MISMATCH if differs else "match", person, comparisons)
+
+
+def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, Any]) -> MatchResult:
+    """One person or none (IHE XCPD), and what was compared. An NHS number decides who; then
+    name and date of birth, where the agreement allows and they were sent, confirm it or
+    show a possible mismatch (a mistyped NHS number that is another child's here). Without
+    an NHS match, a single name-and-birth match where the agreement allows it: a match when
+    we know no NHS number for that person, a possible mismatch when we know a different
+    one. Several means "ask for more"."""
     nhs = [str(k) for k in keys.get("nhs") or []][:4]
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
     index = MatchKey.objects.filter(agreement=agreement).select_related("person")
@@ -513,26 +705,61 @@ def match_person(
         )
     }
     if len(hits) > 1:
-        return "more_attributes_requested", None
-    if not hits and agreement.demographic_matching and demographic:
-        hits = {
-            row.person_id: row.person
-            for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
-        }
-        if nhs and hits:
-            # A candidate whose NHS number we know, and which is not the one asked about,
-            # is a different child who shares a name and birthday.
-            known = index.filter(kind=MatchKey.Kind.NHS, person_id__in=list(hits))
-            for person_id in known.values_list("person_id", flat=True):
-                hits.pop(person_id, None)
-        if len(hits) > 1:
-            return "more_attributes_requested", None
-    if not hits:
-        return "no_match", None
-    person = next(iter(hits.values()))
-    if person.shielded or person.archived_at is not None:
-        return "no_match", None
-    return "match", person
+        return _nobody("more_attributes_requested")
+    if hits:
+        person = next(iter(hits.values()))
+        if person.shielded or person.archived_at is not None:
+            return _nobody("no_match")
+        return _compare_with(agreement=agreement, person=person, keys=keys)
+    if not (agreement.demographic_matching and demographic):
+        return _nobody("no_match")
+    candidates = {
+        row.person_id: row.person
+        for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
+    }
+    contradicting: dict[int, Person] = {}
+    if nhs and candidates:
+        # A candidate whose NHS number we know, and which is not the one asked about, is a
+        # different child who shares a name and birthday, or the same child with a
+        # mistyped number on one side: never a match.
+        known = index.filter(kind=MatchKey.Kind.NHS, person_id__in=list(candidates))
+        for person_id in known.values_list("person_id", flat=True):
+            contradicting[person_id] = candidates.pop(person_id)
+    if len(candidates) > 1:
+        return _nobody("more_attributes_requested")
+    if candidates:
+        person = next(iter(candidates.values()))
+        if person.shielded or person.archived_at is not None:
+            return _nobody("no_match")
+        return MatchResult(
+            "match",
+            person,
+            {
+                "nhs_number": protocol.NOT_COMPARED,
+                "name_and_date_of_birth": protocol.MATCHED,
+                "date_of_birth": protocol.MATCHED,
+            },
+        )
+    if len(contradicting) == 1:
+        person = next(iter(contradicting.values()))
+        return MatchResult(
+            protocol.POSSIBLE_MISMATCH,
+            person,
+            {
+                "nhs_number": protocol.DIFFERS,
+                "name_and_date_of_birth": protocol.MATCHED,
+                "date_of_birth": protocol.MATCHED,
+            },
+        )
+    return _nobody("no_match")
+
+
+def match_person(
+    *, agreement: DataSharingAgreement, keys: dict[str, Any]
+) -> tuple[str, Person | None]:
+    """The outcome of `match_person_compared` and the person it concerns."""
+    result = match_person_compared(agreement=agreement, keys=keys)
+    return result.outcome, result.person
 
 
 # --- Pointers -----------------------------------------------------------------------------
@@ -629,6 +856,11 @@ def pointers_for(
         "duty_team_contact": duty,
         "digest": digest,
     }
+
+
+def duty_team_contact() -> str:
+    """How another council reaches this council's duty team (to check a possible mismatch)."""
+    return CouncilPolicy.current().duty_team_contact
 
 
 def notify_team_of_lookup(

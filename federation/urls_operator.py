@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from federation import views
+from federation import api, views
 
 app_name = "federation_operator"
 
 urlpatterns = [
+    path(".well-known/patchwork/directory", api.directory, name="directory"),
     path("federation/peers/", views.peers, name="peers"),
     path("federation/peers/add/", views.peer_add, name="peer_add"),
     path("federation/peers/<int:peer_id>/remove/", views.peer_remove, name="peer_remove"),

@@ -18,7 +18,9 @@ from accounts.forms import errors_onto_form
 from accounts.models import User
 from federation import checkpoints, client, selectors, services
 from federation.directory.models import council_federation_id
+from federation.directory.selectors import directory_recent, directory_state
 from federation.forms import AgreementForm, CheckForm, CouncilCardForm, RevokeForm
+from federation.protocol import PURPOSES
 from tenants.selectors import council_by_code
 
 
@@ -130,12 +132,15 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     """A fragment for the person's page: each council's last answer, and a button to ask
     every council we hold an agreement with."""
     user = _user(request)
-    form = CheckForm(request.POST or None, initial={"purpose": "safeguarding"})
+    covered = selectors.purposes_covered()
+    # The purpose offered first is one an agreement in force covers.
+    default = covered[0].purpose if covered else "safeguarding"
+    form = CheckForm(request.POST or None, initial={"purpose": default})
+    checked_for = ""
     if request.method == "POST" and form.is_valid():
-        answers = client.other_councils_check(
-            user=user, person_id=person_id, purpose=form.cleaned_data["purpose"]
-        )
-        checked = True
+        purpose = form.cleaned_data["purpose"]
+        answers = client.other_councils_check(user=user, person_id=person_id, purpose=purpose)
+        checked, checked_for = True, PURPOSES.get(purpose, purpose)
     else:
         answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
         checked = False
@@ -147,7 +152,14 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     return render(
         request,
         template,
-        {"answers": answers, "form": form, "person_id": person_id, "checked": checked},
+        {
+            "answers": answers,
+            "form": form,
+            "person_id": person_id,
+            "checked": checked,
+            "checked_for": checked_for,
+            "covered": covered,
+        },
     )
 
 
@@ -156,7 +168,16 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
 
 @operator_required
 def peers(request: HttpRequest) -> HttpResponse:
-    return render(request, "federation/peers.html", {"peers": selectors.peers_list()})
+    return render(
+        request,
+        "federation/peers.html",
+        {"peers": selectors.peers_list(), **directory_context()},
+    )
+
+
+def directory_context() -> dict[str, object]:
+    """The directory of councils' state for the operator's peers page (decision 0014)."""
+    return {"directory": directory_state(), "directory_recent": directory_recent(5)}
 
 
 @operator_required

@@ -82,3 +82,30 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.council} checkpoint {self.sequence}"
+
+
+class AuditWitnessStatement(models.Model):
+    """A witness council's signed statement about one of this council's checkpoints
+    (decision 0015), kept with the checkpoints. One row per witness and checkpoint: a
+    later "still at N" statement replaces the earlier one for the same checkpoint. The
+    witness keeps its own copy, which is what `verify_audit --witnessed` asks for: these
+    rows are for reading, not for trusting."""
+
+    council = models.ForeignKey(
+        Council, on_delete=models.CASCADE, related_name="witness_statements"
+    )
+    witness = models.CharField(max_length=40, help_text="council:<ONS code> of the witness")
+    sequence = models.PositiveIntegerField()
+    statement = models.JSONField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["council", "witness", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["council", "witness", "sequence"], name="one_statement_per_witness"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness} on {self.council} checkpoint {self.sequence}"

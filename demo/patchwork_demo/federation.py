@@ -373,6 +373,176 @@ def exchange(a: Deployment, b: Deployment, say: Callable[[str], object] = print)
     return seen
 
 
+# --- The signed directory of councils (decision 0014): no card exchange -------------------
+
+
+def onboard_apart(a: Deployment, b: Deployment, folder: Path) -> int:
+    """Kent onboarded on A and Devon on B, seeded as in `exchange`, each council's card
+    written to `folder` (kent.json, devon.json) for the governance body to read its keys
+    from; no operator adds the other's card. Returns the Kent child's id."""
+    out_a, _ = in_parallel(
+        a,
+        _script(
+            _command(
+                "onboard_council", "--name", KENT["name"], "--code", KENT["code"],
+                "--admin-email", "admin@kent.test",
+            ),
+            _seed(KENT["code"], asker=True),
+            _command("export_council_card", KENT["code"], "--output", str(folder / "kent.json")),
+        ),
+        b,
+        _script(
+            _command(
+                "onboard_council", "--name", DEVON["name"], "--code", DEVON["code"],
+                "--admin-email", "admin@devon.test",
+            ),
+            _seed(DEVON["code"], asker=False),
+            _command("export_council_card", DEVON["code"], "--output", str(folder / "devon.json")),
+        ),
+    )  # fmt: skip
+    return int(json.loads(out_a.strip().splitlines()[-1])["person"])
+
+
+def directory_member(card_file: Path, status: str = "active") -> dict[str, object]:
+    """A members-file entry for `patchwork directory_sign`, from a council's card."""
+    card = json.loads(card_file.read_text())
+    return {
+        "id": card["id"],
+        "name": card["name"],
+        "base_url": card["base_url"],
+        "status": status,
+        "keys": [
+            {"key_id": k["key_id"], "public_key": k["public_key"], "fingerprint": k["fingerprint"]}
+            for k in card["keys"]
+        ],
+    }
+
+
+def agreement_signed(a: Deployment, b: Deployment) -> str:
+    """Kent proposes and signs a safeguarding agreement; Devon countersigns, over HTTP."""
+    agreement_id = (
+        a.patchwork(
+            "agreement", "propose", KENT["code"], "--partner", f"council:{DEVON['code']}",
+            "--purpose", "safeguarding", "--role", "School nurse", "--demographic",
+        )
+        .strip()
+        .splitlines()[-1]
+    )  # fmt: skip
+    a.patchwork("agreement", "sign", KENT["code"], "--id", agreement_id)
+    b.patchwork("agreement", "sign", DEVON["code"], "--id", agreement_id)
+    return agreement_id
+
+
+def kent_asks(a: Deployment, person: int) -> list[str]:
+    """What the Kent social worker sees when she asks the other councils."""
+    return (
+        a.patchwork(
+            "check_other_councils", KENT["code"], "--as", ASKER_EMAIL, "--person", str(person)
+        )
+        .strip()
+        .splitlines()
+    )
+
+
+# --- A mistyped NHS number (decision 0013) ----------------------------------------------------
+
+# Devon knows Oliver Pike by this number; Kent typed it, by mistake, for Mia Carter.
+MISTYPED_NHS = "9434765889"
+# The Kent practitioner's password and authenticator (hex, as django-otp keeps it), so a test
+# can sign in over HTTP and read the page as the practitioner does. Demo databases only.
+ASKER_PASSWORD = "patchwork-federation-demo-only"
+ASKER_TOTP_KEY = "3132333435363738393031323334353637383930"
+
+
+def _seed_mistyped(code: str, *, asker: bool) -> str:
+    """Python run in `patchwork shell`: in Devon, Oliver (MISTYPED_NHS) with a school nurse
+    of his own and a duty team; in Kent, Mia, recorded with Oliver's number by mistake, on
+    the asking practitioner's team."""
+    if asker:
+        return f"""import json
+from datetime import date
+from accounts.models import User
+from core.models import InvolvementRole
+from core.services import involvement_add, person_create
+from django_tenants.utils import schema_context
+from tenants.selectors import council_by_code
+council = council_by_code({code!r})
+with schema_context(council.schema_name):
+    user = User.objects.get(email={ASKER_EMAIL!r})
+    child = person_create(actor=None, given_name="Mia", family_name="Carter",
+        date_of_birth=date(2016, 11, 2), nhs_number={MISTYPED_NHS!r})
+    involvement_add(actor=user, person=child, practitioner=user.practitioner,
+        role=InvolvementRole.objects.get(name="Social worker"))
+    print(json.dumps({{"person": child.pk}}))
+"""
+    return f"""from datetime import date
+from accounts.models import User
+from core.models import CouncilPolicy, InvolvementRole
+from core.services import (
+    involvement_add, organisation_create, person_create, practitioner_profile_set,
+)
+from django_tenants.utils import schema_context
+from tenants.selectors import council_by_code
+council = council_by_code({code!r})
+with schema_context(council.schema_name):
+    policy = CouncilPolicy.current()
+    policy.duty_team_contact = "Devon children's duty team, 01392 000000"
+    policy.save()
+    org = organisation_create(name="Crediton Primary School", agency_type="school")
+    user = User.objects.create_user("oliver.nurse@devon.test", full_name="Demo Nurse",
+        role="practitioner")
+    practitioner = practitioner_profile_set(user=user, organisation=org,
+        job_title="School nurse", work_phone="01363 777777")
+    child = person_create(actor=None, given_name="Oliver", family_name="Pike",
+        date_of_birth=date(2013, 5, 17), nhs_number={MISTYPED_NHS!r})
+    involvement_add(actor=user, person=child, practitioner=practitioner,
+        role=InvolvementRole.objects.get(name="School nurse"))
+"""
+
+
+def asker_sign_in_set(a: Deployment) -> None:
+    """Give Kent's asking practitioner a password and a known authenticator, so a browser
+    (or a test over HTTP) can sign in as them."""
+    a.shell(
+        "from django_otp.plugins.otp_totp.models import TOTPDevice\n"
+        "from django_tenants.utils import schema_context\n"
+        "from accounts.models import User\n"
+        "from tenants.selectors import council_by_code\n"
+        f"with schema_context(council_by_code({KENT['code']!r}).schema_name):\n"
+        f"    user = User.objects.get(email={ASKER_EMAIL!r})\n"
+        f"    user.set_password({ASKER_PASSWORD!r})\n"
+        "    user.save()\n"
+        "    TOTPDevice.objects.update_or_create(user=user, name='Demo authenticator',\n"
+        f"        defaults={{'key': {ASKER_TOTP_KEY!r}, 'confirmed': True}})\n"
+    )
+
+
+def mistyped_lookup(
+    a: Deployment, b: Deployment, say: Callable[[str], object] = print
+) -> tuple[int, list[str]]:
+    """After `exchange`: Kent looks up Mia, whose NHS number it mistyped as that of a Devon
+    child. Returns Mia's id at Kent and what the Kent practitioner saw."""
+    say("Kent records Mia Carter with an NHS number mistyped: it is Oliver Pike's, in Devon")
+    out_a, _ = in_parallel(
+        a,
+        _seed_mistyped(KENT["code"], asker=True),
+        b,
+        _seed_mistyped(DEVON["code"], asker=False),
+    )
+    person = int(json.loads(out_a.strip().splitlines()[-1])["person"])
+    say("The Kent social worker asks about Mia")
+    seen = (
+        a.patchwork(
+            "check_other_councils", KENT["code"], "--as", ASKER_EMAIL, "--person", str(person)
+        )
+        .strip()
+        .splitlines()
+    )
+    for line in seen:
+        say(f"  {line}")
+    return person, seen
+
+
 def main() -> None:
     """`make federation-demo`: DATABASE_URL's server (or the embedded PostgreSQL)."""
     os.environ.setdefault("PATCHWORK_ENV", "development")
@@ -393,9 +563,15 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
     with deployments(base_url, template=None, base_env=env) as (a, b):
         seen = exchange(a, b)
+        _, mistaken = mistyped_lookup(a, b)
     if not any(line.startswith("Known to Devon") for line in seen):
         sys.exit("The lookup did not find the child in Devon")
-    print("Done: two deployments, one signed agreement, one signed lookup over HTTP.")
+    if "Devon: possible mismatch" not in mistaken or any("Known to" in x for x in mistaken):
+        sys.exit("The mistyped NHS number was not shown as a possible mismatch")
+    print(
+        "Done: two deployments, one signed agreement, signed lookups over HTTP: one confirmed "
+        "match, and a mistyped NHS number shown as a possible mismatch."
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Synthetic records for the demo and the benchmarks, at any size up to a large county.
 
-Everything is invented (Faker en_GB pools, NHS numbers from the 999 range that is never
-issued to patients). To reach county scale (250,000 children, about 1,000,000 involvements,
-20,000 practitioners) in minutes, rows go in through PostgreSQL COPY into the current
-council's tables, with ids reserved from each table's sequence, and the search keys are
-computed by the same functions the models' save() uses. No audit event is written per row:
+Everything is invented (Faker en_GB pools; NHS numbers from a national space never issued
+to patients, one block per council, so no two councils' people share one). To reach county
+scale (250,000 children, about 1,000,000 involvements, 20,000 practitioners) in minutes,
+rows go in through PostgreSQL COPY into the current council's tables, with ids reserved
+from each table's sequence, and the search keys are computed by the same functions the
+models' save() uses. No audit event is written per row:
 one event records the whole load.
 
 Call it inside a council's schema (`schema_context`)."""
@@ -279,14 +280,60 @@ def _reserve_ids(model: type[models.Model], count: int) -> int:
     return int(last) - count + 1
 
 
-def _nhs_numbers(rng: random.Random, count: int, taken: set[str]) -> list[str]:
-    """Distinct valid NHS numbers from 990 000 0000 upward: no patient is given a 99x number
-    (England issues from the 4xx and 6xx-7xx ranges; 999 is kept for testing)."""
+# The demo's national space of NHS numbers: nine-digit stems (before the check digit) that
+# are never issued to a patient (England and Wales issue from 400 and 600 million up to
+# 708.8 million; Scotland's CHI and Northern Ireland's numbers begin 0 to 3; 999 is the NHS
+# test range), cut into one block per council, so no two councils' people ever share a
+# number, on one deployment or several. A block is a pure function of the council's ONS
+# code: no registry is needed.
+NHS_SPACE = ((500_000_000, 600_000_000), (800_000_000, 980_000_000))
+# Stems per block: about 727,000 valid numbers, room for a county of ~300,000 children.
+NHS_BLOCK = 800_000
+# ONS code prefixes of councils with children's services, and how many serials each may
+# use (E10 serials reach 99 in the benchmarks): 350 blocks, the whole of NHS_SPACE.
+NHS_BLOCK_SLOTS = (("E06", 100), ("E10", 100), ("E08", 50), ("E09", 50), ("W06", 50))
+# Brighton and Hove, the demo council whose numbers the demo prints and people quote (its
+# /people/3/ is 9906404566), keeps the block it always drew from: 990 000 000 upward.
+NHS_LEGACY_BLOCKS = {"E06000043": (990_000_000, 10_000_000)}
+
+
+def nhs_number_block(council_code: str) -> tuple[int, int]:
+    """The council's block of the national space: (first nine-digit stem, how many)."""
+    code = council_code.strip().upper()
+    if code in NHS_LEGACY_BLOCKS:
+        return NHS_LEGACY_BLOCKS[code]
+    slot = 0
+    for prefix, serials in NHS_BLOCK_SLOTS:
+        serial = code[len(prefix) :]
+        if code.startswith(prefix) and serial.isdigit() and 1 <= int(serial) <= serials:
+            slot += int(serial) - 1
+            break
+        slot += serials
+    else:
+        raise ImproperlyConfigured(
+            f"No block of demo NHS numbers for {council_code}: synthetic people are seeded "
+            "only for councils with children's services (ONS codes E06, E08, E09, E10 and "
+            "W06, serials up to " + ", ".join(f"{p} {n}" for p, n in NHS_BLOCK_SLOTS) + ")"
+        )
+    offset = slot * NHS_BLOCK
+    for first, last in NHS_SPACE:
+        if offset < last - first:
+            return first + offset, NHS_BLOCK
+        offset -= last - first
+    raise AssertionError("NHS_BLOCK_SLOTS do not fit in NHS_SPACE")
+
+
+def _nhs_numbers(
+    rng: random.Random, count: int, taken: set[str], block: tuple[int, int]
+) -> list[str]:
+    """Distinct valid NHS numbers from the council's block of the national space."""
+    first, size = block
     numbers: list[str] = []
     seen = set(taken)
     while len(numbers) < count:
-        for body in rng.sample(range(10_000_000), min(10_000_000, (count - len(numbers)) * 2)):
-            nine = f"99{body:07d}"
+        drawn = min(size, (count - len(numbers)) * 2)
+        for body in rng.sample(range(size), drawn):
+            nine = f"{first + body:09d}"
             check = nhs_number_check_digit(nine)
             if check is None:
                 continue
@@ -297,6 +344,11 @@ def _nhs_numbers(rng: random.Random, count: int, taken: set[str]) -> list[str]:
             numbers.append(number)
             if len(numbers) == count:
                 break
+        if drawn == size and len(numbers) < count:
+            raise ImproperlyConfigured(
+                f"The council's block of demo NHS numbers has room for {len(numbers):,} "
+                f"more people, not {count:,}: seed fewer children"
+            )
     assert all(nhs_number_is_valid(n) for n in numbers[:5])
     return numbers
 
@@ -911,7 +963,9 @@ def demo_data_seed(
 
         taken = {n for n in Person.objects.values_list("nhs_number", flat=True) if n is not None}
         # Up to ~2.2 people per child: children, parents, carers and household members.
-        nhs_pool = iter(_nhs_numbers(rng, int(children * 2.3) + 50, taken))
+        nhs_pool = iter(
+            _nhs_numbers(rng, int(children * 2.3) + 50, taken, nhs_number_block(council_code))
+        )
         people_table = _CopyTable(Person, PERSON_COLUMNS)
         names_table = _CopyTable(PersonName, NAME_COLUMNS)
         relationships_table = _CopyTable(FamilyRelationship, RELATIONSHIP_COLUMNS)

@@ -1,5 +1,6 @@
 """A council saved on the platform joins the peer directory; a new council gets its first
-signing key in the same transaction as the rest of its onboarding (or its import)."""
+signing key and its X25519 encryption key in the same transaction as the rest of its
+onboarding (or its import)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from typing import Any
 
 from django.db.models.signals import post_save
 
-from federation.directory.services import council_peer_ensure, council_signing_key_create
+from federation.directory.services import (
+    council_encryption_key_create,
+    council_peer_ensure,
+    council_signing_key_create,
+)
 from tenants.models import Council
 
 
@@ -16,6 +21,7 @@ def council_saved(sender: type, instance: Council, created: bool, **kwargs: Any)
         return
     if created:
         council_signing_key_create(council=instance)
+        council_encryption_key_create(council=instance)
     council_peer_ensure(council=instance)
 
 

@@ -84,3 +84,36 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, every: float = 0.
             return True
         time.sleep(every)
     return condition()
+
+
+# --- Leaving the test database as a module found it -------------------------------------------
+
+
+def committed_snapshot() -> tuple[set[int], set[int]]:
+    """The councils and peers committed before a module's live fixture adds its own."""
+    from federation.directory.models import FederationPeer
+    from tenants.models import Council
+
+    return (
+        set(Council.objects.values_list("pk", flat=True)),
+        set(FederationPeer.objects.values_list("pk", flat=True)),
+    )
+
+
+def committed_restore(snapshot: tuple[set[int], set[int]]) -> None:
+    """Remove the councils (schema and platform rows) and peers committed since `snapshot`.
+    Live tests commit what their servers must see; left behind, it changes what later
+    modules find (the peers a council asks, or chooses as witnesses, and the codes free)."""
+    from django.db import connection
+
+    from federation.directory.models import FederationPeer
+    from tenants.models import Council
+
+    councils, peers = snapshot
+    connection.set_schema_to_public()
+    FederationPeer.objects.exclude(pk__in=peers).delete()
+    for council in Council.objects.exclude(pk__in=councils):
+        schema = council.schema_name
+        council.delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -34,6 +34,8 @@ from tenants.services import council_onboard
 from tests.factories import valid_nhs_number
 from tests.federation.agreement import make_agreement
 from tests.federation.live import (
+    committed_restore,
+    committed_snapshot,
     free_port,
     live_env,
     server_start,
@@ -81,6 +83,7 @@ def live(world, django_db_blocker) -> Iterator[Live]:  # type: ignore[no-untyped
 
     nhs = valid_nhs_number()
     with django_db_blocker.unblock():
+        snapshot = committed_snapshot()
         cornwall = council_onboard(
             name="Cornwall", code="E06000052", admin_email="a@cornwall.test"
         ).council
@@ -135,6 +138,8 @@ def live(world, django_db_blocker) -> Iterator[Live]:  # type: ignore[no-untyped
         )
     finally:
         server_stop(server)
+        with django_db_blocker.unblock():
+            committed_restore(snapshot)
 
 
 def test_with_no_agreement_in_force_nothing_is_sent(world, db) -> None:  # type: ignore[no-untyped-def]

@@ -336,20 +336,28 @@ def test_one_signature_label_given_twice_is_refused(pair) -> None:
     assert_refused(post(STAFFS, body, twice), 401, "unknown_key")
 
 
+TAG = ';tag="patchwork-federation"'
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ('sig1=("@method");keyid="E06000043-1";created=1', "E06000043-1"),
-        ('sig1=("@method");created=1', None),
-        ("sig1=();keyid=E06000043-1", None),
-        ('sig1=();keyid="a", sig2=();keyid="b"', None),
-        ('sig1=();keyid="a", sig1=();keyid="a"', None),
-        ('sig1=("@method";keyid="a"', None),
+        (f'sig1=("@method");keyid="E06000043-1";created=1{TAG}', "E06000043-1"),
+        ('sig1=("@method");keyid="E06000043-1";created=1', None),
+        (f'sig1=("@method");created=1{TAG}', None),
+        (f"sig1=();keyid=E06000043-1{TAG}", None),
+        (f'sig1=();keyid="a"{TAG}, sig2=();keyid="b"{TAG}', None),
+        (f'sig1=();keyid="a"{TAG}, gw=();keyid="b";tag="gateway"', "a"),
+        (f'gw=();keyid="b", sig1=();keyid="a"{TAG}', "a"),
+        (f'sig1=();keyid="a"{TAG}, sig1=();keyid="a"{TAG}', None),
+        (f'sig1=("@method";keyid="a"{TAG}', None),
         ("not a dictionary at all", None),
-        ('sig1=();keyid="é"', None),
+        (f'sig1=();keyid="é"{TAG}', None),
+        (f'sig1="a";keyid="a"{TAG}', None),
     ],
 )
 def test_the_claimed_key_id_is_read_only_from_one_well_formed_signature(value, expected) -> None:  # type: ignore[no-untyped-def]
-    """Before anything is verified, the key id is taken from a Signature-Input of exactly
-    one signature whose keyid is a string; anything else claims no key."""
+    """Before anything is verified, the key id is taken from the one signature tagged
+    patchwork-federation (others, e.g. a gateway's, are left alone) whose keyid is a string;
+    anything else claims no key."""
     assert protocol.signature_key_id({"Signature-Input": value}) == expected

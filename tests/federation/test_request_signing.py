@@ -40,8 +40,15 @@ def signed(url: str, body: bytes, **overrides: str) -> tuple[dict[str, str], dic
         protocol.HEADER_PRACTITIONER: fields["practitioner"],
         protocol.HEADER_PURPOSE: fields["purpose"],
     }
+    # sign_request signs the URL as RFC 9110 normalises it (decision 0017): so does this.
     by_library = protocol._signed_by_library(
-        url, body, KEY, headers, CREATED, CREATED + protocol.REQUEST_LIFETIME, nonce
+        protocol.target_uri_normalised(url),
+        body,
+        KEY,
+        headers,
+        CREATED,
+        CREATED + protocol.REQUEST_LIFETIME,
+        nonce,
     )
     return fast, by_library
 

@@ -27,7 +27,9 @@ def test_it_reports_a_council_whose_schema_is_missing_and_checks_the_others(worl
         "so its audit log cannot be read"
     ) in report
     assert "E06000043 Brighton and Hove: " in report and "E10000028 Staffordshire: " in report
-    assert report.count("events, intact") == 2
+    # Every other council is checked and intact (live tests earlier in the run may have
+    # committed councils of their own to the test database).
+    assert report.count("events, intact") == Council.objects.count() - 1
 
 
 def test_checking_that_council_alone_fails_the_same_way(world, db) -> None:

@@ -41,6 +41,7 @@ APP_SETTINGS = {
     "REDIS_URL",
     "REDIS_CA_FILE",
     "PLATFORM_DOMAIN",
+    "SITE_PORT",
     "ALLOWED_HOSTS",
     "KEY_ENCRYPTION_KEY",
     "EMAIL_HOST",
@@ -379,7 +380,8 @@ def test_it_serves_councils_over_https_with_security_headers(nginx: SingleHost) 
     assert response.status == 200
     received = json.loads(body)
     assert received["path"] == "/people/"
-    assert received["headers"]["Host"] == f"brighton-and-hove.{PLATFORM_DOMAIN}"
+    # The Host the client sent, port and all: signed federation requests cover the URL.
+    assert received["headers"]["Host"] == f"brighton-and-hove.{PLATFORM_DOMAIN}:{nginx.https_port}"
     assert received["headers"]["X-Forwarded-Proto"] == "https"
     assert response.getheader("Strict-Transport-Security") == "max-age=63072000; includeSubDomains"
     # This app sends no policy of its own, so nginx fills in its strict one.

@@ -399,7 +399,8 @@ def test_it_tells_the_app_the_scheme_and_the_clients_own_address(proxy: Proxy) -
     assert seen["wsgi.url_scheme"] == "https"
     assert seen["HTTP_X_FORWARDED_FOR"] == CLIENT_ADDRESS
     assert seen["HTTP_X_REAL_IP"] == CLIENT_ADDRESS
-    assert seen["HTTP_HOST"] == COUNCIL_HOST
+    # The Host the client sent, port and all: signed federation requests cover the URL.
+    assert seen["HTTP_HOST"] == f"{COUNCIL_HOST}:{proxy.https_port}"
     assert seen["REMOTE_ADDR"] == "127.0.0.1"  # nginx itself
 
 

@@ -43,4 +43,8 @@ class Command(BaseCommand):
                 )
             if answer.sensitive_service_involved:
                 self.stdout.write(f"  a sensitive service is involved: {answer.duty_team_contact}")
+            if answer.summary:
+                self.stdout.write(f"  {answer.summary}")
+            if answer.outcome == "possible_mismatch" and answer.duty_team_contact:
+                self.stdout.write(f"  duty team: {answer.duty_team_contact}")
         self.stderr.write(json.dumps([a.outcome for a in answers]))

@@ -26,5 +26,9 @@ class Command(BaseCommand):
             self.stderr.write(f"Wrote the card of {card['name']} to {options['output']}")
             for key in card["keys"]:
                 self.stderr.write(f"  key {key['key_id']}: fingerprint {key['fingerprint']}")
+            for key in card.get("encryption_keys", []):
+                self.stderr.write(
+                    f"  encryption key {key['key_id']}: fingerprint {key['fingerprint']}"
+                )
         else:
             self.stdout.write(text)

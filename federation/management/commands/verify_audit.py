@@ -10,7 +10,9 @@ from federation.checkpoints import (
     audit_checkpoint_take,
     checkpoint_signed_at,
 )
+from federation.witnessing import audit_witnessed_check
 from tenants.management.commands._council_arg import council_from_code
+from tenants.models import Council
 from tenants.selectors import councils_list
 
 
@@ -30,6 +32,12 @@ class Command(BaseCommand):
             metavar="FILE",
             help="a checkpoint saved outside this database (the API's answer or the "
             "document alone): it must still be here, genuine, and reached by the log",
+        )
+        parser.add_argument(
+            "--witnessed",
+            action="store_true",
+            help="also ask the councils that witnessed our checkpoints, over federation, "
+            "for what they signed, and check the log still reaches it (decision 0015)",
         )
         parser.add_argument(
             "--no-checkpoint",
@@ -58,6 +66,11 @@ class Command(BaseCommand):
                 broken.append(council.code)
                 for line in _what_is_wrong(check):
                     self.stdout.write(self.style.ERROR(f"{label}: BROKEN, {line}"))
+                if options["witnessed"]:
+                    self._witnessed(council, label)
+                continue
+            if options["witnessed"] and not self._witnessed(council, label):
+                broken.append(council.code)
                 continue
             self.stdout.write(f"{label}: {check.chain.events} events, intact")
             if check.latest is not None:
@@ -77,6 +90,24 @@ class Command(BaseCommand):
             failures.append(f"{len(unread)} councils could not be checked ({', '.join(unread)})")
         if failures:
             raise CommandError("; ".join(failures))
+
+    def _witnessed(self, council: Council, label: str) -> bool:
+        """Ask the witnesses; print what each holds. False if the log does not reach a
+        witnessed checkpoint (or a witness's copy is not genuine): then no new checkpoint
+        is signed either, as that would bless the cut."""
+        witnessed = audit_witnessed_check(council=council)
+        answered = sum(1 for view in witnessed.views if view.answered)
+        self.stdout.write(
+            f"{label}: asked {witnessed.asked} councils for what they witnessed; "
+            f"{answered} answered, {len(witnessed.witnesses)} hold a witnessed checkpoint"
+        )
+        for line in witnessed.notes:
+            self.stdout.write(f"  {line}")
+        for line in witnessed.warnings:
+            self.stdout.write(self.style.WARNING(f"  WARNING: {line}"))
+        for line in witnessed.failures:
+            self.stdout.write(self.style.ERROR(f"{label}: BROKEN, {line}"))
+        return witnessed.intact
 
     def _checkpoint(self, check: AuditCheck) -> bool:
         """Sign the head just verified, if it grew; False if the log changed meanwhile."""
