@@ -282,7 +282,14 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                     unanswered_counts.append(sum(a.outcome != "match" for a in answers))
                 cpu_after = cpu_by_process_kind(server.pid, worker.pid, args.database)
                 cpu_rows[fan_out] = {
-                    kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / args.samples / fan_out
+                    kind: sum(
+                        seconds - cpu_before[kind][pid]
+                        for pid, seconds in cpu_after[kind].items()
+                        if pid in cpu_before[kind]
+                    )
+                    * 1000
+                    / args.samples
+                    / fan_out
                     for kind in cpu_after
                 }
                 rows.append(
@@ -357,7 +364,8 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         "CPU per peer, by process (milliseconds of CPU for each peer asked, over the "
         "timed checks; read from /proc, this run's own processes only: gunicorn's master "
         "and workers, the Celery worker, PostgreSQL's backends on the benchmark's "
-        "database, this process; Redis is the machine's):",
+        "database, this process; Redis is the machine's; a process not there at both "
+        "readings, such as a database connection closed after a minute, is left out):",
         "",
         "| peers | answering server | PostgreSQL | asking process | worker | Redis | all |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -387,13 +395,16 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
         write_section(Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md", text)
 
 
-def cpu_by_process_kind(server_pid: int, worker_pid: int, database: str) -> dict[str, float]:
+def cpu_by_process_kind(
+    server_pid: int, worker_pid: int, database: str
+) -> dict[str, dict[int, float]]:
     """CPU seconds used so far by each kind of process in this run (read from /proc): the
     web server (gunicorn's master, its workers, and workers it replaced and reaped), the
     Celery worker, PostgreSQL's backends connected to the benchmark's database, Redis and
     this benchmark (the asker). Only this run's own processes count, so other work on a
-    shared machine does not; Redis is shared with it. A process that ended in between is
-    not counted (PostgreSQL's backends here are kept)."""
+    shared machine does not; Redis is shared with it. By process id: a process that is not
+    there at both readings is not counted (a PostgreSQL connection closed after
+    DB_CONN_MAX_AGE, a gunicorn worker replaced; the master counts what it reaped)."""
     import psycopg
 
     tick = os.sysconf("SC_CLK_TCK")
@@ -416,7 +427,9 @@ def cpu_by_process_kind(server_pid: int, worker_pid: int, database: str) -> dict
                     backends.add(-int(entry.name))  # marks Redis
             except OSError:
                 continue
-    totals = {"web server": 0.0, "worker": 0.0, "postgresql": 0.0, "redis": 0.0, "asker": 0.0}
+    totals: dict[str, dict[int, float]] = {
+        kind: {} for kind in ("web server", "worker", "postgresql", "redis", "asker")
+    }
     roots = {server_pid: "web server", worker_pid: "worker", os.getpid(): "asker"}
     for pid, fields in stats.items():
         own = (int(fields[11]) + int(fields[12])) / tick
@@ -424,13 +437,13 @@ def cpu_by_process_kind(server_pid: int, worker_pid: int, database: str) -> dict
         parent = int(fields[1])
         if pid in roots:
             # The asker's reaped children are earlier runs' servers: not this row's.
-            totals[roots[pid]] += own + (reaped if roots[pid] != "asker" else 0.0)
+            totals[roots[pid]][pid] = own + (reaped if roots[pid] != "asker" else 0.0)
         elif parent in roots and roots[parent] != "asker":
-            totals[roots[parent]] += own
+            totals[roots[parent]][pid] = own
         elif pid in backends:
-            totals["postgresql"] += own
+            totals["postgresql"][pid] = own
         elif -pid in backends:
-            totals["redis"] += own
+            totals["redis"][pid] = own
     return totals
 
 
