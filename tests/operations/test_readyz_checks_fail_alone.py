@@ -60,4 +60,11 @@ def test_it_names_the_migrations_check_when_postgresql_fails_after_answering(
     assert body["checks"]["database"]["status"] == "ok"
     assert "migrations" in body["failing"]
     assert body["checks"]["migrations"]["detail"].startswith("the check failed")
-    assert set(body["checks"]) == {"database", "redis", "migrations", "celery", "pages"}
+    assert set(body["checks"]) == {
+        "database",
+        "redis",
+        "migrations",
+        "celery",
+        "pages",
+        "directory",
+    }
