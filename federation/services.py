@@ -627,10 +627,16 @@ def match_keys_refresh_people(*, person_ids: list[int]) -> None:
 
 
 # Run on every answer to another council: a plain statement, not the ORM's join.
+# With each person, their name-and-birth keys under the agreement (`demographic_keys`), which
+# `_compare_with` compares with the asking council's: read in the same round trip.
 MATCHED_PEOPLE_SQL = """
-SELECT p.* FROM core_person p WHERE p.id IN (
+SELECT p.*, ARRAY(
+    SELECT d.key FROM federation_matchkey d
+    WHERE d.agreement_id = %(agreement)s AND d.person_id = p.id AND d.kind = %(demographic)s
+) AS demographic_keys
+FROM core_person p WHERE p.id IN (
     SELECT k.person_id FROM federation_matchkey k
-    WHERE k.agreement_id = %s AND k.kind = %s AND k.key = ANY(%s)
+    WHERE k.agreement_id = %(agreement)s AND k.kind = %(nhs)s AND k.key = ANY(%(keys)s)
 )
 """
 
@@ -663,10 +669,15 @@ def _compare_with(
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
     with_birth = [str(k) for k in keys.get(protocol.NHS_AND_BIRTH_DATE) or []][:4]
     if agreement.demographic_matching and demographic:
-        own = set(
-            MatchKey.objects.filter(
-                agreement=agreement, person=person, kind=MatchKey.Kind.DEMOGRAPHIC
-            ).values_list("key", flat=True)
+        loaded = getattr(person, "demographic_keys", None)  # MATCHED_PEOPLE_SQL read them
+        own = (
+            set(loaded)
+            if loaded is not None
+            else set(
+                MatchKey.objects.filter(
+                    agreement=agreement, person=person, kind=MatchKey.Kind.DEMOGRAPHIC
+                ).values_list("key", flat=True)
+            )
         )
         if own:
             named = protocol.MATCHED if own.intersection(demographic) else protocol.DIFFERS
@@ -701,7 +712,14 @@ def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, An
     hits = {
         person.pk: person
         for person in models_from_sql(
-            Person, MATCHED_PEOPLE_SQL, [agreement.pk, MatchKey.Kind.NHS, nhs]
+            Person,
+            MATCHED_PEOPLE_SQL,
+            {
+                "agreement": agreement.pk,
+                "nhs": MatchKey.Kind.NHS.value,
+                "demographic": MatchKey.Kind.DEMOGRAPHIC.value,
+                "keys": nhs,
+            },
         )
     }
     if len(hits) > 1:
