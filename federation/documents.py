@@ -6,6 +6,7 @@ byte-for-byte what was signed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -76,3 +77,41 @@ class Revocation(serializers.Serializer):
 
 def well_formed(shape: type[serializers.Serializer], payload: dict[str, Any]) -> bool:
     return shape(data=payload).is_valid()
+
+
+def _key_text(value: Any) -> bool:
+    # JSONText(max_length=KEY_MAX) as DRF runs it: a string, not empty, not longer than
+    # KEY_MAX, without NUL (NO_NUL; DRF's own check too) or a lone surrogate.
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= KEY_MAX
+        and "\x00" not in value
+        and not any("\ud800" <= ch <= "\udfff" for ch in value)
+    )
+
+
+_LOOKUP_KEY_LISTS = {"nhs": 16, "demographic": 1024, "nhs_and_birth_date": 16}
+
+
+def lookup_well_formed(payload: Any) -> bool:
+    """`well_formed(Lookup, payload)` without DRF's machinery, read on every lookup
+    answered: the same documents accepted and refused (tests/federation/test_documents.py
+    compares the two)."""
+    # DRF's ChoiceField compares str(value): of JSON's values only the string itself.
+    if not isinstance(payload, Mapping) or payload.get("type") != "patchwork.lookup":
+        return False
+    keys = payload.get("match_keys")
+    if not isinstance(keys, Mapping):
+        return False
+    for name, most in _LOOKUP_KEY_LISTS.items():
+        if name not in keys:
+            continue
+        values = keys[name]
+        if isinstance(values, (str, Mapping)) or not hasattr(values, "__iter__"):
+            return False  # DRF's ListField: any other iterable is a list
+        values = list(values)
+        if len(values) > most:
+            return False
+        if not all(_key_text(value) for value in values):
+            return False
+    return True
