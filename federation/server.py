@@ -52,6 +52,7 @@ from federation.services import (
     agreement_revoke,
     current_involvements,
     duty_team_contact,
+    involvements_loaded,
     match_person_compared,
     notify_team_of_lookup,
     pointers_for,
@@ -396,7 +397,10 @@ def answer_lookup(incoming: Incoming) -> tuple[int, dict[str, Any], int | None]:
         # told; the asking practitioner is pointed to our duty team to check.
         answer["duty_team_contact"] = duty_team_contact()
     elif person is not None:
-        involvements = current_involvements(person)
+        # Read with the person by the statement that matched them, else now.
+        involvements = involvements_loaded(person)
+        if involvements is None:
+            involvements = current_involvements(person)
         answer.update(
             pointers_for(person=person, agreement=agreement, key=key, involvements=involvements)
         )

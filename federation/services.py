@@ -628,12 +628,23 @@ def match_keys_refresh_people(*, person_ids: list[int]) -> None:
 
 # Run on every answer to another council: a plain statement, not the ORM's join.
 # With each person, their name-and-birth keys under the agreement (`demographic_keys`), which
-# `_compare_with` compares with the asking council's: read in the same round trip.
+# `_compare_with` compares with the asking council's, and their current involvements as
+# CURRENT_INVOLVEMENTS_SQL reads them (`involvements_loaded`): read in the same round trip.
 MATCHED_PEOPLE_SQL = """
 SELECT p.*, ARRAY(
     SELECT d.key FROM federation_matchkey d
     WHERE d.agreement_id = %(agreement)s AND d.person_id = p.id AND d.kind = %(demographic)s
-) AS demographic_keys
+) AS demographic_keys, (
+    SELECT coalesce(json_agg(json_build_array(
+        pr.user_id, o.name, o.agency_type, o.phone, o.secure_email, o.sensitive_service,
+        i.sensitive, r.name, i.lead_professional, pr.work_phone, pr.secure_email, i.start_date
+    ) ORDER BY i.start_date, i.id), '[]'::json)
+    FROM core_involvement i
+    JOIN core_organisation o ON o.id = i.organisation_id
+    JOIN core_involvementrole r ON r.id = i.role_id
+    JOIN core_practitioner pr ON pr.id = i.practitioner_id
+    WHERE i.person_id = p.id AND i.end_date IS NULL
+) AS current_involvements
 FROM core_person p WHERE p.id IN (
     SELECT k.person_id FROM federation_matchkey k
     WHERE k.agreement_id = %(agreement)s AND k.kind = %(nhs)s AND k.key = ANY(%(keys)s)
@@ -819,6 +830,21 @@ def current_involvements(person: Person) -> list[InvolvementFacts]:
     with prepared_cursor() as cursor:
         cursor.execute(CURRENT_INVOLVEMENTS_SQL, [person.pk])
         return [InvolvementFacts(*row) for row in cursor.fetchall()]
+
+
+def involvements_loaded(person: Person) -> list[InvolvementFacts] | None:
+    """The current involvements read with a person found by `match_person_compared`
+    (MATCHED_PEOPLE_SQL), as `current_involvements` gives them; None for a person loaded
+    otherwise."""
+    loaded = getattr(person, "current_involvements", None)
+    if loaded is None:
+        return None
+    facts = []
+    for row in loaded:
+        values: list[Any] = list(row)
+        values[-1] = date.fromisoformat(values[-1])  # JSON's start_date
+        facts.append(InvolvementFacts(*values))
+    return facts
 
 
 def pointers_for(
