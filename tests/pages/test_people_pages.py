@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.utils.html import escape
 from django_tenants.utils import schema_context
 
 from core.models import (
@@ -117,10 +118,10 @@ def test_who_reaches_a_person_page(world, scenario, who, searched, expected) -> 
     assert page.status_code == 200
     if expected == "reason":
         assert "Tell us why you need to see this record" in html
-        assert "pw-network" not in html and scenario.school_nurse.full_name not in html
+        assert "pw-network" not in html and escape(scenario.school_nurse.full_name) not in html
     else:
         assert '<svg xmlns="http://www.w3.org/2000/svg" class="pw-network"' in html
-        assert scenario.social_worker.full_name in html
+        assert escape(scenario.social_worker.full_name) in html
 
 
 def test_an_unknown_person_is_not_found(world, scenario) -> None:
@@ -153,7 +154,7 @@ def test_an_outsider_states_a_reason_and_then_sees_the_network(world, scenario) 
     )
     assert done.status_code == 302 and done["Location"] == url
     page = client.get(url).content.decode()
-    assert "pw-network" in page and scenario.school_nurse.full_name in page
+    assert "pw-network" in page and escape(scenario.school_nurse.full_name) in page
     assert "Who has viewed this record" not in page  # the team's view only
     with schema_context(world.brighton.schema_name):
         assert RecordOpening.objects.filter(user=scenario.teacher, reason="safeguarding").exists()
@@ -203,7 +204,7 @@ def test_a_sensitive_service_is_shown_only_as_a_brokered_notice(
     page = client_for(world, getattr(scenario, who)).get(f"/people/{scenario.ava.pk}/")
     html = page.content.decode()
     assert ("Sussex CAMHS" in html) is sees_camhs
-    assert (scenario.camhs_worker.full_name in html) is sees_camhs
+    assert (escape(scenario.camhs_worker.full_name) in html) is sees_camhs
     assert ("A sensitive service is involved" in html) is not sees_camhs
     assert ("Request contact" in html) is not sees_camhs
     assert f"service={scenario.camhs.pk}&" not in html  # the service's id is never shown
@@ -215,11 +216,11 @@ def test_the_picture_marks_the_lead_in_words_and_lists_the_same_people(world, sc
         client_for(world, scenario.school_nurse).get(f"/people/{scenario.ava.pk}/").content.decode()
     )
     svg = html[html.index("<svg") : html.index("</svg>")]
-    assert "LEAD PROFESSIONAL" in svg and scenario.social_worker.full_name in svg
-    assert scenario.school_nurse.full_name in svg and "A sensitive service" in svg
+    assert "LEAD PROFESSIONAL" in svg and escape(scenario.social_worker.full_name) in svg
+    assert escape(scenario.school_nurse.full_name) in svg and "A sensitive service" in svg
     listing = html[html.index('id="list-heading"') :]
     for name in (scenario.social_worker.full_name, scenario.school_nurse.full_name):
-        assert name in listing
+        assert escape(name) in listing
     assert "Lead professional" in listing and "Last contact" in listing
 
 
