@@ -783,14 +783,6 @@ def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, An
     return _nobody("no_match")
 
 
-def match_person(
-    *, agreement: DataSharingAgreement, keys: dict[str, Any]
-) -> tuple[str, Person | None]:
-    """The outcome of `match_person_compared` and the person it concerns."""
-    result = match_person_compared(agreement=agreement, keys=keys)
-    return result.outcome, result.person
-
-
 # --- Pointers -----------------------------------------------------------------------------
 
 
