@@ -1,13 +1,19 @@
 """Rate limits (decision 0011): how often one client address, one account, one API caller or
-one federation peer may try something, counted with django-ratelimit in the shared
-"ratelimit" cache (Redis), so every web process sees the same counts.
+one federation peer may try something, counted in the shared "ratelimit" cache (Redis), so
+every web process sees the same counts.
 
 Each limit's rate ("20/10m": 20 per 10 minutes) is a setting. A caller asks `limit_wait`
 before any costly work (a password hash, a signature check, a query) and answers 429 with
-Retry-After when it returns a number of seconds; `limit_count` counts one attempt."""
+Retry-After when it returns a number of seconds; `limit_count` counts one attempt;
+`limit_take` does both at once.
+
+A key's window starts at its first counted attempt and lasts the limit's period (a Redis key
+created with SET NX EX, then INCR): no calendar boundary in the middle of a burst lets an
+attacker try twice the limit, and the wait given is the window's true remainder."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
@@ -20,13 +26,6 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 from django.http import HttpRequest
-from django_ratelimit.core import (  # private helpers: the same keys and windows as get_usage
-    ALL,
-    EXPIRATION_FUDGE,
-    _get_window,
-    _make_cache_key,
-    get_usage,
-)
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
@@ -122,32 +121,83 @@ FEDERATION_PEER = Limit("federation_peer", "RATE_LIMIT_FEDERATION_PEER")
 FEDERATION_ADDRESS = Limit("federation_address", "RATE_LIMIT_FEDERATION_ADDRESS")
 
 
-def _usage(
-    request: HttpRequest, limit: Limit, key: str, *, increment: bool
-) -> dict[str, Any] | None:
+def _counter_key(limit: Limit, key: str) -> str:
+    """The cache key `key` is counted under for `limit`: hashed, so no email address or
+    client address is written into Redis."""
+    digest = hashlib.sha256(f"{limit.name}\0{limit.rate}\0{key}".encode()).hexdigest()
+    return f"{settings.RATELIMIT_CACHE_PREFIX}{limit.name}:{digest}"
+
+
+def _redis(cache: Any) -> Any | None:
+    """The Redis client behind a django-redis cache, or None for another backend."""
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        return client.get_client(write=True)
+    return None
+
+
+def _refused_for(limit: Limit, key: str, seconds: int) -> int:
+    RATE_LIMITED.labels(limit.name).inc()
+    wait = max(1, seconds)
+    limit_reached_log(limit.name, key, wait)
+    return wait
+
+
+def _count_read(limit: Limit, key: str) -> tuple[int, int]:
+    """How many `key` has counted under `limit` in its window, and the seconds left of it."""
+    cache = caches["ratelimit"]
+    counter = _counter_key(limit, key)
+    redis = _redis(cache)
+    if redis is not None:
+        full_key = cache.make_key(counter)
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.get(full_key)
+            pipe.ttl(full_key)
+            count, ttl = pipe.execute()
+        return int(count or 0), max(0, int(ttl))
+    count = cache.get(counter, 0)
+    started = cache.get(f"{counter}:started")
+    _, period = rate_parse(limit.rate)
+    left = period - (time.time() - started) if started is not None else period
+    return int(count or 0), max(0, int(left))
+
+
+def _count_add(limit: Limit, key: str) -> tuple[int, int]:
+    """Count one attempt by `key` under `limit`: its window starts at its first attempt and
+    lasts the limit's period. The count now, and the seconds left of the window."""
+    _, period = rate_parse(limit.rate)
+    cache = caches["ratelimit"]
+    counter = _counter_key(limit, key)
+    redis = _redis(cache)
+    if redis is not None:
+        full_key = cache.make_key(counter)
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.set(full_key, 0, nx=True, ex=period)
+            pipe.incr(full_key)
+            pipe.ttl(full_key)
+            _, count, ttl = pipe.execute()
+        return int(count), max(0, int(ttl))
+    # Another backend (the demo's memory): the same window, kept beside the count.
+    if cache.add(counter, 0, period):
+        cache.set(f"{counter}:started", time.time(), period)
     try:
-        return get_usage(
-            request,
-            group=limit.name,
-            key=lambda _group, _request: key,
-            rate=limit.rate,
-            increment=increment,
-        )
+        count = cache.incr(counter)
+    except ValueError:  # the window ended between add and incr
+        cache.add(counter, 0, period)
+        count = cache.incr(counter)
+    return int(count), period
+
+
+def limit_wait(limit: Limit, key: str) -> int | None:
+    """Seconds until `key` may try again under `limit`, or None when it may try now. Counts
+    nothing; a refusal is counted in the patchwork_rate_limited metric. One round trip."""
+    allowed, _ = rate_parse(limit.rate)
+    try:
+        count, left = _count_read(limit, key)
     except Exception:  # noqa: BLE001 - the cache is down: the lockout (in PostgreSQL) still holds
         log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
         return None
-
-
-def limit_wait(request: HttpRequest, limit: Limit, key: str) -> int | None:
-    """Seconds until `key` may try again under `limit`, or None when it may try now. Counts
-    nothing; a refusal is counted in the patchwork_rate_limited metric."""
-    usage = _usage(request, limit, key, increment=False)
-    if usage is None or usage["count"] < usage["limit"]:
-        return None
-    RATE_LIMITED.labels(limit.name).inc()
-    wait = max(1, int(usage["time_left"]))
-    limit_reached_log(limit.name, key, wait)
-    return wait
+    return _refused_for(limit, key, left) if count >= allowed else None
 
 
 def limit_reached_log(name: str, key: str, seconds: int) -> None:
@@ -155,7 +205,10 @@ def limit_reached_log(name: str, key: str, seconds: int) -> None:
     must not fill the logs. Every refusal is in the patchwork_rate_limited metric."""
     try:
         first = caches["ratelimit"].add(
-            f"{settings.RATELIMIT_CACHE_PREFIX}logged:{name}:{key}", 1, seconds
+            f"{settings.RATELIMIT_CACHE_PREFIX}logged:{name}:"
+            + hashlib.sha256(key.encode()).hexdigest(),
+            1,
+            seconds,
         )
     except Exception:  # noqa: BLE001 - the cache is down: say so once more rather than never
         first = True
@@ -163,9 +216,26 @@ def limit_reached_log(name: str, key: str, seconds: int) -> None:
         log.warning("Rate limit %s reached by %.120s: refused for %ss", name, key, seconds)
 
 
-def limit_count(request: HttpRequest, limit: Limit, key: str) -> None:
-    """Count one attempt by `key` under `limit`."""
-    _usage(request, limit, key, increment=True)
+def limit_count(limit: Limit, key: str) -> None:
+    """Count one attempt by `key` under `limit`. One round trip."""
+    try:
+        _count_add(limit, key)
+    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
+        log.warning("Rate limit %s not counted: the rate-limit cache does not answer", limit.name)
+
+
+def limit_take(limit: Limit, key: str) -> int | None:
+    """`limit_wait` then `limit_count`, in one round trip: count this attempt, and return
+    the seconds to wait if it is over the limit (None when it may go on). An attempt is
+    refused when `allowed` were counted before it in the window; a refused attempt is
+    counted too, which changes no decision (the window ends when it ends)."""
+    allowed, _ = rate_parse(limit.rate)
+    try:
+        count, left = _count_add(limit, key)
+    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
+        log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
+        return None
+    return _refused_for(limit, key, left) if count > allowed else None
 
 
 def council_key(*parts: str) -> str:
@@ -178,8 +248,8 @@ def sign_in_wait(request: HttpRequest, email: str) -> int | None:
     """Seconds until this address, or this account, may try to sign in again; None when
     they may now. Asked before any password is hashed or code checked."""
     waits = [
-        limit_wait(request, SIGN_IN_ADDRESS, address_key(request)),
-        limit_wait(request, SIGN_IN_ACCOUNT, council_key(email.lower())),
+        limit_wait(SIGN_IN_ADDRESS, address_key(request)),
+        limit_wait(SIGN_IN_ACCOUNT, council_key(email.lower())),
     ]
     known = [wait for wait in waits if wait is not None]
     return max(known) if known else None
@@ -187,69 +257,9 @@ def sign_in_wait(request: HttpRequest, email: str) -> int | None:
 
 def sign_in_attempted(request: HttpRequest, email: str) -> None:
     """Count an attempt (password or code) at the account."""
-    limit_count(request, SIGN_IN_ACCOUNT, council_key(email.lower()))
+    limit_count(SIGN_IN_ACCOUNT, council_key(email.lower()))
 
 
 def sign_in_failed(request: HttpRequest) -> None:
     """Count a failed attempt from the client's address."""
-    limit_count(request, SIGN_IN_ADDRESS, address_key(request))
-
-
-# --- One round trip each, for the federation's machine endpoints ------------------------------
-# Every signed request from another council asks the address limit, then the peer's limit,
-# then counts the peer: six round trips to Redis through django-ratelimit's get_usage (it
-# writes a zero before reading, and before counting). A "who is involved?" check across 150
-# councils pays that 150 times (docs/benchmarks.md). The same counters, under the same keys
-# and windows as get_usage's, in one round trip each.
-
-
-def _window_key(limit: Limit, key: str) -> tuple[str, int, int, int]:
-    """django-ratelimit's cache key for `key` under `limit` now, its window's end, the
-    limit's count and its period in seconds."""
-    count, period = rate_parse(limit.rate)
-    window = _get_window(key, period)
-    return _make_cache_key(limit.name, window, limit.rate, key, ALL), window, count, period
-
-
-def _refused_for(limit: Limit, key: str, window: int) -> int:
-    RATE_LIMITED.labels(limit.name).inc()
-    wait = max(1, window - int(time.time()))
-    limit_reached_log(limit.name, key, wait)
-    return wait
-
-
-def limit_wait_read(limit: Limit, key: str) -> int | None:
-    """`limit_wait` in one read: seconds until `key` may try again, or None."""
-    cache_key, window, allowed, _ = _window_key(limit, key)
-    try:
-        count = caches[settings.RATELIMIT_USE_CACHE].get(cache_key, 0)
-    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
-        log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
-        return None
-    return _refused_for(limit, key, window) if int(count or 0) >= allowed else None
-
-
-def limit_take(limit: Limit, key: str) -> int | None:
-    """`limit_wait` then `limit_count`, in one round trip: count this attempt, and return
-    the seconds to wait if it is over the limit (None when it may go on). The decision is
-    theirs: an attempt is refused when `allowed` were counted before it in the window; a
-    refused attempt is counted too, which changes no decision (the window ends when it
-    ends)."""
-    cache_key, window, allowed, period = _window_key(limit, key)
-    cache = caches[settings.RATELIMIT_USE_CACHE]
-    try:
-        client = getattr(cache, "client", None)
-        if client is not None and hasattr(client, "get_client"):
-            # django-redis: create at zero if absent (expiring with the window), add one.
-            full_key = cache.make_key(cache_key)
-            with client.get_client(write=True).pipeline(transaction=False) as pipe:
-                pipe.set(full_key, 0, nx=True, ex=period + EXPIRATION_FUDGE)
-                pipe.incr(full_key)
-                count = int(pipe.execute()[1])
-        else:
-            cache.add(cache_key, 0, period + EXPIRATION_FUDGE)
-            count = cache.incr(cache_key)
-    except Exception:  # noqa: BLE001 - the cache is down: as `limit_wait`, fail open
-        log.warning("Rate limit %s not checked: the rate-limit cache does not answer", limit.name)
-        return None
-    return _refused_for(limit, key, window) if count > allowed else None
+    limit_count(SIGN_IN_ADDRESS, address_key(request))

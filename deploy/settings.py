@@ -624,8 +624,8 @@ if AUDIT_WITNESSES < 2:
 
 # --- Rate limits (decision 0011, docs/operations.md "Rate limits") ---
 # Each limit is "COUNT/WINDOW": "20/10m" is 20 per 10 minutes (s, m, h, d). Counters live in
-# the "ratelimit" cache (Redis, shared by every process; django-ratelimit and DRF's throttles
-# count there). A limited request is answered 429 with Retry-After before any costly work.
+# the "ratelimit" cache (Redis, shared by every process; accounts.ratelimits and DRF's
+# throttle count there). A limited request is answered 429 with Retry-After before any costly work.
 RATE_LIMIT_DEFAULTS = {
     # Failed sign-in attempts (password or code) from one client address, over every council
     # and the operator console. Only failures count: a council's staff share one address.
@@ -682,11 +682,9 @@ for _proxy in TRUSTED_PROXIES:
         ) from exc
 # The lockout records the same client address the limits count.
 AXES_CLIENT_IP_CALLABLE = "accounts.ratelimits.lockout_address"
-RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_CACHE_PREFIX = "rl:"
-# Redis down or hung: the limits are skipped (and logged) within half a second, not enforced
-# on everyone; the lockout, in PostgreSQL, still holds.
-RATELIMIT_FAIL_OPEN = True
+# Redis down or hung: the limits are skipped (and logged) within half a second (the cache's
+# socket timeouts below), not enforced on everyone; the lockout, in PostgreSQL, still holds.
 _ratelimit_cache: dict[str, object] = (
     {
         "BACKEND": "django_redis.cache.RedisCache",

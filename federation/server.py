@@ -35,7 +35,7 @@ from accounts.ratelimits import (
     council_key,
     limit_count,
     limit_take,
-    limit_wait_read,
+    limit_wait,
 )
 from core.audit import audit_record
 from federation import agreement_secrets, documents, protocol, witnessing
@@ -260,7 +260,7 @@ Handler = Callable[[Incoming], tuple[int, dict[str, Any], int | None]]
 
 def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool) -> Reply:
     """Check a signed request, then let `handler` answer it once."""
-    wait = limit_wait_read(FEDERATION_ADDRESS, address_key(request))
+    wait = limit_wait(FEDERATION_ADDRESS, address_key(request))
     if wait is not None:
         return _refused(request, kind, RequestRefused("rate_limited", 429, retry_after=wait))
     sender: Authenticated | None = None
@@ -328,7 +328,7 @@ def _refused(
     )
     if sender is None or refusal.reason == "rate_limited":
         if sender is None and refusal.reason != "rate_limited":
-            limit_count(request, FEDERATION_ADDRESS, address_key(request))
+            limit_count(FEDERATION_ADDRESS, address_key(request))
         _log_briefly(request, kind, refusal.reason)
         return reply
     claimed = {name: value[:CLAIM_MAX_CHARS] for name, value in sender.claimed.items()}

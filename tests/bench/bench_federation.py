@@ -44,7 +44,7 @@ statements counted. Each answer cost, before: gunicorn's threaded worker about 1
 answering process's CPU, Django and the middleware about 12 % (routing by host half of
 it), the signature check 13 % (http-message-signatures parsing and rebuilding the
 signature base; Ed25519 itself under 1 %), the rate limits 12 % (six round trips to Redis:
-django-ratelimit writes a zero before each read and before each count), matching and the
+django-ratelimit wrote a zero before each read and before each count), matching and the
 answer 20 % (the lookup document's DRF validation, the match, the pointers signed), the
 audit append 6 %, the rest the database round trips: 11 statements (routing, then in one
 transaction the peer, agreement, earlier exchanges, match, involvements, notification,
@@ -63,11 +63,11 @@ timeout after the last request left: a council that accepts the connection and n
 answers, or dribbles its answer out byte by byte, is "could not be checked" at the
 deadline and delays nobody (tests/federation/test_slow_peers.py; before, a dribbling peer
 held the whole check for as long as it kept sending). The answering side asks the address
-limit in one read and the peer's limit with its count in one pipelined round trip (the
-same keys, windows and decisions as django-ratelimit's), and reads the agreement with the
-earlier exchanges of the same nonce or request id in one statement; every check still
-runs, in decision 0002's order. gunicorn replaces a worker after 20,000 requests, not
-2,000 (a new worker loads Django again: 0.7 s of CPU, every 13 checks across 150 councils).
+limit in one read and the peer's limit with its count in one pipelined round trip, and
+reads the agreement with the earlier exchanges of the same nonce or request id in one
+statement; every check still runs, in decision 0002's order. gunicorn replaces a worker
+after 20,000 requests, not 2,000 (a new worker loads Django again: 0.7 s of CPU, every 13
+checks across 150 councils).
 
 Then, on the answering side: the statement that finds the matched person also reads its
 name-and-birth keys and current involvements (12 statements per answer became 10, plus
