@@ -16,10 +16,11 @@ from django.utils.safestring import SafeString, mark_safe
 from core.selectors import TeamMember
 
 NODE_WIDTH = 230
-NODE_HEIGHT = 84
+NODE_HEIGHT = 84  # at least; a box grows with the lines its wrapped labels take
 CENTRE_RADIUS = 78
 MARGIN = 24
 CHARS_PER_LINE = 29  # at 14px Arial in a 230px box, with padding
+CAPITALS_PER_LINE = 32  # the agency line, in 11px capitals
 
 # Light fills, one per kind of agency, all dark-text-readable (contrast well above 4.5:1).
 AGENCY_FILLS = {
@@ -49,9 +50,21 @@ class _Placed:
     y: float
 
 
-def _fit(text: str, limit: int = CHARS_PER_LINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` characters, broken between words (a word longer
+    than a line is broken inside it): never cut short with "…"."""
+    lines: list[str] = []
+    for word in text.split():
+        while len(word) > width:
+            lines.append(word[:width])
+            word = word[width:]
+        if not word:
+            continue
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def _text(
@@ -64,7 +77,8 @@ def _text(
 
 
 def _member_lines(member: TeamMember) -> list[tuple[str, int, str]]:
-    """(text, size, weight) lines for one box, most important first."""
+    """(text, size, weight) lines for one box, most important first, each wrapped to the
+    box's width."""
     if member.masked:
         return [
             ("A sensitive service", 14, "bold"),
@@ -72,15 +86,21 @@ def _member_lines(member: TeamMember) -> list[tuple[str, int, str]]:
             ("Contact is brokered:", 13, "normal"),
             ("request contact below", 13, "normal"),
         ]
-    lines = [(_fit(member.agency_label, 32).upper(), 11, "bold")]
+    agency = member.agency_label
     if member.lead_professional:
-        lines = [(_fit("LEAD PROFESSIONAL · " + member.agency_label, 32).upper(), 11, "bold")]
-    lines += [
-        (_fit(member.practitioner_name), 14, "bold"),
-        (_fit(member.role), 13, "normal"),
-        (_fit(member.organisation), 13, "normal"),
-    ]
+        agency = "Lead professional · " + agency
+    lines = [(line, 11, "bold") for line in _wrap(agency.upper(), CAPITALS_PER_LINE)]
+    for text, size, weight in (
+        (member.practitioner_name, 14, "bold"),
+        (member.role, 13, "normal"),
+        (member.organisation, 13, "normal"),
+    ):
+        lines += [(line, size, weight) for line in _wrap(text, CHARS_PER_LINE)]
     return lines
+
+
+def _box_height(lines: Sequence[tuple[str, int, str]]) -> float:
+    return max(NODE_HEIGHT, 14 + sum(size + 6 for _, size, _ in lines))
 
 
 def _member_title(member: TeamMember) -> str:
@@ -99,17 +119,19 @@ def _member_title(member: TeamMember) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _layout(members: Sequence[TeamMember]) -> tuple[float, float, float, float, list[_Placed]]:
+def _layout(
+    members: Sequence[TeamMember], box_height: float
+) -> tuple[float, float, float, float, list[_Placed]]:
     """Place the boxes evenly on an ellipse around the centre, agency by agency, starting
     at the top and going clockwise. Larger teams get a larger ellipse (the picture then
     scales down to the page width, and the list below stays full size)."""
     n = len(members)
     rx = max(330.0, n * (NODE_WIDTH + 14) / (2 * math.pi) * 1.15)
-    ry = max(170.0, n * (NODE_HEIGHT + 12) / (2 * math.pi) * 1.1)
+    ry = max(170.0, n * (box_height + 12) / (2 * math.pi) * 1.1)
     if n <= 2:
         ry = 150.0
     width = 2 * rx + NODE_WIDTH + 2 * MARGIN
-    height = 2 * ry + NODE_HEIGHT + 2 * MARGIN
+    height = 2 * ry + box_height + 2 * MARGIN
     cx, cy = width / 2, height / 2
     placed = []
     for i, member in enumerate(members):
@@ -120,16 +142,46 @@ def _layout(members: Sequence[TeamMember]) -> tuple[float, float, float, float, 
     return width, height, cx, cy, placed
 
 
+SPINE = 18  # the narrow layout's line down the left, from the centre to each box
+
+
+def _layout_narrow(
+    members: Sequence[TeamMember], heights: Sequence[float]
+) -> tuple[float, float, float, float, list[_Placed]]:
+    """For a phone: the person at the top and the boxes one under another, each joined to
+    a line down the left, so the picture keeps its text size at 320 pixels wide."""
+    width = MARGIN + SPINE + NODE_WIDTH + MARGIN
+    cx, cy = width / 2, MARGIN + CENTRE_RADIUS
+    y = cy + CENTRE_RADIUS + 20
+    placed = []
+    for member, height in zip(members, heights, strict=True):
+        placed.append(_Placed(member, MARGIN + SPINE + NODE_WIDTH / 2, y + height / 2))
+        y += height + 12
+    return width, y - 12 + MARGIN, cx, cy, placed
+
+
 def network_svg(
     *,
     svg_id: str,
     centre_name: str,
     centre_caption: str,
     members: Sequence[TeamMember],
+    narrow: bool = False,
 ) -> SafeString:
     """An inline <svg> of `members` around `centre_name`. Members are expected grouped by
-    agency (Network.current_by_agency keeps each agency's boxes next to each other)."""
-    width, height, cx, cy, placed = _layout(members)
+    agency (Network.current_by_agency keeps each agency's boxes next to each other).
+    `narrow` draws the phone layout (class `pw-network-narrow`): the page shows one of the
+    two, by the screen's width."""
+    lines = [_member_lines(m) for m in members]
+    if narrow:
+        heights = [_box_height(member_lines) for member_lines in lines]
+        width, height, cx, cy, placed = _layout_narrow(members, heights)
+        css_class = "pw-network-narrow"
+    else:
+        uniform = max((_box_height(member_lines) for member_lines in lines), default=NODE_HEIGHT)
+        heights = [uniform] * len(members)
+        width, height, cx, cy, placed = _layout(members, uniform)
+        css_class = "pw-network"
     lead = next((m for m in members if m.lead_professional), None)
     masked = sum(1 for m in members if m.masked)
     named = len(members) - masked
@@ -145,7 +197,7 @@ def network_svg(
     title = f"The team around {centre_name}"
     desc = "; ".join(summary) + ". The same facts are listed in text below the picture."
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="pw-network" id="{escape(svg_id)}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" id="{escape(svg_id)}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
         f'role="img" aria-labelledby="{escape(svg_id)}-title {escape(svg_id)}-desc" '
         f'font-family="Arial, Helvetica, sans-serif" fill="#0b0c0c">',
@@ -153,30 +205,39 @@ def network_svg(
         f'<desc id="{escape(svg_id)}-desc">{escape(desc)}</desc>',
         f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" fill="#ffffff"/>',
     ]
+    spine_x = MARGIN + SPINE / 2
+    if narrow and placed:
+        out.append(
+            f'<line x1="{spine_x:.0f}" y1="{cy:.0f}" x2="{spine_x:.0f}" y2="{placed[-1].y:.0f}" '
+            f'stroke="#505a5f" stroke-width="2"/>'
+            f'<line x1="{spine_x:.0f}" y1="{cy:.0f}" x2="{cx:.0f}" y2="{cy:.0f}" '
+            f'stroke="#505a5f" stroke-width="2"/>'
+        )
     for p in placed:
         stroke = "#0b0c0c" if p.member.lead_professional else "#505a5f"
         dash = ' stroke-dasharray="6 5"' if p.member.masked else ""
         thickness = 4 if p.member.lead_professional else 2
+        x1, y1 = (spine_x, p.y) if narrow else (cx, cy)
         out.append(
-            f'<line x1="{cx:.0f}" y1="{cy:.0f}" x2="{p.x:.0f}" y2="{p.y:.0f}" '
+            f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{p.x:.0f}" y2="{p.y:.0f}" '
             f'stroke="{stroke}" stroke-width="{thickness}"{dash}/>'
         )
-    for p in placed:
+    for p, member_lines, box_height in zip(placed, lines, heights, strict=True):
         m = p.member
         fill = MASKED_FILL if m.masked else AGENCY_FILLS.get(m.agency_type, DEFAULT_FILL)
-        left, top = p.x - NODE_WIDTH / 2, p.y - NODE_HEIGHT / 2
+        left, top = p.x - NODE_WIDTH / 2, p.y - box_height / 2
         border = 4 if m.lead_professional else 2
         dash = ' stroke-dasharray="6 5"' if m.masked else ""
         kind = "masked" if m.masked else ("lead" if m.lead_professional else "member")
         out.append(f'<g class="pw-network__member pw-network__member--{kind}">')
         out.append(f"<title>{escape(_member_title(m))}</title>")
         out.append(
-            f'<rect x="{left:.0f}" y="{top:.0f}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" '
+            f'<rect x="{left:.0f}" y="{top:.0f}" width="{NODE_WIDTH}" height="{box_height:.0f}" '
             f'rx="6" fill="{fill}" stroke="#0b0c0c" stroke-width="{border}"{dash}/>'
         )
-        lines = _member_lines(m)
-        y = top + 20
-        for text, size, weight in lines:
+        text_height = sum(size + 6 for _, size, _ in member_lines) - 6
+        y = p.y - text_height / 2 + member_lines[0][1] - 2
+        for text, size, weight in member_lines:
             out.append(_text(p.x, y, text, size=size, weight=weight))
             y += size + 6
         out.append("</g>")
@@ -185,22 +246,15 @@ def network_svg(
         f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{CENTRE_RADIUS}" fill="#ffffff" '
         f'stroke="#0b0c0c" stroke-width="4"/>'
     )
-    name_lines = _wrap(centre_name, 16)[:3]
-    y = cy - (len(name_lines) * 20) / 2 + 6
+    name_lines = _wrap(centre_name, 16)
+    caption_lines = _wrap(centre_caption, 20)
+    y = cy - (len(name_lines) * 20 + len(caption_lines) * 15) / 2 + 14
     for line in name_lines:
         out.append(_text(cx, y, line, size=17, weight="bold"))
         y += 20
-    out.append(_text(cx, y + 2, _fit(centre_caption, 20), size=12))
+    for line in caption_lines:
+        out.append(_text(cx, y, line, size=12))
+        y += 15
     out.append("</g></svg>")
     # Every piece of user text above went through escape().
     return mark_safe("".join(out))  # noqa: S308
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(_fit(word, width))
-    return lines or [""]

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_otp.decorators import otp_required
 
@@ -125,12 +126,18 @@ def _grouped(network: Network) -> list[tuple[str, list[tuple[TeamMember, str]]]]
 def _picture(network: Network, svg_id: str = "network") -> Any:
     members = [m for _, group in network.current_by_agency() for m in group]
     caption = _born(network.person)
-    return network_svg(
-        svg_id=svg_id,
-        centre_name=network.person.full_name,
-        centre_caption=caption,
-        members=members,
+    pictures = (
+        network_svg(
+            svg_id=svg_id if not narrow else f"{svg_id}-narrow",
+            centre_name=network.person.full_name,
+            centre_caption=caption,
+            members=members,
+            narrow=narrow,
+        )
+        for narrow in (False, True)
     )
+    # Both layouts: the stylesheet shows the one that suits the screen's width.
+    return mark_safe("".join(pictures))  # noqa: S308 (network_svg escapes every text)
 
 
 def _born(person: Any) -> str:

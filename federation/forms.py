@@ -5,6 +5,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from core.forms import GovukDateField
 from core.models import Involvement, InvolvementRole
 from federation.protocol import PURPOSES
 
@@ -28,22 +29,8 @@ class AgreementForm(forms.Form):
     demographic_matching = forms.BooleanField(
         label="Match on name and date of birth as well as NHS number", required=False
     )
-    valid_from = forms.DateField(
-        label="In force from",
-        help_text="For example, 2026-01-31",
-        error_messages={
-            "required": "Enter the date the agreement starts",
-            "invalid": "Enter a real date, like 2026-01-31",
-        },
-    )
-    valid_until = forms.DateField(
-        label="In force until",
-        help_text="For example, 2027-01-31",
-        error_messages={
-            "required": "Enter the date the agreement ends",
-            "invalid": "Enter a real date, like 2027-01-31",
-        },
-    )
+    valid_from = GovukDateField(label="In force from", past_only=False)
+    valid_until = GovukDateField(label="In force until", past_only=False)
 
     def __init__(self, *args: object, partners: list[tuple[str, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -52,8 +39,8 @@ class AgreementForm(forms.Form):
             (r.name, r.name) for r in InvolvementRole.objects.filter(active=True).order_by("name")
         ]
         today = timezone.localdate()
-        self.initial.setdefault("valid_from", today.isoformat())
-        self.initial.setdefault("valid_until", (today + timedelta(days=365)).isoformat())
+        self.initial.setdefault("valid_from", today)
+        self.initial.setdefault("valid_until", today + timedelta(days=365))
 
 
 class RevokeForm(forms.Form):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.forms import GovukDateField
 from teamwork.models import COORDINATION_TEXT_MAX, ContactLog, Task
 
 TEXT_HINT = (
@@ -12,22 +13,13 @@ TEXT_HINT = (
 )
 
 
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-
 class TimeInput(forms.TimeInput):
     input_type = "time"
 
 
 class ContactForm(forms.Form):
     kind = forms.ChoiceField(choices=ContactLog.Kind.choices)
-    contact_date = forms.DateField(
-        label="Date of contact",
-        required=False,
-        widget=DateInput,
-        error_messages={"invalid": "Enter the date as day, month and year"},
-    )
+    contact_date = GovukDateField(label="Date of contact", required=False)
 
 
 class TaskForm(forms.Form):
@@ -35,17 +27,14 @@ class TaskForm(forms.Form):
         label="What needs doing",
         max_length=COORDINATION_TEXT_MAX,
         help_text=TEXT_HINT,
+        widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={
             "required": "Say in a few words what needs doing",
             "max_length": f"Keep it to {COORDINATION_TEXT_MAX} characters",
         },
     )
     assignee = forms.TypedChoiceField(label="Who will do it", coerce=int, choices=())
-    due_date = forms.DateField(
-        label="Due date",
-        widget=DateInput,
-        error_messages={"required": "Enter the due date", "invalid": "Enter a real date"},
-    )
+    due_date = GovukDateField(label="Due date", past_only=False)
 
     def __init__(self, *args: object, colleagues: list[tuple[int, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -106,14 +95,7 @@ class MeetingForm(forms.Form):
         max_length=120,
         error_messages={"required": "Give the meeting a short title, like Core group"},
     )
-    day = forms.DateField(
-        label="Date",
-        widget=DateInput,
-        error_messages={
-            "required": "Enter the date of the meeting",
-            "invalid": "Enter a real date",
-        },
-    )
+    day = GovukDateField(label="Date of the meeting", past_only=False)
     starts = forms.TimeField(
         label="Starts at", widget=TimeInput, error_messages={"required": "Enter the start time"}
     )

@@ -50,3 +50,36 @@ def date_parts(field: forms.BoundField) -> dict[str, str]:
 def is_selected(field: forms.BoundField, value: Any) -> bool:
     current = field.value()
     return current is not None and str(current) == str(value)
+
+
+@register.simple_tag(takes_context=True)
+def error_prefix(context: template.Context) -> str:
+    """ "Error: " before the page title when the page shows an error (a form's, or a message
+    of level error), as the GOV.UK error summary pattern asks."""
+    for value in context.flatten().values():
+        if isinstance(value, forms.BaseForm) and value.is_bound and value.errors:
+            return "Error: "
+    for message in context.get("messages") or ():
+        if getattr(message, "level_tag", "") == "error":
+            return "Error: "
+    return ""
+
+
+@register.filter
+def errors_shown(field: forms.BoundField) -> list[str]:
+    """The errors shown beside a field: its own, and on the form's first visible field the
+    form's errors that belong to no field (the error summary links to that field)."""
+    errors = list(field.errors)
+    visible = field.form.visible_fields()
+    if visible and visible[0].name == field.name:
+        errors = [*field.form.non_field_errors(), *errors]
+    return errors
+
+
+@register.filter
+def first_field_id(form: forms.BaseForm) -> str:
+    """The id the error summary links a form-wide error to: the first visible field's."""
+    visible = form.visible_fields()
+    if not visible:
+        return ""
+    return str(visible[0].id_for_label or visible[0].auto_id)
