@@ -7,6 +7,7 @@ facts; the picture is a summary of it, not a replacement."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -54,14 +55,17 @@ def _wrap(text: str, width: int) -> list[str]:
     """`text` in lines of at most `width` characters, broken between words (a word longer
     than a line is broken inside it): never cut short with "…"."""
     lines: list[str] = []
-    for word in text.split():
+    # A hyphenated name breaks after a hyphen first ("Fitzgerald-" / "Oyelaran").
+    words = [part for word in text.split() for part in re.findall(r"[^-]+-*|-+", word)]
+    for index, word in enumerate(words):
+        joiner = "" if index and words[index - 1].endswith("-") else " "
         while len(word) > width:
             lines.append(word[:width])
             word = word[width:]
         if not word:
             continue
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
+        if lines and len(lines[-1]) + len(joiner) + len(word) <= width:
+            lines[-1] += joiner + word
         else:
             lines.append(word)
     return lines or [""]

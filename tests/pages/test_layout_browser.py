@@ -10,6 +10,7 @@ each persona signs in once and walks every page in that signed-in context."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from playwright.sync_api import expect
 
 from accounts.models import User
 from core.audit import audit_record
@@ -48,7 +50,8 @@ from tests.personas import Persona, World, make_persona
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-WIDTHS = (375, 1280)
+WIDTHS = (375, 1280)  # each page is checked by axe at these widths
+NARROWEST = 320  # and for sideways scrolling at this one too
 # A long organisation name, as real ones are: the picture wraps it, never cuts it short.
 LONG_ORGANISATION = "Brighton and Hove School Nursing Service for Children and Young People"
 
@@ -311,6 +314,7 @@ def _practitioner_pages(ids: dict[str, Any]) -> list[str]:
         "/my/contact-requests/",
         "/notifications/preferences/",
         "/no-such-page/",
+        "/admin/users/",  # not theirs: the page that says so
     ]
 
 
@@ -351,13 +355,46 @@ OPERATOR_PAGES = [
     "/no-such-page/",
 ]
 SIGNED_OUT_PAGES = ["/sign-in/"]
+# Forms sent empty, by whom: the error summary, the errors beside the fields, the title.
+FORMS_SENT_EMPTY = {
+    "": [("/sign-in/", "Continue")],
+    "sol.social@wight.test": [
+        ("/people/{child}/tasks/new/", "Set the task"),
+        ("/people/{child}/meetings/new/", "Send the invitations"),
+        ("/people/{child}/messages/new/", "Send the message"),
+        ("/people/new/", "Continue"),
+    ],
+    "admin@wight.test": [("/federation/agreements/new/", "Propose agreement")],
+    "ops@platform.test": [("/councils/new/", "Onboard council")],
+}
 
 
-def _check(page: Any, url: str, problems: list[str]) -> None:
-    """Open `url` at each width: note sideways scrolling and every axe violation."""
+def _inspect(page: Any, url: str, problems: list[str]) -> None:
+    """The page as it stands, at each width: sideways scrolling, and every axe violation."""
+    for width in (NARROWEST, *WIDTHS):
+        page.set_viewport_size({"width": width, "height": 900})
+        wide = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if wide[0] > wide[1]:
+            problems.append(f"{url} at {width}px: the page is {wide[0]}px wide")
+        if width not in WIDTHS:
+            continue
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        for violation in result["violations"]:
+            where = "; ".join(str(node["target"]) for node in violation["nodes"][:3])
+            problems.append(
+                f"{url} at {width}px: axe {violation['id']} ({violation['impact']}): {where}"
+            )
+
+
+def _check(page: Any, url: str, problems: list[str], *, submit: str = "") -> None:
+    """Open `url` and inspect it; with `submit`, first send its form empty (pressing the
+    button so named) and check the page answers in the GOV.UK error pattern."""
     page.set_viewport_size({"width": WIDTHS[-1], "height": 900})
     try:
         response = page.goto(url)
+        if submit:
+            with page.expect_navigation():
+                page.get_by_role("button", name=submit).click()
     except Exception as exc:  # noqa: BLE001 (noted, and the walk goes on)
         problems.append(f"{url}: {str(exc).splitlines()[0]}")
         return
@@ -365,20 +402,20 @@ def _check(page: Any, url: str, problems: list[str]) -> None:
     if status >= 500:
         problems.append(f"{url}: HTTP {status}")
         return
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        wide = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        if wide[0] > wide[1]:
-            problems.append(f"{url} at {width}px: the page is {wide[0]}px wide")
-        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-        for violation in result["violations"]:
-            where = "; ".join(
-                n["target"][0] if isinstance(n["target"][0], str) else str(n["target"])
-                for n in violation["nodes"][:3]
-            )
-            problems.append(
-                f"{url} at {width}px: axe {violation['id']} ({violation['impact']}): {where}"
-            )
+    if submit:
+        url = f"{url} (sent empty)"
+        if not page.title().startswith("Error: "):
+            problems.append(f"{url}: the title does not start with 'Error: '")
+        summary_links = page.locator(".govuk-error-summary a")
+        if summary_links.count() == 0:
+            problems.append(f"{url}: no error summary linking to the fields")
+        for index in range(summary_links.count()):
+            target = summary_links.nth(index).get_attribute("href") or ""
+            if page.locator(target).count() != 1:
+                problems.append(f"{url}: the summary links to {target}, which is not there")
+        if page.locator(".govuk-error-message").count() == 0:
+            problems.append(f"{url}: no error beside a field")
+    _inspect(page, url, problems)
 
 
 def test_every_page_fits_a_phone_and_axe_finds_nothing(walk: Walk) -> None:
@@ -399,5 +436,45 @@ def test_every_page_fits_a_phone_and_axe_finds_nothing(walk: Walk) -> None:
                 sign_in_page(page, base, persona)
             for path in pages:
                 _check(page, base + path, problems)
+            for path, button in FORMS_SENT_EMPTY.get(persona.email if persona else "", []):
+                _check(page, base + path.format(**walk.ids), problems, submit=button)
             context.close()
     assert problems == [], "\n".join(problems)
+
+
+PDF = Path("/tmp/pw-print-child.pdf")
+
+
+def test_the_child_of_a_large_family_prints_on_two_a4_pages_with_who_printed_it(
+    walk: Walk,
+) -> None:
+    """Chromium's own PDF printing (A4) of the eldest of four children, with two parents,
+    each with a full team: two pages at most, and the header naming the council, the child
+    and who printed it."""
+    with chromium() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in_page(page, walk.base_url, walk.practitioner)
+        page.goto(f"{walk.base_url}/people/{walk.ids['child']}/")
+        page.emulate_media(media="print")
+        header = page.locator(".pw-print-header")
+        expect(header).to_be_visible()
+        expect(header).to_contain_text("Isle of Wight")
+        expect(header).to_contain_text(walk.child.full_name)
+        expect(header).to_contain_text(
+            re.compile(
+                rf"Printed by {re.escape(walk.practitioner_name)} at \d\d:\d\d .*"
+                r"— contains personal information"
+            )
+        )
+        for hidden in (".govuk-service-navigation", ".govuk-footer", "svg.pw-network-narrow"):
+            expect(page.locator(hidden).first).to_be_hidden()
+        link_colour = page.locator("main a.govuk-link").first.evaluate(
+            "a => getComputedStyle(a).color"
+        )
+        assert link_colour == "rgb(0, 0, 0)"
+        pdf = page.pdf(format="A4", print_background=True)
+        context.close()
+    PDF.write_bytes(pdf)
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+    assert 1 <= pages <= 2, f"{pages} A4 pages (see {PDF})"
