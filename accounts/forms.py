@@ -38,7 +38,13 @@ class CodeForm(forms.Form):
             "required": "Enter the 6-digit code from your authenticator app",
             "invalid": "The code is 6 digits, like 123456",
         },
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "class": "govuk-input--width-10",
+            }
+        ),
     )
 
 

@@ -109,7 +109,12 @@ class SearchForm(forms.Form):
         max_length=20,
         help_text="10 digits, like 943 476 5919",
         widget=forms.TextInput(
-            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "govuk-input--width-10",
+            }
         ),
     )
     family_name = forms.CharField(
@@ -424,7 +429,12 @@ class PersonForm(forms.Form):
         max_length=20,
         help_text="10 digits, like 943 476 5919",
         widget=forms.TextInput(
-            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "govuk-input--width-10",
+            }
         ),
     )
     address = forms.CharField(

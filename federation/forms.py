@@ -47,6 +47,7 @@ class RevokeForm(forms.Form):
     reason = forms.CharField(
         label="Why is the agreement being revoked?",
         max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": "Say why the agreement is being revoked"},
     )
 

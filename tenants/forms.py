@@ -12,12 +12,14 @@ class OnboardCouncilForm(forms.Form):
         help_text="A letter and eight digits, like E06000043",
         max_length=9,
         error_messages={"required": "Enter the council's ONS code"},
+        widget=forms.TextInput(attrs={"class": "govuk-input--width-10", "spellcheck": "false"}),
     )
     slug = forms.CharField(
         label="Web address name",
         help_text="Optional: made from the name if left blank, like brighton-and-hove",
         max_length=63,
         required=False,
+        widget=forms.TextInput(attrs={"class": "govuk-input--width-20", "spellcheck": "false"}),
     )
     admin_name = forms.CharField(label="First administrator's full name", max_length=150)
     admin_email = forms.EmailField(

@@ -4,7 +4,7 @@ transaction, and who may open each federation page."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -24,6 +24,15 @@ from tests.federation.agreement import lookup_body, post, signed_headers
 from tests.personas import make_persona, sign_in
 
 STAFFS = "staffordshire.localhost"
+
+
+def _date_boxes(name: str, day: date) -> dict[str, str]:
+    """A date as the GOV.UK date input sends it: day, month and year boxes."""
+    return {
+        f"{name}_day": str(day.day),
+        f"{name}_month": str(day.month),
+        f"{name}_year": str(day.year),
+    }
 
 
 def test_the_key_document_lists_old_and_new_keys_and_an_old_key_alone_trusts_it(world, db) -> None:  # type: ignore[no-untyped-def]
@@ -138,8 +147,8 @@ def test_an_ig_officer_proposes_signs_and_revokes_an_agreement_in_the_pages(worl
             "purposes": ["safeguarding"],
             "shareable_roles": ["School nurse"],
             "legal_basis": "public_task",
-            "valid_from": today.isoformat(),
-            "valid_until": (today + timedelta(days=30)).isoformat(),
+            **_date_boxes("valid_from", today),
+            **_date_boxes("valid_until", today + timedelta(days=30)),
         },
     )
     assert response.status_code == 302
@@ -172,8 +181,8 @@ def test_an_agreement_ending_before_it_starts_is_refused_with_a_clear_message(wo
             "purposes": ["safeguarding"],
             "shareable_roles": ["School nurse"],
             "legal_basis": "public_task",
-            "valid_from": "2030-01-02",
-            "valid_until": "2030-01-01",
+            **_date_boxes("valid_from", date(2030, 1, 2)),
+            **_date_boxes("valid_until", date(2030, 1, 1)),
         },
     )
     assert "The end date must be after the start date" in page.content.decode()

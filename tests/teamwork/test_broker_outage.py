@@ -210,14 +210,16 @@ def test_it_saves_at_once_with_the_broker_down_and_emails_each_once_when_it_retu
             failures_before = enqueue_failures()
             private_redis.stop()
 
-            day = (date.today() + timedelta(days=7)).isoformat()
+            day = date.today() + timedelta(days=7)
             for n, organiser in enumerate(organisers):
                 started = time.monotonic()
                 response = clients[organiser.pk].post(
                     f"/people/{team.child.pk}/meetings/new/",
                     {
                         "title": f"Core group {n}",
-                        "day": day,
+                        "day_day": str(day.day),
+                        "day_month": str(day.month),
+                        "day_year": str(day.year),
                         "starts": f"{10 + n}:00",
                         "ends": f"{10 + n}:45",
                         "place": "Hove Town Hall, room 2",

@@ -92,7 +92,10 @@ def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None
                 if live.nurse_name in o
             )
         )
-        lead.get_by_label("Due date").fill(due.isoformat())
+        due_date = lead.get_by_role("group", name="Due date")
+        due_date.get_by_label("Day").fill(str(due.day))
+        due_date.get_by_label("Month").fill(str(due.month))
+        due_date.get_by_label("Year").fill(str(due.year))
         lead.get_by_role("button", name="Set the task").click()
         expect(lead.get_by_text(f"Task set for {live.nurse_name}")).to_be_visible()
 
@@ -107,7 +110,10 @@ def test_a_task_goes_to_a_colleague_and_a_meeting_to_the_team(live_team) -> None
 
         lead.goto(f"{live.base_url}/people/{live.child.pk}/meetings/new/")
         lead.get_by_label("Title").fill("Core group")
-        lead.get_by_label("Date").fill(meeting_day.isoformat())
+        meeting_date = lead.get_by_role("group", name="Date of the meeting")
+        meeting_date.get_by_label("Day").fill(str(meeting_day.day))
+        meeting_date.get_by_label("Month").fill(str(meeting_day.month))
+        meeting_date.get_by_label("Year").fill(str(meeting_day.year))
         lead.get_by_label("Starts at").fill("10:00")
         lead.get_by_label("Ends at").fill("11:00")
         lead.get_by_label("Place (optional if there is a link)").fill("Hove Town Hall, room 2")
