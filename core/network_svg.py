@@ -156,7 +156,7 @@ def _layout_narrow(
     a line down the left, so the picture keeps its text size at 320 pixels wide."""
     width = MARGIN + SPINE + NODE_WIDTH + MARGIN
     cx, cy = width / 2, MARGIN + CENTRE_RADIUS
-    y = cy + CENTRE_RADIUS + 20
+    y: float = cy + CENTRE_RADIUS + 20
     placed = []
     for member, height in zip(members, heights, strict=True):
         placed.append(_Placed(member, MARGIN + SPINE + NODE_WIDTH / 2, y + height / 2))

@@ -94,7 +94,7 @@ def contact_new(request: HttpRequest, person_id: int) -> HttpResponse:
                 f"on {log.contact_date:%-d %B %Y}.",
             )
     else:
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return redirect("teamwork:timeline", person_id=person.pk)
 
 

@@ -69,10 +69,10 @@ def error_prefix(context: template.Context) -> str:
 def errors_shown(field: forms.BoundField) -> list[str]:
     """The errors shown beside a field: its own, and on the form's first visible field the
     form's errors that belong to no field (the error summary links to that field)."""
-    errors = list(field.errors)
+    errors = [str(error) for error in field.errors]
     visible = field.form.visible_fields()
     if visible and visible[0].name == field.name:
-        errors = [*field.form.non_field_errors(), *errors]
+        errors = [*(str(error) for error in field.form.non_field_errors()), *errors]
     return errors
 
 

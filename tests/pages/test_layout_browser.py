@@ -52,6 +52,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = (375, 1280)  # each page is checked by axe at these widths
 NARROWEST = 320  # and for sideways scrolling at this one too
+PHONE_SCREENSHOT = Path("/tmp/pw-person-375.png")  # the last person page seen on a phone
 # A long organisation name, as real ones are: the picture wraps it, never cuts it short.
 LONG_ORGANISATION = "Brighton and Hove School Nursing Service for Children and Young People"
 
@@ -378,6 +379,8 @@ def _inspect(page: Any, url: str, problems: list[str]) -> None:
             problems.append(f"{url} at {width}px: the page is {wide[0]}px wide")
         if width not in WIDTHS:
             continue
+        if width == WIDTHS[0] and re.search(r"/people/\d+/$", url):
+            page.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)
         result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
         for violation in result["violations"]:
             where = "; ".join(str(node["target"]) for node in violation["nodes"][:3])
