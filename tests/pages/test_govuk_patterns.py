@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from core.network_svg import network_svg
+from core.selectors import TeamMember
 from teamwork.models import Task
 from tests.personas import client_for
 
@@ -109,3 +112,45 @@ def test_error_pages_keep_the_service_navigation_inside_the_header(world, scenar
     header = html[html.index('<header class="pw-masthead">') : html.index("</header>")]
     assert "govuk-service-navigation__list" in header and "Search" in header
     assert "govuk-phase-banner" in header
+
+
+def _member(**changes: object) -> TeamMember:
+    fields: dict[str, object] = {
+        "involvement_id": 1,
+        "practitioner_name": "Nia Nightingale-Ferguson",
+        "job_title": "",
+        "role": "School nurse",
+        "organisation": "Brighton and Hove School Nursing Service for Children and Young People",
+        "agency_type": "school_nursing",
+        "agency_label": "School nursing",
+        "phone": "",
+        "email": "",
+        "start_date": None,
+        "end_date": None,
+        "end_reason": "",
+        "last_contact_date": None,
+        "last_confirmed_at": None,
+        "lead_professional": False,
+        "child_protection": False,
+        "is_me": False,
+    }
+    return TeamMember(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_the_picture_wraps_long_labels_and_never_cuts_them_short(narrow: bool) -> None:
+    """Every word of a long organisation's name is in the picture, on lines of their own,
+    in the ring and in the phone's column; nothing ends in "…"."""
+    svg = network_svg(
+        svg_id="t",
+        centre_name="Maisie Fitzgerald-Oyelaran",
+        centre_caption="Born 14 Mar 2014",
+        members=[_member(), _member(involvement_id=2, lead_professional=True)],
+        narrow=narrow,
+    )
+    assert "…" not in svg
+    lines = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "Brighton and Hove School" in lines and "Nursing Service for Children" in lines
+    assert "and Young People" in lines
+    assert "Fitzgerald-" in lines and "Oyelaran" in lines
+    assert f'class="{"pw-network-narrow" if narrow else "pw-network"}"' in svg
