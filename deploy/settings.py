@@ -766,3 +766,15 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
     },
 }
+
+# --- Migrations across councils (migrate_platform, decision 0023) ---
+# Worker processes, each migrating one council at a time with its own connection.
+MIGRATION_WORKERS = envint("MIGRATION_WORKERS", 2)
+# A migration in a transaction waits at most this many seconds for a lock (a long read of
+# its table), so the table's readers never queue behind it for longer; it rolls back and is
+# tried again, at most MIGRATION_LOCK_TRIES times, after MIGRATION_RETRY_SECONDS (doubled
+# at each try). Any statement of a migration stops after MIGRATION_STATEMENT_TIMEOUT seconds.
+MIGRATION_LOCK_TIMEOUT = envint("MIGRATION_LOCK_TIMEOUT", 5)
+MIGRATION_STATEMENT_TIMEOUT = envint("MIGRATION_STATEMENT_TIMEOUT", 300)
+MIGRATION_LOCK_TRIES = envint("MIGRATION_LOCK_TRIES", 5)
+MIGRATION_RETRY_SECONDS = envint("MIGRATION_RETRY_SECONDS", 1)
