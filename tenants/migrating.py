@@ -126,6 +126,8 @@ class SchemaMigrator:
         self._states: dict[frozenset[tuple[str, str]], ProjectState] = {}
         self._applied_now: list[str] = []
         self._running: Migration | None = None
+        self._in_public = False
+        self._tenant_apps = {app.rsplit(".", 1)[-1] for app in settings.TENANT_APPS}
 
     # --- What would run ----------------------------------------------------------------
 
@@ -191,7 +193,8 @@ class SchemaMigrator:
     def _apply(self, schema: str) -> None:
         connection = tenant_connection()
         self._running = None
-        if schema != get_public_schema_name():
+        self._in_public = schema == get_public_schema_name()
+        if not self._in_public:
             with connection.cursor() as cursor:
                 cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(schema)}")
         self._use_schema(schema)
@@ -272,7 +275,10 @@ class SchemaMigrator:
                     f"SET statement_timeout = {int(self.limits.statement_timeout * 1000)}"
                 )
         elif action == "apply_success" and migration is not None:
-            self._applied_now.append(migration_name(migration))
+            # A council's schema records every app's migrations, but only its own apps'
+            # change anything there: those are the ones reported.
+            if self._in_public or migration.app_label in self._tenant_apps:
+                self._applied_now.append(migration_name(migration))
             self._running = None
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, get_tenant_base_schema
 
@@ -18,6 +19,7 @@ from tenants.migrating import (
     migration_name,
     schemas_migrate,
 )
+from tenants.models import Council
 from tenants.selectors import councils_list
 
 NOTHING_TO_DO = "Nothing to migrate: every schema was already up to date"
@@ -65,12 +67,11 @@ class Command(BaseCommand):
 
         public, template = get_public_schema_name(), get_tenant_base_schema()
         public_plan = [migration_name(m) for m in migrator.plan(public)]
-        template_plan = pending_here(template)
-        councils = {c.schema_name: c for c in councils_list().order_by("schema_name")}
-        plans = {schema: pending_here(schema) for schema in councils}
-        stale = [schema for schema, plan in plans.items() if plan]
 
         if options["plan"]:
+            template_plan = pending_here(template)
+            councils = self._councils()
+            plans = {schema: pending_here(schema) for schema in councils}
             self._plan_show(public_plan, template_plan, plans, councils)
             if options["json"]:
                 self._json_write(
@@ -87,22 +88,25 @@ class Command(BaseCommand):
                 )
             return
 
+        # The public schema first (the list of councils lives there), then the template.
         results: list[SchemaMigrated] = []
-        for schema, label, plan in [
-            (public, "Public schema", public_plan),
-            (template, "Council template", template_plan),
-        ]:
-            result = migrator.migrate(schema) if plan else SchemaMigrated(schema=schema)
+        platform_pending = 0
+        for schema, label in [(public, "Public schema"), (template, "Council template")]:
+            pending = len(public_plan if schema == public else pending_here(schema))
+            platform_pending += pending
+            result = migrator.migrate(schema) if pending else SchemaMigrated(schema=schema)
             results.append(result)
             if result.status == FAILED:
-                self._json_write(options["json"], self._summary(results, councils, started))
+                self._json_write(options["json"], self._summary(results, {}, started))
                 raise CommandError(
                     f"{label} failed to migrate, so no council was started: {result.error}"
                 )
             self.stdout.write(f"{label}: {applied(len(result.migrations))}")
+        councils = self._councils()
+        stale = [schema for schema in councils if pending_here(schema)]
 
         self.stdout.write(f"Councils with migrations pending: {len(stale)}")
-        if not (public_plan or template_plan or stale):
+        if not (platform_pending or stale):
             # Deployment tools read this line to report "no change".
             self.stdout.write(self.style.SUCCESS(NOTHING_TO_DO))
             self._json_write(options["json"], self._summary(results, councils, started))
@@ -143,12 +147,19 @@ class Command(BaseCommand):
             )
         self.stdout.write(self.style.SUCCESS("Every council is up to date"))
 
+    def _councils(self) -> dict[str, Council]:
+        """Every council by schema name (none before the public schema has its tables)."""
+        with connection.cursor() as cursor:
+            if "tenants_council" not in connection.introspection.table_names(cursor):
+                return {}
+        return {c.schema_name: c for c in councils_list().order_by("schema_name")}
+
     def _plan_show(
         self,
         public_plan: list[str],
         template_plan: list[str],
         plans: dict[str, list[str]],
-        councils: dict[str, Any],
+        councils: dict[str, Council],
     ) -> None:
         def listed(plan: list[str]) -> str:
             return ", ".join(plan) if plan else "up to date"
@@ -163,7 +174,7 @@ class Command(BaseCommand):
         self.stdout.write("Nothing was applied (--plan)")
 
     def _summary(
-        self, results: list[SchemaMigrated], councils: dict[str, Any], started: float
+        self, results: list[SchemaMigrated], councils: dict[str, Council], started: float
     ) -> dict[str, Any]:
         by_schema = {result.schema: result for result in results}
         rows = []
