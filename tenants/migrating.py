@@ -3,10 +3,11 @@ processes (decision 0023).
 
 A process per council spent about 1.7 s of CPU starting Python and loading Django and the
 migration graph before doing a few milliseconds of DDL. Here each worker loads the graph
-once and keeps it, and keeps the rendered state of the models before the release (the same
-for every council at the same point), so a council costs its own DDL and a little
-bookkeeping. Each worker has its own database connection; the search path is set per
-council on it, as django-tenants' `migrate_schemas` sets it.
+once and keeps it, and keeps the model states a plan passes through (the same for every
+council at the same point: worked out for the first, replayed for the others), so a
+council costs its own DDL and a little bookkeeping. Each worker has its own database
+connection; the search path is set per council on it, as django-tenants'
+`migrate_schemas` sets it.
 
 Each migration that runs in a transaction waits at most `MIGRATION_LOCK_TIMEOUT` seconds
 for a lock: a table lock it cannot get at once (a long read holds the table) would

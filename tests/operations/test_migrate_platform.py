@@ -262,3 +262,29 @@ def test_plan_lists_what_would_run_where_and_applies_nothing(
             [[name for _, name in RELEASED]],
         ).fetchone()
     assert recorded == (0,)
+
+
+def test_post_migrate_runs_after_a_plan_changing_a_model_and_not_after_one_adding_a_column() -> (
+    None
+):
+    """Content types and permissions come from the models and their options: a plan that
+    only adds a column and an index leaves them as they were, so their handlers are
+    skipped; a plan that creates a model, or changes its options, runs them."""
+    from django.contrib.postgres.operations import AddIndexConcurrently
+    from django.db import migrations, models
+
+    from tenants.migrating import post_migrate_needed
+
+    def migration(*operations: migrations.operations.base.Operation) -> migrations.Migration:
+        made = migrations.Migration("9999_release", "core")
+        made.operations = list(operations)
+        return made
+
+    column = migrations.AddField("person", "note", models.TextField(null=True))
+    index = AddIndexConcurrently("person", models.Index(fields=["note"], name="note_idx"))
+    model = migrations.CreateModel("Note", [("id", models.BigAutoField(primary_key=True))])
+    options = migrations.AlterModelOptions("person", {"permissions": [("see", "See")]})
+    assert not post_migrate_needed([migration(column), migration(index)])
+    assert post_migrate_needed([migration(column), migration(model)])
+    assert post_migrate_needed([migration(options)])
+    assert post_migrate_needed([migration(migrations.RunSQL("SELECT 1"))])
