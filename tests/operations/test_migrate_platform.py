@@ -217,11 +217,16 @@ def test_a_migration_held_up_by_a_long_read_gives_up_within_its_lock_timeout_and
             )
 
         assert wait_for(alter_waits, timeout=60, every=0.02), run.output()
-        with psycopg.connect(_database(), autocommit=True) as traffic:
+        # Were the migration to wait on, so would this read: it stops after 6 s (and fails
+        # the test) rather than wait for the long read this test ends only after it.
+        with psycopg.connect(
+            _database(), autocommit=True, options="-c statement_timeout=6s"
+        ) as traffic:
             started = time.monotonic()
             traffic.execute(f"SELECT count(*) FROM {table}")
             waited = time.monotonic() - started
-        assert waited < LOCK_TIMEOUT + 0.75, f"a read of the table queued for {waited:.1f} s"
+        # The lock timeout, and a margin for a busy machine: well short of the 6 s.
+        assert waited < LOCK_TIMEOUT + 1.5, f"a read of the table queued for {waited:.1f} s"
         assert wait_for(lambda: run.seen("trying again") is not None, timeout=30)
         retry = run.seen("trying again")
         time.sleep(2 * LOCK_TIMEOUT)  # it goes on giving up while the read lasts
