@@ -62,16 +62,24 @@ class Command(BaseCommand):
         migrator = SchemaMigrator(MigrationLimits.from_settings())
         tenant_apps = {app.rsplit(".", 1)[-1] for app in settings.TENANT_APPS}
 
-        def pending_here(schema: str) -> list[str]:
-            return [migration_name(m) for m in migrator.plan(schema) if m.app_label in tenant_apps]
+        def pending_in(*schemas: str) -> dict[str, list[str]]:
+            """Each schema's pending migrations of the apps it holds (every app's, in public)."""
+            return {
+                schema: [
+                    migration_name(m)
+                    for m in plan
+                    if schema == public or m.app_label in tenant_apps
+                ]
+                for schema, plan in migrator.plans(schemas).items()
+            }
 
         public, template = get_public_schema_name(), get_tenant_base_schema()
-        public_plan = [migration_name(m) for m in migrator.plan(public)]
+        public_plan = pending_in(public)[public]
 
         if options["plan"]:
-            template_plan = pending_here(template)
+            template_plan = pending_in(template)[template]
             councils = self._councils()
-            plans = {schema: pending_here(schema) for schema in councils}
+            plans = pending_in(*councils)
             self._plan_show(public_plan, template_plan, plans, councils)
             if options["json"]:
                 self._json_write(
@@ -92,7 +100,7 @@ class Command(BaseCommand):
         results: list[SchemaMigrated] = []
         platform_pending = 0
         for schema, label in [(public, "Public schema"), (template, "Council template")]:
-            pending = len(public_plan if schema == public else pending_here(schema))
+            pending = len(public_plan if schema == public else pending_in(schema)[schema])
             platform_pending += pending
             result = migrator.migrate(schema) if pending else SchemaMigrated(schema=schema)
             results.append(result)
@@ -103,7 +111,7 @@ class Command(BaseCommand):
                 )
             self.stdout.write(f"{label}: {applied(len(result.migrations))}")
         councils = self._councils()
-        stale = [schema for schema in councils if pending_here(schema)]
+        stale = [schema for schema, plan in pending_in(*councils).items() if plan]
 
         self.stdout.write(f"Councils with migrations pending: {len(stale)}")
         if not (platform_pending or stale):
