@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.invitations import invitation_accepted
 from accounts.models import Invitation, User
 
 
@@ -48,8 +49,11 @@ def user_invite(
 
 
 def invitation_issue(*, user: User, invited_by: User | None = None) -> str:
-    """A fresh one-time token for `user`; earlier unused invitations stop working."""
-    Invitation.objects.filter(user=user, accepted_at__isnull=True).delete()
+    """A fresh one-time token for `user`; earlier unused invitations stop working (they are
+    kept, revoked, so the administrator sees each one's state)."""
+    Invitation.objects.filter(user=user, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     token = secrets.token_urlsafe(32)
     Invitation.objects.create(
         user=user,
@@ -101,4 +105,5 @@ def invitation_accept(*, invitation: Invitation, password: str, code: str) -> Us
     user.save(update_fields=["password", "is_active"])
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    invitation_accepted.send(sender=Invitation, invitation=invitation)
     return user

@@ -25,7 +25,10 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # tenants never imports core: onboarding sends a signal from inside the new schema.
-        from core import setup  # noqa: F401  (registers core's set-up steps)
+        from core import (
+            invitations,  # noqa: F401  (audits accepted invitations)
+            setup,  # noqa: F401  (registers core's set-up steps)
+        )
         from tenants.signals import council_credentials_forget as forget
         from tenants.signals import council_schema_created as created
 
