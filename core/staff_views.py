@@ -94,7 +94,8 @@ def staff_invitation_revoke(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @admin_required
 def staff_invite_file(request: HttpRequest) -> HttpResponse:
-    form = InviteFileForm(request.POST or None, request.FILES or None)
+    posted = request.method == "POST"
+    form = InviteFileForm(request.POST if posted else None, request.FILES if posted else None)
     report = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -122,7 +123,7 @@ def staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
         messages.info(request, f"{user.full_name}'s account is already deactivated.")
         return redirect("core:staff_user", user.pk)
     form = HandOverForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         involvements=leavers.involvements_to_hand_over(user),
         successors=leavers.successors_for(actor, user),
     )
@@ -147,7 +148,7 @@ def staff_move(request: HttpRequest, user_id: int) -> HttpResponse:
     actor = _actor(request)
     user = leavers.staff_member_for_actor(actor, user_id)
     form = MoveForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         involvements=leavers.involvements_to_hand_over(user),
         successors=leavers.successors_for(actor, user),
     )
