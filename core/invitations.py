@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from accounts.invitations import invitation_accepted
 from accounts.models import Invitation, User
@@ -184,6 +185,8 @@ def invitation_revoke(*, actor: User, user: User) -> Invitation:
 
 @receiver(invitation_accepted, dispatch_uid="core-audit-invitation-accepted")
 def _invitation_accepted_audit(sender: type, invitation: Invitation, **kwargs: object) -> None:
+    if current_schema() == get_public_schema_name():
+        return  # an operator's, on the console: councils' audit logs are in their schemas
     audit_record(
         actor=invitation.user,
         action="invitation_accepted",

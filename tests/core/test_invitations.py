@@ -260,3 +260,23 @@ def test_a_brighton_invitation_opens_nothing_at_staffordshire(world, scenario) -
     assert world.brighton_admin.host in _in(
         world, lambda: EmailOutbox.objects.get(to_email="iso@brighton.test").body
     )
+
+
+def test_an_operator_still_accepts_an_invitation_on_the_console(world, db) -> None:
+    """The console's users are in the public schema, which has no audit log of its own:
+    accepting there is not written to any council's log."""
+    from accounts.services import user_invite
+
+    _, token = user_invite(email="new-ops@platform.test", full_name="Nova Ops", role="operator")
+    client = Client(HTTP_HOST="localhost")
+    assert client.get(f"/invitation/{token}/").status_code == 200
+    device = TOTPDevice.objects.get(user__email="new-ops@platform.test")
+    response = client.post(
+        f"/invitation/{token}/",
+        {
+            "password": NEW_PASSWORD,
+            "password_again": NEW_PASSWORD,
+            "code": f"{TOTP(device.bin_key).token():06d}",
+        },
+    )
+    assert b"Your account is ready" in response.content
