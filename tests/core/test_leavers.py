@@ -184,3 +184,41 @@ def test_a_successor_who_cannot_lead_is_refused(world, scenario, who) -> None:
     assert message != "accepted"
     assert ("sensitive" in message) if who == "sensitive" else ("other than" in message)
     assert _in(world, lambda: User.objects.get(pk=scenario.social_worker.pk).is_active)
+
+
+def test_the_move_page_hands_over_and_refuses_a_bad_choice(world, scenario) -> None:
+    """Through the page: no organisation chosen is refused in plain words and changes
+    nothing; then the lead social worker moves, handing the lead to the MASH worker."""
+    admin = client_for(world, scenario.admin)
+    path = f"/admin/users/{scenario.social_worker.pk}/move/"
+    assert admin.get(path).status_code == 200
+    refused = admin.post(path, {"job_title": "Team manager"})
+    assert b"Choose the organisation they move to" in refused.content
+    lead = _in(world, lambda: _lead_of_ava(scenario))
+    zed = _in(
+        world,
+        lambda: Involvement.objects.get(
+            person=scenario.zed, practitioner__user=scenario.social_worker
+        ),
+    )
+    no_lead = admin.post(path, {"organisation": scenario.school.pk, "job_title": "Teacher"})
+    assert b"choose who takes over" in no_lead.content
+    moved = admin.post(
+        path,
+        {
+            "organisation": scenario.school.pk,
+            "job_title": "Designated safeguarding lead",
+            f"successor_{lead.pk}": _in(world, lambda: _mash(scenario).pk),
+            f"successor_{zed.pk}": "",
+        },
+    )
+    assert moved.status_code == 302
+
+    def check() -> None:
+        practitioner = Practitioner.objects.get(user=scenario.social_worker)
+        assert practitioner.organisation == scenario.school
+        new_lead = Involvement.objects.get(person=scenario.ava, lead_professional=True)
+        assert new_lead.practitioner.user == scenario.mash_worker
+        assert User.objects.get(pk=scenario.social_worker.pk).is_active
+
+    _in(world, check)
