@@ -17,6 +17,11 @@ def invitation_latest(user: User) -> Invitation | None:
     return Invitation.objects.filter(user=user).order_by("-created_at", "-pk").first()
 
 
+def invitations_of(user: User) -> QuerySet[Invitation]:
+    """Every invitation the user was sent, newest first (each with its `state`)."""
+    return Invitation.objects.filter(user=user).order_by("-created_at", "-pk")
+
+
 def users_with_latest_invitation() -> QuerySet[User]:
     """Every user of this council, each with `invitation_id` (their newest invitation's id,
     or None) for the administrators' list."""

@@ -12,7 +12,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import admin_required, role_required
 from accounts.forms import errors_onto_form
-from accounts.invitations import invitation_latest, users_with_latest_invitation
+from accounts.invitations import (
+    invitation_latest,
+    invitations_of,
+    users_with_latest_invitation,
+)
 from accounts.models import Invitation, User
 from core import invitations, leavers
 from core.staff_forms import HandOverForm, InviteFileForm, MoveForm
@@ -59,6 +63,7 @@ def staff_user(request: HttpRequest, user_id: int) -> HttpResponse:
     context = {
         "member": user,
         "invitation": invitation,
+        "invitations": invitations_of(user),
         "state": account_state(user, invitation),
         "practitioner": leavers.profile_of(user),
         "involvements": leavers.involvements_to_hand_over(user),

@@ -524,7 +524,7 @@ def users(request: HttpRequest) -> HttpResponse:
             invitation_url = request.build_absolute_uri(f"/invitation/{invited.token}/")
             back = " back" if invited.reactivated else ""
             messages.success(
-                request, f"{invited.user.full_name} is invited{back}: the link is emailed."
+                request, f"{invited.user.full_name} is invited{back}. The link is emailed to them."
             )
             form = InviteUserForm()
     context = {"form": form, "users": users_for_admin(), "invitation_url": invitation_url}

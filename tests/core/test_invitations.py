@@ -256,6 +256,20 @@ def test_a_brighton_invitation_opens_nothing_at_staffordshire(world, scenario) -
     with schema_context(world.staffordshire.schema_name):
         assert not User.objects.filter(email="iso@brighton.test").exists()
     assert not _in(world, lambda: User.objects.get(email="iso@brighton.test").has_usable_password())
+    # And the other way: Staffordshire's link opens nothing at Brighton.
+    with schema_context(world.staffordshire.schema_name):
+        from accounts.services import user_invite
+
+        _, theirs = user_invite(
+            email="iso@staffs.test", full_name="Iso Staffs", role="practitioner"
+        )
+    assert (
+        Client(HTTP_HOST=world.brighton_admin.host).get(f"/invitation/{theirs}/").status_code == 404
+    )
+    assert (
+        Client(HTTP_HOST=world.staffordshire_gp.host).get(f"/invitation/{theirs}/").status_code
+        == 200
+    )
     # The emailed link names Brighton's own host.
     assert world.brighton_admin.host in _in(
         world, lambda: EmailOutbox.objects.get(to_email="iso@brighton.test").body

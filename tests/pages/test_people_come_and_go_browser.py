@@ -188,6 +188,9 @@ def test_a_spreadsheet_of_invitations_is_emailed_accepted_resent_and_revoked(
         expect(admin.get_by_test_id("account-state")).to_have_text("Invitation sent")
         admin.get_by_role("button", name="Resend invitation").click()
         expect(admin.get_by_text(f"A new invitation is emailed to {ravi_email}.")).to_be_visible()
+        history = admin.get_by_test_id("invitation-history")
+        expect(history.nth(0)).to_contain_text("Sent")
+        expect(history.nth(1)).to_contain_text("Revoked")  # replaced by the one resent
         emails = live.emails_to(ravi_email)
         assert len(emails) == 2
         second_link = _link_in(emails[1])
@@ -204,6 +207,10 @@ def test_a_spreadsheet_of_invitations_is_emailed_accepted_resent_and_revoked(
         expect(admin.get_by_test_id("account-state")).to_have_text("Invitation revoked")
         ravi_page.goto(second_link)
         expect(ravi_page.get_by_text("does not work")).to_be_visible()
+        # Both of Ravi's invitations are listed with their state, newest first.
+        expect(admin.get_by_test_id("invitation-history")).to_have_count(2)
+        expect(admin.get_by_test_id("invitation-history").nth(0)).to_contain_text("Revoked")
+        expect(admin.get_by_test_id("invitation-history").nth(1)).to_contain_text("Revoked")
 
         admin.goto(f"{live.base_url}/admin/invitations/")
         rows = admin.get_by_test_id("invitation-row")
