@@ -15,6 +15,7 @@ user's sessions are deleted. Their authenticator is removed, so coming back (an 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.sessions.models import Session
@@ -77,18 +78,36 @@ def involvements_to_hand_over(user: User) -> QuerySet[Involvement]:
     )
 
 
-def successors_for(actor: User, user: User) -> QuerySet[Practitioner]:
-    """Who may take over the user's involvements: practitioners who can sign in (for a
-    manager, those of their own organisation), never the user themself."""
-    found = Practitioner.objects.filter(
+def successors_for(
+    actor: User, user: User, involvements: Iterable[Involvement]
+) -> dict[int, list[Practitioner]]:
+    """Who may take over each of the user's involvements: the colleagues of the user's own
+    organisation and, for an administrator, the child's current team (whose involvement the
+    team can see): never the user themself, never someone who cannot sign in. Not everyone
+    in the council: a county has thousands of practitioners."""
+    active = Practitioner.objects.filter(
         user__is_active=True,
         user__role__in=[User.Role.PRACTITIONER, User.Role.MANAGER],
         organisation__closed_on__isnull=True,
     ).exclude(user=user)
-    if actor.role != User.Role.COUNCIL_ADMIN:
-        own = Practitioner.objects.filter(user=actor).first()
-        found = found.filter(organisation_id=own.organisation_id if own else -1)
-    return found.select_related("user", "organisation").order_by("user__full_name")
+    own = profile_of(user)
+    colleagues = list(
+        active.filter(organisation_id=own.organisation_id if own else -1)
+        .select_related("user", "organisation")
+        .order_by("user__full_name")
+    )
+    out: dict[int, list[Practitioner]] = {}
+    for involvement in involvements:
+        found = {p.pk: p for p in colleagues}
+        if actor.role == User.Role.COUNCIL_ADMIN:
+            team = active.filter(
+                involvements__person_id=involvement.person_id,
+                involvements__end_date__isnull=True,
+                involvements__sensitive=False,
+            ).select_related("user", "organisation")
+            found.update({p.pk: p for p in team})
+        out[involvement.pk] = sorted(found.values(), key=lambda p: p.user.full_name)
+    return out
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,10 @@ def _successor_problem(involvement: Involvement, successor: Practitioner) -> str
     taking = Involvement.objects.filter(
         person=involvement.person, practitioner=successor, end_date__isnull=True
     ).first()
+    if not successor.user.is_active:
+        return (
+            f"{successor.user.full_name}'s account is deactivated: choose someone who can sign in"
+        )
     sensitive_service = successor.organisation.sensitive_service
     if taking is None and involvement.role.child_protection and sensitive_service:
         return (

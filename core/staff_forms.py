@@ -29,18 +29,18 @@ class HandOverForm(forms.Form):
         self,
         *args: object,
         involvements: Iterable[Involvement],
-        successors: Iterable[Practitioner],
+        successors: dict[int, list[Practitioner]],
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.successors = {p.pk: p for p in successors}
-        choices = [
-            (str(pk), f"{p.user.full_name}, {p.job_title} ({p.organisation.name})")
-            for pk, p in self.successors.items()
-        ]
+        self.successors = {p.pk: p for found in successors.values() for p in found}
         self.involvements = list(involvements)
         for involvement in self.involvements:
             lead = " and lead professional" if involvement.lead_professional else ""
+            choices = [
+                (str(p.pk), f"{p.user.full_name}, {p.job_title} ({p.organisation.name})")
+                for p in successors.get(involvement.pk, [])
+            ]
             self.fields[f"successor_{involvement.pk}"] = forms.ChoiceField(
                 label=f"{involvement.person.full_name}: {involvement.role.name}{lead}",
                 choices=[(NO_ONE, "No one: end the involvement"), *choices],

@@ -127,10 +127,11 @@ def staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     if not user.is_active:
         messages.info(request, f"{user.full_name}'s account is already deactivated.")
         return redirect("core:staff_user", user.pk)
+    involvements = list(leavers.involvements_to_hand_over(user))
     form = HandOverForm(
         request.POST if request.method == "POST" else None,
-        involvements=leavers.involvements_to_hand_over(user),
-        successors=leavers.successors_for(actor, user),
+        involvements=involvements,
+        successors=leavers.successors_for(actor, user, involvements),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -152,10 +153,11 @@ def staff_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
 def staff_move(request: HttpRequest, user_id: int) -> HttpResponse:
     actor = _actor(request)
     user = leavers.staff_member_for_actor(actor, user_id)
+    involvements = list(leavers.involvements_to_hand_over(user))
     form = MoveForm(
         request.POST if request.method == "POST" else None,
-        involvements=leavers.involvements_to_hand_over(user),
-        successors=leavers.successors_for(actor, user),
+        involvements=involvements,
+        successors=leavers.successors_for(actor, user, involvements),
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -222,3 +222,19 @@ def test_the_move_page_hands_over_and_refuses_a_bad_choice(world, scenario) -> N
         assert User.objects.get(pk=scenario.social_worker.pk).is_active
 
     _in(world, check)
+
+
+def test_the_successors_offered_are_colleagues_and_the_childs_visible_team(world, scenario) -> None:
+    """For Ava's lead: the social worker's colleague and Ava's school nurse; not the
+    sensitive service on her team, not a teacher who has nothing to do with her."""
+    from core.leavers import successors_for
+
+    def offered() -> set[int]:
+        lead = _lead_of_ava(scenario)
+        found = successors_for(scenario.admin, scenario.social_worker, [lead])[lead.pk]
+        return {p.user_id for p in found}
+
+    users = _in(world, offered)
+    assert scenario.mash_worker.pk in users and scenario.school_nurse.pk in users
+    assert scenario.camhs_worker.pk not in users and scenario.teacher.pk not in users
+    assert scenario.social_worker.pk not in users
