@@ -162,7 +162,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.CouncilRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "tenants.middleware.SuspendedCouncilMiddleware",
+    "tenants.middleware.CouncilServingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,6 +282,10 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process is replaced after this many tasks: what its connection and the process
+# have cached for every council it touched is freed (docs/operations.md, "Connection
+# lifetime and memory").
+CELERY_WORKER_MAX_TASKS_PER_CHILD = envint("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
@@ -603,6 +607,11 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
 READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
 READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
+# --- Readiness per council (issue 18) ---
+# A council whose schema lacks a migration the code has answers 503 ("being updated") on
+# its own while every other council serves. A council found up to date is read again after
+# this many seconds (a schema falls behind only by migrating it backwards by hand).
+COUNCIL_MIGRATIONS_RECHECK_SECONDS = envint("COUNCIL_MIGRATIONS_RECHECK_SECONDS", 300)
 
 # --- Audit checkpoints (federation/checkpoints.py, decision 0012) ---
 # Beat signs each council's audit head this often, when its log grew: deleting the newest
