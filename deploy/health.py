@@ -115,7 +115,7 @@ def check_councils(database: Check) -> Check:
         return Check("councils", SKIPPED, "not checked: the database did not answer")
     schemas = list(councils_list().values_list("schema_name", flat=True))
     pending = councils_pending(schemas, max_age=settings.READYZ_MIGRATIONS_CACHE_SECONDS)
-    behind = [f"{name} ({count})" for name, count in pending.items() if count]
+    behind = [f"{name} ({count})" for name, count in sorted(pending.items()) if count]
     if not behind:
         return Check("councils", OK, f"{len(schemas)} councils up to date")
     named = ", ".join(behind[:COUNCILS_NAMED])
