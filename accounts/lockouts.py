@@ -137,3 +137,20 @@ def account_unlock(*, actor: User, user: User) -> None:
     AccessAttempt.objects.filter(username=user.email).delete()
     account_audit(actor=actor, action="account_unlocked", user=user, detail={"failures": failures})
     transaction.on_commit(lambda: limit_clear(SIGN_IN_ACCOUNT, council_key(user.email)))
+
+
+def lockout_audit(sender: object, *, request: HttpRequest, username: str, **kwargs: object) -> None:
+    """Audit the moment an account is locked (django-axes' `user_locked_out`): once, at the
+    failure that reaches the limit, and only for an account that exists here, so attempts
+    at made-up addresses, or at a locked account, write nothing (decision 0011: nobody
+    unauthenticated fills the audit log)."""
+    if getattr(request, "axes_failures_since_start", None) != settings.AXES_FAILURE_LIMIT:
+        return
+    user = User.objects.filter(email=str(username or "").lower()).first()
+    if user is not None:
+        account_audit(
+            actor=None,
+            action="account_locked",
+            user=user,
+            detail={"failures": settings.AXES_FAILURE_LIMIT},
+        )

@@ -142,6 +142,7 @@ def test_an_admin_unlocks_a_locked_account_and_it_is_in_the_audit_export(world, 
     assert response.status_code == 302
     assert persona.email not in admin.get("/admin/locked-accounts/").content.decode()
     assert sign_in(persona).get("/").status_code == 200
+    assert _actions(persona) == ["account_locked", "account_unlocked"]
     export = b"".join(admin.get("/admin/audit/export.csv").streaming_content).decode()
     assert "account_unlocked" in export
     assert persona.email in export
@@ -285,7 +286,7 @@ def test_an_operator_resets_and_unlocks_another_operator_on_the_console(
             "action", flat=True
         )
     )
-    assert events == ["account_unlocked", "second_factor_reset"]
+    assert events == ["account_locked", "account_unlocked", "second_factor_reset"]
     assert platform_audit_verify() is None
     response = Client(HTTP_HOST=colleague.host).post(
         "/sign-in/", {"email": colleague.email, "password": colleague.password}
