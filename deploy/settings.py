@@ -117,6 +117,7 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "axes",
     # The API (no models of their own: we do not use DRF's authtoken).
     "rest_framework",
@@ -129,6 +130,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "axes",
     "core",
     "teamwork",
@@ -377,6 +379,18 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "Patchwork"
 INVITE_VALID_DAYS = envint("INVITE_VALID_DAYS", 7)
+
+# --- Lockout warnings, unlocking, second-factor resets and recovery codes (decision 0019) ---
+# The lockout page says how long is left (accounts.lockouts); recovery codes are django-otp
+# static tokens, RECOVERY_CODES of them at a time; after an administrator resets someone's
+# authenticator they may set up a new one after their password for FACTOR_RESET_VALID_DAYS.
+AXES_LOCKOUT_CALLABLE = "accounts.lockouts.lockout_response"
+RECOVERY_CODES = envint("RECOVERY_CODES", 10)
+if RECOVERY_CODES < 1:
+    raise ImproperlyConfigured("RECOVERY_CODES must be at least 1")
+FACTOR_RESET_VALID_DAYS = envint("FACTOR_RESET_VALID_DAYS", 7)
+if FACTOR_RESET_VALID_DAYS < 1:
+    raise ImproperlyConfigured("FACTOR_RESET_VALID_DAYS must be at least 1")
 # How long a stated reason keeps a person's record open for the practitioner who stated it.
 RECORD_OPENING_HOURS = envint("RECORD_OPENING_HOURS", 8)
 
