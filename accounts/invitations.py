@@ -1,15 +1,10 @@
-"""Invitations as the administrator follows them: the signal sent when one is accepted (the
-apps above audit it; accounts imports none of them) and the latest invitation of each user."""
+"""Invitations as the administrator follows them: each user's invitations and their state."""
 
 from __future__ import annotations
 
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.dispatch import Signal
 
 from accounts.models import Invitation, User
-
-# Sent inside the acceptance's transaction with `invitation`: core writes the audit event.
-invitation_accepted = Signal()
 
 
 def invitation_latest(user: User) -> Invitation | None:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.invitations import invitation_accepted
+from accounts.auditing import account_audit
 from accounts.models import Invitation, User
 
 
@@ -105,5 +105,10 @@ def invitation_accept(*, invitation: Invitation, password: str, code: str) -> Us
     user.save(update_fields=["password", "is_active"])
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
-    invitation_accepted.send(sender=Invitation, invitation=invitation)
+    account_audit(
+        actor=user,
+        action="invitation_accepted",
+        user=user,
+        detail={"invitation_id": invitation.pk},
+    )
     return user

@@ -25,12 +25,13 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # tenants never imports core: onboarding sends a signal from inside the new schema.
-        from core import (
-            invitations,  # noqa: F401  (audits accepted invitations)
-            setup,  # noqa: F401  (registers core's set-up steps)
-        )
+        from accounts.auditing import account_audited, account_emailed
+        from core import setup  # noqa: F401  (registers core's set-up steps)
+        from core.account_events import account_event_audit, account_event_email
         from tenants.signals import council_credentials_forget as forget
         from tenants.signals import council_schema_created as created
 
         created.connect(council_schema_created, dispatch_uid="core-default-roles")
+        account_audited.connect(account_event_audit, dispatch_uid="core-account-audit")
+        account_emailed.connect(account_event_email, dispatch_uid="core-account-email")
         forget.connect(council_credentials_forget, dispatch_uid="core-import-tokens")

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.dispatch import receiver
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name
 
-from accounts.invitations import invitation_accepted
 from accounts.models import Invitation, User
 from accounts.services import invitation_issue, invitation_reissue, token_hash, user_invite
 from core.audit import audit_record
@@ -181,17 +178,6 @@ def invitation_revoke(*, actor: User, user: User) -> Invitation:
         detail={"user_id": user.pk, "email": user.email, "invitation_id": waiting.pk},
     )
     return waiting
-
-
-@receiver(invitation_accepted, dispatch_uid="core-audit-invitation-accepted")
-def _invitation_accepted_audit(sender: type, invitation: Invitation, **kwargs: object) -> None:
-    if current_schema() == get_public_schema_name():
-        return  # an operator's, on the console: councils' audit logs are in their schemas
-    audit_record(
-        actor=invitation.user,
-        action="invitation_accepted",
-        detail={"user_id": invitation.user_id, "invitation_id": invitation.pk},
-    )
 
 
 # --- Many at once, from a spreadsheet -----------------------------------------------------

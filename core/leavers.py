@@ -10,8 +10,8 @@ left with a lead who cannot be reached. Each affected team is told, and every st
 A deactivated account stops working on the very next request (decision 0018): the user is
 made inactive, which the session's backend and the API's bearer tokens both check; the
 password is made unusable, which changes the hash every session and token carries; and the
-user's sessions are deleted. Their authenticator is removed, so coming back (an invitation,
-`core.invitations`) means choosing a new password and enrolling again."""
+user's sessions are deleted. Their authenticator and recovery codes are removed, so coming
+back (an invitation, `core.invitations`) means choosing a new password and enrolling again."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp import devices_for_user
 
 from accounts.models import Invitation, User
 from core.audit import audit_record
@@ -295,7 +295,8 @@ def staff_deactivate(
     user.is_active = False
     user.set_unusable_password()
     user.save(update_fields=["is_active", "password"])
-    TOTPDevice.objects.filter(user=user).delete()
+    for device in devices_for_user(user, confirmed=None):
+        device.delete()  # the authenticator and any recovery codes
     Invitation.objects.filter(user=user, accepted_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django_otp import devices_for_user
 from django_tenants.utils import schema_context
 
 from accounts.models import User
@@ -75,6 +76,9 @@ def test_a_leaver_hands_over_and_is_signed_out_at_once(world, scenario) -> None:
         zed.refresh_from_db()
         return {"lead": lead, "zed": zed}
 
+    from accounts.factors import recovery_codes_issue
+
+    _in(world, lambda: recovery_codes_issue(user=scenario.social_worker))
     done = _in(world, deactivate)
     assert leaver.get("/").status_code == 302
     assert leaver.get("/")["Location"].startswith("/sign-in/")
@@ -90,6 +94,7 @@ def test_a_leaver_hands_over_and_is_signed_out_at_once(world, scenario) -> None:
         assert not Notification.objects.filter(recipient=scenario.social_worker).exists()
         user = User.objects.get(pk=scenario.social_worker.pk)
         assert not user.is_active and not user.has_usable_password()
+        assert list(devices_for_user(user, confirmed=None)) == []  # recovery codes gone too
         assert not any(
             s.get_decoded().get("_auth_user_id") == str(user.pk) for s in Session.objects.all()
         )
