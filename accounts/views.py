@@ -20,12 +20,16 @@ from accounts.ratelimits import sign_in_attempted, sign_in_failed, sign_in_wait
 from accounts.redirects import next_url_or
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
+from accounts.sso import password_sign_in_allowed, sso_for_council
 
 PENDING_USER = "patchwork_pending_user"
 NEXT_URL = "patchwork_next"
 LOCKED_OUT = (
     "This account is locked after too many failed attempts. Try again later, "
     "or ask your administrator to unlock it."
+)
+PASSWORD_OFF = (
+    "Your council signs practitioners in with its own account: use the button to sign in with it"
 )
 
 
@@ -55,6 +59,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             form.add_error(None, LOCKED_OUT)
         elif user is None:
             form.add_error(None, "The email address or password is not right")
+        elif not password_sign_in_allowed(user):
+            form.add_error(None, PASSWORD_OFF)
         elif user_confirmed_device(user) is None:
             form.add_error(
                 None,
@@ -66,7 +72,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             request.session[PENDING_USER] = user.pk
             request.session[NEXT_URL] = next_url_or(request, "/")
             return redirect("accounts:sign_in_code")
-    return render(request, "accounts/sign_in.html", {"form": form})
+    context = {"form": form, "single_sign_on": sso_for_council()}
+    return render(request, "accounts/sign_in.html", context)
 
 
 def sign_in_code(request: HttpRequest) -> HttpResponse:

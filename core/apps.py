@@ -18,6 +18,15 @@ def council_credentials_forget(sender: type, council: Any, **kwargs: Any) -> Non
     SourceSystem.objects.update(token_hash="")
 
 
+def sso_step_audit(
+    sender: type, actor: Any, action: str, detail: dict[str, Any], **kwargs: Any
+) -> None:
+    """Each single sign-on step (accounts.sso, below core) goes into the audit log."""
+    from core.audit import audit_record
+
+    audit_record(actor=actor, action=action, detail=detail)
+
+
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "The team around the child"
@@ -31,3 +40,7 @@ class CoreConfig(AppConfig):
 
         created.connect(council_schema_created, dispatch_uid="core-default-roles")
         forget.connect(council_credentials_forget, dispatch_uid="core-import-tokens")
+
+        from accounts.sso import sso_step
+
+        sso_step.connect(sso_step_audit, dispatch_uid="core-sso-audit")
