@@ -27,6 +27,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -123,7 +124,25 @@ def secret_context(sso: SingleSignOn) -> str:
 
 
 def client_secret(sso: SingleSignOn) -> str:
-    return unseal(bytes(sso.sealed_client_secret), context=secret_context(sso)).decode()
+    """The client secret, unsealed. A secret that does not open (one copied from another
+    council, or forgotten when the council was brought back from an archive) stops
+    sign-in with a message for the administrator rather than an error page."""
+    try:
+        return unseal(bytes(sso.sealed_client_secret), context=secret_context(sso)).decode()
+    except (InvalidTag, ValueError) as exc:
+        raise SignInRefused(
+            "secret_unreadable",
+            "Single sign-on needs setting up again: ask your administrator to enter the "
+            "client secret on the single sign-on page.",
+        ) from exc
+
+
+def sso_credentials_forget() -> None:
+    """For a council brought back from an archive (`council_credentials_forget`): single
+    sign-on is switched off and its secret dropped until an administrator enters it again,
+    and no session verified by the old provider's second factor survives."""
+    SingleSignOn.objects.update(enabled=False, sealed_client_secret=b"")
+    ProviderSecondFactor.objects.all().delete()
 
 
 def _issuer_checked(issuer: str) -> str:
@@ -191,7 +210,7 @@ def sso_configure(
     if not email_claim:
         raise ValidationError({"email_claim": "Enter the claim that holds the email address"})
     existing = SingleSignOn.objects.select_for_update().first()
-    if not client_secret and existing is None:
+    if not client_secret and (existing is None or not bytes(existing.sealed_client_secret)):
         raise ValidationError({"client_secret": "Enter the client secret"})
     try:
         provider_metadata(issuer, fresh=True)
@@ -320,9 +339,13 @@ def sign_in_start(
 ) -> str:
     """The provider's authorization address for this browser: a fresh state, nonce and PKCE
     verifier are kept in the session (and nowhere else) until the provider sends it back."""
-    metadata = provider_metadata(sso.issuer)
+    try:
+        metadata = provider_metadata(sso.issuer)
+        client = _client(sso, redirect_uri, metadata)
+    except SignInRefused as refused:
+        raise _refused(refused) from None
     state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
-    url, _ = _client(sso, redirect_uri, metadata).create_authorization_url(
+    url, _ = client.create_authorization_url(
         metadata["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier
     )
     request.session[FLOW] = {

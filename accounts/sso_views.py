@@ -67,6 +67,8 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 def sso_settings(request: HttpRequest) -> HttpResponse:
+    if not sso.in_council():
+        raise Http404("Single sign-on belongs to a council")
     current = sso.sso_settings()
     form = SingleSignOnForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils.html import escape
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -42,6 +43,8 @@ from tests.federation.live import (
 PROVIDER = Path(__file__).with_name("oidc_provider.py")
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 fake = Faker("en_GB")
+# An `acr` the councils name as "a second factor was checked" (Entra ID sends this one).
+ACR_MFA = "http://schemas.microsoft.com/claims/multipleauthn"
 
 
 class LoopbackTransport(httpx.HTTPTransport):
@@ -160,7 +163,7 @@ def live(world, provider: str, django_db_blocker) -> Iterator[Live]:  # type: ig
                         client_secret=secret,
                         email_domains=[f"{realm}.gov.uk"],
                         email_claim="email",
-                        mfa_acr_values=[],
+                        mfa_acr_values=[ACR_MFA],
                         password_sign_in_for_practitioners=True,
                         enabled=True,
                         configured_by=admin,
@@ -251,6 +254,42 @@ def test_it_asks_for_patchwork_code_when_the_provider_checked_no_second_factor(
         headers={"Referer": live.adur.url(live.port, "/sign-in/code/")},
     )
     _signed_in_home(answer, live.adur.host)
+
+
+def test_it_accepts_the_providers_second_factor_by_an_acr_the_council_named(
+    live: Live, django_db_blocker
+) -> None:  # type: ignore[no-untyped-def]
+    """`amr` only pwd, but `acr` is one the council configured: straight in, no code step;
+    an `acr` the council did not name counts for nothing."""
+    email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@adur.gov.uk"
+    live.person(live.adur, email, amr=["pwd"], acr=ACR_MFA)
+    _signed_in_home(live.sso(live.adur), live.adur.host)
+    other = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@adur.gov.uk"
+    live.person(live.adur, other, amr=["pwd"], acr="urn:example:password-only")
+    assert live.sso(live.adur).status_code == 403
+    assert _last_refusal(live.adur, django_db_blocker)["reason"] == "no_second_factor"
+
+
+def test_it_refuses_a_switched_off_account_and_a_reused_address(
+    live: Live, django_db_blocker
+) -> None:  # type: ignore[no-untyped-def]
+    """A leaver (account switched off) is refused; so is a second person at the provider
+    (another subject) who now holds the address of someone already linked."""
+    email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@adur.gov.uk"
+    live.person(live.adur, email)
+    _signed_in_home(live.sso(live.adur), live.adur.host)
+    live.person(live.adur, email, sub="someone-else")
+    assert live.sso(live.adur).status_code == 403
+    assert _last_refusal(live.adur, django_db_blocker)["reason"] == "subject_mismatch"
+    _in(
+        live.adur,
+        django_db_blocker,
+        lambda: User.objects.filter(email=email).update(is_active=False),
+    )
+    live.person(live.adur, email)
+    response = live.sso(live.adur)
+    assert response.status_code == 403 and "switched off" in response.text
+    assert _last_refusal(live.adur, django_db_blocker)["reason"] == "inactive"
 
 
 def test_it_creates_a_practitioner_from_an_allowed_domain_and_signs_them_out(
@@ -502,3 +541,37 @@ def test_practitioners_password_sign_in_can_be_switched_off(world, provider: str
     assert refused.status_code == 200
     assert "signs practitioners in with its own account" in refused.content.decode()
     assert sign_in(world.brighton_admin).get("/admin/single-sign-on/").status_code == 200
+
+
+def test_a_council_brought_back_from_an_archive_forgets_its_single_sign_on(
+    world, provider: str, db
+) -> None:  # type: ignore[no-untyped-def]
+    """`council_credentials_forget` (sent by council_import) switches single sign-on off and
+    drops the secret: no button, and the settings ask for the secret again."""
+    from django.test import Client
+
+    from accounts.models import SingleSignOn
+    from tenants.signals import council_credentials_forget
+
+    httpx.post(
+        f"{provider}/control/brighton",
+        json={"clients": {"patchwork-brighton": {"secret": "x", "redirect_uris": []}}},
+        timeout=10,
+    ).raise_for_status()
+    settings = {
+        **_settings_form(provider),
+        "email_domains": [],
+        "mfa_acr_values": [],
+        "password_sign_in_for_practitioners": True,
+        "enabled": True,
+    }
+    with schema_context(world.brighton.schema_name):
+        admin = User.objects.get(email=world.brighton_admin.email)
+        sso_configure(configured_by=admin, **settings)
+        council_credentials_forget.send(sender=Council, council=world.brighton)
+        sso = SingleSignOn.objects.get()
+        assert not sso.enabled and bytes(sso.sealed_client_secret) == b""
+        with pytest.raises(ValidationError, match="Enter the client secret"):
+            sso_configure(configured_by=admin, **{**settings, "client_secret": ""})
+    page = Client(HTTP_HOST=world.brighton_admin.host).get("/sign-in/")
+    assert "Sign in with" not in page.content.decode()
