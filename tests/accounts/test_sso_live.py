@@ -322,6 +322,31 @@ def test_it_creates_a_practitioner_from_an_allowed_domain_and_signs_them_out(
     assert client.get(live.arun.url(live.port, "/")).url.path == "/sign-in/"
 
 
+def test_in_a_browser_the_button_signs_an_invited_person_in(live: Live, django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """Chromium: the sign-in page's button, the provider, back to the council's home page,
+    with no Content-Security-Policy violation on the way; then sign out."""
+    from tests.browser import chromium
+
+    email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@partner-agency.test"
+    _invite(live.adur, django_db_blocker, email)
+    live.person(live.adur, email)
+    base = f"http://{live.adur.host}:{live.port}"
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{base}/sign-in/")
+        page.get_by_role("button", name="Sign in with Adur Council account").click()
+        page.wait_for_url(f"{base}/")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{base}/sign-in/")
+    signed_in = _in(
+        live.adur,
+        django_db_blocker,
+        lambda: AuditEvent.objects.filter(action="sso_signed_in").order_by("-id").first(),
+    )
+    assert signed_in is not None and signed_in.detail["email"] == email
+
+
 REFUSALS = {
     # case: (claims for the person at the provider, audited reason, words the person reads)
     "wrong issuer": ({"tamper": {"iss": "https://login.example.test/other"}}, "issuer", None),
