@@ -63,8 +63,15 @@ class LoopbackTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def browser() -> httpx.Client:
-    return httpx.Client(transport=LoopbackTransport(), timeout=30, follow_redirects=True)
+def browser(*, follow: bool = True) -> httpx.Client:
+    """A cookie-keeping client; each connection closed after its answer, so that stopping
+    gunicorn does not wait for idle keep-alive connections."""
+    return httpx.Client(
+        transport=LoopbackTransport(),
+        timeout=30,
+        follow_redirects=follow,
+        headers={"Connection": "close"},
+    )
 
 
 @dataclass
@@ -401,7 +408,7 @@ def test_it_refuses_a_person_of_another_councils_provider(live: Live, django_db_
     email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@arun.gov.uk"
     live.person(live.arun, email)
     # A code and state from Arun's flow, stopped before Arun's callback.
-    arun = httpx.Client(transport=LoopbackTransport(), timeout=30)
+    arun = browser(follow=False)
     to_provider = arun.get(live.arun.url(live.port, "/sign-in/sso/"))
     back = httpx.get(to_provider.headers["location"], timeout=10)
     query = httpx.URL(back.headers["location"]).query.decode()
@@ -411,7 +418,7 @@ def test_it_refuses_a_person_of_another_councils_provider(live: Live, django_db_
     assert answer.status_code == 403
     assert _last_refusal(live.adur, django_db_blocker)["reason"] == "state"
     # 2. With a state Adur did start: Adur's provider does not know Arun's code.
-    adur = httpx.Client(transport=LoopbackTransport(), timeout=30)
+    adur = browser(follow=False)
     started = adur.get(live.adur.url(live.port, "/sign-in/sso/"))
     state = httpx.URL(started.headers["location"]).params["state"]
     code = httpx.URL(back.headers["location"]).params["code"]
@@ -432,7 +439,7 @@ def test_a_councils_provider_never_signs_anyone_into_another_council_or_the_cons
     for home, other in ((live.adur, live.arun), (live.arun, live.adur)):
         email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@{home.realm}.gov.uk"
         live.person(home, email)
-        client = httpx.Client(transport=LoopbackTransport(), timeout=30)
+        client = browser(follow=False)
         to_provider = client.get(home.url(live.port, "/sign-in/sso/"))
         back = httpx.get(to_provider.headers["location"], timeout=10)
         query = httpx.URL(back.headers["location"]).query.decode()
