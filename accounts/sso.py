@@ -67,6 +67,10 @@ MFA_METHODS = frozenset({"mfa", "mca", "otp", "hwk", "sc", "sms", "tel"})
 LEEWAY_SECONDS = 60
 NONCE_SEEN_SECONDS = 24 * 3600
 
+# Refusals that are the provider's trouble or the settings', not the person's attempt.
+PROVIDER_TROUBLE = frozenset(
+    {"provider_unreachable", "provider_unusable", "issuer_mismatch", "secret_unreadable"}
+)
 START_AGAIN = "Go back to the sign-in page and start again."
 
 

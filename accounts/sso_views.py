@@ -16,9 +16,10 @@ from accounts import sso
 from accounts.access import admin_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
+from accounts.ratelimits import SIGN_IN_ADDRESS, address_key, limit_wait, sign_in_failed
 from accounts.redirects import next_url_or
 from accounts.sso_forms import SingleSignOnForm
-from accounts.views import NEXT_URL, PENDING_USER
+from accounts.views import NEXT_URL, PENDING_USER, too_many_attempts
 
 
 def redirect_uri(request: HttpRequest) -> str:
@@ -30,6 +31,9 @@ def sso_start(request: HttpRequest) -> HttpResponse:
     provider = sso.sso_for_council()
     if provider is None:
         raise Http404("This council does not use single sign-on")
+    wait = limit_wait(SIGN_IN_ADDRESS, address_key(request))
+    if wait is not None:
+        return too_many_attempts(request, wait)
     try:
         url = sso.sign_in_start(
             request,
@@ -48,9 +52,17 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
     provider = sso.sso_for_council()
     if provider is None:
         raise Http404("This council does not use single sign-on")
+    # A refused answer counts as a failed sign-in from this address, as a wrong password
+    # does, so a flood of forged answers is stopped before any is checked; the provider's
+    # own trouble (down, misconfigured) is nobody's attempt and counts for nothing.
+    wait = limit_wait(SIGN_IN_ADDRESS, address_key(request))
+    if wait is not None:
+        return too_many_attempts(request, wait)
     try:
         signed_in = sso.sign_in_finish(request, sso=provider, redirect_uri=redirect_uri(request))
     except sso.SignInRefused as refused:
+        if refused.reason not in sso.PROVIDER_TROUBLE:
+            sign_in_failed(request)
         context = {"message": refused.message, "provider": provider}
         return render(request, "accounts/sso_refused.html", context, status=403)
     user = signed_in.user

@@ -607,3 +607,44 @@ def test_a_council_brought_back_from_an_archive_forgets_its_single_sign_on(
             sso_configure(configured_by=admin, **{**settings, "client_secret": ""})
     page = Client(HTTP_HOST=world.brighton_admin.host).get("/sign-in/")
     assert "Sign in with" not in page.content.decode()
+
+
+def test_forged_answers_count_as_failed_sign_ins_from_the_address(
+    world, provider: str, db, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """Answers that fail the checks are limited per address like wrong passwords: past
+    the limit the next one is a 429 saying how long to wait, before any check is made."""
+    from django.test import Client
+
+    from tests.ratelimits.fixtures import counters_clear
+
+    settings.RATE_LIMIT_SIGN_IN_ADDRESS = "2/10m"
+    counters_clear()
+    httpx.post(
+        f"{provider}/control/brighton",
+        json={"clients": {"patchwork-brighton": {"secret": "x", "redirect_uris": []}}},
+        timeout=10,
+    ).raise_for_status()
+    with schema_context(world.brighton.schema_name):
+        admin = User.objects.get(email=world.brighton_admin.email)
+        sso_configure(
+            configured_by=admin,
+            **{
+                **_settings_form(provider),
+                "email_domains": [],
+                "mfa_acr_values": [],
+                "password_sign_in_for_practitioners": True,
+                "enabled": True,
+            },
+        )
+    client = Client(HTTP_HOST=world.brighton_admin.host)
+    try:
+        for _ in range(2):
+            forged = client.get("/sign-in/sso/callback/", {"code": "x", "state": "forged"})
+            assert forged.status_code == 403
+        limited = client.get("/sign-in/sso/callback/", {"code": "x", "state": "forged"})
+        assert limited.status_code == 429 and "Retry-After" in limited.headers
+        with schema_context(world.brighton.schema_name):
+            assert AuditEvent.objects.filter(action="sso_refused").count() == 2
+    finally:
+        counters_clear()
