@@ -238,11 +238,14 @@ def sso_configure(
     changed = sorted(k for k in after if before.get(k) != after[k])
     if client_secret and existing is not None:
         changed.append("client_secret")
+    # Another issuer is another namespace of subjects: each person is linked again, by
+    # their verified email, at their next sign-in.
+    unlinked, _ = SingleSignOnIdentity.objects.exclude(issuer=issuer).delete()
     sso_step.send(
         sender=SingleSignOn,
         actor=configured_by,
         action="sso_changed" if existing else "sso_configured",
-        detail={**after, "changed": changed},
+        detail={**after, "changed": changed, "identities_unlinked": unlinked},
     )
     return sso
 

@@ -538,6 +538,23 @@ def test_an_administrator_sets_up_single_sign_on(world, provider: str, db) -> No
         assert client_secret(SingleSignOn.objects.get()) == "brighton-secret-never-shown"
         changed = AuditEvent.objects.get(action="sso_changed")
         assert changed.detail["changed"] == ["password_sign_in_for_practitioners"]
+        SingleSignOnIdentity.objects.create(
+            user=User.objects.get(email=world.brighton_school_nurse.email),
+            issuer=f"{provider}/brighton",
+            subject="nurse-at-the-old-tenant",
+        )
+    # Another issuer (the council moved tenant): the old links go, so nobody is refused as
+    # "linked to another person" by subjects of the old one.
+    httpx.post(f"{provider}/control/brighton-new", json={}, timeout=10).raise_for_status()
+    answer = admin.post(
+        "/admin/single-sign-on/",
+        _settings_form(provider, client_secret="", issuer=f"{provider}/brighton-new"),
+    )
+    assert answer.status_code == 302
+    with schema_context(world.brighton.schema_name):
+        assert not SingleSignOnIdentity.objects.exists()
+        moved = AuditEvent.objects.filter(action="sso_changed").order_by("-id").first()
+        assert moved is not None and moved.detail["identities_unlinked"] == 1
 
 
 def test_practitioners_password_sign_in_can_be_switched_off(world, provider: str, db) -> None:  # type: ignore[no-untyped-def]
