@@ -85,6 +85,30 @@ class Invitation(models.Model):
         return self.accepted_at is None and self.expires_at > timezone.now()
 
 
+class SecondFactorReset(models.Model):
+    """An administrator's reset of someone's second factor (decision 0019): their
+    authenticator and recovery codes are gone, and until `expires_at` they may set up a new
+    authenticator after their password. Kept after use, as the record of who reset whom."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="factor_resets")
+    reset_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reset_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-reset_at"]
+
+    def __str__(self) -> str:
+        return f"Second factor reset for {self.user.email}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.enrolled_at is None and self.expires_at > timezone.now()
+
+
 # --- Single sign-on with the council's own identity provider (decision 0020) -------------------
 
 

@@ -12,8 +12,9 @@ has not yet said where they work). The provider's own second factor counts when 
 says it checked one (`amr`, or an `acr` the council named); otherwise Patchwork's code step
 follows, as after a password.
 
-Every step is audited through the `sso_step` signal: core, which keeps the audit log and
-sits above accounts, writes each one as an event (core.apps)."""
+Every step is audited through accounts' audit signal (accounts.auditing, decision 0019):
+core, which keeps the council's audit log and sits above accounts, writes each one; a step
+no log took is not made."""
 
 from __future__ import annotations
 
@@ -30,10 +31,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.dispatch import Signal
 from django.http import HttpRequest
 from joserfc import jwt
 from joserfc.errors import (
@@ -46,6 +46,8 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from accounts.auditing import account_audited
+from accounts.factors import factor_reset_pending
 from accounts.models import (
     ProviderSecondFactor,
     SingleSignOn,
@@ -54,10 +56,6 @@ from accounts.models import (
 )
 from accounts.sealing import seal, unseal
 from accounts.selectors import user_confirmed_device
-
-# Sent for each step, inside the step's own transaction: `actor` (a User or None),
-# `action` and `detail` (JSON-ready). core.apps writes each one to the audit log.
-sso_step = Signal()
 
 FLOW = "patchwork_sso_flow"
 SCOPES = "openid email profile"
@@ -72,6 +70,15 @@ PROVIDER_TROUBLE = frozenset(
     {"provider_unreachable", "provider_unusable", "issuer_mismatch", "secret_unreadable"}
 )
 START_AGAIN = "Go back to the sign-in page and start again."
+
+
+def _audit(*, actor: User | None, action: str, detail: dict[str, Any]) -> None:
+    """One step into the council's audit log (and so its audit export)."""
+    responses = account_audited.send(
+        sender=SingleSignOn, actor=actor, action=action, user=actor, detail=detail
+    )
+    if not any(response is True for _, response in responses):
+        raise ImproperlyConfigured(f"No audit log took {action}: the step is not made")
 
 
 class SignInRefused(Exception):
@@ -241,8 +248,7 @@ def sso_configure(
     # Another issuer is another namespace of subjects: each person is linked again, by
     # their verified email, at their next sign-in.
     unlinked, _ = SingleSignOnIdentity.objects.exclude(issuer=issuer).delete()
-    sso_step.send(
-        sender=SingleSignOn,
+    _audit(
         actor=configured_by,
         action="sso_changed" if existing else "sso_configured",
         detail={**after, "changed": changed, "identities_unlinked": unlinked},
@@ -368,8 +374,7 @@ def sign_in_start(
 def _refused(refused: SignInRefused) -> SignInRefused:
     """Audit a refusal (committed on its own: a refusal changes nothing else)."""
     with transaction.atomic():
-        sso_step.send(
-            sender=SingleSignOn,
+        _audit(
             actor=None,
             action="sso_refused",
             detail={"reason": refused.reason, **refused.detail},
@@ -542,7 +547,12 @@ def _person(claims: dict[str, Any], *, sso: SingleSignOn) -> SignedIn:
     second_factor = bool(MFA_METHODS.intersection(map(str, amr))) or (
         bool(claims.get("acr")) and claims.get("acr") in sso.mfa_acr_values
     )
-    if not second_factor and (user is None or user_confirmed_device(user) is None):
+    # Patchwork's own factor: an authenticator app, or a new one to set up after an
+    # administrator's reset (decision 0019), as after a password.
+    own_factor = user is not None and (
+        user_confirmed_device(user) is not None or factor_reset_pending(user) is not None
+    )
+    if not second_factor and not own_factor:
         raise SignInRefused(
             "no_second_factor",
             "Your council's sign-in did not check a second factor (such as an authenticator "
@@ -559,8 +569,7 @@ def _person(claims: dict[str, Any], *, sso: SingleSignOn) -> SignedIn:
                 full_name=(name if isinstance(name, str) and name.strip() else email)[:150],
                 role=User.Role.PRACTITIONER,
             )
-            sso_step.send(
-                sender=SingleSignOn,
+            _audit(
                 actor=user,
                 action="sso_user_created",
                 detail={**seen, "role": user.role},
@@ -568,8 +577,7 @@ def _person(claims: dict[str, Any], *, sso: SingleSignOn) -> SignedIn:
         identity, _ = SingleSignOnIdentity.objects.update_or_create(
             user=user, defaults={"issuer": sso.issuer, "subject": subject}
         )
-        sso_step.send(
-            sender=SingleSignOn,
+        _audit(
             actor=user,
             action="sso_signed_in",
             detail={

@@ -18,6 +18,7 @@ from accounts.forms import errors_onto_form
 from accounts.models import User
 from accounts.ratelimits import SIGN_IN_ADDRESS, address_key, limit_wait, sign_in_failed
 from accounts.redirects import next_url_or
+from accounts.selectors import user_confirmed_device
 from accounts.sso_forms import SingleSignOnForm
 from accounts.views import NEXT_URL, PENDING_USER, too_many_attempts
 
@@ -70,10 +71,13 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         otp_login(request, sso.provider_second_factor(user))
         return redirect(signed_in.next_url)
-    # Patchwork's own second factor, exactly as after a password.
+    # Patchwork's own second factor, exactly as after a password: the code, or a new
+    # authenticator after an administrator's reset.
     request.session.cycle_key()
     request.session[PENDING_USER] = user.pk
     request.session[NEXT_URL] = signed_in.next_url
+    if user_confirmed_device(user) is None:
+        return redirect("accounts:sign_in_enrol")
     return redirect("accounts:sign_in_code")
 
 

@@ -23,15 +23,6 @@ def council_credentials_forget(sender: type, council: Any, **kwargs: Any) -> Non
     sso_credentials_forget()
 
 
-def sso_step_audit(
-    sender: type, actor: Any, action: str, detail: dict[str, Any], **kwargs: Any
-) -> None:
-    """Each single sign-on step (accounts.sso, below core) goes into the audit log."""
-    from core.audit import audit_record
-
-    audit_record(actor=actor, action=action, detail=detail)
-
-
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "The team around the child"
@@ -39,13 +30,13 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # tenants never imports core: onboarding sends a signal from inside the new schema.
+        from accounts.auditing import account_audited, account_emailed
         from core import setup  # noqa: F401  (registers core's set-up steps)
+        from core.account_events import account_event_audit, account_event_email
         from tenants.signals import council_credentials_forget as forget
         from tenants.signals import council_schema_created as created
 
         created.connect(council_schema_created, dispatch_uid="core-default-roles")
+        account_audited.connect(account_event_audit, dispatch_uid="core-account-audit")
+        account_emailed.connect(account_event_email, dispatch_uid="core-account-email")
         forget.connect(council_credentials_forget, dispatch_uid="core-import-tokens")
-
-        from accounts.sso import sso_step
-
-        sso_step.connect(sso_step_audit, dispatch_uid="core-sso-audit")

@@ -263,6 +263,32 @@ def test_it_asks_for_patchwork_code_when_the_provider_checked_no_second_factor(
     _signed_in_home(answer, live.adur.host)
 
 
+def test_after_an_administrators_reset_the_person_sets_up_a_new_authenticator(
+    live: Live, django_db_blocker
+) -> None:  # type: ignore[no-untyped-def]
+    """No second factor at the provider and the authenticator reset by an administrator
+    (decision 0019): single sign-on leads to setting up a new one, as a password would."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import SecondFactorReset
+
+    email = f"{fake.user_name()}.{fake.random_int(1000, 9999)}@adur.gov.uk"
+    user = _invite(live.adur, django_db_blocker, email)
+    _in(
+        live.adur,
+        django_db_blocker,
+        lambda: SecondFactorReset.objects.create(
+            user=user, reset_by=live.adur.admin, expires_at=timezone.now() + timedelta(days=1)
+        ),
+    )
+    live.person(live.adur, email, amr=["pwd"])
+    response = live.sso(live.adur)
+    assert response.status_code == 200
+    assert response.url.path == "/sign-in/new-authenticator/", response.url
+
+
 def test_it_accepts_the_providers_second_factor_by_an_acr_the_council_named(
     live: Live, django_db_blocker
 ) -> None:  # type: ignore[no-untyped-def]
