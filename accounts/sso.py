@@ -130,7 +130,8 @@ def password_sign_in_allowed(user: User) -> bool:
     return user.role not in {User.Role.PRACTITIONER, User.Role.MANAGER}
 
 
-def secret_context(sso: SingleSignOn) -> str:
+def secret_context() -> str:
+    """Binds a sealed secret to this council: it opens in no other schema."""
     return f"patchwork:sso-client-secret:{getattr(connection, 'schema_name', 'public')}"
 
 
@@ -139,7 +140,7 @@ def client_secret(sso: SingleSignOn) -> str:
     council, or forgotten when the council was brought back from an archive) stops
     sign-in with a message for the administrator rather than an error page."""
     try:
-        return unseal(bytes(sso.sealed_client_secret), context=secret_context(sso)).decode()
+        return unseal(bytes(sso.sealed_client_secret), context=secret_context()).decode()
     except (InvalidTag, ValueError) as exc:
         raise SignInRefused(
             "secret_unreadable",
@@ -239,7 +240,7 @@ def sso_configure(
     sso.enabled = enabled
     sso.updated_by = configured_by
     if client_secret:
-        sso.sealed_client_secret = seal(client_secret.encode(), context=secret_context(sso))
+        sso.sealed_client_secret = seal(client_secret.encode(), context=secret_context())
     sso.save()
     after = _settings_summary(sso)
     changed = sorted(k for k in after if before.get(k) != after[k])
