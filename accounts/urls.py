@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import sso_views, views
 
 app_name = "accounts"
 
@@ -30,4 +30,11 @@ urlpatterns += [
         factors_views.second_factor_reset_confirm,
         name="second_factor_reset",
     ),
+]
+
+# Single sign-on with the council's own identity provider (accounts/sso_views.py).
+urlpatterns += [
+    path("sign-in/sso/", sso_views.sso_start, name="sso_start"),
+    path("sign-in/sso/callback/", sso_views.sso_callback, name="sso_callback"),
+    path("admin/single-sign-on/", sso_views.sso_settings, name="sso_settings"),
 ]

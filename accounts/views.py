@@ -22,9 +22,13 @@ from accounts.ratelimits import sign_in_attempted, sign_in_failed, sign_in_wait
 from accounts.redirects import next_url_or
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
+from accounts.sso import password_sign_in_allowed, sso_for_council
 
 PENDING_USER = "patchwork_pending_user"
 NEXT_URL = "patchwork_next"
+PASSWORD_OFF = (
+    "Your council signs practitioners in with its own account: use the button to sign in with it"
+)
 
 
 def too_many_attempts(request: HttpRequest, wait: int) -> HttpResponse:
@@ -55,6 +59,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         elif user is None:
             form.add_error(None, "The email address or password is not right")
             warning = last_attempt_warning(request, email)
+        elif not password_sign_in_allowed(user):
+            form.add_error(None, PASSWORD_OFF)
         elif user_confirmed_device(user) is None and factor_reset_pending(user) is not None:
             # An administrator reset their authenticator: they set up a new one now.
             request.session.cycle_key()
@@ -72,7 +78,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             request.session[PENDING_USER] = user.pk
             request.session[NEXT_URL] = next_url_or(request, "/")
             return redirect("accounts:sign_in_code")
-    return render(request, "accounts/sign_in.html", {"form": form, "warning": warning})
+    context = {"form": form, "warning": warning, "single_sign_on": sso_for_council()}
+    return render(request, "accounts/sign_in.html", context)
 
 
 def sign_in_code(request: HttpRequest) -> HttpResponse:

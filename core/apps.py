@@ -12,10 +12,15 @@ def council_schema_created(sender: type, council: Any, **kwargs: Any) -> None:
 
 def council_credentials_forget(sender: type, council: Any, **kwargs: Any) -> None:
     """A council brought back from an archive accepts none of its source systems' import
-    tokens: an administrator issues each system a new one."""
+    tokens (an administrator issues each system a new one), nor its single sign-on."""
     from core.models import SourceSystem
 
     SourceSystem.objects.update(token_hash="")
+    # Nor does it sign anyone in through its old provider until an administrator enters
+    # the client secret again (accounts cannot hear tenants' signal: it sits below).
+    from accounts.sso import sso_credentials_forget
+
+    sso_credentials_forget()
 
 
 class CoreConfig(AppConfig):

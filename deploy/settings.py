@@ -789,3 +789,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
     },
 }
+
+# --- Single sign-on with a council's own OpenID Connect provider (decision 0020) ---
+# How long Patchwork waits for a council's provider (discovery, keys, token endpoint), and
+# how long it keeps the provider's discovery document and keys before fetching them again.
+SSO_HTTP_TIMEOUT_SECONDS = envint("SSO_HTTP_TIMEOUT_SECONDS", 10)
+SSO_METADATA_CACHE_SECONDS = envint("SSO_METADATA_CACHE_SECONDS", 600)
+# A provider's issuer must be https; outside production a loopback http issuer is allowed
+# too (the test suite's own provider).
+SSO_ALLOW_LOOPBACK_HTTP = not PRODUCTION
