@@ -250,6 +250,7 @@ def _build(world: World) -> tuple[Council, dict[str, Any]]:
             "organisation": nursing.pk,
             "role": cp.pk,
             "agreement": agreement.agreement_id,
+            "colleague": nurse.pk,
         }
     return council, made
 
@@ -313,6 +314,7 @@ def _practitioner_pages(ids: dict[str, Any]) -> list[str]:
         "/my/notifications/",
         "/my/contact-requests/",
         "/notifications/preferences/",
+        "/my/recovery-codes/",
         "/no-such-page/",
         "/admin/users/",  # not theirs: the page that says so
     ]
@@ -322,6 +324,14 @@ def _admin_pages(ids: dict[str, Any]) -> list[str]:
     return [
         "/",
         "/admin/users/",
+        f"/admin/users/{ids['colleague']}/",
+        f"/admin/users/{ids['colleague']}/move/",
+        f"/admin/users/{ids['colleague']}/deactivate/",
+        "/admin/users/invite-file/",
+        "/admin/invitations/",
+        "/admin/locked-accounts/",
+        "/admin/second-factors/",
+        "/admin/single-sign-on/",
         "/admin/organisations/",
         f"/admin/organisations/{ids['organisation']}/",
         "/admin/roles/",
