@@ -194,7 +194,9 @@ def council_names() -> dict[str, str]:
 
 
 def purposes_in_words(purposes: list[str]) -> list[str]:
-    return [PURPOSES.get(purpose, purpose) for purpose in purposes]
+    """The purposes in words, in the protocol's order (an unknown code last, as it is)."""
+    known = [words for code, words in PURPOSES.items() if code in purposes]
+    return known + [code for code in purposes if code not in PURPOSES]
 
 
 @dataclass(frozen=True)
