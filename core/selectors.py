@@ -908,10 +908,11 @@ class SentContactRequest:
 def contact_requests_sent(
     user: User, *, person_id: int | None = None, limit: int = 200
 ) -> list[SentContactRequest]:
-    """The user's own requests (about one person, if given), newest first."""
+    """The user's own requests (about one person, if given), newest first. (A merge moves a
+    request to the kept record, so one person's are found by their id alone.)"""
     requests = ContactRequest.objects.filter(requested_by=user)
     if person_id is not None:
-        requests = requests.filter(person_id__in=person_ids_merged_into(person_id))
+        requests = requests.filter(person_id=person_id)
     sent = []
     for request in requests.select_related(
         "person", "decided_by__practitioner__organisation"
