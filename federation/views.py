@@ -45,7 +45,7 @@ def agreements(request: HttpRequest) -> HttpResponse:
 def agreement_new(request: HttpRequest) -> HttpResponse:
     own = council_federation_id(selectors.own_council())
     partners = [
-        (p.federation_id, f"{p.name} ({p.federation_id})")
+        (p.federation_id, f"{p.name} (ONS code {p.federation_id.removeprefix('council:')})")
         for p in selectors.peers_list().filter(removed_at__isnull=True)
         if p.federation_id != own
     ]

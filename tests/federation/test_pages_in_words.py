@@ -57,6 +57,9 @@ def test_agreements_name_the_partner_council_and_say_the_purposes_in_words(world
     assert "Brighton and Hove, Staffordshire" in shown  # signed by
     assert "council:" not in shown and "early_help" not in shown
     assert 'href="/federation/agreements/"' in _nav(detail)
+    proposing = ig.get("/federation/agreements/new/").content.decode()
+    assert "Staffordshire (ONS code E10000028)" in proposing
+    assert ">council:" not in proposing
 
 
 def test_practitioners_find_other_councils_in_the_navigation_with_what_they_may_ask(
