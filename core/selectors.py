@@ -1020,12 +1020,14 @@ def person_viewings(
     for row in rows:
         at, actor_email, action, reason, full_name, organisation = row[:6]
         actor_id, organisation_id, sensitive_service, through_id = row[6:]
-        what = VIEWING_WORDS.get(action, action)
-        if through_id in through_names:
-            what = f"Viewed through {through_names[through_id]}’s family"
         hidden = (sensitive_service or actor_id in sensitive_users) and (
             organisation_id is None or organisation_id != own_organisation
         )
+        what = VIEWING_WORDS.get(action, action)
+        # Naming the child would tie a sensitive service to them: a hidden viewer's view
+        # through the family names nobody.
+        if through_id in through_names and not hidden:
+            what = f"Viewed through {through_names[through_id]}’s family"
         viewings.append(
             Viewing(
                 at=at,

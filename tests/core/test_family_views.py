@@ -123,6 +123,19 @@ def test_the_relatives_team_sees_the_view_through_a_family_it_can_see(world, sce
         ).exists()
 
 
+def test_a_sensitive_services_view_through_the_family_names_no_child(world, scenario, ben) -> None:
+    """The CAMHS worker opens Ava's page: Ben's teacher reads that someone from a sensitive
+    service viewed Ben through the family, with neither the worker's name nor Ava's."""
+    client_for(world, scenario.camhs_worker).get(f"/people/{scenario.ava.pk}/")
+    page = client_for(world, scenario.teacher).get(f"/people/{ben.pk}/").content.decode()
+    viewed = page[page.index("Who has viewed this record") :]
+    row = viewed[viewed.index("Someone from a sensitive service") :]
+    row = row[: row.index("</tr>")]
+    assert "Viewed through the family" in row
+    assert escape(scenario.ava.full_name) not in viewed
+    assert escape(scenario.camhs_worker.full_name) not in viewed
+
+
 def test_the_fhir_care_team_shows_no_relative_and_records_no_view_of_one(
     world, scenario, ben
 ) -> None:
