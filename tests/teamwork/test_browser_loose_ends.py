@@ -21,9 +21,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from core.models import Person
+from core.models import ContactRequest, EmailOutbox, Notification, Person
 from core.services import contact_request_decide, contact_request_send
 from teamwork.meetings import meeting_schedule
+from teamwork.models import Meeting, Task
 from teamwork.team_tasks import task_create
 from tests.browser import chromium, committed, live_server, sign_in_page
 from tests.personas import PASSWORD, Persona, World
@@ -43,6 +44,7 @@ class LooseEnds:
     nurse_name: str
     task_text: str
     meeting_id: int
+    emails: list[str]
 
 
 def _persona(user: User, host: str, schema: str) -> Persona:
@@ -94,16 +96,32 @@ def _make(world: World, host: str) -> LooseEnds:
             nurse_name=team.nurse.full_name,
             task_text=task_text,
             meeting_id=meeting.pk,
+            emails=[u.email for u in (team.lead, team.nurse, team.gp, team.camhs)],
         )
+
+
+def _forget(world: World, live: LooseEnds) -> None:
+    """Remove the committed request, notifications, task, meeting and emails, which later
+    tests counting such rows in Brighton must not find (the audit events stay: append-only)."""
+    with schema_context(world.brighton.schema_name):
+        child = live.child.pk
+        ContactRequest.objects.filter(person_id=child).delete()
+        Notification.objects.filter(person_id=child).delete()
+        Task.objects.filter(person_id=child).delete()
+        Meeting.objects.filter(person_id=child).delete()
+        EmailOutbox.objects.filter(to_email__in=live.emails).delete()
 
 
 @pytest.fixture
 def loose_ends(world: World, db: None) -> Iterator[LooseEnds]:
     host = world.brighton.get_primary_domain().domain
     live: LooseEnds = committed(lambda: _make(world, host))  # type: ignore[assignment]
-    with live_server(host) as base_url:
-        live.base_url = base_url
-        yield live
+    try:
+        with live_server(host) as base_url:
+            live.base_url = base_url
+            yield live
+    finally:
+        committed(lambda: _forget(world, live))
 
 
 def test_what_the_nurse_and_the_lead_see_of_replies_tasks_calendars_and_councils(

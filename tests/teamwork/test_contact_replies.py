@@ -102,7 +102,9 @@ def test_a_reply_too_long_is_refused_in_words_and_changes_nothing(world, scenari
         ]
         request.refresh_from_db()
         assert request.status == ContactRequest.Status.PENDING
-        assert not Notification.objects.filter(kind="contact_answered").exists()
+        assert not Notification.objects.filter(
+            kind="contact_answered", recipient=scenario.school_nurse
+        ).exists()
 
 
 def test_nobody_else_sees_the_reply_on_the_persons_page(world, scenario) -> None:
