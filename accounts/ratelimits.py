@@ -263,3 +263,24 @@ def sign_in_attempted(request: HttpRequest, email: str) -> None:
 def sign_in_failed(request: HttpRequest) -> None:
     """Count a failed attempt from the client's address."""
     limit_count(SIGN_IN_ADDRESS, address_key(request))
+
+
+def limit_left(limit: Limit, key: str) -> tuple[int, int] | None:
+    """How many more attempts `key` may make under `limit` in its window, and the seconds
+    left of the window (the lockout warning, decision 0019); None when the cache does not
+    answer. Counts nothing."""
+    allowed, _ = rate_parse(limit.rate)
+    try:
+        count, left = _count_read(limit, key)
+    except Exception:  # noqa: BLE001 - the cache is down: no warning, as no limit
+        return None
+    return max(0, allowed - count), left
+
+
+def limit_clear(limit: Limit, key: str) -> None:
+    """Forget `key`'s attempts under `limit` (an administrator unlocked the account)."""
+    counter = _counter_key(limit, key)
+    try:
+        caches["ratelimit"].delete_many([counter, f"{counter}:started"])
+    except Exception:  # noqa: BLE001 - the cache is down: its window ends on its own
+        log.warning("Rate limit %s not cleared: the rate-limit cache does not answer", limit.name)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.auditing import account_audit
 from accounts.models import Invitation, User
 
 
@@ -48,8 +49,11 @@ def user_invite(
 
 
 def invitation_issue(*, user: User, invited_by: User | None = None) -> str:
-    """A fresh one-time token for `user`; earlier unused invitations stop working."""
-    Invitation.objects.filter(user=user, accepted_at__isnull=True).delete()
+    """A fresh one-time token for `user`; earlier unused invitations stop working (they are
+    kept, revoked, so the administrator sees each one's state)."""
+    Invitation.objects.filter(user=user, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     token = secrets.token_urlsafe(32)
     Invitation.objects.create(
         user=user,
@@ -101,4 +105,10 @@ def invitation_accept(*, invitation: Invitation, password: str, code: str) -> Us
     user.save(update_fields=["password", "is_active"])
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    account_audit(
+        actor=user,
+        action="invitation_accepted",
+        user=user,
+        detail={"invitation_id": invitation.pk},
+    )
     return user

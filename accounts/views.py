@@ -14,18 +14,20 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
+from accounts.factors import factor_reset_pending, recovery_codes_issue
 from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm, errors_onto_form
+from accounts.lockouts import last_attempt_warning, locked_out_message
 from accounts.models import User
 from accounts.ratelimits import sign_in_attempted, sign_in_failed, sign_in_wait
 from accounts.redirects import next_url_or
 from accounts.selectors import invitation_by_token, user_confirmed_device
 from accounts.services import invitation_accept, invitation_device
+from accounts.sso import password_sign_in_allowed, sso_for_council
 
 PENDING_USER = "patchwork_pending_user"
 NEXT_URL = "patchwork_next"
-LOCKED_OUT = (
-    "This account is locked after too many failed attempts. Try again later, "
-    "or ask your administrator to unlock it."
+PASSWORD_OFF = (
+    "Your council signs practitioners in with its own account: use the button to sign in with it"
 )
 
 
@@ -42,6 +44,7 @@ def too_many_attempts(request: HttpRequest, wait: int) -> HttpResponse:
 
 def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None)
+    warning = None
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"].lower()
         wait = sign_in_wait(request, email)
@@ -52,9 +55,18 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         if user is None:
             sign_in_failed(request)
         if getattr(request, "axes_locked_out", False):
-            form.add_error(None, LOCKED_OUT)
+            form.add_error(None, locked_out_message(email))
         elif user is None:
             form.add_error(None, "The email address or password is not right")
+            warning = last_attempt_warning(request, email)
+        elif not password_sign_in_allowed(user):
+            form.add_error(None, PASSWORD_OFF)
+        elif user_confirmed_device(user) is None and factor_reset_pending(user) is not None:
+            # An administrator reset their authenticator: they set up a new one now.
+            request.session.cycle_key()
+            request.session[PENDING_USER] = user.pk
+            request.session[NEXT_URL] = next_url_or(request, "/")
+            return redirect("accounts:sign_in_enrol")
         elif user_confirmed_device(user) is None:
             form.add_error(
                 None,
@@ -66,7 +78,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             request.session[PENDING_USER] = user.pk
             request.session[NEXT_URL] = next_url_or(request, "/")
             return redirect("accounts:sign_in_code")
-    return render(request, "accounts/sign_in.html", {"form": form})
+    context = {"form": form, "warning": warning, "single_sign_on": sso_for_council()}
+    return render(request, "accounts/sign_in.html", context)
 
 
 def sign_in_code(request: HttpRequest) -> HttpResponse:
@@ -75,6 +88,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
     if user is None:
         return redirect("accounts:sign_in")
     form = CodeForm(request.POST or None)
+    warning = None
     if request.method == "POST" and form.is_valid():
         credentials = {"email": user.email}
         device = user_confirmed_device(user)
@@ -85,7 +99,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
         sign_in_attempted(request, user.email)
         if not AxesProxyHandler.is_allowed(request, credentials):
             sign_in_failed(request)
-            form.add_error(None, LOCKED_OUT)
+            form.add_error(None, locked_out_message(user.email))
         elif device is not None and device.verify_token(code):
             next_url = request.session.get(NEXT_URL, "/")
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -95,7 +109,8 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
             sign_in_failed(request)
             user_login_failed.send(sender=__name__, credentials=credentials, request=request)
             form.add_error("code", "The code is not right. Enter the code your app shows now.")
-    return render(request, "accounts/sign_in_code.html", {"form": form})
+            warning = last_attempt_warning(request, user.email)
+    return render(request, "accounts/sign_in_code.html", {"form": form, "warning": warning})
 
 
 @require_POST
@@ -112,7 +127,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            invitation_accept(
+            accepted = invitation_accept(
                 invitation=invite,
                 password=form.cleaned_data["password"],
                 code=form.cleaned_data["code"],
@@ -120,7 +135,10 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as exc:
             errors_onto_form(form, exc, fieldless="password")
         else:
-            return render(request, "accounts/invitation_done.html", {"invited": invite.user})
+            # Recovery codes are offered at enrolment, shown once (decision 0019).
+            codes = recovery_codes_issue(user=accepted)
+            context = {"invited": accepted, "codes": codes}
+            return render(request, "accounts/invitation_done.html", context)
     qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, title="QR code")
     context = {
         "form": form,

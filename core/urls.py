@@ -1,6 +1,6 @@
 from django.urls import path
 
-from core import feeds_views, people_views, records_views, setup_views, views
+from core import feeds_views, people_views, records_views, setup_views, staff_views, views
 
 app_name = "core"
 
@@ -130,4 +130,24 @@ urlpatterns = [
     ),
     path("admin/roles/defaults/", setup_views.roles_defaults, name="roles_defaults"),
     path("admin/roles/<int:role_id>/", setup_views.role_change, name="role_change"),
+    # People who come and go (core/staff_views.py): invitations by email, leavers, movers.
+    path("admin/invitations/", staff_views.invitations_list, name="staff_invitations"),
+    path("admin/users/invite-file/", staff_views.staff_invite_file, name="staff_invite_file"),
+    path("admin/users/<int:user_id>/", staff_views.staff_user, name="staff_user"),
+    path(
+        "admin/users/<int:user_id>/invitation/resend/",
+        staff_views.staff_invitation_resend,
+        name="staff_invitation_resend",
+    ),
+    path(
+        "admin/users/<int:user_id>/invitation/revoke/",
+        staff_views.staff_invitation_revoke,
+        name="staff_invitation_revoke",
+    ),
+    path(
+        "admin/users/<int:user_id>/deactivate/",
+        staff_views.staff_deactivate,
+        name="staff_deactivate",
+    ),
+    path("admin/users/<int:user_id>/move/", staff_views.staff_move, name="staff_move"),
 ]

@@ -1,7 +1,8 @@
 """Health checks for load balancers and monitoring.
 
 `/healthz` (every host): the process is up. `/readyz` (the platform host): this process
-can serve -- the database and Redis answer, every schema's migrations are applied, Celery
+can serve -- the database and Redis answer, the public schema's and the template's
+migrations are applied (a council behind is a warning: it answers 503 on its own), Celery
 beat and a worker are alive (a heartbeat they write to Redis is recent), and a real page
 renders: the sign-in page, through the whole template and static-files pipeline, so a
 release whose static files are missing from collectstatic's manifest (every page a 500)
@@ -25,16 +26,10 @@ from django_tenants.utils import get_tenant_base_schema
 
 from accounts.forms import SignInForm
 from federation.directory.selectors import directory_state
-from tenants.selectors import councils_list, migration_state, public_migrations_pending
+from tenants.selectors import councils_list, councils_pending, public_migrations_pending
 from tenants.tasks import HEARTBEAT_KEY
 
 OK, ERROR, SKIPPED, WARNING = "ok", "error", "skipped", "warning"
-
-# Schema name -> time until which it is known to be up to date. Only "up to date" is
-# remembered: a schema with migrations pending is checked again on every probe, so readyz
-# never answers ready while anything is pending. A schema can only fall behind by code
-# changing (a new process, with an empty memory) or by migrating backwards by hand.
-_up_to_date_until: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -85,40 +80,51 @@ def check_redis() -> Check:
     return Check("redis", OK, "Redis answered")
 
 
-def _schema_pending(schema_name: str) -> int:
-    now = time.monotonic()
-    if _up_to_date_until.get(schema_name, 0.0) > now:
-        return 0
-    pending = migration_state(schema_name).pending
-    if pending == 0:
-        _up_to_date_until[schema_name] = now + settings.READYZ_MIGRATIONS_CACHE_SECONDS
-    else:
-        _up_to_date_until.pop(schema_name, None)
-    return pending
-
-
 def check_migrations(database: Check) -> Check:
+    """The public schema and the template: behind, no council can be onboarded or served
+    as the code expects, so the deployment is not ready."""
     if database.status != OK:
         return Check("migrations", ERROR, "not checked: the database did not answer")
     behind: list[str] = []
     public_pending = public_migrations_pending()
     if public_pending:
         behind.append(f"public ({public_pending})")
-    schemas = [get_tenant_base_schema(), *councils_list().values_list("schema_name", flat=True)]
-    for schema_name in schemas:
-        pending = _schema_pending(schema_name)
-        if pending:
-            behind.append(f"{schema_name} ({pending})")
+    template = get_tenant_base_schema()
+    template_pending = councils_pending(
+        [template], max_age=settings.READYZ_MIGRATIONS_CACHE_SECONDS
+    )[template]
+    if template_pending:
+        behind.append(f"{template} ({template_pending})")
     if behind:
         return Check(
             "migrations",
             ERROR,
             "migrations pending in " + ", ".join(behind) + ": run `patchwork migrate_platform`",
         )
+    return Check("migrations", OK, "up to date: the public schema and the template")
+
+
+COUNCILS_NAMED = 10
+
+
+def check_councils(database: Check) -> Check:
+    """Each council's schema. One behind answers 503 on its own ("being updated") while
+    the others serve, so it is a warning here, never a failed probe: draining every
+    council's traffic for one council's problem would turn one outage into all of them."""
+    if database.status != OK:
+        return Check("councils", SKIPPED, "not checked: the database did not answer")
+    schemas = list(councils_list().values_list("schema_name", flat=True))
+    pending = councils_pending(schemas, max_age=settings.READYZ_MIGRATIONS_CACHE_SECONDS)
+    behind = [f"{name} ({count})" for name, count in sorted(pending.items()) if count]
+    if not behind:
+        return Check("councils", OK, f"{len(schemas)} councils up to date")
+    named = ", ".join(behind[:COUNCILS_NAMED])
+    more = f" and {len(behind) - COUNCILS_NAMED} more" if len(behind) > COUNCILS_NAMED else ""
     return Check(
-        "migrations",
-        OK,
-        f"up to date: the public schema, the template and {len(schemas) - 1} councils",
+        "councils",
+        WARNING,
+        f"{len(behind)} of {len(schemas)} councils not serving (migrations pending in "
+        f"{named}{more}): run `patchwork migrate_platform`",
     )
 
 
@@ -192,6 +198,7 @@ def readiness(request: HttpRequest) -> list[Check]:
         database,
         redis_check,
         _guarded("migrations", lambda: check_migrations(database)),
+        _guarded("councils", lambda: check_councils(database)),
         _guarded("celery", lambda: check_celery(redis_check)),
         _guarded("pages", lambda: check_pages(request)),
         _guarded("directory", lambda: check_directory(database)),

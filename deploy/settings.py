@@ -117,6 +117,7 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "axes",
     # The API (no models of their own: we do not use DRF's authtoken).
     "rest_framework",
@@ -129,6 +130,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "axes",
     "core",
     "teamwork",
@@ -162,7 +164,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.CouncilRoutingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "tenants.middleware.SuspendedCouncilMiddleware",
+    "tenants.middleware.CouncilServingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,6 +284,10 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process is replaced after this many tasks: what its connection and the process
+# have cached for every council it touched is freed (docs/operations.md, "Connection
+# lifetime and memory").
+CELERY_WORKER_MAX_TASKS_PER_CHILD = envint("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
@@ -373,6 +379,18 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "Patchwork"
 INVITE_VALID_DAYS = envint("INVITE_VALID_DAYS", 7)
+
+# --- Lockout warnings, unlocking, second-factor resets and recovery codes (decision 0019) ---
+# The lockout page says how long is left (accounts.lockouts); recovery codes are django-otp
+# static tokens, RECOVERY_CODES of them at a time; after an administrator resets someone's
+# authenticator they may set up a new one after their password for FACTOR_RESET_VALID_DAYS.
+AXES_LOCKOUT_CALLABLE = "accounts.lockouts.lockout_response"
+RECOVERY_CODES = envint("RECOVERY_CODES", 10)
+if RECOVERY_CODES < 1:
+    raise ImproperlyConfigured("RECOVERY_CODES must be at least 1")
+FACTOR_RESET_VALID_DAYS = envint("FACTOR_RESET_VALID_DAYS", 7)
+if FACTOR_RESET_VALID_DAYS < 1:
+    raise ImproperlyConfigured("FACTOR_RESET_VALID_DAYS must be at least 1")
 # How long a stated reason keeps a person's record open for the practitioner who stated it.
 RECORD_OPENING_HOURS = envint("RECORD_OPENING_HOURS", 8)
 
@@ -603,6 +621,11 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
 CELERY_HEARTBEAT_SECONDS = envint("CELERY_HEARTBEAT_SECONDS", 30)
 READYZ_HEARTBEAT_MAX_AGE = envint("READYZ_HEARTBEAT_MAX_AGE", 120)
 READYZ_MIGRATIONS_CACHE_SECONDS = envint("READYZ_MIGRATIONS_CACHE_SECONDS", 5)
+# --- Readiness per council (issue 18) ---
+# A council whose schema lacks a migration the code has answers 503 ("being updated") on
+# its own while every other council serves. A council found up to date is read again after
+# this many seconds (a schema falls behind only by migrating it backwards by hand).
+COUNCIL_MIGRATIONS_RECHECK_SECONDS = envint("COUNCIL_MIGRATIONS_RECHECK_SECONDS", 300)
 
 # --- Audit checkpoints (federation/checkpoints.py, decision 0012) ---
 # Beat signs each council's audit head this often, when its log grew: deleting the newest
@@ -766,3 +789,24 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(READYZ_HEARTBEAT_MAX_AGE)},
     },
 }
+
+# --- Single sign-on with a council's own OpenID Connect provider (decision 0020) ---
+# How long Patchwork waits for a council's provider (discovery, keys, token endpoint), and
+# how long it keeps the provider's discovery document and keys before fetching them again.
+SSO_HTTP_TIMEOUT_SECONDS = envint("SSO_HTTP_TIMEOUT_SECONDS", 10)
+SSO_METADATA_CACHE_SECONDS = envint("SSO_METADATA_CACHE_SECONDS", 600)
+# A provider's issuer must be https; outside production a loopback http issuer is allowed
+# too (the test suite's own provider).
+SSO_ALLOW_LOOPBACK_HTTP = not PRODUCTION
+
+# --- Migrations across councils (migrate_platform, decision 0023) ---
+# Worker processes, each migrating one council at a time with its own connection.
+MIGRATION_WORKERS = envint("MIGRATION_WORKERS", 2)
+# A migration in a transaction waits at most this many seconds for a lock (a long read of
+# its table), so the table's readers never queue behind it for longer; it rolls back and is
+# tried again, at most MIGRATION_LOCK_TRIES times, after MIGRATION_RETRY_SECONDS (doubled
+# at each try). Any statement of a migration stops after MIGRATION_STATEMENT_TIMEOUT seconds.
+MIGRATION_LOCK_TIMEOUT = envint("MIGRATION_LOCK_TIMEOUT", 5)
+MIGRATION_STATEMENT_TIMEOUT = envint("MIGRATION_STATEMENT_TIMEOUT", 300)
+MIGRATION_LOCK_TRIES = envint("MIGRATION_LOCK_TRIES", 5)
+MIGRATION_RETRY_SECONDS = envint("MIGRATION_RETRY_SECONDS", 1)

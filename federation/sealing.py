@@ -1,4 +1,5 @@
-"""Council keys and sealed secrets.
+"""Council keys and sealed secrets (`seal` and `unseal` live in accounts.sealing, the
+lowest layer, so accounts can seal a council's sign-on secret the same way).
 
 - Under the deployment's key-encryption key (KEY_ENCRYPTION_KEY), AES-256-GCM: the private
   halves of each council's Ed25519 signing keys and X25519 encryption keys, and each
@@ -8,34 +9,20 @@
 
 from __future__ import annotations
 
-import os
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
     PublicFormat,
 )
-from django.conf import settings
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId
 from pyhpke.exceptions import PyHPKEError
 
-NONCE_BYTES = 12
-
-
-def seal(plaintext: bytes, *, context: str) -> bytes:
-    """Encrypt under the KEK; `context` is bound as associated data, so a sealed value
-    copied onto another record (another council, another key id) will not open."""
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(settings.KEY_ENCRYPTION_KEY).encrypt(nonce, plaintext, context.encode())
-
-
-def unseal(sealed: bytes, *, context: str) -> bytes:
-    nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
-    return AESGCM(settings.KEY_ENCRYPTION_KEY).decrypt(nonce, ciphertext, context.encode())
+from accounts.sealing import NONCE_BYTES as NONCE_BYTES
+from accounts.sealing import seal as seal
+from accounts.sealing import unseal as unseal
 
 
 def new_key_pair() -> tuple[bytes, bytes]:

@@ -24,10 +24,11 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
 
-from accounts.models import Invitation, User
+from accounts.models import Invitation, SecondFactorReset, User
 from accounts.services import invitation_issue
 from tenants import archives
 from tenants.archives import ArchiveReader, SchemaSection
@@ -371,6 +372,9 @@ def _credentials_forget(council: Council) -> list[tuple[str, str]]:
     Session.objects.all().delete()
     Invitation.objects.filter(accepted_at__isnull=True).delete()
     TOTPDevice.objects.all().delete()
+    # Recovery codes and pending second-factor resets let someone in too (decision 0019).
+    StaticDevice.objects.all().delete()
+    SecondFactorReset.objects.filter(enrolled_at__isnull=True).delete()
     # A password that can never match ("!" + random, as Django's set_unusable_password):
     # it also changes each user's session hash, which every API token carries.
     with connection.cursor() as cursor:

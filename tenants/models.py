@@ -109,3 +109,23 @@ class AuditWitnessStatement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.witness} on {self.council} checkpoint {self.sequence}"
+
+
+class PlatformAuditEvent(models.Model):
+    """The platform's own audit log, in the public schema (decision 0019): what operators
+    did to operators' accounts (unlocks, second-factor resets, recovery codes). Append-only
+    (the database refuses updates and deletes) and hash-chained like a council's log."""
+
+    at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=60)
+    detail = models.JSONField(default=dict)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action}"

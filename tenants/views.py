@@ -13,15 +13,16 @@ from accounts.access import operator_required
 from accounts.forms import errors_onto_form
 from tenants.forms import OnboardCouncilForm
 from tenants.models import Council
-from tenants.selectors import council_by_code, council_url, councils_list, migration_state
+from tenants.selectors import council_by_code, council_url, councils_list, migration_states
 from tenants.services import council_onboard, council_resume, council_suspend
 
 
 @operator_required
 def console(request: HttpRequest) -> HttpResponse:
+    councils = list(councils_list())
+    states = migration_states(c.schema_name for c in councils)
     rows = [
-        {"council": c, "url": council_url(c), "migrations": migration_state(c.schema_name)}
-        for c in councils_list()
+        {"council": c, "url": council_url(c), "migrations": states[c.schema_name]} for c in councils
     ]
     return render(request, "tenants/console.html", {"rows": rows})
 

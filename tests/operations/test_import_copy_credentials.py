@@ -13,9 +13,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
+from accounts.factors import recovery_codes_issue
 from accounts.models import User
 from accounts.services import user_invite
 from core.feeds import source_system_create
@@ -58,6 +60,7 @@ def test_it_refuses_the_original_s_session_cookie_and_every_other_credential(
         _, invitation = user_invite(
             email="new.starter@brighton.test", full_name="New Starter", role="practitioner"
         )
+        recovery_codes_issue(user=User.objects.get(email=world.brighton_social_worker.email))
 
     copy, printed = _copy(world, tmp_path)
 
@@ -88,6 +91,7 @@ def test_it_refuses_the_original_s_session_cookie_and_every_other_credential(
     with schema_context(copy.schema_name):
         assert User.objects.count() == User.objects.filter(password__startswith="!").count()
         assert not SourceSystem.objects.exclude(token_hash="").exists()
+        assert not StaticToken.objects.exists()  # nor a recovery code (decision 0019)
         people = Person.objects.count()
     with schema_context(world.brighton.schema_name):
         assert Person.objects.count() == people
