@@ -432,6 +432,11 @@ class ContactRequest(models.Model):
         return f"Contact request about {self.person} ({self.get_status_display()})"
 
 
+# Long enough for a service's whole reply to a contact request (up to 1000 characters)
+# with the words around it: the reply is the notification, in the app and by email.
+NOTIFICATION_TEXT_MAX = 1500
+
+
 class Notification(models.Model):
     """Something a user should know, shown in the app (and emailed where they chose)."""
 
@@ -440,7 +445,7 @@ class Notification(models.Model):
     )
     person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.CASCADE)
     kind = models.CharField(max_length=40)
-    text = models.CharField(max_length=300)
+    text = models.CharField(max_length=NOTIFICATION_TEXT_MAX)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import jellyfish
@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import User
-from core.audit import audit_record
+from core.audit import audit_record, audit_record_many
 from core.identifiers import name_key, nhs_number_clean, nhs_number_is_valid, postcode_key
 from core.models import (
     AuditEvent,
@@ -662,10 +662,19 @@ def _one_line_per_sensitive_service(members: list[TeamMember]) -> list[TeamMembe
 
 
 def person_network(
-    *, user: User, person_id: int, audit: bool = True, access: PersonAccess | None = None
+    *,
+    user: User,
+    person_id: int,
+    audit: bool = True,
+    access: PersonAccess | None = None,
+    family_shown: bool = True,
 ) -> Network:
     """The team around a person: current members by agency, history, and family members with
     their own teams. Only for someone who may see it (team member or reason stated).
+
+    The view is audited (with `audit`) for the person and, when the caller shows the
+    family's teams (`family_shown`), for every relative whose team it shows: each of them
+    gets a view "through the family" in the same transaction, so their own team sees it.
 
     `access` is the caller's own PersonAccess for this person from `person_access` in this
     request, saving the check a second time; anything else is worked out again."""
@@ -717,12 +726,14 @@ def person_network(
         for relationship, relative, members in relatives.values()
     ]
     if audit:
-        audit_record(
-            actor=user,
-            action="person_viewed",
-            person_id=person.pk,
-            detail={"access": access.access.value, "break_glass": access.break_glass},
-        )
+        detail = {"access": access.access.value, "break_glass": access.break_glass}
+        views: list[tuple[str, int | None, dict[str, Any]]] = [("person_viewed", person.pk, detail)]
+        if family_shown:
+            views += [
+                (VIEWED_THROUGH_FAMILY, relative.pk, {"through_person_id": person.pk, **detail})
+                for _, relative, _ in family
+            ]
+        audit_record_many(actor=user, events=views)
     return Network(person=person, current=current, history=history, family=family)
 
 
@@ -877,13 +888,58 @@ def contact_request_for_decider(user: User, request_id: int) -> ContactRequest:
     return request
 
 
-def contact_requests_sent(user: User) -> QuerySet[ContactRequest]:
-    """The user's own requests; the service's name is never shown to them."""
-    return (
-        ContactRequest.objects.filter(requested_by=user)
-        .select_related("person")
-        .order_by("-created_at")
-    )
+@dataclass(frozen=True)
+class SentContactRequest:
+    """A request as its sender sees it: the service's reply, and who answered with their
+    contact details only once the service accepted (a refusal names nobody, and the
+    service's name is never shown)."""
+
+    pk: int
+    person: Person
+    created_at: datetime
+    status: str
+    status_label: str
+    decided_at: datetime | None
+    reply: str
+    answered_by: str
+    contact: str
+
+
+def contact_requests_sent(
+    user: User, *, person_id: int | None = None, limit: int = 200
+) -> list[SentContactRequest]:
+    """The user's own requests (about one person, if given), newest first. (A merge moves a
+    request to the kept record, so one person's are found by their id alone.)"""
+    requests = ContactRequest.objects.filter(requested_by=user)
+    if person_id is not None:
+        requests = requests.filter(person_id=person_id)
+    sent = []
+    for request in requests.select_related(
+        "person", "decided_by__practitioner__organisation"
+    ).order_by("-created_at")[:limit]:
+        answered_by = contact = ""
+        if request.status == ContactRequest.Status.ACCEPTED and request.decided_by is not None:
+            decider = request.decided_by
+            practitioner = getattr(decider, "practitioner", None)
+            answered_by = decider.full_name or decider.email
+            if practitioner is not None:
+                answered_by += f", {practitioner.organisation}"
+                contact = practitioner.work_phone or practitioner.secure_email
+            contact = contact or decider.email
+        sent.append(
+            SentContactRequest(
+                pk=request.pk,
+                person=request.person,
+                created_at=request.created_at,
+                status=request.status,
+                status_label=request.get_status_display(),
+                decided_at=request.decided_at,
+                reply=request.response,
+                answered_by=answered_by,
+                contact=contact,
+            )
+        )
+    return sent
 
 
 @dataclass(frozen=True)
@@ -895,8 +951,11 @@ class Viewing:
     reason: str
 
 
+# A relative's page showed this person's team (decision 0022).
+VIEWED_THROUGH_FAMILY = "person_viewed_through_family"
 VIEWING_WORDS = {
     "person_viewed": "Viewed the record",
+    VIEWED_THROUGH_FAMILY: "Viewed through the family",
     "record_opened": "Opened the record, stating a reason",
     "record_break_glass": "Break-glass opening (will be reviewed)",
 }
@@ -905,7 +964,7 @@ VIEWING_WORDS = {
 # The latest few first (backwards along the audit_person_latest index), then their names.
 VIEWINGS_SQL = """
 SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name,
-       e.actor_id, o.id, o.sensitive_service
+       e.actor_id, o.id, o.sensitive_service, (e.detail ->> 'through_person_id')::bigint
 FROM (
     SELECT id, at, actor_id, actor_email, action, detail FROM core_auditevent
     WHERE person_id = %s AND action = ANY(%s)
@@ -954,19 +1013,27 @@ def person_viewings(
             "practitioner__user_id", flat=True
         )
     )
+    through_names = _relatives_named_to(
+        user, person_ids=ids, relative_ids={row[9] for row in rows if row[9] is not None}
+    )
     viewings = []
     for row in rows:
         at, actor_email, action, reason, full_name, organisation = row[:6]
-        actor_id, organisation_id, sensitive_service = row[6:]
+        actor_id, organisation_id, sensitive_service, through_id = row[6:]
         hidden = (sensitive_service or actor_id in sensitive_users) and (
             organisation_id is None or organisation_id != own_organisation
         )
+        what = VIEWING_WORDS.get(action, action)
+        # Naming the child would tie a sensitive service to them: a hidden viewer's view
+        # through the family names nobody.
+        if through_id in through_names and not hidden:
+            what = f"Viewed through {through_names[through_id]}’s family"
         viewings.append(
             Viewing(
                 at=at,
                 name=SENSITIVE_VIEWER if hidden else full_name or actor_email,
                 organisation="" if hidden else organisation or "",
-                what=VIEWING_WORDS.get(action, action),
+                what=what,
                 reason=reasons.get(reason or "", ""),
             )
         )
@@ -974,6 +1041,34 @@ def person_viewings(
 
 
 SENSITIVE_VIEWER = "Someone from a sensitive service"
+
+
+def _relatives_named_to(
+    user: User, *, person_ids: list[int], relative_ids: set[int]
+) -> dict[int, str]:
+    """Of `relative_ids`, those `user` sees by name in this person's family on the person
+    page (a current relationship, a record not archived or merged, and, when shielded, only
+    to their own team), with their names. A view through anyone else's family is shown
+    without naming them: the list must not tell the reader of a relative they may not see."""
+    if not relative_ids:
+        return {}
+    related = set(
+        FamilyRelationship.objects.filter(
+            person_id__in=person_ids, relative_id__in=relative_ids, end_date__isnull=True
+        ).values_list("relative_id", flat=True)
+    ) | set(
+        FamilyRelationship.objects.filter(
+            relative_id__in=person_ids, person_id__in=relative_ids, end_date__isnull=True
+        ).values_list("person_id", flat=True)
+    )
+    on_team = team_person_ids(user, list(related))
+    return {
+        relative.pk: relative.full_name
+        for relative in Person.objects.filter(
+            pk__in=related, archived_at__isnull=True, merged_into__isnull=True
+        )
+        if not relative.shielded or relative.pk in on_team
+    }
 
 
 def person_ids_merged_into(person_id: int) -> list[int]:

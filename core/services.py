@@ -742,19 +742,30 @@ def contact_request_send(
     return request
 
 
+CONTACT_REPLY_MAX = 1000
+
+
 @transaction.atomic
 def contact_request_decide(
     *, user: User, request: ContactRequest, accept: bool, response: str = ""
 ) -> ContactRequest:
+    """The service answers a request to get in touch. The requester is told in the app and
+    by email, with the service's reply in full; an acceptance names who answered and how to
+    reach them, a refusal names nobody."""
     own = getattr(user, "practitioner", None)
     if own is None or own.organisation_id != request.organisation_id:
         raise PermissionDenied("Only the service asked can answer this request")
     if request.status != ContactRequest.Status.PENDING:
         raise ValidationError("This request has already been answered")
+    response = response.strip()
+    if len(response) > CONTACT_REPLY_MAX:
+        raise ValidationError(
+            {"response": f"Keep your message to the requester to {CONTACT_REPLY_MAX} characters"}
+        )
     request.status = ContactRequest.Status.ACCEPTED if accept else ContactRequest.Status.DECLINED
     request.decided_by = user
     request.decided_at = timezone.now()
-    request.response = response.strip()
+    request.response = response
     request.save()
     audit_record(
         actor=user,
@@ -768,6 +779,8 @@ def contact_request_decide(
         if accept
         else f"The service declined your request about {request.person}"
     )
+    if response:
+        text += f". Their reply: “{response}”"
     notification_send(
         recipients=[request.requested_by], person=request.person, kind="contact_answered", text=text
     )

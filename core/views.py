@@ -183,6 +183,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         )
         context["viewings"] = viewings[:VIEWINGS_ON_PAGE]
         context["more_viewings"] = len(viewings) > VIEWINGS_ON_PAGE
+    context["my_contact_requests"] = selectors.contact_requests_sent(user, person_id=person_id)
     return render(request, "core/person.html", context)
 
 
@@ -478,7 +479,7 @@ def contact_requests(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     context = {
         "received": list(selectors.contact_requests_for_service(user)[:200]),
-        "sent": list(selectors.contact_requests_sent(user)[:200]),
+        "sent": selectors.contact_requests_sent(user),
         "practitioner": selectors.practitioner_of(user),
     }
     return render(request, "core/contact_requests.html", context)

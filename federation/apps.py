@@ -10,8 +10,12 @@ class FederationConfig(AppConfig):
         # core never imports federation: federation listens to core's saves instead.
         from core.delivery.notifications import Delivery, notification_kind_register
         from core.extensions import (
+            GOVERNANCE,
+            PRACTITIONERS,
+            NavigationLink,
             PersonPageFragment,
             SetUpStep,
+            navigation_link_add,
             person_page_fragment_add,
             set_up_step_add,
         )
@@ -19,6 +23,20 @@ class FederationConfig(AppConfig):
 
         signals.connect()
         person_page_fragment_add(PersonPageFragment("federation/person_action.html", "action"))
+        navigation_link_add(
+            NavigationLink(
+                "federation:councils", "Other councils", PRACTITIONERS, 55, ("other_councils",)
+            )
+        )
+        navigation_link_add(
+            NavigationLink(
+                "federation:agreements",
+                "Data-sharing agreements",
+                GOVERNANCE,
+                148,
+                also_active=("agreement", "agreement_new"),
+            )
+        )
         set_up_step_add(
             SetUpStep(
                 "federation:agreements",

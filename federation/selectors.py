@@ -184,6 +184,49 @@ def agreements_in_force(purpose: str | None = None) -> list[DataSharingAgreement
     ]
 
 
+def council_names() -> dict[str, str]:
+    """Each council's name by its federation id (`council:<ONS code>`): every peer's, and
+    this council's own."""
+    names = dict(FederationPeer.objects.values_list("federation_id", "name"))
+    own = own_council()
+    names[council_federation_id(own)] = own.name
+    return names
+
+
+def purposes_in_words(purposes: list[str]) -> list[str]:
+    """The purposes in words, in the protocol's order (an unknown code last, as it is)."""
+    known = [words for code, words in PURPOSES.items() if code in purposes]
+    return known + [code for code in purposes if code not in PURPOSES]
+
+
+@dataclass(frozen=True)
+class AgreementShown:
+    """An agreement as its pages show it: councils by name, purposes in words."""
+
+    agreement: DataSharingAgreement
+    partner_name: str
+    purposes: list[str]
+    signed_by: list[str]
+
+
+def _shown(agreement: DataSharingAgreement, names: dict[str, str]) -> AgreementShown:
+    return AgreementShown(
+        agreement=agreement,
+        partner_name=names.get(agreement.partner_id, agreement.partner_id),
+        purposes=purposes_in_words(agreement.purposes),
+        signed_by=[names.get(party, party) for party in agreement.signatures],
+    )
+
+
+def agreements_shown(user: User) -> list[AgreementShown]:
+    names = council_names()
+    return [_shown(agreement, names) for agreement in agreements_for(user)]
+
+
+def agreement_shown(agreement: DataSharingAgreement) -> AgreementShown:
+    return _shown(agreement, council_names())
+
+
 # --- The practitioner's "other councils" panel ----------------------------------------------
 
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("federation/v1/agreements/rekey", api.agreement_rekey, name="agreement_rekey"),
     path("federation/v1/audit/witness", api.audit_witness, name="audit_witness"),
     path("federation/v1/audit/witnessed", api.audit_witnessed, name="audit_witnessed"),
+    path("federation/councils/", views.councils, name="councils"),
     path("federation/agreements/", views.agreements, name="agreements"),
     path("federation/agreements/new/", views.agreement_new, name="agreement_new"),
     path("federation/agreements/<str:agreement_id>/", views.agreement_detail, name="agreement"),

@@ -13,9 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_otp.decorators import otp_required
 
-from accounts.access import governance_required, operator_required
+from accounts.access import governance_required, operator_required, practitioner_required
 from accounts.forms import errors_onto_form
 from accounts.models import User
+from core.selectors import person_viewable
 from federation import checkpoints, client, selectors, services
 from federation.directory.models import council_federation_id
 from federation.directory.selectors import directory_recent, directory_state
@@ -36,7 +37,7 @@ def agreements(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "federation/agreements.html",
-        {"agreements": selectors.agreements_for(_user(request)), "peers": selectors.peers_list()},
+        {"agreements": selectors.agreements_shown(_user(request)), "peers": selectors.peers_list()},
     )
 
 
@@ -44,7 +45,7 @@ def agreements(request: HttpRequest) -> HttpResponse:
 def agreement_new(request: HttpRequest) -> HttpResponse:
     own = council_federation_id(selectors.own_council())
     partners = [
-        (p.federation_id, f"{p.name} ({p.federation_id})")
+        (p.federation_id, f"{p.name} (ONS code {p.federation_id.removeprefix('council:')})")
         for p in selectors.peers_list().filter(removed_at__isnull=True)
         if p.federation_id != own
     ]
@@ -68,6 +69,7 @@ def agreement_detail(request: HttpRequest, agreement_id: str) -> HttpResponse:
         "federation/agreement_detail.html",
         {
             "agreement": agreement,
+            "shown": selectors.agreement_shown(agreement),
             "document": json.dumps(services.agreement_signed_document(agreement), indent=2),
             "history": selectors.agreement_history(agreement),
             "traffic": selectors.agreement_traffic(agreement)[:200],
@@ -124,7 +126,14 @@ def agreement_revoke(request: HttpRequest, agreement_id: str) -> HttpResponse:
     return redirect("federation:agreement", agreement_id=agreement_id)
 
 
-# --- Council side: the "other councils" panel for a person's page ---------------------------
+# --- Council side: the "other councils" pages ---------------------------------------------
+
+
+@practitioner_required
+def councils(request: HttpRequest) -> HttpResponse:
+    """The councils a practitioner here may ask about a child, and for what: the agreements
+    in force, by council name and purpose in words. A child is checked from their page."""
+    return render(request, "federation/councils.html", {"covered": selectors.purposes_covered()})
 
 
 @otp_required
@@ -144,10 +153,9 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
     else:
         answers = selectors.other_councils_last_answers(user=user, person_id=person_id)
         checked = False
+    fragment = bool(request.headers.get("HX-Request") or request.GET.get("fragment"))
     template = (
-        "federation/other_councils_fragment.html"
-        if request.headers.get("HX-Request") or request.GET.get("fragment")
-        else "federation/other_councils.html"
+        "federation/other_councils_fragment.html" if fragment else "federation/other_councils.html"
     )
     return render(
         request,
@@ -159,6 +167,8 @@ def other_councils(request: HttpRequest, person_id: int) -> HttpResponse:
             "checked": checked,
             "checked_for": checked_for,
             "covered": covered,
+            # The whole page names the person in its heading (the fragment sits on theirs).
+            "person": None if fragment else person_viewable(user, person_id).person,
         },
     )
 

@@ -6,6 +6,8 @@ recorded from buttons in the app or from the signed links in the email."""
 
 from __future__ import annotations
 
+import re
+import zoneinfo
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -39,7 +41,7 @@ PARTSTAT = {
 
 
 def _clean_details(
-    *, title: str, starts_at: datetime, ends_at: datetime, place: str, link: str
+    *, person: Person, title: str, starts_at: datetime, ends_at: datetime, place: str, link: str
 ) -> dict[str, Any]:
     title = " ".join(title.split())
     if not title:
@@ -52,6 +54,13 @@ def _clean_details(
         raise ValidationError({"starts_at": "The meeting must start in the future"})
     if not place.strip() and not link.strip():
         raise ValidationError({"place": "Say where the meeting is, or give a link to join"})
+    if names_the_person(place, person):
+        raise ValidationError(
+            {
+                "place": "Leave the child's name out of the place: it goes into colleagues' "
+                "calendars outside Patchwork"
+            }
+        )
     return {
         "title": title,
         "starts_at": starts_at,
@@ -61,32 +70,66 @@ def _clean_details(
     }
 
 
+# What calendars outside Patchwork are told about any meeting: never the child's name (a
+# calendar is synced to phones and shared with assistants), only a link back to the page.
+NEUTRAL_SUMMARY = "Team around the child meeting"
+PLACE_ON_THE_PAGE = "See the meeting page in Patchwork"
+
+
+def _names_of(person: Person) -> set[str]:
+    """Every name the person is or was known by (whole given and family names)."""
+    names = {person.given_name, person.family_name}
+    for given, family in person.names.values_list("given_name", "family_name"):
+        names.update({given, family})
+    return {name.strip() for name in names if name and name.strip()}
+
+
+def names_the_person(text: str, person: Person) -> bool:
+    """Whether `text` holds one of the person's names as a whole word (any case)."""
+    return any(
+        re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE)
+        for name in _names_of(person)
+    )
+
+
 def meeting_ics(
-    meeting: Meeting, *, method: str = "REQUEST", only: list[User] | None = None
+    meeting: Meeting, *, method: str | None = "REQUEST", only: list[User] | None = None
 ) -> str:
-    """The meeting as an iCalendar file. `only` limits the attendees (e.g. to the one
-    person a cancellation is for)."""
+    """The meeting as an iCalendar file (RFC 5545): the emailed invitation (METHOD REQUEST
+    or CANCEL) or, with `method=None`, the plain event a colleague downloads into their own
+    calendar. Times are in Europe/London with the VTIMEZONE that defines it. `only` limits
+    the attendees (e.g. to the one person a cancellation is for).
+
+    Nothing in it names the person the meeting is about: the summary is neutral, the
+    description links to the meeting's page, and a place that names them is left out."""
+    local = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    page = council_link(f"/meetings/{meeting.pk}/")
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Patchwork//Team meetings//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", method)
+    if method is not None:
+        calendar.add("method", method)
     event = icalendar.Event()
     event.add("uid", meeting.uid)
     event.add("sequence", meeting.sequence)
     event.add("dtstamp", timezone.now())
-    event.add("dtstart", meeting.starts_at)
-    event.add("dtend", meeting.ends_at)
-    event.add("summary", meeting.title)
-    if meeting.place:
-        event.add("location", meeting.place)
+    event.add("dtstart", meeting.starts_at.astimezone(local))
+    event.add("dtend", meeting.ends_at.astimezone(local))
+    event.add("summary", NEUTRAL_SUMMARY)
+    place = meeting.place
+    if place and names_the_person(place, meeting.person):
+        place = PLACE_ON_THE_PAGE
+    if place:
+        event.add("location", place)
     elif meeting.link:
         event.add("location", meeting.link)
-    description = f"A meeting about {meeting.person}, set up in Patchwork."
+    description = f"A team around the child meeting, set up in Patchwork.\nDetails: {page}"
     if meeting.link:
-        event.add("url", meeting.link)
         description += f"\nJoin: {meeting.link}"
     event.add("description", description)
+    if page.startswith("http"):
+        event.add("url", page)
     cancelled = method == "CANCEL" or meeting.status == Meeting.Status.CANCELLED
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     organiser = icalendar.vCalAddress(f"mailto:{email_for(meeting.organiser)}")
@@ -103,6 +146,11 @@ def meeting_ics(
         attendee.params["rsvp"] = icalendar.vText("TRUE")
         event.add("attendee", attendee, encode=False)
     calendar.add_component(event)
+    # The zone's rules for the year around the meeting, not fifty years of them.
+    calendar.add_missing_timezones(
+        first_date=(meeting.starts_at - timedelta(days=366)).date(),
+        last_date=(meeting.ends_at + timedelta(days=366)).date(),
+    )
     return calendar.to_ical().decode()
 
 
@@ -188,7 +236,7 @@ def meeting_schedule(
     the organiser may name. Each invitee is emailed an invitation for their calendar."""
     person_for_team(organiser, person.pk)
     details = _clean_details(
-        title=title, starts_at=starts_at, ends_at=ends_at, place=place, link=link
+        person=person, title=title, starts_at=starts_at, ends_at=ends_at, place=place, link=link
     )
     if invitee_ids:
         invitees = colleague_pick(organiser, person, invitee_ids)
@@ -249,7 +297,12 @@ def meeting_change(
     meeting = Meeting.objects.select_for_update().get(pk=meeting.pk)
     _organiser_only(actor, meeting)
     details = _clean_details(
-        title=title, starts_at=starts_at, ends_at=ends_at, place=place, link=link
+        person=meeting.person,
+        title=title,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        place=place,
+        link=link,
     )
     moved = details["starts_at"] != meeting.starts_at or details["ends_at"] != meeting.ends_at
     for name, value in details.items():
@@ -341,6 +394,18 @@ def meeting_for_user(user: User, meeting_id: int) -> Meeting:
     if meeting is None:
         raise Http404("No such meeting")
     return meeting
+
+
+def meeting_calendar_file(*, user: User, meeting: Meeting) -> str:
+    """The meeting for the user's own calendar (from `meeting_for_user`, so theirs to
+    have), recorded in the audit as every copy of a meeting that leaves Patchwork is."""
+    audit_record(
+        actor=user,
+        action="meeting_calendar_downloaded",
+        person_id=meeting.person_id,
+        detail={"meeting_id": meeting.pk},
+    )
+    return meeting_ics(meeting, method=None)
 
 
 def invitation_of(user: User, meeting: Meeting) -> MeetingInvitation | None:

@@ -3,11 +3,11 @@ date. Not case notes: the text is limited to a sentence or two."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Case, Q, QuerySet, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -92,6 +92,24 @@ def tasks_mine(user: User, *, include_closed: bool = False) -> QuerySet[Task]:
     if not include_closed:
         tasks = tasks.filter(status=Task.Status.OPEN)
     return tasks.order_by("status", "due_date", "pk")
+
+
+def tasks_set_by(user: User, *, closed_within_days: int = 14) -> QuerySet[Task]:
+    """Tasks the user set for colleagues (not for themselves: those are in their own list):
+    the open ones by due date, then those closed in the last fortnight, newest first."""
+    recent = timezone.now() - timedelta(days=closed_within_days)
+    return (
+        Task.objects.filter(created_by=user)
+        .exclude(assignee__user=user)
+        .filter(Q(status=Task.Status.OPEN) | Q(closed_at__gte=recent))
+        .select_related("person", "assignee__user", "assignee__organisation")
+        .order_by(
+            Case(When(status=Task.Status.OPEN, then=0), default=1),
+            "due_date",
+            "-closed_at",
+            "pk",
+        )
+    )
 
 
 def tasks_on(person: Person) -> QuerySet[Task]:

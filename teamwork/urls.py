@@ -14,6 +14,7 @@ urlpatterns = [
     path("tasks/", views.my_tasks, name="my_tasks"),
     path("tasks/<int:task_id>/", views.task_update, name="task_update"),
     path("meetings/<int:meeting_id>/", views.meeting_detail, name="meeting"),
+    path("meetings/<int:meeting_id>/calendar.ics", views.meeting_calendar, name="meeting_calendar"),
     path("meetings/<int:meeting_id>/change/", views.meeting_edit, name="meeting_edit"),
     path("meetings/reply/<str:token>/", views.meeting_reply_link, name="meeting_reply"),
     path("reminders/<str:token>/", views.reminder_link, name="reminder_answer"),

@@ -31,6 +31,7 @@ from teamwork.forms import (
 )
 from teamwork.meetings import (
     invitation_of,
+    meeting_calendar_file,
     meeting_cancel,
     meeting_change,
     meeting_for_user,
@@ -43,7 +44,13 @@ from teamwork.messages import team_message_send
 from teamwork.models import Task
 from teamwork.reminders import reminder_answer, reminder_from_token
 from teamwork.team import person_for_team, sensitive_services_involved, team_colleagues
-from teamwork.team_tasks import task_close, task_create, task_for_actor, tasks_mine
+from teamwork.team_tasks import (
+    task_close,
+    task_create,
+    task_for_actor,
+    tasks_mine,
+    tasks_set_by,
+)
 from teamwork.timeline import KINDS, family_timeline, person_timeline
 
 
@@ -133,7 +140,12 @@ def my_tasks(request: HttpRequest) -> HttpResponse:
     done = list(
         tasks_mine(request.user, include_closed=True).exclude(status=Task.Status.OPEN)[:20]  # type: ignore[arg-type]
     )
-    context = {"tasks": tasks, "closed": done, "meetings": meetings_upcoming(request.user)}  # type: ignore[arg-type]
+    context = {
+        "tasks": tasks,
+        "closed": done,
+        "set_by_me": list(tasks_set_by(request.user)[:200]),  # type: ignore[arg-type]
+        "meetings": meetings_upcoming(request.user),  # type: ignore[arg-type]
+    }
     return render(request, "teamwork/my_tasks.html", context)
 
 
@@ -263,6 +275,21 @@ def meeting_detail(request: HttpRequest, meeting_id: int) -> HttpResponse:
         "is_organiser": meeting.organiser_id == request.user.pk,
     }
     return render(request, "teamwork/meeting_detail.html", context)
+
+
+@practitioner_required
+def meeting_calendar(request: HttpRequest, meeting_id: int) -> HttpResponse:
+    """The meeting as an .ics file: opened by the device's calendar ("Add to calendar") or,
+    with `?download=1`, saved as a file."""
+    user: User = request.user  # type: ignore[assignment]
+    meeting = meeting_for_user(user, meeting_id)
+    response = HttpResponse(
+        meeting_calendar_file(user=user, meeting=meeting), content_type="text/calendar"
+    )
+    disposition = "attachment" if request.GET.get("download") else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="meeting-{meeting.pk}.ics"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @practitioner_required

@@ -352,7 +352,9 @@ class CareTeamSearch(FHIRView):
                 continue
             if not access.can_see_network:
                 raise _reason_first(person_id)
-            teams.append(care_team(person_network(user=user, person_id=person_id)))
+            # A care team holds the person's own team only: no relative's team is shown.
+            network = person_network(user=user, person_id=person_id, family_shown=False)
+            teams.append(care_team(network))
         return fhir_response(searchset(teams, request.build_absolute_uri()))
 
 

@@ -23,7 +23,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.delivery.email import email_enqueue
-from core.models import Notification, NotificationEmail, NotificationPreference, Person
+from core.models import (
+    NOTIFICATION_TEXT_MAX,
+    Notification,
+    NotificationEmail,
+    NotificationPreference,
+    Person,
+)
 from tenants.db import current_schema, prepared_cursor
 from tenants.models import Council
 from tenants.queueing import task_enqueue
@@ -107,7 +113,7 @@ def notification_send(
     if not users:
         return []
     now = timezone.now()
-    text = text[:300]
+    text = text[:NOTIFICATION_TEXT_MAX]
     with prepared_cursor() as cursor:
         cursor.execute(
             NOTIFY_SQL,
