@@ -171,24 +171,32 @@ def schema_tables(schema_name: str) -> list[str]:
     """The schema's tables, parents before the tables whose foreign keys point at them, so
     that loading them in this order never meets a row whose parent is still missing."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
-            [schema_name],
-        )
-        tables = [row[0] for row in cursor.fetchall()]
+        # Found through pg_depend's index on what each object depends on (its schema):
+        # pg_class has no index by schema, and reading all of it for each council makes a
+        # backup of N councils take N^2 time (pg_class holds 325,000 rows at 1,000).
         cursor.execute(
             """
-            SELECT child.relname, parent.relname
-            FROM pg_constraint fk
-            JOIN pg_class child ON child.oid = fk.conrelid
-            JOIN pg_class parent ON parent.oid = fk.confrelid
-            JOIN pg_namespace cn ON cn.oid = child.relnamespace
-            JOIN pg_namespace pn ON pn.oid = parent.relnamespace
-            WHERE fk.contype = 'f' AND cn.nspname = %s AND pn.nspname = %s
+            SELECT c.oid, c.relname
+            FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+            WHERE d.classid = 'pg_class'::regclass
+              AND d.refclassid = 'pg_namespace'::regclass
+              AND d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = %s)
+              AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname
             """,
-            [schema_name, schema_name],
+            [schema_name],
         )
-        edges = cursor.fetchall()
+        found = cursor.fetchall()
+        names = dict(found)
+        tables = [name for _, name in found]
+        cursor.execute(
+            "SELECT conrelid, confrelid FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid = ANY(%s)",
+            [list(names)],
+        )
+        edges = [
+            (names[child], names[parent]) for child, parent in cursor.fetchall() if parent in names
+        ]
     graph: dict[str, set[str]] = {table: set() for table in tables}
     for child, parent in edges:
         if child != parent and child in graph and parent in graph:
