@@ -3,10 +3,11 @@ old way (one REPEATABLE READ transaction reading every table) runs out of shared
 `patchwork backup` (one exported snapshot, a transaction per schema) completes, and
 `patchwork restore` brings every council back row for row.
 
-A cluster of the test's own with `max_locks_per_transaction=10` and `max_connections=10`
-has a lock table of about 100 entries (plus PostgreSQL's slack): 30 councils of 41 tables
-need over 1,200 locks in one transaction, one council about 50. The restore, which drops
-and recreates a council's schema in one transaction, runs on PostgreSQL's default (64)."""
+A cluster of the test's own with `max_locks_per_transaction=10`, `max_connections=10` and
+no background workers or WAL senders has a lock table of about 120 entries (10 for each of
+its 12 possible processes, plus PostgreSQL's slack): 20 councils of 41 tables need over 800
+locks in one transaction, one council about 50. The restore, which drops
+and recreates a council's schema in one transaction, runs on PostgreSQL's defaults."""
 
 from __future__ import annotations
 
@@ -25,9 +26,24 @@ from tenants.db import sql_identifier
 from tests.operations.council_data import fingerprints
 from tests.operations.private_cluster import PG_BIN, PrivateCluster
 
-COUNCILS = 30
+COUNCILS = 20
 DATABASE = "patchwork"
-SMALL_LOCK_TABLE = {"max_locks_per_transaction": 10, "max_connections": 10}
+# The lock table has max_locks_per_transaction x (max_connections + autovacuum workers + 1
+# + max_worker_processes + max_wal_senders + max_prepared_transactions) entries.
+SMALL_LOCK_TABLE = {
+    "max_locks_per_transaction": 10,
+    "max_connections": 10,
+    "autovacuum_max_workers": 1,
+    "max_worker_processes": 0,
+    "max_wal_senders": 0,
+}
+POSTGRESQL_DEFAULTS = {
+    "max_locks_per_transaction": 64,
+    "max_connections": 100,
+    "autovacuum_max_workers": 3,
+    "max_worker_processes": 8,
+    "max_wal_senders": 10,
+}
 
 
 def _schema_name(n: int) -> str:
@@ -77,7 +93,7 @@ def crowded(
     directory = Path(tempfile.mkdtemp(prefix="patchwork-crowded-"))
     cluster = PrivateCluster(directory, SMALL_LOCK_TABLE)
     cluster.create()
-    cluster.start(max_locks_per_transaction=64)
+    cluster.start(**POSTGRESQL_DEFAULTS)
     try:
         with django_db_blocker.unblock():
             source = connection.settings_dict
@@ -160,11 +176,11 @@ def test_it_backs_up_and_restores_more_councils_than_one_transaction_could_lock(
     assert f"{len(schemas)} schemas" in output
     (archive,) = tmp_path.glob("patchwork-*.pwa")
 
-    # Dropping or recreating one council's schema locks each of its ~300 tables, indexes
-    # and sequences in one transaction (more than this tiny lock table, well within
-    # PostgreSQL's default): the loss and the restore run on the default.
+    # Dropping or recreating one council's schema locks each of its tables, indexes,
+    # sequences and TOAST tables in one transaction (more than this tiny lock table holds,
+    # well within PostgreSQL's default): the loss and the restore run on the defaults.
     crowded.stop()
-    crowded.start(max_locks_per_transaction=64)
+    crowded.start(**POSTGRESQL_DEFAULTS)
     with crowded.connect(DATABASE) as conn:
         for schema in councils[: COUNCILS // 2]:
             conn.execute(f"DROP SCHEMA {sql_identifier(schema)} CASCADE")
