@@ -29,7 +29,8 @@ def workspace() -> Iterator[Path]:
 
 
 def _config(directory: Path, data: Path, port: int) -> Path:
-    """The same settings as ansible/roles/backup/templates/pgbackrest.conf.j2, in `directory`."""
+    """The settings of ansible/roles/postgresql/templates/pgbackrest.conf.j2 (but the
+    repository's encryption and compression), with every path in `directory`."""
     config = directory / "pgbackrest.conf"
     config.write_text(
         "[global]\n"
