@@ -32,7 +32,7 @@ from accounts.models import Invitation, SecondFactorReset, User
 from accounts.services import invitation_issue
 from tenants import archives
 from tenants.archives import ArchiveReader, SchemaSection
-from tenants.cloning import schema_clone
+from tenants.cloning import clone_script, schema_clone
 from tenants.db import sql_identifier, tenant_connection
 from tenants.models import Council, Domain
 from tenants.selectors import council_url, councils_list, template_is_current
@@ -43,6 +43,8 @@ from tenants.services import (
 from tenants.signals import council_credentials_forget
 
 log = logging.getLogger(__name__)
+
+CloneScript = tuple[list[str], list[tuple[str, list[str], str | None]]]
 
 
 class RestoreRefused(Exception):
@@ -174,14 +176,15 @@ def _replica_mode() -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def _schema_recreate(schema_name: str) -> None:
-    """A council's schema, empty, with the template's tables, triggers and sequences."""
+def _schema_recreate(schema_name: str, script: CloneScript | None = None) -> None:
+    """A council's schema, empty, with the template's tables, triggers and sequences.
+    `script` is the template's `clone_script`, when read already."""
     if schema_exists(schema_name):
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"DROP SCHEMA {sql_identifier(schema_name)} CASCADE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-    schema_clone(get_tenant_base_schema(), schema_name)
+    schema_clone(get_tenant_base_schema(), schema_name, script)
     # The clone brings the template's own rows (migration records, content types and
     # permissions); the archive holds the council's, which are loaded instead.
     _schema_empty(schema_name, archives.schema_tables(schema_name), truncate=False)
@@ -233,13 +236,17 @@ def _schema_load(section: SchemaSection, target: str) -> int:
 def _sequences_reset(schema_name: str) -> None:
     """Each id sequence continues after the largest id loaded, so new rows never collide."""
     with connection.cursor() as cursor:
+        # The schema's tables through pg_depend's index, as archives.schema_tables finds
+        # them: a scan of all of pg_class for each council grows with the councils.
         cursor.execute(
             """
             SELECT c.relname, a.attname,
                    pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)
-            FROM pg_attribute a
-            JOIN pg_class c ON c.oid = a.attrelid
-            JOIN pg_namespace n ON n.oid = c.relnamespace
+            FROM pg_namespace n
+            JOIN pg_depend d ON d.refobjid = n.oid
+                AND d.refclassid = 'pg_namespace'::regclass AND d.classid = 'pg_class'::regclass
+            JOIN pg_class c ON c.oid = d.objid
+            JOIN pg_attribute a ON a.attrelid = c.oid
             WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
               AND pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)
                   IS NOT NULL
@@ -286,6 +293,9 @@ def deployment_restore(*, path: Path) -> Restored:
         _migrations_match(schema_name, entry, structure)
     rows = 0
     restored: list[str] = []
+    # Read once the template is back, for every council after it: reading the catalog
+    # for each council costs more as the councils (and their catalog rows) grow.
+    script: CloneScript | None = None
     with ArchiveReader(path) as reader:
         for section in reader.schemas():
             tables = list(manifest["schemas"][section.name]["tables"])
@@ -297,7 +307,8 @@ def deployment_restore(*, path: Path) -> Restored:
                 elif role == "template":
                     _schema_empty(template, tables, truncate=False)
                 else:
-                    _schema_recreate(section.name)
+                    script = script or clone_script(template)
+                    _schema_recreate(section.name, script)
                 rows += _schema_load(section, section.name)
             tenant_connection().set_schema_to_public()
             restored.append(section.name)

@@ -127,11 +127,16 @@ def _clone_script(
     return script, with_rows
 
 
-def schema_clone(source: str, target: str) -> None:
+def schema_clone(
+    source: str,
+    target: str,
+    prepared: tuple[list[str], list[tuple[str, list[str], str | None]]] | None = None,
+) -> None:
     """Create schema `target` as a structural and data copy of `source`. Run inside a
-    transaction: a failure leaves no schema behind."""
+    transaction: a failure leaves no schema behind. `prepared` is `clone_script(source)`,
+    when it was read already (a restore makes hundreds of councils from one template)."""
     tenant_connection().set_schema_to_public()
-    script, with_rows = clone_script(source)
+    script, with_rows = prepared or clone_script(source)
     statements = [
         f"CREATE SCHEMA {sql_identifier(target)}",
         f"SET LOCAL search_path TO {sql_identifier(target)}",

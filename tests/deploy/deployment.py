@@ -148,6 +148,7 @@ class Deployment:
             "vault_key_encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "vault_email_host_password": secrets.token_hex(16),
             "vault_metrics_token": secrets.token_hex(32),
+            "vault_pgbackrest_cipher_pass": secrets.token_urlsafe(48),
             "vault_tls_private_key": self._tls_key,
         }
         example = yaml.safe_load((self.inventory / "group_vars/all/vault.yml.example").read_text())

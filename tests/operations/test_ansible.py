@@ -6,6 +6,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -466,6 +467,10 @@ def test_it_renders_systemd_units_that_systemd_accepts(single_host: SingleHost) 
         "patchwork-beat.service",
         "patchwork-backup.service",
         "patchwork-backup.timer",
+        "pgbackrest-full.service",
+        "pgbackrest-full.timer",
+        "pgbackrest-diff.service",
+        "pgbackrest-diff.timer",
     }
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", *map(str, units)], capture_output=True, text=True, check=False
@@ -510,6 +515,37 @@ def test_it_prunes_backups_only_after_a_successful_backup(single_host: SingleHos
     timer = (single_host.files / "systemd" / "patchwork-backup.timer").read_text().splitlines()
     assert "OnCalendar=*-*-* 02:30:00" in timer
     assert "Persistent=true" in timer
+
+
+def test_it_archives_wal_to_pgbackrest_with_weekly_full_and_daily_differential_backups(
+    single_host: SingleHost, split: Path
+) -> None:
+    """PostgreSQL hands every WAL segment to the stanza pgBackRest is configured with; the
+    repository is encrypted and keeps three full backups; a full backup runs on Sundays and a
+    differential one on the other days (decision 0024)."""
+    for host in (single_host.files, split / "db1"):
+        postgresql = (host / "etc" / "postgresql" / "patchwork.conf").read_text().splitlines()
+        assert "archive_mode = on" in postgresql
+        assert "wal_level = replica" in postgresql
+        assert "archive_command = 'pgbackrest --stanza=patchwork archive-push %p'" in postgresql
+        config = (host / "etc" / "pgbackrest.conf").read_text().splitlines()
+        assert "[patchwork]" in config
+        assert "repo1-retention-full=3" in config
+        assert "repo1-cipher-type=aes-256-cbc" in config
+        assert "start-fast=y" in config
+        (data,) = [line for line in config if line.startswith("pg1-path=")]
+        assert re.fullmatch(r"pg1-path=/var/lib/postgresql/\d+/main", data)
+        full = (host / "systemd" / "pgbackrest-full.service").read_text().splitlines()
+        diff = (host / "systemd" / "pgbackrest-diff.service").read_text().splitlines()
+        assert "ExecStart=/usr/bin/pgbackrest --stanza=patchwork --type=full backup" in full
+        assert "ExecStart=/usr/bin/pgbackrest --stanza=patchwork --type=diff backup" in diff
+        assert "User=postgres" in full and "User=postgres" in diff
+        full_timer = (host / "systemd" / "pgbackrest-full.timer").read_text().splitlines()
+        diff_timer = (host / "systemd" / "pgbackrest-diff.timer").read_text().splitlines()
+        assert "OnCalendar=Sun *-*-* 01:30:00" in full_timer
+        assert "OnCalendar=Mon..Sat *-*-* 01:30:00" in diff_timer
+    # The app hosts of a split deployment run no PostgreSQL, so no pgBackRest.
+    assert not (split / "web1" / "etc" / "pgbackrest.conf").exists()
 
 
 def test_it_writes_every_setting_the_app_reads(single_host: SingleHost) -> None:

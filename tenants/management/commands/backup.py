@@ -1,8 +1,9 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tenants.archives import SchemaGone
 from tenants.backups import deployment_backup
 
 
@@ -22,7 +23,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         directory = options["output"] or settings.DATA_DIR / "backups"
-        backup = deployment_backup(directory=directory)  # type: ignore[arg-type]
+        try:
+            backup = deployment_backup(directory=directory)  # type: ignore[arg-type]
+        except SchemaGone as exc:
+            raise CommandError(str(exc)) from exc
         size = backup.path.stat().st_size
         self.stdout.write(self.style.SUCCESS(f"Backed up to {backup.path}"))
         self.stdout.write(
