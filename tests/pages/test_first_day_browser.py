@@ -206,9 +206,11 @@ def test_a_new_council_goes_from_onboarding_to_a_shared_network(live: Live) -> N
         operator.get_by_label("First administrator's full name").fill(admin_name)
         operator.get_by_label("First administrator's email address").fill(admin_email)
         operator.get_by_role("button", name="Onboard council").click()
+        # The first council of a run may build the template schema first: tens of seconds
+        # on a busy machine, well past the page's usual wait.
         expect(
             operator.get_by_role("heading", name=f"{live.council_name} is on Patchwork")
-        ).to_be_visible()
+        ).to_be_visible(timeout=90_000)
         expect(operator.locator(".govuk-summary-list")).to_contain_text(f"{live.slug}.localhost")
         admin_link = operator.get_by_test_id("invitation-url").inner_text().strip()
         assert admin_link.startswith(f"{council}/invitation/"), admin_link
