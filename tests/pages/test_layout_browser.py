@@ -304,6 +304,7 @@ def _practitioner_pages(ids: dict[str, Any]) -> list[str]:
         f"/meetings/{ids['meeting']}/",
         f"/meetings/{ids['meeting']}/change/",
         f"/federation/people/{child}/other-councils/",
+        "/federation/councils/",
         f"/involvements/{ids['involvement']}/",
         f"/involvements/{ids['involvement']}/update/",
         f"/involvements/{ids['involvement']}/end/",
@@ -362,6 +363,9 @@ OPERATOR_PAGES = [
     "/federation/peers/",
     "/federation/peers/add/",
     "/federation/outbox/",
+    "/admin/locked-accounts/",
+    "/admin/second-factors/",
+    "/my/recovery-codes/",
     "/no-such-page/",
 ]
 SIGNED_OUT_PAGES = ["/sign-in/"]
