@@ -26,7 +26,7 @@ from pathlib import Path
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-# What the roles install (base, postgresql, redis, app, nginx), what Ansible needs on a
+# What the roles install (base, postgresql with pgbackrest, redis, app, nginx), what Ansible needs on a
 # host (python3-apt for the apt module, sudo to become users) and what booting needs.
 PACKAGES = [
     "acl",
@@ -38,6 +38,7 @@ PACKAGES = [
     "nginx",
     "openssh-server",
     "openssl",
+    "pgbackrest",
     "postgresql",
     "postgresql-client",
     "python3",
