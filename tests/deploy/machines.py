@@ -26,8 +26,9 @@ from pathlib import Path
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-# What the roles install (base, postgresql with pgbackrest, redis, app, nginx), what Ansible needs on a
-# host (python3-apt for the apt module, sudo to become users) and what booting needs.
+# What the roles install (base, postgresql with pgbackrest, redis, app, nginx), what
+# Ansible needs on a host (python3-apt for the apt module, sudo to become users) and what
+# booting needs.
 PACKAGES = [
     "acl",
     "ca-certificates",
