@@ -57,6 +57,16 @@ def event_hash(
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
 
 
+def _chain_head_locked() -> str | None:
+    """Take the council's audit lock (until the transaction ends) and read the hash of the
+    chain's last event, or None for an empty log."""
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
+        cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
+        last = cursor.fetchone()
+    return last[0] if last else None
+
+
 def audit_record(
     *,
     actor: Any | None,
@@ -69,11 +79,7 @@ def audit_record(
     # Inside the change's own transaction no savepoint is needed: if the event cannot be
     # written, the change is not made either.
     with transaction.atomic(savepoint=False):
-        with prepared_cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
-            cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
-            last = cursor.fetchone()
-        previous = last[0] if last else None
+        previous = _chain_head_locked()
         at = timezone.now()
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
@@ -119,11 +125,7 @@ def audit_record_many(
     if not events:
         return []
     with transaction.atomic(savepoint=False):
-        with prepared_cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
-            cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
-            last = cursor.fetchone()
-        previous_hash = last[0] if last else GENESIS
+        previous_hash = _chain_head_locked() or GENESIS
         at = timezone.now()
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
