@@ -225,6 +225,16 @@ DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
 # After PostgreSQL restarts or fails over, each process's kept connection is dead: check it
 # at the start of a request and reconnect, rather than fail that request.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The hot statements prepared on the server (decisions 0005 and 0025): at most this many per
+# connection, one per statement and council, least recently used dropped; each planned once
+# (`force_generic_plan`; "auto" lets PostgreSQL plan each five times with its parameters
+# before choosing). Only statements our prepared cursor runs have cached plans.
+DB_PREPARED_STATEMENTS_MAX = envint("DB_PREPARED_STATEMENTS_MAX", 2000)
+DB_PLAN_CACHE_MODE = envstr("DB_PLAN_CACHE_MODE", "force_generic_plan")
+if DB_PLAN_CACHE_MODE not in ("auto", "force_generic_plan", "force_custom_plan"):
+    raise ImproperlyConfigured(
+        "DB_PLAN_CACHE_MODE must be auto, force_generic_plan or force_custom_plan"
+    )
 if envstr("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
