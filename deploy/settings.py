@@ -608,6 +608,9 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 
 # --- Federation: lookup timeout per peer, and the outbox's retry backoff ---
 FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECONDS", "3"))
+# A check asks the councils on this deployment in this many batched requests at once
+# (federation.batching, decision 0025): about the number of cores serving them.
+FEDERATION_BATCH_REQUESTS = envint("FEDERATION_BATCH_REQUESTS", 4)
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
 FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
 

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from core.api.serializers import ErrorOut
 from core.api.views import CouncilAPIView
-from federation import server, witnessing
+from federation import batching, server, witnessing
 from federation.checkpoints import audit_checkpoint_latest, checkpoint_published
 from federation.directory.selectors import directory_published
 from federation.models import Exchange
@@ -82,6 +82,18 @@ audit_witness = _endpoint(
 audit_witnessed = _endpoint(
     witnessing.KIND_QUERY, server.answer_audit_statement, needs_agreement=False
 )
+
+
+@csrf_exempt
+@require_POST
+def batch(request: HttpRequest) -> JsonResponse:
+    """Several councils' lookups in one request, each checked and answered as if it had
+    come on its own (federation.batching)."""
+    reply = batching.receive_batch(request)
+    response = JsonResponse(reply.body, status=reply.status)
+    if reply.retry_after is not None:
+        response["Retry-After"] = str(reply.retry_after)
+    return response
 
 
 # --- The latest signed audit checkpoint (REST API, /api/v1/) --------------------------------

@@ -70,6 +70,7 @@ COUNTERSIGN_PATH = "/federation/v1/agreements/countersign"
 REVOKE_PATH = "/federation/v1/agreements/revoke"
 REKEY_PATH = "/federation/v1/agreements/rekey"
 POINTER_UPDATE_PATH = "/federation/v1/pointer-updates"
+BATCH_PATH = "/federation/v1/batch"
 ANSWER_OUTCOMES = protocol.ANSWER_OUTCOMES
 # An unknown key id makes us refetch a peer's key document, but not more often than this.
 KEY_REFETCH_INTERVAL = timedelta(seconds=30)
@@ -104,9 +105,11 @@ MAX_ANSWER_BYTES = 1_000_000
 class PeerResponse:
     status_code: int
     content: bytes
+    # An answer that came inside a batch (federation.batching) is already parsed.
+    document: Any = None
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return self.document if self.document is not None else json.loads(self.content)
 
 
 class NoAnswer(Exception):
@@ -540,14 +543,75 @@ def agreement_rekey(*, agreement: DataSharingAgreement) -> RekeyResult:
 # --- "Who is involved?" fan-out ------------------------------------------------------------------
 
 
-def _post_one(outgoing: SignedRequest, timeout: float) -> PeerResponse | None:
+def _post_one(outgoing: SignedRequest, timeout: float) -> list[PeerResponse | None]:
     """One POST of the fan-out; None if the peer gave no answer in time."""
     try:
-        return http_post(
-            outgoing.url, headers=outgoing.headers, body=outgoing.body, timeout=timeout
+        return [
+            http_post(outgoing.url, headers=outgoing.headers, body=outgoing.body, timeout=timeout)
+        ]
+    except NoAnswer:
+        return [None]
+
+
+def _post_batch(batch: list[SignedRequest], timeout: float) -> list[PeerResponse | None]:
+    """Several councils' lookups in one POST to their deployment (federation.batching),
+    each request as signed for its own council; one response for each, None for any the
+    batch did not answer in a well-formed entry. A deployment that has no batch endpoint
+    yet (404, 405: part-way through an upgrade) gets each request on its own instead."""
+    first = batch[0]
+    base = first.url.removesuffix(LOOKUP_PATH)
+    envelope = {
+        "type": protocol.BATCH_TYPE,
+        "requests": [
+            {"target": one.url, "headers": one.headers, "body": one.body.decode("utf-8")}
+            for one in batch
+        ],
+    }
+    body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+    try:
+        response = http_post(
+            base + BATCH_PATH,
+            headers={"Content-Type": "application/json"},
+            body=body,
+            timeout=timeout,
         )
     except NoAnswer:
-        return None
+        return [None] * len(batch)
+    if response.status_code in (404, 405):
+        return [_post_one(one, timeout)[0] for one in batch]
+    try:
+        document = response.json() if response.status_code == 200 else None
+    except ValueError:
+        document = None
+    entries = document.get("answers") if isinstance(document, dict) else None
+    if (
+        not isinstance(entries, list)
+        or document.get("type") != protocol.BATCH_ANSWERS_TYPE  # type: ignore[union-attr]
+        or len(entries) != len(batch)
+    ):
+        return [None] * len(batch)
+    return [
+        PeerResponse(entry["status"], b"", entry["body"])
+        if isinstance(entry, dict)
+        and isinstance(entry.get("status"), int)
+        and isinstance(entry.get("body"), dict)
+        else None
+        for entry in entries
+    ]
+
+
+def _batches(outgoing: list[SignedRequest]) -> list[list[int]]:
+    """Which requests of a check leave together. Councils on this deployment are asked in
+    FEDERATION_BATCH_REQUESTS batches at once (so that every core of the deployment
+    answers), of at most BATCH_MAX_REQUESTS each; every other council on its own. A batch
+    of one is sent on its own."""
+    local = [index for index, one in enumerate(outgoing) if one.peer.is_local]
+    alone = [[index] for index, one in enumerate(outgoing) if not one.peer.is_local]
+    if not local:
+        return alone
+    parts = max(1, settings.FEDERATION_BATCH_REQUESTS)
+    size = min(protocol.BATCH_MAX_REQUESTS, -(-len(local) // parts))
+    return [local[start : start + size] for start in range(0, len(local), size)] + alone
 
 
 def _verified_answer(
@@ -609,7 +673,7 @@ def _fan_out_pool() -> ThreadPoolExecutor:
 
 def _collect_until(
     deadline: float,
-    sending: dict[Future[PeerResponse | None], int],
+    sending: dict[Future[list[PeerResponse | None]], list[int]],
     outgoing: list[SignedRequest],
     responses: dict[int, PeerResponse | None],
     documents: dict[int, dict[str, Any] | None],
@@ -619,9 +683,9 @@ def _collect_until(
     accepted the connection and never answers, or answers late, delays nobody else."""
     try:
         for future in as_completed(sending, timeout=max(0.0, deadline - time.monotonic())):
-            index = sending[future]
-            responses[index] = future.result()
-            documents[index] = _verified_answer(outgoing[index], responses[index])
+            for index, response in zip(sending[future], future.result(), strict=True):
+                responses[index] = response
+                documents[index] = _verified_answer(outgoing[index], response)
     except FuturesTimeout:
         pass
 
@@ -644,9 +708,10 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     responses: dict[int, PeerResponse | None] = {}
     documents: dict[int, dict[str, Any] | None] = {}
     pool = _fan_out_pool()
-    sending: dict[Future[PeerResponse | None], int] = {}
+    sending: dict[Future[list[PeerResponse | None]], list[int]] = {}
     try:
-        # Each request leaves as soon as it is signed, and each answer is verified as it
+        # Every request is signed first (a few tens of microseconds each), then each leaves
+        # on its own or in its deployment's batch, and each answer is verified as it
         # arrives, while slower councils are still answering.
         for agreement in agreements:
             keys = protocol.match_keys(
@@ -665,8 +730,13 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 payload={"type": "patchwork.lookup", "match_keys": keys},
                 key=key,
             )
-            sending[pool.submit(_post_one, one, timeout)] = len(outgoing)
             outgoing.append(one)
+        for indexes in _batches(outgoing):
+            if len(indexes) == 1:
+                future = pool.submit(_post_one, outgoing[indexes[0]], timeout)
+            else:
+                future = pool.submit(_post_batch, [outgoing[i] for i in indexes], timeout)
+            sending[future] = indexes
         _collect_until(time.monotonic() + timeout, sending, outgoing, responses, documents)
     finally:
         # A peer still silent at the deadline is not waited for: its thread is free again

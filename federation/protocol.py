@@ -52,6 +52,10 @@ FEDERATION_HEADERS = (
 COVERED_COMPONENTS = ("@method", "@target-uri", "content-digest", *FEDERATION_HEADERS)
 # A signed request is good for this long after it was made; the receiver also allows this
 # much difference between the two councils' clocks.
+# Lookups to several councils of one deployment in one request (spec §11.5, decision 0025).
+BATCH_TYPE = "patchwork.batch"
+BATCH_ANSWERS_TYPE = "patchwork.batch-answers"
+BATCH_MAX_REQUESTS = 50
 REQUEST_LIFETIME = timedelta(seconds=60)
 CLOCK_SKEW = timedelta(seconds=30)
 # A key document is never valid for longer than this (the issue's ceiling).

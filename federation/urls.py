@@ -14,6 +14,7 @@ urlpatterns = [
         name="audit_checkpoint_latest",
     ),
     path("federation/v1/who-is-involved", api.who_is_involved, name="who_is_involved"),
+    path("federation/v1/batch", api.batch, name="batch"),
     path("federation/v1/pointer-updates", api.pointer_updates, name="pointer_updates"),
     path("federation/v1/agreements/offer", api.agreement_offer, name="agreement_offer"),
     path(
