@@ -127,7 +127,7 @@ def _inner_request(
     body = one["body"].encode("utf-8")
     meta.update(HTTP_HOST=netloc, PATH_INFO=path, QUERY_STRING="", CONTENT_LENGTH=str(len(body)))
     inner.META = meta
-    inner._body = body  # type: ignore[attr-defined]  # what HttpRequest.body returns
+    inner._body = body  # what HttpRequest.body returns
     inner.tenant = council  # type: ignore[attr-defined]
     return inner
 
@@ -174,7 +174,7 @@ def receive_batch(request: HttpRequest) -> Reply:
         return Reply(400, {"outcome": "refused", "reason": "not_a_batch"})
     hosts = sorted({(urlsplit(one["target"]).hostname or "").lower() for one in requests})
     councils = {
-        council.host: council  # type: ignore[attr-defined]
+        council.host: council
         for council in models_from_sql(Council, COUNCILS_BY_HOST, [hosts])
     }
     _host, port = split_domain_port(request.get_host())

@@ -156,6 +156,22 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     )
     for text, times in statements.most_common():
         print(f"{times / n:6.2f} per answer  {text}")
+    # What the connection's prepared statements hold, one per hot statement and council
+    # (decision 0025): their count and the memory of their plans.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        prepared = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT coalesce(sum(total_bytes), 0) FROM pg_backend_memory_contexts "
+            "WHERE name IN ('CachedPlan', 'CachedPlanSource', 'CachedPlanQuery')"
+        )
+        plans = cursor.fetchone()[0]
+        cursor.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
+        total = cursor.fetchone()[0]
+    print(
+        f"this connection: {prepared} prepared statements, their plans {plans / 2**20:.1f} MB, "
+        f"the backend's memory contexts {total / 2**20:.1f} MB"
+    )
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
