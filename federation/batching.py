@@ -15,10 +15,11 @@ and is answered with one entry per request, in order:
                   "retry_after": 30}, ...]}
 
 Nothing about a request changes by travelling in a batch. Each is checked exactly as if it
-had arrived on its own at its target (`federation.server.receive`: address and peer limits,
-key, signature over its own target URL, time window, agreement, purpose, nonce, request
-id), answered by its own council in its own schema and transaction, audited in that
-council's log, and its answer is signed by that council. The envelope adds no authority:
+had arrived on its own at its target (`federation.server.receive`: peer, key, signature
+over its own target URL, time window, peer limit, agreement, purpose, nonce, request id;
+the client address's limit is asked once, for the batch), answered by its own council in
+its own schema and transaction, audited in that council's log, and its answer is signed
+by that council. The envelope adds no authority:
 a request whose target is not a council served here, or not a lookup, is refused on its
 own, and the others are still answered. Only lookups travel in batches (the check a
 practitioner waits for); everything else goes on its own."""
@@ -42,6 +43,7 @@ from federation.protocol import (
     BATCH_TYPE,
     DEFAULT_PORTS,
 )
+from federation.selectors import peers_remembered
 from federation.server import REFUSED, Reply, answer_lookup, receive
 from tenants.db import models_from_sql, tenant_connection
 from tenants.middleware import RETRY_AFTER_SECONDS
@@ -148,7 +150,13 @@ def _answer(
         return _refusal("council_updating", 503, RETRY_AFTER_SECONDS)
     tenant_connection().set_tenant(council)
     inner = _inner_request(envelope, one, council, parts.path, parts.netloc)
-    reply = receive(inner, kind=Exchange.Kind.LOOKUP, handler=answer_lookup, needs_agreement=True)
+    reply = receive(
+        inner,
+        kind=Exchange.Kind.LOOKUP,
+        handler=answer_lookup,
+        needs_agreement=True,
+        address_checked=True,
+    )
     BATCHED.labels("answered").inc()
     entry: dict[str, Any] = {"status": reply.status, "body": reply.body}
     if reply.retry_after is not None:
@@ -174,8 +182,7 @@ def receive_batch(request: HttpRequest) -> Reply:
         return Reply(400, {"outcome": "refused", "reason": "not_a_batch"})
     hosts = sorted({(urlsplit(one["target"]).hostname or "").lower() for one in requests})
     councils = {
-        council.host: council
-        for council in models_from_sql(Council, COUNCILS_BY_HOST, [hosts])
+        council.host: council for council in models_from_sql(Council, COUNCILS_BY_HOST, [hosts])
     }
     _host, port = split_domain_port(request.get_host())
     if port == str(DEFAULT_PORTS.get(request.scheme or "", "")):
@@ -183,7 +190,8 @@ def receive_batch(request: HttpRequest) -> Reply:
     connection = tenant_connection()
     here = getattr(request, "tenant", None)
     try:
-        answers = [_answer(request, one, councils, port) for one in requests]
+        with peers_remembered():
+            answers = [_answer(request, one, councils, port) for one in requests]
     finally:
         # Back to the council the batch was sent to, for the rest of this request.
         if here is not None:

@@ -4,6 +4,9 @@ practitioner may see (only for a person they can already see: core.selectors.per
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,20 +84,43 @@ def peers_list() -> QuerySet[FederationPeer]:
     return FederationPeer.objects.select_related("council").order_by("removed_at", "name")
 
 
+# Within `peers_remembered()` (one batch of requests, federation.batching), each peer is read
+# once: the requests in a batch usually all come from the same council.
+_remembered: ContextVar[dict[str, FederationPeer | None] | None] = ContextVar(
+    "peers_remembered", default=None
+)
+
+
+@contextmanager
+def peers_remembered() -> Iterator[None]:
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def peer_active(federation_id: str) -> FederationPeer | None:
     """The peer with this id, unless it is unknown or removed. (Read on every signed
-    request: a plain statement.)"""
-    return next(
+    request: a plain statement, the same for every council.)"""
+    remembered = _remembered.get()
+    if remembered is not None and federation_id in remembered:
+        return remembered[federation_id]
+    peer = next(
         iter(
             models_from_sql(
                 FederationPeer,
-                "SELECT * FROM tenants_federationpeer "
+                "SELECT * FROM public.tenants_federationpeer "
                 "WHERE federation_id = %s AND removed_at IS NULL",
                 [federation_id],
+                per_council=False,
             )
         ),
         None,
     )
+    if remembered is not None:
+        remembered[federation_id] = peer
+    return peer
 
 
 def peer_for_operator(peer_id: int) -> FederationPeer:

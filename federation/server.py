@@ -258,9 +258,17 @@ def _signed_request(incoming: Incoming) -> dict[str, Any]:
 Handler = Callable[[Incoming], tuple[int, dict[str, Any], int | None]]
 
 
-def receive(request: HttpRequest, *, kind: str, handler: Handler, needs_agreement: bool) -> Reply:
-    """Check a signed request, then let `handler` answer it once."""
-    wait = limit_wait(FEDERATION_ADDRESS, address_key(request))
+def receive(
+    request: HttpRequest,
+    *,
+    kind: str,
+    handler: Handler,
+    needs_agreement: bool,
+    address_checked: bool = False,
+) -> Reply:
+    """Check a signed request, then let `handler` answer it once. `address_checked`: the
+    client address's limit was asked for the batch this request came in (federation.batching)."""
+    wait = None if address_checked else limit_wait(FEDERATION_ADDRESS, address_key(request))
     if wait is not None:
         return _refused(request, kind, RequestRefused("rate_limited", 429, retry_after=wait))
     sender: Authenticated | None = None

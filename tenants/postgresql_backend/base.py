@@ -65,9 +65,18 @@ class PreparedCursor(psycopg.Cursor[Any]):
     ) -> Any:
         if prepare is None:
             prepare = params is not None
-        if prepare and self.schema_tag and isinstance(query, str):
-            query = f"{query}\n/* {self.schema_tag} */"
+        self._tag_next = bool(prepare and self.schema_tag)
         return super().execute(query, params, prepare=prepare, binary=binary)
+
+    def _convert_query(self, query: Any, params: Any = None) -> Any:
+        # The tag goes on after psycopg has converted the statement, whose conversion it
+        # keeps (for 128 statement texts): tagged before, each council's copy would be a
+        # text of its own, converted again on every run once there are more than 128.
+        converted = super()._convert_query(query, params)
+        if getattr(self, "_tag_next", False):
+            self._tag_next = False
+            converted.query += f"\n/* {self.schema_tag} */".encode()
+        return converted
 
 
 class DatabaseOperations(BaseOperations):
@@ -128,7 +137,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             params["options"] = f"{params.get('options', '')} -c plan_cache_mode={mode}".strip()
         return params
 
-    def prepared_cursor(self) -> Any:
+    def prepared_cursor(self, *, per_council: bool = True) -> Any:
         """Like `cursor()`, with statements prepared on the server (see the module text).
         Use it for fixed statements run on every request, written for server-side binding:
         placeholders only where PostgreSQL takes a parameter, `= ANY(%s)` not `IN %s`."""
@@ -142,7 +151,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._prepared_next = False
         # Making the cursor set the search path for this schema, if it was not set already.
         schema = self.schema_name or ""
-        if isinstance(wrapper.cursor, PreparedCursor) and SCHEMA_TAG.match(schema):
+        if per_council and isinstance(wrapper.cursor, PreparedCursor) and SCHEMA_TAG.match(schema):
             wrapper.cursor.schema_tag = schema
         return wrapper
 
