@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from core.models import AuditEvent
+from tenants.canonical import canonical_json
 from tenants.db import current_schema, prepared_cursor
 
 GENESIS = "0" * 64
@@ -54,7 +54,7 @@ def event_hash(
         "detail": detail,
         "previous_hash": previous_hash,
     }
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def _chain_head_locked() -> str | None:

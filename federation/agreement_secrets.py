@@ -19,13 +19,13 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import rfc8785
 from django.utils import timezone
 
 from federation import protocol, sealing
 from federation.directory.models import CouncilEncryptionKey
 from federation.directory.services import council_encryption_key_current
 from federation.selectors import RETIRED_KEY_VALID
+from tenants.canonical import canonical_json
 from tenants.models import Council
 
 PROTOCOL_LABEL = "patchwork/agreement-secret/v1"
@@ -53,7 +53,7 @@ def secret_info(
     }
     if rekey_id:
         fields["rekey_id"] = rekey_id
-    return rfc8785.dumps(fields)
+    return canonical_json(fields)
 
 
 def secret_aad(document: Mapping[str, Any]) -> bytes:

@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -60,6 +59,7 @@ from federation.services import (
     practitioner_pseudonym,
     signing_key,
 )
+from tenants.canonical import canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def signed_request(
 ) -> SignedRequest:
     """The payload as canonical JSON, signed by this council's key for `peer`."""
     url = (base_url or peer_base_url(peer)) + path
-    body = rfc8785.dumps(payload)
+    body = canonical_json(payload)
     request_id = request_id or str(uuid.uuid4())
     headers = protocol.sign_request(
         url=url,

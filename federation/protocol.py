@@ -35,6 +35,7 @@ from http_message_signatures import (
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
 from core.identifiers import name_key, nhs_number_clean
+from tenants.canonical import canonical_json as fast_canonical_json
 
 SIGNATURE_TAG = "patchwork-federation"
 HEADER_COUNCIL = "patchwork-council"
@@ -125,7 +126,7 @@ def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of any JSON value. Raises NotCanonicalJSON for a value RFC 8785 cannot
     write the same way every implementation reads it."""
     try:
-        return rfc8785.dumps(value)
+        return fast_canonical_json(value)
     except rfc8785.IntegerDomainError:
         pass  # large integers: the slow path below, which is rare
     except rfc8785.CanonicalizationError as exc:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
-import rfc8785
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -43,6 +42,7 @@ from federation.selectors import (
     peer_base_url,
     peer_directory_sync,
 )
+from tenants.canonical import canonical_json
 from tenants.db import current_schema, models_from_sql, prepared_cursor
 from tenants.models import Council
 
@@ -885,7 +885,7 @@ def pointers_for(
             )
         )
     duty = CouncilPolicy.current().duty_team_contact if sensitive else ""
-    digest = hashlib.sha256(rfc8785.dumps({"p": cast(Any, cores), "s": sensitive})).hexdigest()
+    digest = hashlib.sha256(canonical_json({"p": cast(Any, cores), "s": sensitive})).hexdigest()
     return {
         "pointers": pointers,
         "sensitive_service_involved": sensitive,

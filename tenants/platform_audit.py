@@ -9,10 +9,10 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tenants.canonical import canonical_json
 from tenants.models import PlatformAuditEvent
 
 GENESIS = "0" * 64
@@ -36,7 +36,7 @@ def platform_event_hash(
         "detail": detail,
         "previous_hash": previous_hash,
     }
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def platform_audit_record(
