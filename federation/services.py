@@ -719,7 +719,6 @@ def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, An
     one. Several means "ask for more"."""
     nhs = [str(k) for k in keys.get("nhs") or []][:4]
     demographic = [str(k) for k in keys.get("demographic") or []][:64]
-    index = MatchKey.objects.filter(agreement=agreement).select_related("person")
     hits = {
         person.pk: person
         for person in models_from_sql(
@@ -742,6 +741,8 @@ def match_person_compared(*, agreement: DataSharingAgreement, keys: dict[str, An
         return _compare_with(agreement=agreement, person=person, keys=keys)
     if not (agreement.demographic_matching and demographic):
         return _nobody("no_match")
+    # Built only here: most answers are decided by the statement above.
+    index = MatchKey.objects.filter(agreement=agreement).select_related("person")
     candidates = {
         row.person_id: row.person
         for row in index.filter(kind=MatchKey.Kind.DEMOGRAPHIC, key__in=demographic)
