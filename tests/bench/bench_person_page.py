@@ -819,7 +819,8 @@ def write_docs(
         low, high = count["page_statements_range"]
         count_lines.append(
             f"| {count['code']} | {count['page_statements']:g} ({low}–{high}) | "
-            f"{count['page_writes']:g} | {count['page_kb']:.1f} | {count['search_statements']:g} |"
+            f"{count['page_writes']:g} | {count['page_kb']:.1f} | {count['search_statements']:g} "
+            f"| {count['page_cpu_in_process_ms']:.1f} |"
         )
     notes = sorted(
         {f"{r.code}, {dict(ROWS)[r.kind]} at {r.connections}: {n}" for r in rows for n in r.notes}
@@ -863,12 +864,17 @@ def write_docs(
         "stack with no work (session cookie sent, as a browser does).",
         "",
         "| code | SQL statements per page (range) | of them writes | page KB "
-        "| statements per search |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| statements per search | page CPU ms in-process |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         *count_lines,
         "",
         "(Counted once per code in-process with Django's test client and "
-        "CaptureQueriesContext, signed in with the first connection's session.)",
+        "CaptureQueriesContext, signed in with the first connection's session; the last "
+        "column is that process's CPU per page, without HTTP and gunicorn.) Speed probe (a "
+        "fixed 3-million-step Python loop, CPU ms, before and after each server's rows; it "
+        "rises with others' load as CPU per request does): "
+        + "; ".join(f"{c['code']} {c['probe_ms'][0]:.0f} / {c['probe_ms'][1]:.0f}" for c in counts)
+        + ".",
         "",
         summary,
         "",
