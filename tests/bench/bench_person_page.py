@@ -36,19 +36,25 @@ Columns: requests completed, requests per second, p50 and p95 latency (wrk's `--
 distribution), failures, application CPU per request (utime + stime of gunicorn's workers
 from /proc/<pid>/stat, plus what the master reaped from replaced workers, before and after
 the row, divided by the requests wrk completed), PostgreSQL CPU per request (the same for the
-client backends of this database, from pg_stat_activity), and "others": CPU the rest of the
-machine used during the row (all busy CPU in /proc/stat less the workers, the backends and
-wrk itself), in cores. SQL statements per page (and per search) and the page size are
-counted once per code, in-process, with Django's test client and CaptureQueriesContext,
+client backends of this database, from pg_stat_activity, read twice a second so that a
+backend Django replaces mid-row still counts), and "others": CPU the rest of the machine used
+during the row (all busy CPU in /proc/stat less the workers, the backends and wrk), in cores;
+it includes Redis, PostgreSQL's WAL writer and the kernel's loopback work, which the
+benchmark itself causes (0.19 of a core in the quietest row of the first run, search at 16
+connections, so at most that). SQL statements per page (and per search) and the page size
+are counted once per code, in-process, with Django's test client and CaptureQueriesContext,
 signed in with the same session as the first connection.
 
 Reading the CPU figures on a shared machine: the machine has 2 cores that other engineers'
-tests use too. CPU time per request is what the page costs, and other load disturbs it far
-less than wall time (req/s and latency fall when others run; CPU ms per request rises only
-a little, through cache and frequency effects). Read the "others" column and the load
-average printed with each run: when "others" is more than a few tenths of a core, compare
-CPU per request only, and only within one run. Run the real measurement at the quietest
-moment you can (check `uptime` first), and compare codes in one run with `--code`.
+tests use too. CPU time per request is what the page costs, and other load disturbs it less
+than wall time: req/s and latency fall in proportion to the cores others take, CPU per
+request does not. It is not immune, though: two busy virtual cores slow each other (shared
+caches, perhaps one physical core), so the same page costs more CPU milliseconds when
+others run. The "speed probe" (a fixed Python loop timed in CPU before and after each
+server's rows) shows how much: compare CPU per request only between runs whose probes
+agree, and two codes only within one run (`--code`, A B B A, so both see the same load).
+Read the "others" column and `uptime` (printed in the docs section): run the measurement
+that counts at the quietest moment you can, and say what the load was.
 
 Comparing two versions of the code in one run: export the other version, e.g. today's main,
 
@@ -363,11 +369,17 @@ class CpuSnapshot:
     at: float
 
 
-def snapshot(master: int, monitor: object) -> CpuSnapshot:
+def backends_read(monitor: object) -> dict[int, float]:
+    """CPU seconds so far of each client backend of this database (not the monitor's own)."""
     rows = monitor.execute(  # type: ignore[attr-defined]
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
         "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
     ).fetchall()
+    return {pid: process_cpu(pid) for (pid,) in rows}
+
+
+def snapshot(master: int, monitor: object) -> CpuSnapshot:
+    backends = backends_read(monitor)
     workers = children_of(master)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy, at = machine_busy()
@@ -376,17 +388,18 @@ def snapshot(master: int, monitor: object) -> CpuSnapshot:
         app=process_cpu(master, reaped=True)
         - process_cpu(master)
         + sum(process_cpu(pid) for pid in workers),
-        backends={pid: process_cpu(pid) for (pid,) in rows},
+        backends=backends,
         wrk=usage.ru_utime + usage.ru_stime,
         busy=busy,
         at=at,
     )
 
 
-def backends_cpu(before: CpuSnapshot, after: CpuSnapshot) -> float:
-    """CPU seconds the database's backends used between two snapshots: a backend that
-    started in between counts whole; one that ended in between is lost (and said so)."""
-    return sum(cpu - before.backends.get(pid, 0.0) for pid, cpu in after.backends.items())
+def backends_cpu(before: CpuSnapshot, seen: dict[int, float]) -> float:
+    """CPU seconds the database's backends used since `before`, from the last reading of
+    each (`seen`): one that started since counts whole; one that ended counts up to its
+    last reading."""
+    return sum(cpu - before.backends.get(pid, 0.0) for pid, cpu in seen.items())
 
 
 def speed_probe() -> float:
@@ -420,8 +433,20 @@ def wrk_row(
     command = ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds:g}s"]
     command += ["--latency", "--timeout", "10s", "-s", str(LUA), base, "--", str(data)]
     before = snapshot(master, monitor)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Django reconnects when a connection is DB_CONN_MAX_AGE old (60 s), so backends end
+    # and start during a row: read theirs twice a second (from this process, which does
+    # nothing else while wrk runs) to keep what an ended one used.
+    seen = dict(before.backends)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            stdout, stderr = process.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            seen.update(backends_read(monitor))
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     after = snapshot(master, monitor)
+    seen.update(after.backends)
     row = Row(code=code, kind=kind, connections=connections)
     found = WRK_LINE.search(done.stdout)
     if done.returncode != 0 or found is None:
@@ -441,17 +466,18 @@ def wrk_row(
     row.notes += re.findall(r"^PWFAILURE (.*)$", done.stdout, re.M)
     if row.requests:
         row.app_cpu_ms = (after.app - before.app) * 1000 / row.requests
-        row.pg_cpu_ms = backends_cpu(before, after) * 1000 / row.requests
-    ours = (after.app - before.app) + backends_cpu(before, after) + (after.wrk - before.wrk)
+        row.pg_cpu_ms = backends_cpu(before, seen) * 1000 / row.requests
+    ours = (after.app - before.app) + backends_cpu(before, seen) + (after.wrk - before.wrk)
     row.others_cores = max(0.0, (after.busy - before.busy) - ours) / (after.at - before.at)
     if after.workers != before.workers:
         row.notes.append("a gunicorn worker was replaced during the row (its CPU is counted)")
     ended = sorted(set(before.backends) - set(after.backends))
     if ended:
         row.notes.append(
-            f"{len(ended)} of the database's backends ended during the row (of "
-            f"{len(before.backends)}; {len(set(after.backends) - set(before.backends))} "
-            "started): the CPU they used in the row is missing from the PG column"
+            f"{len(ended)} of the database's backends ended during the row and "
+            f"{len(set(after.backends) - set(before.backends))} started (DB_CONN_MAX_AGE): "
+            "an ended one's CPU is counted up to its last reading, half a second at most "
+            "before it ended"
         )
     print(f"  {row.line()}", flush=True)
     for note in row.notes:
@@ -788,7 +814,20 @@ def summarise(rows: list[Row], counts: list[dict]) -> str:
             f"x{b[f'page@{top} app'] / a[f'page@{top} app']:.2f}; search throughput "
             f"x{b[f'search@{top} req/s'] / a[f'search@{top} req/s']:.2f}."
         )
-    return "\n".join(lines)
+    mine = per_code[codes[-1]]
+    count = next(c for c in counts if c["code"] == codes[-1])
+    if "page@1 app" in mine:
+        lines.append(
+            f"Against issue 19's table ({codes[-1]}): application CPU per page "
+            f"{mine['page@1 app']:.1f} ms at 1 connection against 13.4 ms "
+            f"(x{mine['page@1 app'] / 13.4:.2f}); {count['page_statements']:g} statements "
+            f"of which {count['page_writes']:g} writes against 14 (+1 write); "
+            f"{count['page_kb']:.1f} KB against 19.8 KB; {mine['page@1 req/s']:.0f} req/s at "
+            "1 connection against 52"
+            + (f", {mine['page@16 req/s']:.0f} at 16 against 103" if "page@16 app" in mine else "")
+            + "."
+        )
+    return "\n\n".join(lines)
 
 
 ISSUE_TABLE = (
@@ -851,8 +890,9 @@ def write_docs(
         f"{load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f} before the run and "
         f"{load_after[0]:.2f}, {load_after[1]:.2f}, {load_after[2]:.2f} after it (the "
         'benchmark\'s own load included); "others" below is the CPU the rest of the machine '
-        "used during each row, in cores. Throughput and latency are an upper bound on this "
-        "machine, not a capacity plan; CPU per request is the figure to compare.**",
+        "used during each row, in cores (which includes Redis, PostgreSQL's WAL writer and the "
+        "kernel's loopback work that the benchmark itself causes). Throughput and latency "
+        "fall with others' load; CPU per request is the figure to compare, within one run.**",
         "",
         HEADER,
         *[row.line() for row in rows],
