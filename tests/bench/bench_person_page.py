@@ -11,7 +11,8 @@ Set-up (Python, before anything is measured): the database is migrated with this
 checkout's code and the council Benchmarkshire (E10000099) is seeded at county scale by
 tests/bench/bench_network.py's own `prepare` if it is not there yet (250,000 children,
 about 516,000 people, 1.03 million involvements, 20,800 practitioners: about 9 minutes, once;
-later runs reuse it; `--children 2000` and another `--council` code for a quick small run).
+later runs reuse it; for a quick small run, `--children 3000` with another database, e.g.
+DATABASE_URL=.../patchwork_bench_person_small).
 Then one practitioner per connection (bench.practitioner, bench.practitioner.2, ...), each
 put on the team of 400 children of their own, with a bearer token each.
 
@@ -518,6 +519,9 @@ def count_statements(code_dir: Path | None, host: str, practitioner: Practitione
     return json.loads(found.group(1))
 
 
+TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK"}
+
+
 def count_statements_here() -> None:
     """The --count-statements subprocess: reads its job on stdin, prints PWCOUNT {json}."""
     job = json.loads(sys.stdin.read())
@@ -544,6 +548,7 @@ def count_statements_here() -> None:
     pages: list[int] = []
     writes: list[int] = []
     sizes: list[int] = []
+    control: list[int] = []
     cpus: list[float] = []
     first: list[str] = []
     for child in children[5:]:
@@ -557,6 +562,7 @@ def count_statements_here() -> None:
         first = first or statements
         pages.append(len(statements))
         writes.append(sum(s.lstrip().upper().startswith(("INSERT", "UPDATE")) for s in statements))
+        control.append(sum(s.strip().upper() in TRANSACTION_CONTROL for s in statements))
         sizes.append(len(response.content))
     searches: list[int] = []
     for i, child in enumerate(children[5:]):
@@ -579,6 +585,7 @@ def count_statements_here() -> None:
         "page_statements": statistics.median(pages),
         "page_statements_range": [min(pages), max(pages)],
         "page_writes": statistics.median(writes),
+        "page_begin_commit": statistics.median(control),
         "page_kb": statistics.mean(sizes) / 1000,
         "page_cpu_in_process_ms": statistics.median(cpus),
         "search_statements": statistics.median(searches),
@@ -800,7 +807,8 @@ def summarise(rows: list[Row], counts: list[dict]) -> str:
             f"{figures['page@1 app']:.2f}), PG CPU {figures[f'page@{top} pg']:.2f} ms/req; "
             f"floor /healthz app CPU {figures[f'healthz@{top} app']:.2f} ms/req; "
             f"{count['page_statements']:g} statements per page ({count['page_writes']:g} "
-            f"writes), {count['page_kb']:.1f} KB; search {figures[f'search@{top} req/s']:.1f} "
+            f"writes, {count['page_begin_commit']:g} BEGIN/COMMIT), {count['page_kb']:.1f} KB; "
+            f"search {figures[f'search@{top} req/s']:.1f} "
             f"req/s, app CPU {figures[f'search@{top} app']:.2f} ms/req."
             if "page@1 app" in figures
             else f"{code}: {figures}"
@@ -820,8 +828,10 @@ def summarise(rows: list[Row], counts: list[dict]) -> str:
         lines.append(
             f"Against issue 19's table ({codes[-1]}): application CPU per page "
             f"{mine['page@1 app']:.1f} ms at 1 connection against 13.4 ms "
-            f"(x{mine['page@1 app'] / 13.4:.2f}); {count['page_statements']:g} statements "
-            f"of which {count['page_writes']:g} writes against 14 (+1 write); "
+            f"(x{mine['page@1 app'] / 13.4:.2f}); "
+            f"{count['page_statements'] - count['page_writes'] - count['page_begin_commit']:g} "
+            f"statements (+{count['page_writes']:g} write, +{count['page_begin_commit']:g} "
+            "BEGIN/COMMIT) against 14 (+1 write); "
             f"{count['page_kb']:.1f} KB against 19.8 KB; {mine['page@1 req/s']:.0f} req/s at "
             "1 connection against 52"
             + (f", {mine['page@16 req/s']:.0f} at 16 against 103" if "page@16 app" in mine else "")
@@ -858,12 +868,25 @@ def write_docs(
         low, high = count["page_statements_range"]
         count_lines.append(
             f"| {count['code']} | {count['page_statements']:g} ({low}–{high}) | "
-            f"{count['page_writes']:g} | {count['page_kb']:.1f} | {count['search_statements']:g} "
+            f"{count['page_writes']:g} | {count['page_begin_commit']:g} | "
+            f"{count['page_kb']:.1f} | {count['search_statements']:g} "
             f"| {count['page_cpu_in_process_ms']:.1f} |"
         )
     notes = sorted(
-        {f"{r.code}, {dict(ROWS)[r.kind]} at {r.connections}: {n}" for r in rows for n in r.notes}
+        {
+            f"{r.code}, {dict(ROWS)[r.kind]} at {r.connections}: {n}"
+            for r in rows
+            for n in r.notes
+            if "DB_CONN_MAX_AGE" not in n
+        }
     )
+    replaced = sum(any("DB_CONN_MAX_AGE" in n for n in r.notes) for r in rows)
+    if replaced:
+        notes.append(
+            f"In {replaced} of the {len(rows)} rows Django replaced some of its database "
+            "connections (DB_CONN_MAX_AGE, 60 s); an ended backend's CPU is counted up to its "
+            "last reading, at most half a second before it ended."
+        )
     rerun = (
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/patchwork_bench_person "
         "PATCHWORK_ENV=development \\\n"
@@ -884,7 +907,13 @@ def write_docs(
         "thread, each connection its own practitioner signed in with password and TOTP, "
         f"cycling over 400 children on their own team; {args.seconds:g} s per row after a "
         f"{args.warmup:g} s warm-up per request kind. Every page view and search writes its "
-        "audit event, as in real use. No Python runs while wrk does.",
+        "audit event, as in real use. No Python runs while wrk does."
+        + (
+            f" Codes: A = `{args.code}` ({counts[0]['code']}, its modules from "
+            f"{counts[0]['core']}), B = this checkout, run A, B, B, A, each with a fresh server."
+            if args.code
+            else ""
+        ),
         "",
         f"**Machine: 2 CPU cores shared with other engineers' runs. Load average "
         f"{load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f} before the run and "
@@ -903,9 +932,9 @@ def write_docs(
         "for this database's client backends; the floor, GET /healthz, is the cost of the "
         "stack with no work (session cookie sent, as a browser does).",
         "",
-        "| code | SQL statements per page (range) | of them writes | page KB "
-        "| statements per search | page CPU ms in-process |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| code | SQL statements per page (range) | of them writes | of them BEGIN/COMMIT "
+        "| page KB | statements per search | page CPU ms in-process |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *count_lines,
         "",
         "(Counted once per code in-process with Django's test client and "
