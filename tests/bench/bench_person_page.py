@@ -822,19 +822,19 @@ def summarise(rows: list[Row], counts: list[dict]) -> str:
             f"x{b[f'page@{top} app'] / a[f'page@{top} app']:.2f}; search throughput "
             f"x{b[f'search@{top} req/s'] / a[f'search@{top} req/s']:.2f}."
         )
-    mine = per_code[codes[-1]]
+    last = per_code[codes[-1]]
     count = next(c for c in counts if c["code"] == codes[-1])
-    if "page@1 app" in mine:
+    if "page@1 app" in last:
         lines.append(
             f"Against issue 19's table ({codes[-1]}): application CPU per page "
-            f"{mine['page@1 app']:.1f} ms at 1 connection against 13.4 ms "
-            f"(x{mine['page@1 app'] / 13.4:.2f}); "
+            f"{last['page@1 app']:.1f} ms at 1 connection against 13.4 ms "
+            f"(x{last['page@1 app'] / 13.4:.2f}); "
             f"{count['page_statements'] - count['page_writes'] - count['page_begin_commit']:g} "
             f"statements (+{count['page_writes']:g} write, +{count['page_begin_commit']:g} "
             "BEGIN/COMMIT) against 14 (+1 write); "
-            f"{count['page_kb']:.1f} KB against 19.8 KB; {mine['page@1 req/s']:.0f} req/s at "
+            f"{count['page_kb']:.1f} KB against 19.8 KB; {last['page@1 req/s']:.0f} req/s at "
             "1 connection against 52"
-            + (f", {mine['page@16 req/s']:.0f} at 16 against 103" if "page@16 app" in mine else "")
+            + (f", {last['page@16 req/s']:.0f} at 16 against 103" if "page@16 app" in last else "")
             + "."
         )
     return "\n\n".join(lines)
@@ -888,11 +888,17 @@ def write_docs(
             "last reading, at most half a second before it ended."
         )
     rerun = (
-        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/patchwork_bench_person "
+        (
+            f"# the other code, e.g. main at some commit: mkdir {args.code} && "
+            f"git -C /work/main archive COMMIT | tar -x -C {args.code}\n"
+            if args.code
+            else ""
+        )
+        + "DATABASE_URL=postgres://postgres@127.0.0.1:5432/patchwork_bench_person "
         "PATCHWORK_ENV=development \\\n"
         f"    .venv/bin/python tests/bench/bench_person_page.py --seconds {args.seconds:g} "
         f"--connections {','.join(map(str, args.connections))}"
-        + (" --code /tmp/pw-base" if args.code else "")
+        + (f" --code {args.code}" if args.code else "")
         + " --write-docs"
     )
     lines = [
