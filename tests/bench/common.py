@@ -45,10 +45,13 @@ def gunicorn_start(
     workers: int = 0,
     threads: int = 0,
     log: Path | None = None,
+    code: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """gunicorn with the deployment's own settings (deploy/gunicorn_conf.py; `workers` and
     `threads` override them when given) on 127.0.0.1:port, DEBUG off. Returns once the
-    workers answer the health check; stop it with patchwork_demo.federation.server_stop."""
+    workers answer the health check; stop it with patchwork_demo.federation.server_stop.
+    `code`: another checkout of Patchwork to serve instead of this one (its own directory
+    as the working directory and its gunicorn settings; put it on PYTHONPATH in `env`)."""
     import httpx
 
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "DEBUG": "false"}
@@ -57,9 +60,9 @@ def gunicorn_start(
     if threads:
         env["GUNICORN_THREADS"] = str(threads)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn_conf.py")]
+        [sys.executable, "-m", "gunicorn", "-c", str((code or ROOT) / "deploy/gunicorn_conf.py")]
         + ["--access-logfile", "/dev/null", "deploy.wsgi:application"],
-        cwd=ROOT,
+        cwd=code or ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb") if log else subprocess.DEVNULL,
