@@ -187,7 +187,14 @@ TEMPLATES = [
                 "tenants.context_processors.council",
             ],
         },
-    }
+    },
+    # The person page's content and the parts it shares (decision 0027): templates in each
+    # app's jinja2/ folder, rendered by core.templating.jinja_render.
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "APP_DIRS": True,
+        "OPTIONS": {"environment": "core.templating.environment", "autoescape": True},
+    },
 ]
 
 WSGI_APPLICATION = "deploy.wsgi.application"

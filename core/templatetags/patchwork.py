@@ -78,3 +78,13 @@ def unread_notifications(context: template.Context) -> int:
     request = context.get("request")
     user = getattr(request, "user", None)
     return notifications_unread_count(user) if user is not None else 0
+
+
+@register.simple_tag(takes_context=True)
+def jinja(context: template.Context, template_name: str, **variables: Any) -> str:
+    """A part shared with the person page, which is Jinja2 (decision 0027), placed in a
+    Django template: `{% jinja "core/includes/team_list.html" groups=r.groups level=3 %}`
+    renders it with this template's variables and the ones given."""
+    from core.templating import jinja_render
+
+    return jinja_render(template_name, {**context.flatten(), **variables})

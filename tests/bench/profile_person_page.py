@@ -35,7 +35,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
