@@ -9,11 +9,15 @@ core's own filters. Autoescaping is always on."""
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
 from django.template import defaultfilters, engines
 from django.urls import reverse
+from django.utils.dates import MONTHS, MONTHS_3
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 from jinja2 import Environment
@@ -25,15 +29,34 @@ def url(name: str, *args: Any) -> str:
     return reverse(name, args=args)
 
 
+MONTHS_SHORT = [""] + [str(MONTHS_3[m]).title() for m in range(1, 13)]
+MONTHS_LONG = [""] + [str(MONTHS[m]) for m in range(1, 13)]
+# The formats the pages use, written directly: Django's general formatter (a regular
+# expression and a method call per letter) was a tenth of the person page's CPU.
+DATE_FORMATS: dict[str, Callable[[Any], str]] = {
+    "j M Y": lambda d: f"{d.day} {MONTHS_SHORT[d.month]} {d.year}",
+    "j F Y": lambda d: f"{d.day} {MONTHS_LONG[d.month]} {d.year}",
+    "j M Y H:i": lambda d: f"{d.day} {MONTHS_SHORT[d.month]} {d.year} {d.hour:02d}:{d.minute:02d}",
+}
+
+
 def date(value: Any, format_string: str) -> str:
     """Django's `date` filter, on the value in the current time zone as Django's templates
     give it (an empty string for no date)."""
-    return defaultfilters.date(template_localtime(value), format_string)
+    value = template_localtime(value)
+    fast = DATE_FORMATS.get(format_string)
+    if fast is not None and isinstance(value, datetime.date):
+        if format_string.endswith("H:i") and not isinstance(value, datetime.datetime):
+            return defaultfilters.date(value, format_string)
+        return fast(value)
+    return defaultfilters.date(value, format_string)
 
 
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
-    env = Environment(autoescape=True, **options)
+    # Every value escaped as Django escapes it (&#x27; where markupsafe writes &#39;), so a
+    # page reads byte for byte the same whichever engine drew it.
+    env = Environment(autoescape=True, finalize=conditional_escape, **options)
     env.globals["url"] = url
     env.filters.update(date=date, days_ago=days_ago, nhs_number=nhs_number)
     return env
