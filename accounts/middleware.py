@@ -34,4 +34,4 @@ class VerifiedDeviceMiddleware(OTPMiddleware):
             row = cursor.fetchone()
         if row is None:
             return None
-        return model.from_db(connection.alias, [f.attname for f in fields], row)  # type: ignore[no-any-return]
+        return model.from_db(connection.alias, [f.attname for f in fields], row)

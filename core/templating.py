@@ -16,13 +16,32 @@ from typing import Any
 from django.http import HttpRequest
 from django.template import defaultfilters, engines
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.dates import MONTHS, MONTHS_3
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from jinja2 import Environment
 
-from core.templatetags.patchwork import days_ago, nhs_number
+from core.identifiers import nhs_number_display
+
+
+def days_ago(day: datetime.date | None) -> str:
+    """'today', 'yesterday', '12 days ago' – or 'Not recorded'."""
+    if day is None:
+        return "Not recorded"
+    if isinstance(day, datetime.datetime):
+        day = timezone.localtime(day).date()
+    days = (timezone.localdate() - day).days
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    return f"{days} days ago"
+
+
+def nhs_number(value: str | None) -> str:
+    return nhs_number_display(value) if value else "Not known"
 
 
 def url(name: str, *args: Any) -> str:
