@@ -10,6 +10,7 @@ core's own filters. Autoescaping is always on."""
 from __future__ import annotations
 
 import datetime
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,6 @@ from django.template import defaultfilters, engines
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS, MONTHS_3
-from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from jinja2 import Environment
@@ -71,11 +71,18 @@ def date(value: Any, format_string: str) -> str:
     return defaultfilters.date(value, format_string)
 
 
+def escape(value: Any) -> Any:
+    """A value escaped as Django escapes it (&#x27; where markupsafe writes &#39;), so a page
+    reads byte for byte the same whichever engine drew it; markup (`__html__`) as it is.
+    (Django's `conditional_escape` does the same, at several times the cost.)"""
+    if hasattr(value, "__html__"):
+        return value
+    return SafeString(html.escape(str(value)))
+
+
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
-    # Every value escaped as Django escapes it (&#x27; where markupsafe writes &#39;), so a
-    # page reads byte for byte the same whichever engine drew it.
-    env = Environment(autoescape=True, finalize=conditional_escape, **options)
+    env = Environment(autoescape=True, finalize=escape, **options)
     env.globals["url"] = url
     env.filters.update(date=date, days_ago=days_ago, nhs_number=nhs_number)
     return env
@@ -85,5 +92,5 @@ def jinja_render(
     name: str, context: dict[str, Any], request: HttpRequest | None = None
 ) -> SafeString:
     """A Jinja2 template rendered to markup for a Django template to place as it is."""
-    html = engines["jinja2"].get_template(name).render(context, request)
-    return mark_safe(html)  # noqa: S308 (autoescaped by Jinja2)
+    markup = engines["jinja2"].get_template(name).render(context, request)
+    return mark_safe(markup)  # noqa: S308 (autoescaped by Jinja2)

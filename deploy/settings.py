@@ -403,7 +403,8 @@ if FACTOR_RESET_VALID_DAYS < 1:
 RECORD_OPENING_HOURS = envint("RECORD_OPENING_HOURS", 8)
 
 # --- Sessions and cookies: host-only (never shared across councils' subdomains) ---
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, read by a plain statement (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_DOMAIN = None
 CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_NAME = "patchwork_session"
