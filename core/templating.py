@@ -73,7 +73,7 @@ def date(value: Any, format_string: str) -> str:
 
 def escape(value: Any) -> Any:
     """A value escaped as Django escapes it (&#x27; where markupsafe writes &#39;), so a page
-    reads byte for byte the same whichever engine drew it; markup (`__html__`) as it is.
+    reads the same whichever engine drew it; markup (`__html__`) as it is.
     (Django's `conditional_escape` does the same, at several times the cost.)"""
     if hasattr(value, "__html__"):
         return value
