@@ -16,10 +16,13 @@ SESSION_SQL = "SELECT session_data FROM django_session WHERE session_key = %s AN
 
 class SessionStore(DatabaseSessionStore):
     def _get_session_from_db(self) -> Session | None:
-        with connection.cursor() as cursor:
-            cursor.execute(SESSION_SQL, [self.session_key, timezone.now()])
-            row = cursor.fetchone()
-        if row is None:
+        key = self.session_key
+        row = None
+        if key is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(SESSION_SQL, [key, timezone.now()])
+                row = cursor.fetchone()
+        if key is None or row is None:
             self._session_key = None
             return None
-        return Session(session_key=self.session_key, session_data=row[0])
+        return Session(session_key=key, session_data=row[0])
