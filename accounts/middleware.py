@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
-from django.db import connection
 from django_otp.middleware import OTPMiddleware
 from django_otp.models import Device
+
+from accounts.reads import model_by_id
 
 
 class VerifiedDeviceMiddleware(OTPMiddleware):
@@ -26,12 +27,4 @@ class VerifiedDeviceMiddleware(OTPMiddleware):
             return None
         if not issubclass(model, Device):
             return None
-        fields = model._meta.concrete_fields
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        table = connection.ops.quote_name(model._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s", [pk])  # noqa: S608
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return model.from_db(connection.alias, [f.attname for f in fields], row)
+        return model_by_id(model, pk)

@@ -375,7 +375,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, with the session's user read by a plain statement (decision 0027).
+    "accounts.backends.UserBackend",
 ]
 LOGIN_URL = "accounts:sign_in"
 AXES_FAILURE_LIMIT = envint("LOCKOUT_FAILURE_LIMIT", 5)
