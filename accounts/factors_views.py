@@ -23,6 +23,7 @@ from django_otp import login as otp_login
 from django_otp.decorators import otp_required
 
 from accounts.access import role_required
+from accounts.backends import USER_BACKEND
 from accounts.factors import (
     enrolment_device,
     factor_reset_pending,
@@ -46,7 +47,7 @@ from accounts.selectors import user_confirmed_device, user_for_admin, users_for_
 from accounts.views import NEXT_URL, PENDING_USER, too_many_attempts
 
 account_admin_required = role_required(User.Role.COUNCIL_ADMIN, User.Role.OPERATOR)
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = USER_BACKEND
 
 
 class RecoveryCodeForm(forms.Form):

@@ -14,6 +14,7 @@ from django_otp import login as otp_login
 
 from accounts import sso
 from accounts.access import admin_required
+from accounts.backends import USER_BACKEND
 from accounts.forms import errors_onto_form
 from accounts.models import User
 from accounts.ratelimits import SIGN_IN_ADDRESS, address_key, limit_wait, sign_in_failed
@@ -68,7 +69,7 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/sso_refused.html", context, status=403)
     user = signed_in.user
     if signed_in.provider_checked_second_factor:
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=USER_BACKEND)
         otp_login(request, sso.provider_second_factor(user))
         return redirect(signed_in.next_url)
     # Patchwork's own second factor, exactly as after a password: the code, or a new

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
+from accounts.backends import USER_BACKEND
 from accounts.factors import factor_reset_pending, recovery_codes_issue
 from accounts.forms import AcceptInvitationForm, CodeForm, SignInForm, errors_onto_form
 from accounts.lockouts import last_attempt_warning, locked_out_message
@@ -102,7 +103,7 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
             form.add_error(None, locked_out_message(user.email))
         elif device is not None and device.verify_token(code):
             next_url = request.session.get(NEXT_URL, "/")
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=USER_BACKEND)
             otp_login(request, device)
             return redirect(next_url)
         else:

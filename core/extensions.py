@@ -2,7 +2,8 @@
 
 - The person page includes each registered fragment: an *action* (a line in the list of
   things to do beside the lead professional) or a *panel* (a section below it, shown to the
-  person's team only or to everyone who may see the page).
+  person's team only or to everyone who may see the page). Fragments are Jinja2 templates,
+  in the app's `jinja2/` folder, as the page's content is (decision 0027).
 - The council pages' navigation shows each registered link, in order, to the roles named.
 - The administrator's set-up checklist shows each registered step, in order, with whether
   it is done (worked out from the council's data each time the list is shown).

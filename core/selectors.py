@@ -905,27 +905,48 @@ class SentContactRequest:
     contact: str
 
 
+# The user's own requests on every view of a record (usually none): one plain statement
+# with the person and, for an accepted one, who answered and how to reach them.
+CONTACT_REQUESTS_SENT_SQL = """
+SELECT cr.*, p.id AS person__id, p.given_name AS person__given_name,
+       p.family_name AS person__family_name,
+       u.full_name AS decider_name, u.email AS decider_email, o.name AS decider_organisation,
+       pr.work_phone AS decider_phone, pr.secure_email AS decider_secure_email
+FROM core_contactrequest cr
+JOIN core_person p ON p.id = cr.person_id
+LEFT JOIN accounts_user u ON u.id = cr.decided_by_id
+LEFT JOIN core_practitioner pr ON pr.user_id = u.id
+LEFT JOIN core_organisation o ON o.id = pr.organisation_id
+WHERE cr.requested_by_id = %(user)s {person}
+ORDER BY cr.created_at DESC
+LIMIT %(limit)s
+"""
+
+
 def contact_requests_sent(
     user: User, *, person_id: int | None = None, limit: int = 200
 ) -> list[SentContactRequest]:
     """The user's own requests (about one person, if given), newest first. (A merge moves a
     request to the kept record, so one person's are found by their id alone.)"""
-    requests = ContactRequest.objects.filter(requested_by=user)
-    if person_id is not None:
-        requests = requests.filter(person_id=person_id)
+    sql = CONTACT_REQUESTS_SENT_SQL.format(
+        person="" if person_id is None else "AND cr.person_id = %(person)s"
+    )
+    found = models_from_sql(
+        ContactRequest,
+        sql,
+        {"user": user.pk, "person": person_id, "limit": limit},
+        related=["person"],
+    )
     sent = []
-    for request in requests.select_related(
-        "person", "decided_by__practitioner__organisation"
-    ).order_by("-created_at")[:limit]:
+    for request in found:
         answered_by = contact = ""
-        if request.status == ContactRequest.Status.ACCEPTED and request.decided_by is not None:
-            decider = request.decided_by
-            practitioner = getattr(decider, "practitioner", None)
-            answered_by = decider.full_name or decider.email
-            if practitioner is not None:
-                answered_by += f", {practitioner.organisation}"
-                contact = practitioner.work_phone or practitioner.secure_email
-            contact = contact or decider.email
+        row: Any = request  # the decider's columns are attributes of the instance
+        if request.status == ContactRequest.Status.ACCEPTED and request.decided_by_id is not None:
+            answered_by = row.decider_name or row.decider_email
+            if row.decider_organisation is not None:
+                answered_by += f", {row.decider_organisation}"
+                contact = row.decider_phone or row.decider_secure_email
+            contact = contact or row.decider_email
         sent.append(
             SentContactRequest(
                 pk=request.pk,
@@ -964,11 +985,15 @@ VIEWING_WORDS = {
 # The latest few first (backwards along the audit_person_latest index), then their names.
 VIEWINGS_SQL = """
 SELECT e.at, e.actor_email, e.action, e.detail ->> 'reason', u.full_name, o.name,
-       e.actor_id, o.id, o.sensitive_service, (e.detail ->> 'through_person_id')::bigint
+       o.id, o.sensitive_service, (e.detail ->> 'through_person_id')::bigint,
+       EXISTS (
+           SELECT 1 FROM core_involvement si
+           WHERE si.person_id = ANY(%(ids)s) AND si.sensitive AND si.practitioner_id = pr.id
+       )
 FROM (
     SELECT id, at, actor_id, actor_email, action, detail FROM core_auditevent
-    WHERE person_id = %s AND action = ANY(%s)
-    ORDER BY id DESC LIMIT %s
+    WHERE person_id = %(pid)s AND action = ANY(%(actions)s)
+    ORDER BY id DESC LIMIT %(limit)s
 ) e
 LEFT JOIN core_practitioner pr ON pr.user_id = e.actor_id
 LEFT JOIN accounts_user u ON u.id = pr.user_id
@@ -996,31 +1021,27 @@ def person_viewings(
         audit_record(actor=user, action="record_views_listed", person_id=person_id)
     # Views of records merged into this one are its history too (decision 0010).
     ids = person_ids_merged_into(person_id)
+    params = {"pid": person_id, "ids": ids, "actions": list(VIEWING_WORDS), "limit": limit}
     with prepared_cursor() as cursor:
         if len(ids) == 1:
-            cursor.execute(VIEWINGS_SQL, [person_id, list(VIEWING_WORDS), limit])
+            cursor.execute(VIEWINGS_SQL, params)
         else:
-            sql = VIEWINGS_SQL.replace("WHERE person_id = %s", "WHERE person_id = ANY(%s)")
-            cursor.execute(sql, [ids, list(VIEWING_WORDS), limit])
+            sql = VIEWINGS_SQL.replace("person_id = %(pid)s", "person_id = ANY(%(ids)s)")
+            cursor.execute(sql, params)
         rows = cursor.fetchall()
     reasons = dict(RecordOpening.Reason.choices)
     # A view by someone whose part in this person's life is sensitive would name them (and
     # their service) to the team: outside their own service it reads "a sensitive service".
     own = practitioner_of(user)
     own_organisation = own.organisation_id if own is not None else None
-    sensitive_users = set(
-        Involvement.objects.filter(person_id__in=ids, sensitive=True).values_list(
-            "practitioner__user_id", flat=True
-        )
-    )
     through_names = _relatives_named_to(
-        user, person_ids=ids, relative_ids={row[9] for row in rows if row[9] is not None}
+        user, person_ids=ids, relative_ids={row[8] for row in rows if row[8] is not None}
     )
     viewings = []
     for row in rows:
         at, actor_email, action, reason, full_name, organisation = row[:6]
-        actor_id, organisation_id, sensitive_service, through_id = row[6:]
-        hidden = (sensitive_service or actor_id in sensitive_users) and (
+        organisation_id, sensitive_service, through_id, sensitive_involvement = row[6:]
+        hidden = (sensitive_service or sensitive_involvement) and (
             organisation_id is None or organisation_id != own_organisation
         )
         what = VIEWING_WORDS.get(action, action)
@@ -1074,16 +1095,21 @@ def _relatives_named_to(
 def person_ids_merged_into(person_id: int) -> list[int]:
     """The record's own id and every id merged into it (through standing merges, at any
     depth): the ids its audit history is written under."""
-    ids = [person_id]
-    frontier = [person_id]
-    while frontier:
-        frontier = list(
-            Person.objects.filter(merged_into_id__in=frontier)
-            .exclude(pk__in=ids)
-            .values_list("pk", flat=True)
-        )
-        ids.extend(frontier)
-    return ids
+    with prepared_cursor() as cursor:
+        cursor.execute(MERGED_INTO_SQL, {"pid": person_id})
+        return [person_id] + [row[0] for row in cursor.fetchall()]
+
+
+# Read on every view of a record by its team (almost always no rows): one plain statement.
+# UNION (not UNION ALL) ends the walk even if the merges ever made a circle.
+MERGED_INTO_SQL = """
+WITH RECURSIVE merged(id) AS (
+    SELECT id FROM core_person WHERE merged_into_id = %(pid)s
+    UNION
+    SELECT p.id FROM core_person p JOIN merged m ON p.merged_into_id = m.id
+)
+SELECT id FROM merged WHERE id <> %(pid)s ORDER BY id
+"""
 
 
 def audit_events_count() -> int:

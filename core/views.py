@@ -45,6 +45,7 @@ from core.network_svg import network_svg
 from core.people_views import add_person_query
 from core.selectors import Access, Network, SearchRefused, TeamMember
 from core.setup import set_up_checklist
+from core.templating import jinja_render
 
 
 def _user(request: HttpRequest) -> User:
@@ -175,6 +176,7 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         # What the apps above core add to the page (core.extensions).
         "actions": person_page_fragments(place="action", team=access.access == Access.TEAM),
         "panels": person_page_fragments(place="panel", team=access.access == Access.TEAM),
+        "viewings": None,
     }
     if access.access == Access.TEAM:
         # The latest few, with a link to the rest: the list grows with every view.
@@ -184,7 +186,9 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         context["viewings"] = viewings[:VIEWINGS_ON_PAGE]
         context["more_viewings"] = len(viewings) > VIEWINGS_ON_PAGE
     context["my_contact_requests"] = selectors.contact_requests_sent(user, person_id=person_id)
-    return render(request, "core/person.html", context)
+    # The content is Jinja2, the page around it the council's layout (decision 0027).
+    content = jinja_render("core/person_content.html", context, request)
+    return render(request, "core/person.html", {"person": network.person, "content": content})
 
 
 VIEWINGS_ON_PAGE = 10

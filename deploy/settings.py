@@ -169,7 +169,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, with the device read by a plain statement (accounts/middleware.py).
+    "accounts.middleware.VerifiedDeviceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -187,7 +188,14 @@ TEMPLATES = [
                 "tenants.context_processors.council",
             ],
         },
-    }
+    },
+    # The person page's content and the parts it shares (decision 0027): templates in each
+    # app's jinja2/ folder, rendered by core.templating.jinja_render.
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "APP_DIRS": True,
+        "OPTIONS": {"environment": "core.templating.environment", "autoescape": True},
+    },
 ]
 
 WSGI_APPLICATION = "deploy.wsgi.application"
@@ -377,7 +385,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, with the session's user read by a plain statement (decision 0027).
+    "accounts.backends.UserBackend",
 ]
 LOGIN_URL = "accounts:sign_in"
 AXES_FAILURE_LIMIT = envint("LOCKOUT_FAILURE_LIMIT", 5)
@@ -405,7 +414,8 @@ if FACTOR_RESET_VALID_DAYS < 1:
 RECORD_OPENING_HOURS = envint("RECORD_OPENING_HOURS", 8)
 
 # --- Sessions and cookies: host-only (never shared across councils' subdomains) ---
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions, read by a plain statement (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_DOMAIN = None
 CSRF_COOKIE_DOMAIN = None
 SESSION_COOKIE_NAME = "patchwork_session"

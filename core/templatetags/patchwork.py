@@ -4,17 +4,15 @@ notifications count in the header."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import cache
 from typing import Any
 
 from django import template
 from django.urls import get_urlconf, reverse
-from django.utils import timezone
 
 from core.extensions import NAVIGATION, navigation_cache_add
-from core.identifiers import nhs_number_display
 from core.selectors import notifications_unread_count
+from core.templating import days_ago, jinja_render, nhs_number
 
 register = template.Library()
 
@@ -53,24 +51,8 @@ def navigation_for(user: Any) -> tuple[ShownLink, ...]:
     return _navigation(get_urlconf(), getattr(user, "role", ""))
 
 
-@register.filter
-def days_ago(day: date | datetime | None) -> str:
-    """'today', 'yesterday', '12 days ago' – or 'Not recorded'."""
-    if day is None:
-        return "Not recorded"
-    if isinstance(day, datetime):
-        day = timezone.localtime(day).date()
-    days = (timezone.localdate() - day).days
-    if days <= 0:
-        return "today"
-    if days == 1:
-        return "yesterday"
-    return f"{days} days ago"
-
-
-@register.filter
-def nhs_number(value: str | None) -> str:
-    return nhs_number_display(value) if value else "Not known"
+register.filter("days_ago", days_ago)
+register.filter("nhs_number", nhs_number)
 
 
 @register.simple_tag(takes_context=True)
@@ -78,3 +60,11 @@ def unread_notifications(context: template.Context) -> int:
     request = context.get("request")
     user = getattr(request, "user", None)
     return notifications_unread_count(user) if user is not None else 0
+
+
+@register.simple_tag(takes_context=True)
+def jinja(context: template.Context, template_name: str, **variables: Any) -> str:
+    """A part shared with the person page, which is Jinja2 (decision 0027), placed in a
+    Django template: `{% jinja "core/includes/team_list.html" groups=r.groups level=3 %}`
+    renders it with this template's variables and the ones given."""
+    return jinja_render(template_name, {**context.flatten(), **variables})  # type: ignore[dict-item]

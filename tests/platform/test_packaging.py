@@ -83,6 +83,20 @@ def test_it_carries_the_govuk_frontend_assets(wheel: Path) -> None:
     } <= files, sorted(name for name in files if "frontend" in name)
 
 
+def test_it_carries_every_template(wheel: Path) -> None:
+    """Every page's templates, Django's and Jinja2's (decision 0027), are in the wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        files = set(archive.namelist())
+    templates = {
+        str(path.relative_to(REPOSITORY))
+        for package in PACKAGES
+        for folder in ("templates", "jinja2")
+        for path in (REPOSITORY / package).glob(f"{folder}/**/*.html")
+    }
+    assert any("/jinja2/" in name for name in templates)
+    assert templates - files == set()
+
+
 def test_it_carries_the_synthetic_register_samples(wheel: Path) -> None:
     """The demo and the tests import these from the installed `core` (decision 0007)."""
     with zipfile.ZipFile(wheel) as archive:

@@ -1,0 +1,42 @@
+"""The Jinja2 environment of the person page (decision 0027) writes what Django would."""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.template import defaultfilters, engines
+
+from core.templating import DATE_FORMATS, date
+
+DAYS = [datetime.date(2026, month, day) for month in range(1, 13) for day in (1, 9, 28)]
+MOMENTS = [
+    datetime.datetime(2026, 3, 29, 0, 30, tzinfo=datetime.UTC),  # GMT
+    datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.UTC),  # BST: 02:30 in London
+    datetime.datetime(2026, 12, 31, 23, 59, tzinfo=ZoneInfo("Europe/London")),
+]
+
+
+@pytest.mark.parametrize("format_string", sorted(DATE_FORMATS))
+def test_it_writes_dates_as_django_does(format_string: str) -> None:
+    """Every date the pages show, in the short-cut formats, reads as Django's filter."""
+    from django.utils.timezone import template_localtime
+
+    values: list[object] = [*MOMENTS] if "H" in format_string else [*DAYS, *MOMENTS]
+    for value in values:
+        expected = defaultfilters.date(template_localtime(value), format_string)
+        assert date(value, format_string) == expected, value
+
+
+def test_it_writes_no_date_as_nothing() -> None:
+    """A missing date is an empty string, as with Django's filter."""
+    assert date(None, "j M Y") == ""
+
+
+def test_it_escapes_as_django_does() -> None:
+    """Text with markup characters is escaped byte for byte as Django escapes it."""
+    text = """Ava O'Brien-Smith <b>&amp; "co"</b>"""
+    jinja = engines["jinja2"].from_string("{{ text }}").render({"text": text})
+    django = engines["django"].from_string("{{ text }}").render({"text": text})
+    assert jinja == django == "Ava O&#x27;Brien-Smith &lt;b&gt;&amp;amp; &quot;co&quot;&lt;/b&gt;"
