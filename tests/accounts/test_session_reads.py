@@ -7,12 +7,15 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
+from accounts.backends import USER_BACKEND
 from accounts.models import User
+from accounts.sessions import MODEL_BACKEND, SessionStore
 from tests.personas import Persona, make_persona, sign_in
 
 
@@ -57,3 +60,18 @@ def test_another_users_device_does_not_verify_the_session(world, db) -> None:
         somebody = User.objects.get(email=other.email)
         TOTPDevice.objects.filter(user__email=persona.email).update(user=somebody)
     assert client.get("/").status_code == 302
+
+
+def test_a_session_from_before_the_upgrade_stays_signed_in(world, db) -> None:
+    """A session recorded by Django's ModelBackend (before decision 0027) is still signed
+    in after the upgrade: nobody has to sign in again."""
+    persona = _someone(world)
+    client = sign_in(persona)
+    with schema_context(persona.schema_name):
+        row = Session.objects.get(session_key=client.cookies["patchwork_session"].value)
+        data = row.get_decoded()
+        assert data[BACKEND_SESSION_KEY] == USER_BACKEND
+        data[BACKEND_SESSION_KEY] = MODEL_BACKEND
+        row.session_data = SessionStore().encode(data)
+        row.save()
+    assert client.get("/").status_code == 200
