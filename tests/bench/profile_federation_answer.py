@@ -210,8 +210,8 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     )
     if profiler:
         out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
-        stats.print_stats(60)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(60)
         if os.environ.get("PROFILE_CALLERS"):
             stats.print_callers(os.environ["PROFILE_CALLERS"])
         print(out.getvalue())
