@@ -129,13 +129,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # the client and never prepare anyway. Only PreparedCursor asks for it.
         if params.get("prepare_threshold") is None:
             params["prepare_threshold"] = 5
+        return params
+
+    def init_connection_state(self) -> None:
+        super().init_connection_state()
         # Only prepared statements have a plan cache, and ours are the fixed hot statements,
         # each reading by key: planned once, not the five custom plans PostgreSQL makes first
-        # (a connection lives a minute, and meets each council a few times in it).
-        mode = settings.DB_PLAN_CACHE_MODE
-        if mode:
-            params["options"] = f"{params.get('options', '')} -c plan_cache_mode={mode}".strip()
-        return params
+        # (a connection lives a minute, and meets each council a few times in it). Set by a
+        # statement, not a startup parameter: PgBouncer refuses `options` at connect.
+        mode = settings.DB_PLAN_CACHE_MODE  # one of three words (deploy/settings.py)
+        if mode and mode != "auto":
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SET plan_cache_mode = {mode}")
+            if not self.get_autocommit():
+                self.connection.commit()
 
     def prepared_cursor(self, *, per_council: bool = True) -> Any:
         """Like `cursor()`, with statements prepared on the server (see the module text).
