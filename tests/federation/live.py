@@ -117,3 +117,34 @@ def committed_restore(snapshot: tuple[set[int], set[int]]) -> None:
         council.delete()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def knows_the_child(council, nhs: str) -> None:  # type: ignore[no-untyped-def]
+    """`council` knows a child with this NHS number, with a school nurse involved: a council
+    that answers "match" to a lookup for that child."""
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+    from core.models import InvolvementRole
+    from core.services import (
+        involvement_add,
+        organisation_create,
+        person_create,
+        practitioner_profile_set,
+    )
+
+    with schema_context(council.schema_name):
+        school = organisation_create(name=f"{council.name} Academy", agency_type="school")
+        user = User.objects.create_user(
+            f"nurse@{council.slug}.test", full_name="Sam Nurse", role="practitioner"
+        )
+        nurse = practitioner_profile_set(
+            user=user, organisation=school, job_title="School nurse", work_phone="01000 000000"
+        )
+        child = person_create(actor=None, given_name="Ellis", family_name="Marsh", nhs_number=nhs)
+        involvement_add(
+            actor=user,
+            person=child,
+            practitioner=nurse,
+            role=InvolvementRole.objects.get_or_create(name="School nurse")[0],
+        )

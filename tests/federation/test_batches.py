@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -27,14 +26,22 @@ from core.services import (
 )
 from federation import client, protocol, services
 from federation.client import other_councils_check, peer_public_key
-from federation.directory.models import FederationPeer, council_federation_id
+from federation.directory.models import council_federation_id
 from federation.models import DataSharingAgreement, Exchange
 from federation.selectors import peer_active
 from tenants.models import Council, Domain
 from tenants.services import council_onboard
 from tests.factories import valid_nhs_number
 from tests.federation.agreement import LOOKUP, lookup_body, make_agreement
-from tests.federation.live import free_port, live_env, server_start, server_stop
+from tests.federation.live import (
+    committed_restore,
+    committed_snapshot,
+    free_port,
+    knows_the_child,
+    live_env,
+    server_start,
+    server_stop,
+)
 
 BATCH = "/federation/v1/batch"
 STAFFS = "staffordshire.localhost"
@@ -267,30 +274,13 @@ class Deployment:
     port: int
 
 
-def _knows(council: Council, nhs: str) -> None:
-    with schema_context(council.schema_name):
-        school = organisation_create(name=f"{council.name} Academy", agency_type="school")
-        user = User.objects.create_user(
-            f"nurse@{council.slug}.test", full_name="Sam Nurse", role="practitioner"
-        )
-        nurse = practitioner_profile_set(
-            user=user, organisation=school, job_title="School nurse", work_phone="01000 000000"
-        )
-        child = person_create(actor=None, given_name="Ellis", family_name="Marsh", nhs_number=nhs)
-        involvement_add(
-            actor=user,
-            person=child,
-            practitioner=nurse,
-            role=InvolvementRole.objects.get_or_create(name="School nurse")[0],
-        )
-
-
 @pytest.fixture(scope="module")
 def deployment(world, django_db_blocker) -> Iterator[Deployment]:  # type: ignore[no-untyped-def]
     """Cornwall asks Dorset, Kent and Norfolk, all on one deployment (a gunicorn server
     here); Dorset and Kent know the child, Norfolk does not."""
     nhs = valid_nhs_number()
     with django_db_blocker.unblock():
+        snapshot = committed_snapshot()
         asker = council_onboard(
             name="Cornwall", code="E06000052", admin_email="a@cornwall.test"
         ).council
@@ -322,7 +312,7 @@ def deployment(world, django_db_blocker) -> Iterator[Deployment]:  # type: ignor
                 role=InvolvementRole.objects.get_or_create(name="Social worker")[0],
             )
         for council in answering[:2]:
-            _knows(council, nhs)
+            knows_the_child(council, nhs)
         for council in answering:
             make_agreement(asker, council)
     port = free_port()
@@ -339,31 +329,31 @@ def deployment(world, django_db_blocker) -> Iterator[Deployment]:  # type: ignor
     finally:
         server_stop(server)
         with django_db_blocker.unblock():
-            ids = [council_federation_id(c) for c in [asker, *answering]]
-            for council in [asker, *answering]:
-                schema = council.schema_name
-                council.delete()
-                with connection.cursor() as cursor:
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            FederationPeer.objects.filter(federation_id__in=ids).delete()
+            committed_restore(snapshot)
+
+
+@pytest.fixture
+def posted(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The URLs the asking side posts to, recorded by a wrapper that still sends each."""
+    urls: list[str] = []
+    real_post = client.http_post
+
+    def recording(url: str, **kwargs: Any) -> Any:
+        urls.append(url)
+        return real_post(url, **kwargs)
+
+    monkeypatch.setattr(client, "http_post", recording)
+    return urls
 
 
 def test_a_check_across_one_deployment_leaves_in_one_batch(
-    deployment, settings, db, monkeypatch
+    deployment, settings, db, posted
 ) -> None:  # type: ignore[no-untyped-def]
     """With one batch per check, the three councils are asked in one POST to the batch
     endpoint over real HTTP (recorded on its way by a wrapper that still sends it), and
     each answers for itself: two matches with their school nurse, one "not known"."""
     settings.SITE_PORT = str(deployment.port)
     settings.FEDERATION_BATCH_REQUESTS = 1
-    posted: list[str] = []
-    real_post = client.http_post
-
-    def recording(url: str, **kwargs: Any) -> Any:
-        posted.append(url)
-        return real_post(url, **kwargs)
-
-    monkeypatch.setattr(client, "http_post", recording)
     with schema_context(deployment.asker.schema_name):
         user = User.objects.get(pk=deployment.practitioner.pk)
         answers = other_councils_check(
@@ -387,20 +377,12 @@ def test_a_check_across_one_deployment_leaves_in_one_batch(
 
 
 def test_with_more_batches_than_councils_each_council_is_asked_alone(
-    deployment, settings, db, monkeypatch
+    deployment, settings, db, posted
 ) -> None:  # type: ignore[no-untyped-def]
     """The deployment's default of four batches for three councils: a batch of one is sent
     as a plain request, to each council's own lookup endpoint."""
     settings.SITE_PORT = str(deployment.port)
     settings.FEDERATION_BATCH_REQUESTS = 4
-    posted: list[str] = []
-    real_post = client.http_post
-
-    def recording(url: str, **kwargs: Any) -> Any:
-        posted.append(url)
-        return real_post(url, **kwargs)
-
-    monkeypatch.setattr(client, "http_post", recording)
     with schema_context(deployment.asker.schema_name):
         user = User.objects.get(pk=deployment.practitioner.pk)
         answers = other_councils_check(

@@ -35,7 +35,13 @@ from tenants.models import Council
 from tenants.services import council_onboard
 from tests.factories import valid_nhs_number
 from tests.federation.agreement import make_agreement
-from tests.federation.live import free_port, live_env, server_start, server_stop
+from tests.federation.live import (
+    free_port,
+    knows_the_child,
+    live_env,
+    server_start,
+    server_stop,
+)
 
 TIMEOUT = 1.0
 # What the asking side may take beyond the timeout: recording 4 exchanges and one audit
@@ -112,24 +118,6 @@ class Check:
     port: int
 
 
-def _knows_the_child(council: Council, nhs: str) -> None:
-    with schema_context(council.schema_name):
-        school = organisation_create(name=f"{council.name} Academy", agency_type="school")
-        user = User.objects.create_user(
-            f"nurse@{council.slug}.test", full_name="Sam Nurse", role="practitioner"
-        )
-        nurse = practitioner_profile_set(
-            user=user, organisation=school, job_title="School nurse", work_phone="01000 000000"
-        )
-        child = person_create(actor=None, given_name="Ellis", family_name="Marsh", nhs_number=nhs)
-        involvement_add(
-            actor=user,
-            person=child,
-            practitioner=nurse,
-            role=InvolvementRole.objects.get_or_create(name="School nurse")[0],
-        )
-
-
 def _misbehaving_peer(wiltshire: Council, code: str, name: str, server: Misbehaving) -> None:
     """A council on another deployment, at the misbehaving server's address, with an
     agreement in force (its content is never reached: the server does not check)."""
@@ -183,7 +171,7 @@ def check(world, django_db_blocker) -> Iterator[Check]:  # type: ignore[no-untyp
                 role=InvolvementRole.objects.get_or_create(name="Social worker")[0],
             )
         for council in answering:
-            _knows_the_child(council, nhs)
+            knows_the_child(council, nhs)
             make_agreement(wiltshire, council)
         _misbehaving_peer(wiltshire, "E99000001", "Silentshire", silent)
         _misbehaving_peer(wiltshire, "E99000002", "Lateshire", late)
