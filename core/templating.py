@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import datetime
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib.messages import get_messages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.template import defaultfilters, engines
-from django.urls import reverse
+from django.templatetags.static import static
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS, MONTHS_3
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from jinja2 import Environment
 
+from core.extensions import NAVIGATION, navigation_cache_add
 from core.identifiers import nhs_number_display
+from core.selectors import notifications_unread_count
+from tenants.context_processors import council as council_context
 
 
 def days_ago(day: datetime.date | None) -> str:
@@ -45,7 +55,23 @@ def nhs_number(value: str | None) -> str:
 
 
 def url(name: str, *args: Any) -> str:
-    return reverse(name, args=args)
+    """`{% url %}`: the same address for the same page, worked out once per process."""
+    return _reversed(get_urlconf(), get_script_prefix(), name, args)
+
+
+@lru_cache(maxsize=8192)
+def _reversed(urlconf: str | None, prefix: str, name: str, args: tuple[Any, ...]) -> str:
+    # Keyed by everything `reverse` reads: the URL configuration (the council's or the
+    # platform's) and the script prefix; a page's links (a dozen per person page, for
+    # their ids) are resolved again only when they fall out of the cache.
+    return reverse(name, args=args, urlconf=urlconf)
+
+
+@receiver(setting_changed)
+def _urls_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"ROOT_URLCONF", "PUBLIC_SCHEMA_URLCONF"}:
+        _reversed.cache_clear()
+        _navigation.cache_clear()
 
 
 MONTHS_SHORT = [""] + [str(MONTHS_3[m]).title() for m in range(1, 13)]
@@ -80,10 +106,88 @@ def escape(value: Any) -> Any:
     return SafeString(html.escape(str(value)))
 
 
+# --- The page around the content: the layout's parts (core/jinja2/layout/) ----------------
+
+
+@dataclass(frozen=True)
+class ShownLink:
+    key: str
+    label: str
+    href: str
+    also_active: tuple[str, ...]
+    unread_count: bool
+
+
+@cache
+def _navigation(urlconf: str | None, role: str) -> tuple[ShownLink, ...]:
+    return tuple(
+        ShownLink(
+            link.key,
+            link.label,
+            reverse(link.url_name, urlconf=urlconf),
+            link.also_active,
+            link.unread_count,
+        )
+        for link in NAVIGATION
+        if role in link.roles
+    )
+
+
+navigation_cache_add(_navigation.cache_clear)
+
+
+def navigation_for(user: Any) -> tuple[ShownLink, ...]:
+    """The navigation's links for the user's role, worked out once per process and role
+    rather than on every page (`reverse` resolves each one afresh)."""
+    return _navigation(get_urlconf(), getattr(user, "role", ""))
+
+
+def url_name(request: HttpRequest | None) -> str:
+    """The name of the page's URL, for the navigation's current link ("" if none)."""
+    match = getattr(request, "resolver_match", None)
+    return (match.url_name or "") if match is not None else ""
+
+
+def user_verified(user: Any) -> bool:
+    """Signed in with both steps (django-otp's `is_verified`, set on the request's user)."""
+    if user is None or not user.is_authenticated:
+        return False
+    verified = getattr(user, "is_verified", None)
+    return bool(verified()) if callable(verified) else False
+
+
+def csrf_field(token: Any) -> SafeString:
+    """The form's hidden CSRF field, exactly as Django's `{% csrf_token %}` writes it."""
+    if not token or str(token) == "NOTPROVIDED":
+        return SafeString("")
+    return SafeString(
+        f'<input type="hidden" name="csrfmiddlewaretoken" value="{html.escape(str(token))}">'
+    )
+
+
+def error_prefix(messages: Iterable[Any] | None) -> str:
+    """ "Error: " before the title when a message of level error is shown (GOV.UK's error
+    summary pattern; a Jinja2 page has no Django form to look at)."""
+    for message in messages or ():
+        if getattr(message, "level_tag", "") == "error":
+            return "Error: "
+    return ""
+
+
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
     env = Environment(autoescape=True, finalize=escape, **options)
-    env.globals["url"] = url
+    env.globals.update(
+        url=url,
+        static=static,
+        url_name=url_name,
+        user_verified=user_verified,
+        navigation_for=navigation_for,
+        unread_count=notifications_unread_count,
+        csrf_field=csrf_field,
+        error_prefix=error_prefix,
+        now=lambda format_string: date(timezone.now(), format_string),
+    )
     env.filters.update(date=date, days_ago=days_ago, nhs_number=nhs_number)
     return env
 
@@ -94,3 +198,22 @@ def jinja_render(
     """A Jinja2 template rendered to markup for a Django template to place as it is."""
     markup = engines["jinja2"].get_template(name).render(context, request)
     return mark_safe(markup)  # noqa: S308 (autoescaped by Jinja2)
+
+
+def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> HttpResponse:
+    """A whole page in Jinja2 (its template extends layout/page.html), with what Django's
+    context processors give the Django layout: the council, the user, the messages."""
+    # The CSRF token once for the page: Django's Jinja2 backend gives a lazy one that
+    # masks the secret afresh (with `secrets`) wherever a form writes it.
+    token = get_token(request)
+    page = {
+        **council_context(request),
+        "request": request,
+        "user": getattr(request, "user", None),
+        "messages": list(get_messages(request)),
+        "csrf_token": token,
+        "csrf_input": csrf_field(token),
+        **context,
+    }
+    markup = engines["jinja2"].get_template(name).render(page)
+    return HttpResponse(markup)

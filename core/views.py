@@ -45,7 +45,7 @@ from core.network_svg import network_svg
 from core.people_views import add_person_query
 from core.selectors import Access, Network, SearchRefused, TeamMember
 from core.setup import set_up_checklist
-from core.templating import jinja_render
+from core.templating import jinja_page
 
 
 def _user(request: HttpRequest) -> User:
@@ -186,9 +186,8 @@ def person(request: HttpRequest, person_id: int) -> HttpResponse:
         context["viewings"] = viewings[:VIEWINGS_ON_PAGE]
         context["more_viewings"] = len(viewings) > VIEWINGS_ON_PAGE
     context["my_contact_requests"] = selectors.contact_requests_sent(user, person_id=person_id)
-    # The content is Jinja2, the page around it the council's layout (decision 0027).
-    content = jinja_render("core/person_content.html", context, request)
-    return render(request, "core/person.html", {"person": network.person, "content": content})
+    # The whole page is Jinja2, layout included (decision 0027).
+    return jinja_page(request, "core/person.html", context)
 
 
 VIEWINGS_ON_PAGE = 10

@@ -3,52 +3,14 @@ notifications count in the header."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django import template
-from django.urls import get_urlconf, reverse
 
-from core.extensions import NAVIGATION, navigation_cache_add
 from core.selectors import notifications_unread_count
 from core.templating import days_ago, jinja_render, nhs_number
 
 register = template.Library()
-
-
-@dataclass(frozen=True)
-class ShownLink:
-    key: str
-    label: str
-    href: str
-    also_active: tuple[str, ...]
-    unread_count: bool
-
-
-@cache
-def _navigation(urlconf: str | None, role: str) -> tuple[ShownLink, ...]:
-    return tuple(
-        ShownLink(
-            link.key,
-            link.label,
-            reverse(link.url_name, urlconf=urlconf),
-            link.also_active,
-            link.unread_count,
-        )
-        for link in NAVIGATION
-        if role in link.roles
-    )
-
-
-navigation_cache_add(_navigation.cache_clear)
-
-
-@register.simple_tag
-def navigation_for(user: Any) -> tuple[ShownLink, ...]:
-    """The navigation's links for the user's role, worked out once per process and role
-    rather than on every page (`{% url %}` resolves each one afresh)."""
-    return _navigation(get_urlconf(), getattr(user, "role", ""))
 
 
 register.filter("days_ago", days_ago)
