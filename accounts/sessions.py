@@ -15,10 +15,10 @@ from typing import Any
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.utils import timezone
 
 from accounts.backends import USER_BACKEND
+from accounts.reads import plain_cursor
 
 # The backend sessions named before decision 0027.
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -30,7 +30,7 @@ class SessionStore(DatabaseSessionStore):
         key = self.session_key
         row = None
         if key is not None:
-            with connection.cursor() as cursor:
+            with plain_cursor() as cursor:
                 cursor.execute(SESSION_SQL, [key, timezone.now()])
                 row = cursor.fetchone()
         if key is None or row is None:

@@ -62,7 +62,8 @@ def _chain_head_locked() -> str | None:
     chain's last event, or None for an empty log."""
     with prepared_cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key()])
-        cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1")
+        # No parameters, but prepared all the same (planned once per council).
+        cursor.execute("SELECT hash FROM core_auditevent ORDER BY id DESC LIMIT 1", [])
         last = cursor.fetchone()
     return last[0] if last else None
 
