@@ -223,7 +223,7 @@ DATABASE_POOLER_CHECK = envbool("DATABASE_POOLER_CHECK", True)
 import dj_database_url  # noqa: E402
 
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 300))
 }
 DATABASES["default"]["ENGINE"] = "tenants.postgresql_backend"
 # A database that does not answer fails in seconds (and /readyz with it), not a TCP timeout.
@@ -618,9 +618,12 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 
 # --- Federation: lookup timeout per peer, and the outbox's retry backoff ---
 FEDERATION_LOOKUP_TIMEOUT_SECONDS = float(envstr("FEDERATION_LOOKUP_TIMEOUT_SECONDS", "3"))
-# A check asks the councils on this deployment in this many batched requests at once
-# (federation.batching, decision 0025): about the number of cores serving them.
+# A check asks the councils on this deployment in batched requests (federation.batching,
+# decision 0025) of at most FEDERATION_BATCH_SIZE lookups, at most FEDERATION_BATCH_REQUESTS
+# of them in flight at once (about the number of cores serving them), each next batch
+# taken by whichever is free first.
 FEDERATION_BATCH_REQUESTS = envint("FEDERATION_BATCH_REQUESTS", 4)
+FEDERATION_BATCH_SIZE = envint("FEDERATION_BATCH_SIZE", 10)
 FEDERATION_BACKOFF_BASE_SECONDS = float(envstr("FEDERATION_BACKOFF_BASE_SECONDS", "2"))
 FEDERATION_BACKOFF_MAX_SECONDS = float(envstr("FEDERATION_BACKOFF_MAX_SECONDS", "3600"))
 

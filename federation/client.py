@@ -12,11 +12,12 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -602,16 +603,41 @@ def _post_batch(batch: list[SignedRequest], timeout: float) -> list[PeerResponse
 
 def _batches(outgoing: list[SignedRequest]) -> list[list[int]]:
     """Which requests of a check leave together. Councils on this deployment are asked in
-    FEDERATION_BATCH_REQUESTS batches at once (so that every core of the deployment
-    answers), of at most BATCH_MAX_REQUESTS each; every other council on its own. A batch
-    of one is sent on its own."""
+    batches of at most FEDERATION_BATCH_SIZE (and of no more than an equal share over
+    FEDERATION_BATCH_REQUESTS, so that every core of the deployment answers); every other
+    council on its own. A batch of one is sent on its own."""
     local = [index for index, one in enumerate(outgoing) if one.peer.is_local]
     alone = [[index] for index, one in enumerate(outgoing) if not one.peer.is_local]
     if not local:
         return alone
-    parts = max(1, settings.FEDERATION_BATCH_REQUESTS)
-    size = min(protocol.BATCH_MAX_REQUESTS, -(-len(local) // parts))
+    lanes = max(1, settings.FEDERATION_BATCH_REQUESTS)
+    size = min(
+        protocol.BATCH_MAX_REQUESTS,
+        max(1, settings.FEDERATION_BATCH_SIZE),
+        -(-len(local) // lanes),
+    )
     return [local[start : start + size] for start in range(0, len(local), size)] + alone
+
+
+def _in_lane(
+    lane: threading.Semaphore,
+    deadline: float,
+    count: int,
+    send: Callable[[], list[PeerResponse | None]],
+) -> list[PeerResponse | None]:
+    """Send once one of the check's lanes to its own deployment is free (at most
+    FEDERATION_BATCH_REQUESTS requests in flight there). Small batches taken in turn by
+    whichever lane is free first balance the work between the deployment's workers: a
+    lane whose worker is shared with another request takes fewer. Nothing is sent once
+    the check's deadline has passed: its councils are shown as not checked."""
+    if not lane.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        return [None] * count
+    try:
+        if time.monotonic() >= deadline:
+            return [None] * count
+        return send()
+    finally:
+        lane.release()
 
 
 def _verified_answer(
@@ -731,13 +757,21 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
                 key=key,
             )
             outgoing.append(one)
+        lane = threading.BoundedSemaphore(max(1, settings.FEDERATION_BATCH_REQUESTS))
+        deadline = time.monotonic() + timeout
         for indexes in _batches(outgoing):
-            if len(indexes) == 1:
-                future = pool.submit(_post_one, outgoing[indexes[0]], timeout)
+            chosen = [outgoing[i] for i in indexes]
+            send = (
+                partial(_post_one, chosen[0], timeout)
+                if len(chosen) == 1
+                else partial(_post_batch, chosen, timeout)
+            )
+            if chosen[0].peer.is_local:
+                future = pool.submit(_in_lane, lane, deadline, len(chosen), send)
             else:
-                future = pool.submit(_post_batch, [outgoing[i] for i in indexes], timeout)
+                future = pool.submit(send)
             sending[future] = indexes
-        _collect_until(time.monotonic() + timeout, sending, outgoing, responses, documents)
+        _collect_until(deadline, sending, outgoing, responses, documents)
     finally:
         # A peer still silent at the deadline is not waited for: its thread is free again
         # when its socket times out, and its answer, if one ever comes, is not used. A

@@ -32,6 +32,7 @@ It refuses to run behind a connection pooler in transaction mode (pooler.py)."""
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -108,6 +109,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _handle_search_path(self, cursor: Any = None) -> None:
         super()._handle_search_path(cursor)
         self.search_path_on_server = self.search_path_set_schemas
+
+    def connect(self) -> None:
+        super().connect()
+        # Each connection lives between half and all of DB_CONN_MAX_AGE, drawn at random:
+        # connections made together (a worker's start) are not all replaced together, so
+        # the statements each council needs are prepared again a connection at a time,
+        # never on every connection in the same second.
+        max_age = self.settings_dict["CONN_MAX_AGE"]
+        if self.close_at is not None and max_age:
+            self.close_at -= max_age * random.uniform(0.0, 0.5)  # noqa: S311 - spread, not a secret
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)

@@ -127,7 +127,7 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
     parser = argparse.ArgumentParser()
     parser.add_argument("--peers", default="5,20,150")
     parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5, help="untimed checks before each row")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed checks before each row")
     parser.add_argument(
         "--workers", type=int, default=0, help="gunicorn workers (default: the deployment's)"
     )
@@ -276,8 +276,10 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                 chosen = {council_federation_id(c) for c in answerers[:fan_out]}
                 DataSharingAgreement.objects.exclude(partner_id__in=chosen).update(status="draft")
                 DataSharingAgreement.objects.filter(partner_id__in=chosen).update(status="active")
-                # Warm up: every worker process sees every council before the timing starts
-                # (the first request of a council in a process loads its URLs and more).
+                # Warm up: every worker process and database connection sees every council
+                # before the timing starts (the first request of a council in a process loads
+                # its URLs, and a connection prepares each statement once per council): with
+                # small batches spread over ten connections, five checks were not enough.
                 for _ in range(args.warmup):
                     other_councils_check(
                         user=asker_user, person_id=asker_child, purpose="safeguarding"

@@ -434,7 +434,7 @@ def wrk_row(
     command = ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds:g}s"]
     command += ["--latency", "--timeout", "10s", "-s", str(LUA), base, "--", str(data)]
     before = snapshot(master, monitor)
-    # Django reconnects when a connection is DB_CONN_MAX_AGE old (60 s), so backends end
+    # Django reconnects when a connection is DB_CONN_MAX_AGE old (150 to 300 s), so backends end
     # and start during a row: read theirs twice a second (from this process, which does
     # nothing else while wrk runs) to keep what an ended one used.
     seen = dict(before.backends)
@@ -884,8 +884,8 @@ def write_docs(
     if replaced:
         notes.append(
             f"In {replaced} of the {len(rows)} rows Django replaced some of its database "
-            "connections (DB_CONN_MAX_AGE, 60 s); an ended backend's CPU is counted up to its "
-            "last reading, at most half a second before it ended."
+            "connections (DB_CONN_MAX_AGE: 150 to 300 s); an ended backend's CPU is counted up "
+            "to its last reading, at most half a second before it ended."
         )
     rerun = (
         (

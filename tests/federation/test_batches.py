@@ -7,6 +7,8 @@ deployment leaves in batches and gets every council's own answer."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -390,3 +392,77 @@ def test_with_more_batches_than_councils_each_council_is_asked_alone(
         )
     assert sorted(url.rsplit("/", 1)[1] for url in posted) == ["who-is-involved"] * 3
     assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
+
+
+@pytest.fixture
+def in_flight(monkeypatch) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The most posts the asking side had open at once (each still sent for real)."""
+    seen = {"now": 0, "most": 0, "posts": 0}
+    lock = threading.Lock()
+    real_post = client.http_post
+
+    def counting(url: str, **kwargs: Any) -> Any:
+        with lock:
+            seen["now"] += 1
+            seen["posts"] += 1
+            seen["most"] = max(seen["most"], seen["now"])
+        try:
+            return real_post(url, **kwargs)
+        finally:
+            with lock:
+                seen["now"] -= 1
+
+    monkeypatch.setattr(client, "http_post", counting)
+    return seen
+
+
+def test_batches_wait_for_a_free_lane_and_every_council_still_answers(
+    deployment, settings, db, in_flight
+) -> None:  # type: ignore[no-untyped-def]
+    """One lane and batches of one: the three councils are asked one after another, never
+    two at once, and each answers for itself within the same check."""
+    settings.SITE_PORT = str(deployment.port)
+    settings.FEDERATION_BATCH_REQUESTS = 1
+    settings.FEDERATION_BATCH_SIZE = 1
+    with schema_context(deployment.asker.schema_name):
+        user = User.objects.get(pk=deployment.practitioner.pk)
+        answers = other_councils_check(
+            user=user, person_id=deployment.child_id, purpose="safeguarding"
+        )
+    assert in_flight["posts"] == 3 and in_flight["most"] == 1, in_flight
+    assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
+
+
+def test_batches_are_no_larger_than_the_batch_size(deployment, settings, db, posted) -> None:  # type: ignore[no-untyped-def]
+    """Two lanes, batches of at most two: one batch of two councils and one plain request."""
+    settings.SITE_PORT = str(deployment.port)
+    settings.FEDERATION_BATCH_REQUESTS = 2
+    settings.FEDERATION_BATCH_SIZE = 2
+    with schema_context(deployment.asker.schema_name):
+        user = User.objects.get(pk=deployment.practitioner.pk)
+        answers = other_councils_check(
+            user=user, person_id=deployment.child_id, purpose="safeguarding"
+        )
+    assert sorted(url.rsplit("/", 1)[1] for url in posted) == ["batch", "who-is-involved"]
+    assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
+
+
+def test_nothing_waiting_for_a_lane_is_sent_after_the_deadline() -> None:
+    """A batch still waiting for a lane when the check's time is up is not sent: its
+    councils are shown as not checked, and nobody waits for them."""
+    lane = threading.BoundedSemaphore(1)
+    sent: list[int] = []
+    assert lane.acquire()  # the only lane is busy
+    started = time.monotonic()
+    result = client._in_lane(lane, started + 0.2, 3, lambda: sent.append(1) or [])
+    assert result == [None, None, None] and sent == []
+    assert 0.15 <= time.monotonic() - started < 2
+    lane.release()
+    # Past the deadline already: not sent even though the lane is free.
+    assert client._in_lane(lane, time.monotonic() - 1, 2, lambda: sent.append(1) or []) == [
+        None,
+        None,
+    ]
+    assert sent == []
+    # In time and free: sent.
+    assert client._in_lane(lane, time.monotonic() + 5, 1, lambda: [None]) == [None]
