@@ -102,7 +102,7 @@ def peers_remembered() -> Iterator[None]:
 
 def peer_active(federation_id: str) -> FederationPeer | None:
     """The peer with this id, unless it is unknown or removed. (Read on every signed
-    request: a plain statement, the same for every council.)"""
+    request: a plain statement, prepared once per council like every other.)"""
     remembered = _remembered.get()
     if remembered is not None and federation_id in remembered:
         return remembered[federation_id]
@@ -113,7 +113,6 @@ def peer_active(federation_id: str) -> FederationPeer | None:
                 "SELECT * FROM public.tenants_federationpeer "
                 "WHERE federation_id = %s AND removed_at IS NULL",
                 [federation_id],
-                per_council=False,
             )
         ),
         None,

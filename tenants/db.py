@@ -25,14 +25,13 @@ def search_path_changed_here() -> None:
     tenant_connection().set_schema_to_public()
 
 
-def prepared_cursor(*, per_council: bool = True) -> Any:
+def prepared_cursor() -> Any:
     """A cursor on the default connection whose statements with parameters are planned
     once per connection and then only run (tenants.postgresql_backend, decision 0005): for
     the fixed plain statements made on every request. Elsewhere use `connection.cursor()`.
-    Each is prepared once per council (decision 0025); `per_council=False` for a statement
-    that names the schema of every table it reads (`public.tenants_council`), which is the
-    same statement whatever council the connection is set for."""
-    return connection.prepared_cursor(per_council=per_council)  # type: ignore[attr-defined]
+    Each is prepared once per council (decision 0025), even one that names its schemas:
+    PostgreSQL plans a prepared statement again whenever the search path has changed."""
+    return connection.prepared_cursor()  # type: ignore[attr-defined]
 
 
 def current_schema() -> str:
@@ -53,7 +52,6 @@ def models_from_sql(
     params: Sequence[Any] | Mapping[str, Any],
     *,
     related: Sequence[str] = (),
-    per_council: bool = True,
 ) -> list[M]:
     """Instances of `model` from one plain statement (`SELECT t.*, [extra columns]`), for
     reads on every request: Django's `raw()` spends more of its time mapping columns than
@@ -63,9 +61,8 @@ def models_from_sql(
 
     `related` names foreign keys loaded in the same row, as `select_related` would: a
     column named `organisation__name` is the `name` of the instance's `organisation`.
-    Fields of either model not selected are loaded on first use, as with `only()`.
-    `per_council` as for `prepared_cursor`."""
-    with prepared_cursor(per_council=per_council) as cursor:
+    Fields of either model not selected are loaded on first use, as with `only()`."""
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         names = [column.name for column in cursor.description or []]
         rows = cursor.fetchall()

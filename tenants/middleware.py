@@ -52,7 +52,7 @@ class CouncilRoutingMiddleware(TenantMainMiddleware):
             # carries the public schema name for django-tenants.
             return Council(schema_name="public", name="Patchwork platform", code="", slug="")
         # Every request starts here: one plain statement rather than the ORM's join.
-        found = list(models_from_sql(Council, COUNCIL_BY_HOST, [hostname], per_council=False))
+        found = list(models_from_sql(Council, COUNCIL_BY_HOST, [hostname]))
         if not found:
             raise domain_model.DoesNotExist(hostname)
         return found[0]

@@ -146,7 +146,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().init_connection_state()
         # Only prepared statements have a plan cache, and ours are the fixed hot statements,
         # each reading by key: planned once, not the five custom plans PostgreSQL makes first
-        # (a connection lives a minute, and meets each council a few times in it). Set by a
+        # (a connection lives a few minutes, and meets each council many times in it). Set by a
         # statement, not a startup parameter: PgBouncer refuses `options` at connect.
         mode = settings.DB_PLAN_CACHE_MODE  # one of three words (deploy/settings.py)
         if mode and mode != "auto":
@@ -155,7 +155,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if not self.get_autocommit():
                 self.connection.commit()
 
-    def prepared_cursor(self, *, per_council: bool = True) -> Any:
+    def prepared_cursor(self) -> Any:
         """Like `cursor()`, with statements prepared on the server (see the module text).
         Use it for fixed statements run on every request, written for server-side binding:
         placeholders only where PostgreSQL takes a parameter, `= ANY(%s)` not `IN %s`."""
@@ -169,7 +169,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._prepared_next = False
         # Making the cursor set the search path for this schema, if it was not set already.
         schema = self.schema_name or ""
-        if per_council and isinstance(wrapper.cursor, PreparedCursor) and SCHEMA_TAG.match(schema):
+        # Every statement, even one that names the schema of each table it reads (routing's
+        # `public.tenants_council`): PostgreSQL plans a prepared statement again whenever
+        # the search path differs from the one it was planned under, whatever it reads.
+        if isinstance(wrapper.cursor, PreparedCursor) and SCHEMA_TAG.match(schema):
             wrapper.cursor.schema_tag = schema
         return wrapper
 

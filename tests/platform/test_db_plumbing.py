@@ -266,3 +266,26 @@ def _prepared_count(statement: str) -> int:
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [statement]
         )
         return int(cursor.fetchone()[0])
+
+
+def test_a_statement_naming_its_schemas_is_still_prepared_once_per_council(world, db) -> None:
+    """Routing reads `public.tenants_council` whatever council is in force, but PostgreSQL
+    plans a prepared statement again whenever the search path differs from the one it was
+    planned under, schema-qualified or not: so it too has one prepared copy per council's
+    search path, and a connection switching council does not plan it at every request."""
+    from tenants.middleware import COUNCIL_BY_HOST
+
+    host = world.brighton.domains.first().domain
+    conn = tenant_connection()
+    for council in [world.brighton, world.staffordshire, world.brighton, world.staffordshire]:
+        conn.set_tenant(council)
+        found = models_from_sql(type(world.brighton), COUNCIL_BY_HOST, [host])
+        assert [c.pk for c in found] == [world.brighton.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            [COUNCIL_BY_HOST[:40] + "%"],
+        )
+        runs = {s.rsplit("/*", 1)[1].strip(" */"): int(n) for s, n in cursor.fetchall()}
+    assert runs == {world.brighton.schema_name: 2, world.staffordshire.schema_name: 2}
