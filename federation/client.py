@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from accounts.models import User
 from core.audit import audit_record
@@ -61,6 +62,7 @@ from federation.services import (
     signing_key,
 )
 from tenants.canonical import canonical_json
+from tenants.db import prepared_cursor
 
 log = logging.getLogger(__name__)
 
@@ -716,6 +718,14 @@ def _collect_until(
         pass
 
 
+EXCHANGE_OUT_SQL = (
+    "INSERT INTO federation_exchange (direction, kind, peer_id, agreement_id, request_id, "
+    "body_sha256, purpose, practitioner, status_code, outcome, payload, response, person_id, "
+    "user_id, at, nonce, in_reply_to) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '')"
+)
+
+
 def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[PeerAnswer]:
     """Ask every council we hold an agreement with, in parallel, whether anyone there is
     involved with this person. A council that does not give a signed answer in time is
@@ -793,23 +803,23 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
         answers.append(answer)
         status = response.status_code if response is not None else None
         rows.append(
-            Exchange(
-                direction=Exchange.Direction.OUT,
-                kind=p.kind,
-                peer_id=p.peer.federation_id,
-                agreement_id=p.agreement_id,
-                request_id=p.request_id,
-                body_sha256=protocol.body_digest(p.body),
-                purpose=p.purpose,
-                practitioner=p.practitioner,
-                status_code=status,
-                outcome=answer.outcome,
-                payload=p.payload,
-                response=kept,
-                person=person,
-                user=user,
-                at=now,
-            )
+            [
+                Exchange.Direction.OUT.value,
+                p.kind,
+                p.peer.federation_id,
+                p.agreement_id,
+                p.request_id,
+                protocol.body_digest(p.body),
+                p.purpose,
+                p.practitioner,
+                status,
+                answer.outcome,
+                Jsonb(p.payload),
+                Jsonb(kept),
+                person.pk,
+                user.pk,
+                now,
+            ]
         )
         audited.append(
             {
@@ -822,7 +832,12 @@ def other_councils_check(*, user: User, person_id: int, purpose: str) -> list[Pe
     if outgoing:
         # One audit event for the whole check keeps every signed request and answer.
         with transaction.atomic():
-            Exchange.objects.bulk_create(rows)
+            # One prepared statement run for every row in one round trip (psycopg's
+            # pipeline). The ORM's bulk insert sends each column as an array, and psycopg
+            # escaped every answer's JSON in those arrays with a regular expression: a
+            # third of the asking side's CPU, after the last answer, at 150 councils.
+            with prepared_cursor() as cursor:
+                cursor.executemany(EXCHANGE_OUT_SQL, rows)
             audit_record(
                 actor=user,
                 action="federation_lookup_sent",

@@ -295,6 +295,19 @@ def main() -> None:  # noqa: PLR0915 - a script, read top to bottom
                     assert len(answers) == fan_out
                     unanswered_counts.append(sum(a.outcome != "match" for a in answers))
                 cpu_after = cpu_by_process_kind(server.pid, worker.pid, args.database)
+                if os.environ.get("BENCH_PROFILE_ASKER"):
+                    # The asking side of one more check, by CPU time (after the timed ones).
+                    import cProfile
+                    import pstats
+
+                    profiler = cProfile.Profile(time.process_time)
+                    profiler.runcall(
+                        other_councils_check,
+                        user=asker_user,
+                        person_id=asker_child,
+                        purpose="safeguarding",
+                    )
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
                 cpu_rows[fan_out] = {
                     kind: sum(
                         seconds - cpu_before[kind][pid]
