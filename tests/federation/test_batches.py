@@ -348,6 +348,15 @@ def posted(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
     return urls
 
 
+def _check_from_the_asker(deployment) -> list[Any]:  # type: ignore[no-untyped-def]
+    """The asking council's practitioner checks the child across the three councils."""
+    with schema_context(deployment.asker.schema_name):
+        user = User.objects.get(pk=deployment.practitioner.pk)
+        return other_councils_check(
+            user=user, person_id=deployment.child_id, purpose="safeguarding"
+        )
+
+
 def test_a_check_across_one_deployment_leaves_in_one_batch(
     deployment, settings, db, posted
 ) -> None:  # type: ignore[no-untyped-def]
@@ -385,11 +394,7 @@ def test_with_more_batches_than_councils_each_council_is_asked_alone(
     as a plain request, to each council's own lookup endpoint."""
     settings.SITE_PORT = str(deployment.port)
     settings.FEDERATION_BATCH_REQUESTS = 4
-    with schema_context(deployment.asker.schema_name):
-        user = User.objects.get(pk=deployment.practitioner.pk)
-        answers = other_councils_check(
-            user=user, person_id=deployment.child_id, purpose="safeguarding"
-        )
+    answers = _check_from_the_asker(deployment)
     assert sorted(url.rsplit("/", 1)[1] for url in posted) == ["who-is-involved"] * 3
     assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
 
@@ -424,11 +429,7 @@ def test_batches_wait_for_a_free_lane_and_every_council_still_answers(
     settings.SITE_PORT = str(deployment.port)
     settings.FEDERATION_BATCH_REQUESTS = 1
     settings.FEDERATION_BATCH_SIZE = 1
-    with schema_context(deployment.asker.schema_name):
-        user = User.objects.get(pk=deployment.practitioner.pk)
-        answers = other_councils_check(
-            user=user, person_id=deployment.child_id, purpose="safeguarding"
-        )
+    answers = _check_from_the_asker(deployment)
     assert in_flight["posts"] == 3 and in_flight["most"] == 1, in_flight
     assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
 
@@ -438,11 +439,7 @@ def test_batches_are_no_larger_than_the_batch_size(deployment, settings, db, pos
     settings.SITE_PORT = str(deployment.port)
     settings.FEDERATION_BATCH_REQUESTS = 2
     settings.FEDERATION_BATCH_SIZE = 2
-    with schema_context(deployment.asker.schema_name):
-        user = User.objects.get(pk=deployment.practitioner.pk)
-        answers = other_councils_check(
-            user=user, person_id=deployment.child_id, purpose="safeguarding"
-        )
+    answers = _check_from_the_asker(deployment)
     assert sorted(url.rsplit("/", 1)[1] for url in posted) == ["batch", "who-is-involved"]
     assert sorted(a.outcome for a in answers) == ["match", "match", "no_match"]
 
