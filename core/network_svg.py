@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
@@ -51,9 +52,11 @@ class _Placed:
     y: float
 
 
-def _wrap(text: str, width: int) -> list[str]:
+@lru_cache(maxsize=4096)
+def _wrap(text: str, width: int) -> tuple[str, ...]:
     """`text` in lines of at most `width` characters, broken between words (a word longer
-    than a line is broken inside it): never cut short with "…"."""
+    than a line is broken inside it): never cut short with "…". Remembered: the same roles,
+    organisations and agencies are wrapped on every page, and each page draws two layouts."""
     lines: list[str] = []
     # A hyphenated name breaks after a hyphen first ("Fitzgerald-" / "Oyelaran").
     words = [part for word in text.split() for part in re.findall(r"[^-]+-*|-+", word)]
@@ -68,7 +71,7 @@ def _wrap(text: str, width: int) -> list[str]:
             lines[-1] += joiner + word
         else:
             lines.append(word)
-    return lines or [""]
+    return tuple(lines) or ("",)
 
 
 def _text(

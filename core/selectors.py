@@ -395,7 +395,8 @@ PERSON_WITH_TEAM_SQL = """
 SELECT p.*, EXISTS (
     SELECT 1 FROM core_involvement i JOIN core_practitioner pr ON pr.id = i.practitioner_id
     WHERE i.person_id = p.id AND pr.user_id = %s AND i.end_date IS NULL
-) AS viewer_on_team
+) AS viewer_on_team,
+EXISTS (SELECT 1 FROM core_person m WHERE m.merged_into_id = p.id) AS records_merged_in
 FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
 """
 
@@ -1019,8 +1020,10 @@ def person_viewings(
         raise PermissionDenied("Only the person's team sees who has viewed the record")
     if audit:
         audit_record(actor=user, action="record_views_listed", person_id=person_id)
-    # Views of records merged into this one are its history too (decision 0010).
-    ids = person_ids_merged_into(person_id)
+    # Views of records merged into this one are its history too (decision 0010). Whether
+    # any were is read with the access (almost never): the walk runs only when some were.
+    merged_in = getattr(access.person, "records_merged_in", True)
+    ids = person_ids_merged_into(person_id) if merged_in else [person_id]
     params = {"pid": person_id, "ids": ids, "actions": list(VIEWING_WORDS), "limit": limit}
     with prepared_cursor() as cursor:
         if len(ids) == 1:

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.template import defaultfilters, engines
 from django.templatetags.static import static
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS, MONTHS_3
 from django.utils.safestring import SafeString, mark_safe
@@ -55,23 +55,68 @@ def nhs_number(value: str | None) -> str:
 
 
 def url(name: str, *args: Any) -> str:
-    """`{% url %}`: the same address for the same page, worked out once per process."""
-    return _reversed(get_urlconf(), get_script_prefix(), name, args)
+    """`{% url %}`: the same address for the same page, worked out once per process. An
+    address whose arguments are record ids is worked out once per page, not per record: the
+    person page links to a dozen pages of the record shown, and there are a million."""
+    urlconf, prefix = get_urlconf(), get_script_prefix()
+    if args and all(type(arg) is int and arg >= 0 for arg in args):
+        parts = _address_parts(urlconf, prefix, name, len(args))
+        if parts is not None:
+            pieces = [parts[0]]
+            for arg, after in zip(args, parts[1:], strict=True):
+                pieces += (str(arg), after)
+            return "".join(pieces)
+    return _reversed(urlconf, prefix, name, args)
 
 
 @lru_cache(maxsize=8192)
 def _reversed(urlconf: str | None, prefix: str, name: str, args: tuple[Any, ...]) -> str:
     # Keyed by everything `reverse` reads: the URL configuration (the council's or the
-    # platform's) and the script prefix; a page's links (a dozen per person page, for
-    # their ids) are resolved again only when they fall out of the cache.
+    # platform's) and the script prefix.
     return reverse(name, args=args, urlconf=urlconf)
+
+
+# Ids that no real record has, one per argument: reversed once, they mark where each id goes.
+_MARKS = tuple(str(9_176_543_210_000 + n) for n in range(1, 6))
+
+
+@lru_cache(maxsize=1024)
+def _address_parts(
+    urlconf: str | None, prefix: str, name: str, count: int
+) -> tuple[str, ...] | None:
+    """The address of page `name` cut where its `count` id arguments go, or None when it
+    cannot be (more arguments than marks, an argument that is not a plain number, or a
+    mark found twice): such an address is then reversed as it is."""
+    if count > len(_MARKS):
+        return None
+    try:
+        address = reverse(name, args=[int(mark) for mark in _MARKS[:count]], urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+    parts = [address]
+    for mark in _MARKS[:count]:
+        before, found, after = parts[-1].partition(mark)
+        if not found or mark in after:
+            return None
+        parts[-1:] = [before, after]
+    return tuple(parts)
 
 
 @receiver(setting_changed)
 def _urls_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in {"ROOT_URLCONF", "PUBLIC_SCHEMA_URLCONF"}:
         _reversed.cache_clear()
+        _address_parts.cache_clear()
         _navigation.cache_clear()
+    if setting in {"STATIC_URL", "STORAGES"}:
+        static_address.cache_clear()
+
+
+@lru_cache(maxsize=256)
+def static_address(path: str) -> str:
+    """`{% static %}`: a file's address (with its content hash, from the manifest), worked
+    out once per process; the files do not change while it runs."""
+    return static(path)
 
 
 MONTHS_SHORT = [""] + [str(MONTHS_3[m]).title() for m in range(1, 13)]
@@ -82,6 +127,7 @@ DATE_FORMATS: dict[str, Callable[[Any], str]] = {
     "j M Y": lambda d: f"{d.day} {MONTHS_SHORT[d.month]} {d.year}",
     "j F Y": lambda d: f"{d.day} {MONTHS_LONG[d.month]} {d.year}",
     "j M Y H:i": lambda d: f"{d.day} {MONTHS_SHORT[d.month]} {d.year} {d.hour:02d}:{d.minute:02d}",
+    "H:i": lambda d: f"{d.hour:02d}:{d.minute:02d}",
 }
 
 
@@ -95,15 +141,6 @@ def date(value: Any, format_string: str) -> str:
             return defaultfilters.date(value, format_string)
         return fast(value)
     return defaultfilters.date(value, format_string)
-
-
-def escape(value: Any) -> Any:
-    """A value escaped as Django escapes it (&#x27; where markupsafe writes &#39;), so a page
-    reads the same whichever engine drew it; markup (`__html__`) as it is.
-    (Django's `conditional_escape` does the same, at several times the cost.)"""
-    if hasattr(value, "__html__"):
-        return value
-    return SafeString(html.escape(str(value)))
 
 
 # --- The page around the content: the layout's parts (core/jinja2/layout/) ----------------
@@ -176,10 +213,13 @@ def error_prefix(messages: Iterable[Any] | None) -> str:
 
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
-    env = Environment(autoescape=True, finalize=escape, **options)
+    # Autoescaped by markupsafe, once per value: an apostrophe is written &#39; (Django
+    # writes &#x27;; a browser reads both as '). Django's marked-safe text (`__html__`)
+    # is placed as it is.
+    env = Environment(autoescape=True, **options)
     env.globals.update(
         url=url,
-        static=static,
+        static=static_address,
         url_name=url_name,
         user_verified=user_verified,
         navigation_for=navigation_for,

@@ -159,7 +159,8 @@ MIDDLEWARE = [
     # Before routing, so every answer the app makes (an unknown host's too) has the security
     # headers (deploy/headers.py; settings below).
     "deploy.headers.ResponseHeadersMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the fixed policy built once (deploy/headers.py).
+    "deploy.headers.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.CouncilRoutingMiddleware",

@@ -264,7 +264,7 @@ def test_history_family_and_viewers_are_on_the_page(world, scenario) -> None:
     assert (
         "Who was involved before" in html and "Health visitor" in html and "Work finished" in html
     )
-    assert "Grace O&#x27;Brien-Smith (Parent)" in html and "Adult social worker" in html
+    assert "Grace O&#39;Brien-Smith (Parent)" in html and "Adult social worker" in html
     assert "Who has viewed this record" in html and "Viewed the record" in html
     family = client.get(f"/people/{scenario.ava.pk}/family/").content.decode()
     assert family.count('class="pw-network"') == 2 and "Adult social worker" in family
