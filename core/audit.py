@@ -27,6 +27,19 @@ INSERT_SQL = (
     "(at, actor_id, actor_email, action, person_id, detail, previous_hash, hash) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
+# Any number of events by one statement, prepared once (planned once per council): what
+# differs between them goes as arrays, read back in their order.
+INSERT_MANY_SQL = """
+INSERT INTO core_auditevent (at, actor_id, actor_email, action, person_id, detail,
+                             previous_hash, hash)
+SELECT %(at)s::timestamptz, %(actor_id)s::bigint, %(actor_email)s::text,
+       e.action, e.person_id, e.detail, e.previous_hash, e.hash
+FROM unnest(%(actions)s::text[], %(people)s::bigint[], %(details)s::jsonb[],
+            %(previous)s::text[], %(hashes)s::text[])
+     WITH ORDINALITY AS e(action, person_id, detail, previous_hash, hash, n)
+ORDER BY e.n
+RETURNING id
+"""
 
 
 def _lock_key() -> int:
@@ -131,7 +144,8 @@ def audit_record_many(
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
         written: list[AuditEvent] = []
-        values: list[Any] = []
+        previous: list[str] = []
+        hashes: list[str] = []
         for action, person_id, detail in events:
             digest = event_hash(
                 at=at,
@@ -154,12 +168,23 @@ def audit_record_many(
                     hash=digest,
                 )
             )
-            values += [at, actor_id, actor_email, action, person_id]
-            values += [Jsonb(detail), previous_hash, digest]
+            previous.append(previous_hash)
+            hashes.append(digest)
             previous_hash = digest
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(events))
-        with connection.cursor() as cursor:
-            cursor.execute(INSERT_SQL.replace("(%s, %s, %s, %s, %s, %s, %s, %s)", rows), values)
+        with prepared_cursor() as cursor:
+            cursor.execute(
+                INSERT_MANY_SQL,
+                {
+                    "at": at,
+                    "actor_id": actor_id,
+                    "actor_email": actor_email,
+                    "actions": [action for action, _, _ in events],
+                    "people": [person_id for _, person_id, _ in events],
+                    "details": [Jsonb(detail) for _, _, detail in events],
+                    "previous": previous,
+                    "hashes": hashes,
+                },
+            )
             # Ids come from the sequence in the order of the rows.
             ids = sorted(row[0] for row in cursor.fetchall())
         for event, event_id in zip(written, ids, strict=True):

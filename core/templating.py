@@ -26,6 +26,7 @@ from django.templatetags.static import static
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS, MONTHS_3
+from django.utils.functional import LazyObject, empty
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from jinja2 import Environment
@@ -240,6 +241,16 @@ def jinja_render(
     return mark_safe(markup)  # noqa: S308 (autoescaped by Jinja2)
 
 
+def _unwrapped(user: Any) -> Any:
+    # The user itself rather than the middleware's lazy stand-in, which routes each of the
+    # page's dozen reads of it through a proxy.
+    if isinstance(user, LazyObject):
+        if user._wrapped is empty:
+            user._setup()
+        return user._wrapped
+    return user
+
+
 def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> HttpResponse:
     """A whole page in Jinja2 (its template extends layout/page.html), with what Django's
     context processors give the Django layout: the council, the user, the messages."""
@@ -249,7 +260,7 @@ def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> Http
     page = {
         **council_context(request),
         "request": request,
-        "user": getattr(request, "user", None),
+        "user": _unwrapped(getattr(request, "user", None)),
         "messages": list(get_messages(request)),
         "csrf_token": token,
         "csrf_input": csrf_field(token),

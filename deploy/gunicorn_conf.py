@@ -2,6 +2,9 @@
 
 import multiprocessing
 import os
+from typing import Any
+
+from gunicorn import glogging
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -17,4 +20,33 @@ accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Log the path without its query string: search terms (children's names) must never reach
 # the logs.
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+access_log_format = ACCESS_LOG_FORMAT
+
+
+class AccessLogger(glogging.Logger):
+    """gunicorn's logger, making only the fields the access log's format above writes.
+    gunicorn's own makes every field it knows on every request (each request and response
+    header and every WSGI variable, each escaped): 2.5 % of a person page's CPU. Any other
+    format (`--access-logformat`) gets gunicorn's fields."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
+        if self.cfg.access_log_format != ACCESS_LOG_FORMAT:
+            return super().atoms(resp, req, environ, request_time)
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "t": self.now(),
+            "m": environ.get("REQUEST_METHOD"),
+            "U": environ.get("PATH_INFO"),
+            "H": environ.get("SERVER_PROTOCOL"),
+            "s": status,
+            "b": sent is not None and str(sent) or "-",
+            "M": request_time.seconds * 1000 + int(request_time.microseconds / 1000),
+        }
+
+
+logger_class = AccessLogger
