@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import random
 import re
+import select
 from typing import Any
 
 import psycopg
@@ -217,6 +218,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super().create_cursor(name)
         finally:
             self.connection.cursor_factory = factory
+
+    def is_usable(self) -> bool:
+        """Django's health check (`CONN_HEALTH_CHECKS`, at the start of each request) sends
+        `SELECT 1` and waits for it: a round trip on every request. A server that ends a
+        connection (a restart, a fail-over, `pg_terminate_backend`) says why and closes the
+        socket, so a connection with nothing to read, idle and not marked broken, is as we
+        left it; only one with something waiting is asked `SELECT 1`, as Django would."""
+        connection = self.connection
+        if connection is None or connection.closed or connection.broken:
+            return False
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return bool(super().is_usable())
+        try:
+            waiting = select.poll()
+            waiting.register(connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+            if not waiting.poll(0):
+                return True
+        except (OSError, ValueError):
+            return False
+        return bool(super().is_usable())
 
     def forget_search_path(self) -> None:
         """For code that changed the search path with its own SQL (tenants.cloning): the

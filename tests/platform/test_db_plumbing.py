@@ -289,3 +289,57 @@ def test_a_statement_naming_its_schemas_is_still_prepared_once_per_council(world
         )
         runs = {s.rsplit("/*", 1)[1].strip(" */"): int(n) for s, n in cursor.fetchall()}
     assert runs == {world.brighton.schema_name: 2, world.staffordshire.schema_name: 2}
+
+
+def test_the_connection_keeps_one_prepared_cursor_and_every_statement_is_seen(world, db) -> None:
+    """Each `prepared_cursor()` hands out the connection's one kept psycopg cursor in a new
+    Django wrapper: closing the wrapper leaves it open, and the query log (what the
+    statement-count tests and benchmarks read) still sees each statement run on it."""
+    tenant_connection().set_tenant(world.brighton)
+    with schema_context(world.brighton.schema_name):
+        Organisation.objects.create(name="Only In Brighton", agency_type="school")
+    with prepared_cursor() as first:
+        kept = first.cursor
+    assert not kept.closed
+    with CaptureQueriesContext(connection) as seen, prepared_cursor() as second:
+        assert second.cursor is kept
+        second.execute(ORGANISATION_NAMES, ["Only In %"])
+        assert [row[0] for row in second.fetchall()] == ["Only In Brighton"]
+    assert [q["sql"] for q in seen.captured_queries] == [
+        ORGANISATION_NAMES.replace("%s", "'Only In %'")
+    ]
+
+
+def test_the_health_check_finds_an_ended_connection_and_sends_nothing_on_a_live_one(db) -> None:
+    """`CONN_HEALTH_CHECKS`: a connection the server ended (as at a restart) is found and
+    replaced before the request uses it; a live, idle one is trusted without a round trip
+    (the server's last statement from it is still the one we sent)."""
+    import select
+
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        other.ensure_connection()
+        assert other.health_check_enabled
+        with other.connection.cursor() as cursor:
+            cursor.execute("SELECT 41")
+        pid = other.connection.info.backend_pid
+        other.health_check_done = False
+        other.close_if_health_check_failed()
+        assert other.connection is not None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+            assert cursor.fetchone() == ("SELECT 41",)
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # The server says why and closes the socket; wait (at most 5 s) for that to arrive.
+        select.select([other.connection.fileno()], [], [], 5)
+        other.health_check_done = False
+        other.close_if_health_check_failed()
+        assert other.connection is None
+        other.ensure_connection()
+        with other.connection.cursor() as cursor:
+            cursor.execute("SELECT 42")
+            assert cursor.fetchone() == (42,)
+    finally:
+        other.close()

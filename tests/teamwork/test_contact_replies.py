@@ -9,7 +9,6 @@ from email import message_from_bytes
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils.html import escape
 from django_tenants.utils import schema_context
 
 from core.delivery.email import email_deliver
@@ -62,10 +61,10 @@ def test_an_accepted_reply_reaches_the_requester_on_the_page_in_the_app_and_by_e
     person_page = html.unescape(nurse.get(f"/people/{scenario.ava.pk}/").content.decode())
     assert "Your requests to be put in touch" in person_page
     assert REPLY in person_page
-    requests_page = nurse.get("/my/contact-requests/").content.decode()
-    assert escape(REPLY) in requests_page
-    assert escape(scenario.camhs_worker.full_name) in requests_page
-    assert escape(REPLY) in nurse.get("/my/notifications/").content.decode()
+    requests_page = html.unescape(nurse.get("/my/contact-requests/").content.decode())
+    assert REPLY in requests_page
+    assert scenario.camhs_worker.full_name in requests_page
+    assert REPLY in html.unescape(nurse.get("/my/notifications/").content.decode())
 
 
 def test_a_declined_reply_is_shown_without_naming_who_declined(world, scenario) -> None:
