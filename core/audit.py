@@ -27,19 +27,6 @@ INSERT_SQL = (
     "(at, actor_id, actor_email, action, person_id, detail, previous_hash, hash) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
-# Any number of events by one statement, prepared once (planned once per council): what
-# differs between them goes as arrays, read back in their order.
-INSERT_MANY_SQL = """
-INSERT INTO core_auditevent (at, actor_id, actor_email, action, person_id, detail,
-                             previous_hash, hash)
-SELECT %(at)s::timestamptz, %(actor_id)s::bigint, %(actor_email)s::text,
-       e.action, e.person_id, e.detail, e.previous_hash, e.hash
-FROM unnest(%(actions)s::text[], %(people)s::bigint[], %(details)s::jsonb[],
-            %(previous)s::text[], %(hashes)s::text[])
-     WITH ORDINALITY AS e(action, person_id, detail, previous_hash, hash, n)
-ORDER BY e.n
-RETURNING id
-"""
 
 
 def _lock_key() -> int:
@@ -144,8 +131,7 @@ def audit_record_many(
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
         written: list[AuditEvent] = []
-        previous: list[str] = []
-        hashes: list[str] = []
+        values: list[Any] = []
         for action, person_id, detail in events:
             digest = event_hash(
                 at=at,
@@ -168,23 +154,14 @@ def audit_record_many(
                     hash=digest,
                 )
             )
-            previous.append(previous_hash)
-            hashes.append(digest)
+            values += [at, actor_id, actor_email, action, person_id]
+            values += [Jsonb(detail), previous_hash, digest]
             previous_hash = digest
+        # Prepared once per number of events (a page records one, and one more per relative
+        # it shows), each value bound on the server.
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(events))
         with prepared_cursor() as cursor:
-            cursor.execute(
-                INSERT_MANY_SQL,
-                {
-                    "at": at,
-                    "actor_id": actor_id,
-                    "actor_email": actor_email,
-                    "actions": [action for action, _, _ in events],
-                    "people": [person_id for _, person_id, _ in events],
-                    "details": [Jsonb(detail) for _, _, detail in events],
-                    "previous": previous,
-                    "hashes": hashes,
-                },
-            )
+            cursor.execute(INSERT_SQL.replace("(%s, %s, %s, %s, %s, %s, %s, %s)", rows), values)
             # Ids come from the sequence in the order of the rows.
             ids = sorted(row[0] for row in cursor.fetchall())
         for event, event_id in zip(written, ids, strict=True):

@@ -59,7 +59,19 @@ def url(name: str, *args: Any) -> str:
     """`{% url %}`: the same address for the same page, worked out once per process. An
     address whose arguments are record ids is worked out once per page, not per record: the
     person page links to a dozen pages of the record shown, and there are a million."""
-    urlconf, prefix = get_urlconf(), get_script_prefix()
+    return _address(get_urlconf(), get_script_prefix(), name, args)
+
+
+def _url_for_page(urlconf: str | None, prefix: str) -> Callable[..., str]:
+    """`url()` for one page: its URL configuration and prefix read once, not per link."""
+
+    def url(name: str, *args: Any) -> str:
+        return _address(urlconf, prefix, name, args)
+
+    return url
+
+
+def _address(urlconf: str | None, prefix: str, name: str, args: tuple[Any, ...]) -> str:
     if args and all(type(arg) is int and arg >= 0 for arg in args):
         parts = _address_parts(urlconf, prefix, name, len(args))
         if parts is not None:
@@ -264,6 +276,7 @@ def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> Http
         "messages": list(get_messages(request)),
         "csrf_token": token,
         "csrf_input": csrf_field(token),
+        "url": _url_for_page(get_urlconf(), get_script_prefix()),
         **context,
     }
     markup = engines["jinja2"].get_template(name).render(page)

@@ -32,6 +32,7 @@ It refuses to run behind a connection pooler in transaction mode (pooler.py)."""
 
 from __future__ import annotations
 
+import datetime
 import random
 import re
 import select
@@ -43,6 +44,10 @@ from django.db.backends.postgresql.operations import DatabaseOperations as BaseO
 from django_tenants.postgresql_backend import base
 
 from tenants.postgresql_backend.pooler import refuse_transaction_pooler
+
+TIMESTAMPTZ_OID = psycopg.adapters.types["timestamptz"].oid
+# psycopg's own loader (its C code where installed), not the Python subclass Django registers.
+FAST_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(TIMESTAMPTZ_OID, psycopg.pq.Format.TEXT)
 
 # A schema name as django-tenants allows it: nothing that could end a comment.
 SCHEMA_TAG = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -215,9 +220,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         factory = self.connection.cursor_factory
         self.connection.cursor_factory = PreparedCursor
         try:
-            return super().create_cursor(name)
+            cursor = super().create_cursor(name)
         finally:
             self.connection.cursor_factory = factory
+        # Times read in UTC as psycopg's own C loader reads them: Django's loader (the same
+        # values; it only sets the zone) is a Python subclass, which loses that loader's C
+        # code (a tenth of the statements' client side on a person page, in its viewings).
+        if settings.USE_TZ and self.timezone is datetime.UTC:
+            cursor.adapters.register_loader(TIMESTAMPTZ_OID, FAST_TIMESTAMPTZ_LOADER)
+        return cursor
 
     def is_usable(self) -> bool:
         """Django's health check (`CONN_HEALTH_CHECKS`, at the start of each request) sends

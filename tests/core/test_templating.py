@@ -43,3 +43,27 @@ def test_it_escapes_every_markup_character() -> None:
     page = engines["jinja2"].from_string("{{ text }}|{{ safe }}")
     written = page.render({"text": text, "safe": mark_safe("<b>Kept</b>")})
     assert written == "Ava O&#39;Brien-Smith &lt;b&gt;&amp;amp; &#34;co&#34;&lt;/b&gt;|<b>Kept</b>"
+
+
+def test_url_writes_what_reverse_writes() -> None:
+    """`url()` in the pages: ids filled into an address reversed once per page name, and
+    anything that is not a plain id reversed as it is: always Django's own address."""
+    from django.urls import NoReverseMatch, reverse
+
+    from core.templating import url
+
+    for name, args in [
+        ("core:person", (7,)),
+        ("core:person", (123456789,)),
+        ("core:relative_add", (12, 3456)),
+        ("core:search", ()),
+        ("federation:agreement", ("agr-42",)),
+        ("federation:agreement", (9,)),
+    ]:
+        assert url(name, *args) == reverse(name, args=args), (name, args)
+    # What Django refuses, url() refuses too: a negative id matches no <int:> pattern.
+    for refused in [("core:person", (-1,)), ("core:person", (1, 2))]:
+        with pytest.raises(NoReverseMatch):
+            reverse(refused[0], args=refused[1])
+        with pytest.raises(NoReverseMatch):
+            url(refused[0], *refused[1])

@@ -5,7 +5,7 @@ hold them to being exactly as correct as what they replace."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -343,3 +343,19 @@ def test_the_health_check_finds_an_ended_connection_and_sends_nothing_on_a_live_
             assert cursor.fetchone() == (42,)
     finally:
         other.close()
+
+
+def test_times_read_by_the_prepared_cursor_are_the_ones_django_reads(world, db) -> None:
+    """The prepared cursor reads times with psycopg's own (C) loader: the same instants,
+    in the same zone object, as Django's cursors give."""
+    tenant_connection().set_tenant(world.brighton)
+    sql = "SELECT %s::timestamptz, %s::timestamptz"
+    moments = ["2026-03-29 01:30:00.123456+00", "2026-12-31 23:59:59+05:30"]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, moments)
+        djangos = cursor.fetchone()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, moments)
+        ours = cursor.fetchone()
+    assert ours == djangos
+    assert [t.tzinfo for t in ours] == [t.tzinfo for t in djangos] == [UTC, UTC]
