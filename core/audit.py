@@ -119,10 +119,12 @@ def audit_record(
 
 def audit_record_many(
     *, actor: Any | None, events: list[tuple[str, int | None, dict[str, Any]]]
-) -> list[AuditEvent]:
+) -> list[int]:
     """Append several events at once, each (action, person_id, detail), in order and in
     the caller's transaction: one lock, one read of the chain's head and one statement
-    however many there are (a family page records a view of every relative it shows)."""
+    however many there are (a family page records a view of every relative it shows).
+    Returns the new events' ids, in order (no model instances: the person page, which
+    records a view on every visit, never reads them)."""
     if not events:
         return []
     with transaction.atomic(savepoint=False):
@@ -130,7 +132,6 @@ def audit_record_many(
         at = timezone.now()
         actor_id = getattr(actor, "pk", None)
         actor_email = getattr(actor, "email", "") or ""
-        written: list[AuditEvent] = []
         values: list[Any] = []
         for action, person_id, detail in events:
             digest = event_hash(
@@ -142,18 +143,6 @@ def audit_record_many(
                 detail=detail,
                 previous_hash=previous_hash,
             )
-            written.append(
-                AuditEvent(
-                    at=at,
-                    actor_id=actor_id,
-                    actor_email=actor_email,
-                    action=action,
-                    person_id=person_id,
-                    detail=detail,
-                    previous_hash=previous_hash,
-                    hash=digest,
-                )
-            )
             values += [at, actor_id, actor_email, action, person_id]
             values += [Jsonb(detail), previous_hash, digest]
             previous_hash = digest
@@ -163,12 +152,7 @@ def audit_record_many(
         with prepared_cursor() as cursor:
             cursor.execute(INSERT_SQL.replace("(%s, %s, %s, %s, %s, %s, %s, %s)", rows), values)
             # Ids come from the sequence in the order of the rows.
-            ids = sorted(row[0] for row in cursor.fetchall())
-        for event, event_id in zip(written, ids, strict=True):
-            event.pk = event_id
-            event._state.adding = False
-            event._state.db = connection.alias
-        return written
+            return sorted(row[0] for row in cursor.fetchall())
 
 
 @dataclass(frozen=True)

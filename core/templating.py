@@ -253,9 +253,10 @@ def jinja_render(
     return mark_safe(markup)  # noqa: S308 (autoescaped by Jinja2)
 
 
-def _unwrapped(user: Any) -> Any:
-    # The user itself rather than the middleware's lazy stand-in, which routes each of the
-    # page's dozen reads of it through a proxy.
+def request_user(request: HttpRequest) -> Any:
+    """The request's user itself, not the middleware's lazy stand-in: each read of the
+    stand-in (a page makes dozens) goes through a proxy. Loaded here if not yet."""
+    user = getattr(request, "user", None)
     if isinstance(user, LazyObject):
         if user._wrapped is empty:
             user._setup()
@@ -272,7 +273,7 @@ def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> Http
     page = {
         **council_context(request),
         "request": request,
-        "user": _unwrapped(getattr(request, "user", None)),
+        "user": request_user(request),
         "messages": list(get_messages(request)),
         "csrf_token": token,
         "csrf_input": csrf_field(token),

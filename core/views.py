@@ -45,11 +45,12 @@ from core.network_svg import network_svg
 from core.people_views import add_person_query
 from core.selectors import Access, Network, SearchRefused, TeamMember
 from core.setup import set_up_checklist
-from core.templating import jinja_page
+from core.templating import jinja_page, request_user
 
 
 def _user(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
+    # The user itself, not the lazy stand-in: the page's selectors read it many times.
+    return request_user(request)
 
 
 @otp_required
