@@ -83,6 +83,18 @@ def _text(
     )
 
 
+@lru_cache(maxsize=4096)
+def _lines_markup(lines: tuple[tuple[str, int, str], ...]) -> str:
+    """A box's lines as <text> elements, centred on (0, 0)."""
+    text_height = sum(size + 6 for _, size, _ in lines) - 6
+    y = -text_height / 2 + lines[0][1] - 2
+    out = []
+    for text, size, weight in lines:
+        out.append(_text(0, y, text, size=size, weight=weight))
+        y += size + 6
+    return "".join(out)
+
+
 def _member_lines(member: TeamMember) -> list[tuple[str, int, str]]:
     """(text, size, weight) lines for one box, most important first, each wrapped to the
     box's width."""
@@ -236,17 +248,19 @@ def network_svg(
         border = 4 if m.lead_professional else 2
         dash = ' stroke-dasharray="6 5"' if m.masked else ""
         kind = "masked" if m.masked else ("lead" if m.lead_professional else "member")
-        out.append(f'<g class="pw-network__member pw-network__member--{kind}">')
+        # The box drawn around its own centre: its lines are the same markup in both
+        # layouts (and for the same member on any page), written once.
+        out.append(
+            f'<g class="pw-network__member pw-network__member--{kind}" '
+            f'transform="translate({p.x:.0f} {p.y:.0f})">'
+        )
         out.append(f"<title>{escape(_member_title(m))}</title>")
         out.append(
-            f'<rect x="{left:.0f}" y="{top:.0f}" width="{NODE_WIDTH}" height="{box_height:.0f}" '
-            f'rx="6" fill="{fill}" stroke="#0b0c0c" stroke-width="{border}"{dash}/>'
+            f'<rect x="{left - p.x:.0f}" y="{top - p.y:.0f}" width="{NODE_WIDTH}" '
+            f'height="{box_height:.0f}" rx="6" fill="{fill}" stroke="#0b0c0c" '
+            f'stroke-width="{border}"{dash}/>'
         )
-        text_height = sum(size + 6 for _, size, _ in member_lines) - 6
-        y = p.y - text_height / 2 + member_lines[0][1] - 2
-        for text, size, weight in member_lines:
-            out.append(_text(p.x, y, text, size=size, weight=weight))
-            y += size + 6
+        out.append(_lines_markup(tuple(member_lines)))
         out.append("</g>")
     out.append('<g class="pw-network__centre">')
     out.append(

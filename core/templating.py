@@ -29,7 +29,8 @@ from django.utils.dates import MONTHS, MONTHS_3
 from django.utils.functional import LazyObject, empty
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
 
 from core.extensions import NAVIGATION, navigation_cache_add
 from core.identifiers import nhs_number_display
@@ -37,13 +38,19 @@ from core.selectors import notifications_unread_count
 from tenants.context_processors import council as council_context
 
 
-def days_ago(day: datetime.date | None) -> str:
-    """'today', 'yesterday', '12 days ago' – or 'Not recorded'."""
+def days_ago(
+    day: datetime.date | None,
+    *,
+    zone: datetime.tzinfo | None = None,
+    today: datetime.date | None = None,
+) -> str:
+    """'today', 'yesterday', '12 days ago' – or 'Not recorded'. `zone` and `today`: the
+    current time zone and its date, when the caller has them already."""
     if day is None:
         return "Not recorded"
     if isinstance(day, datetime.datetime):
-        day = timezone.localtime(day).date()
-    days = (timezone.localdate() - day).days
+        day = timezone.localtime(day, zone).date()
+    days = ((today or timezone.localdate(timezone=zone)) - day).days
     if days <= 0:
         return "today"
     if days == 1:
@@ -144,10 +151,15 @@ DATE_FORMATS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def date(value: Any, format_string: str) -> str:
+def date(value: Any, format_string: str, zone: datetime.tzinfo | None = None) -> str:
     """Django's `date` filter, on the value in the current time zone as Django's templates
-    give it (an empty string for no date)."""
-    value = template_localtime(value)
+    give it (an empty string for no date). `zone`: the current time zone, when the caller
+    has it already."""
+    if zone is not None and isinstance(value, datetime.datetime) and timezone.is_aware(value):
+        if getattr(value, "convert_to_local_time", True):
+            value = value.astimezone(zone)
+    else:
+        value = template_localtime(value)
     fast = DATE_FORMATS.get(format_string)
     if fast is not None and isinstance(value, datetime.date):
         if format_string.endswith("H:i") and not isinstance(value, datetime.datetime):
@@ -224,6 +236,24 @@ def error_prefix(messages: Iterable[Any] | None) -> str:
     return ""
 
 
+# A Jinja2 page reads the current time zone and today's date once (`jinja_page` puts them
+# in its context as `page_clock`), not for each date it writes.
+
+
+@pass_context
+def _date_on_page(context: Context, value: Any, format_string: str) -> str:
+    clock = context.get("page_clock")
+    return date(value, format_string, clock[0] if clock else None)
+
+
+@pass_context
+def _days_ago_on_page(context: Context, day: datetime.date | None) -> str:
+    clock = context.get("page_clock")
+    if clock is None:
+        return days_ago(day)
+    return days_ago(day, zone=clock[0], today=clock[1])
+
+
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
     # Autoescaped by markupsafe, once per value: an apostrophe is written &#39; (Django
@@ -241,7 +271,7 @@ def environment(**options: Any) -> Environment:
         error_prefix=error_prefix,
         now=lambda format_string: date(timezone.now(), format_string),
     )
-    env.filters.update(date=date, days_ago=days_ago, nhs_number=nhs_number)
+    env.filters.update(date=_date_on_page, days_ago=_days_ago_on_page, nhs_number=nhs_number)
     return env
 
 
@@ -270,6 +300,7 @@ def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> Http
     # The CSRF token once for the page: Django's Jinja2 backend gives a lazy one that
     # masks the secret afresh (with `secrets`) wherever a form writes it.
     token = get_token(request)
+    zone = timezone.get_current_timezone()
     page = {
         **council_context(request),
         "request": request,
@@ -278,6 +309,7 @@ def jinja_page(request: HttpRequest, name: str, context: dict[str, Any]) -> Http
         "csrf_token": token,
         "csrf_input": csrf_field(token),
         "url": _url_for_page(get_urlconf(), get_script_prefix()),
+        "page_clock": (zone, timezone.localdate(timezone=zone)),
         **context,
     }
     markup = engines["jinja2"].get_template(name).render(page)

@@ -21,12 +21,15 @@ MOMENTS = [
 @pytest.mark.parametrize("format_string", sorted(DATE_FORMATS))
 def test_it_writes_dates_as_django_does(format_string: str) -> None:
     """Every date the pages show, in the short-cut formats, reads as Django's filter."""
-    from django.utils.timezone import template_localtime
+    from django.utils.timezone import get_current_timezone, template_localtime
 
     values: list[object] = [*MOMENTS] if "H" in format_string else [*DAYS, *MOMENTS]
     for value in values:
         expected = defaultfilters.date(template_localtime(value), format_string)
         assert date(value, format_string) == expected, value
+        # As a page writes it, with the current time zone read once for the page.
+        zone = get_current_timezone()
+        assert date(value, format_string, zone) == expected, value
 
 
 def test_it_writes_no_date_as_nothing() -> None:
@@ -67,3 +70,21 @@ def test_url_writes_what_reverse_writes() -> None:
             reverse(refused[0], args=refused[1])
         with pytest.raises(NoReverseMatch):
             url(refused[0], *refused[1])
+
+
+def test_days_ago_on_a_page_reads_as_without_one() -> None:
+    """`days_ago` with the page's time zone and date given is what it is without them."""
+    from django.utils import timezone
+
+    from core.templating import days_ago
+
+    zone = timezone.get_current_timezone()
+    today = timezone.localdate()
+    for value in [*DAYS, *MOMENTS, today, timezone.now(), None]:
+        assert days_ago(value, zone=zone, today=today) == days_ago(value), value
+    page = engines["jinja2"].from_string("{{ d|days_ago }} {{ d|date('j M Y') }}")
+    assert (
+        page.render({"d": today})
+        == page.render({"d": today, "page_clock": (zone, today)})
+        == f"today {today.day} {today:%b} {today.year}"
+    )
