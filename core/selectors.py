@@ -20,6 +20,7 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import jellyfish
@@ -48,7 +49,7 @@ from core.models import (
     RecordOpening,
     SourceSystem,
 )
-from tenants.db import models_from_sql, prepared_cursor
+from tenants.db import model_builder, models_from_sql, prepared_cursor
 
 # How long a stated reason keeps a record open for the person who stated it, and how long
 # after a search its results may be opened.
@@ -401,12 +402,70 @@ FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL AND p.merged_into_i
 """
 
 
+def _person_and_viewer(user: User, person_id: int) -> Person | None:
+    """The person (as PERSON_WITH_TEAM_SQL reads them) and, in the same statement, the
+    viewer's practitioner profile, kept as `practitioner_of` keeps it: the first read of a
+    record view needs both. None if either is missing (both mean 404)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_person_and_viewer_sql(), {"user": user.pk, "person": person_id})
+        names = [column.name for column in cursor.description or []]
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    parts: dict[str, list[int]] = {"": [], "viewer__": [], "viewer_organisation__": []}
+    for index, name in enumerate(names):
+        prefix = next((p for p in ("viewer__", "viewer_organisation__") if name.startswith(p)), "")
+        parts[prefix].append(index)
+
+    def built(model: type[Any], prefix: str) -> Any:
+        columns = parts[prefix]
+        return model_builder(model, [names[i][len(prefix) :] for i in columns])(
+            [row[i] for i in columns]
+        )
+
+    practitioner = built(Practitioner, "viewer__")
+    Practitioner._meta.get_field("organisation").set_cached_value(
+        practitioner, built(Organisation, "viewer_organisation__")
+    )
+    user.__dict__[PRACTITIONER_MEMO] = practitioner
+    return built(Person, "")
+
+
+@cache
+def _person_and_viewer_sql() -> str:
+    def columns(alias: str, model: type[Any], prefix: str) -> str:
+        return ", ".join(
+            f'{alias}."{f.column}" AS "{prefix}{f.column}"' for f in model._meta.concrete_fields
+        )
+
+    return f"""
+SELECT p.*, EXISTS (
+    SELECT 1 FROM core_involvement i JOIN core_practitioner t ON t.id = i.practitioner_id
+    WHERE i.person_id = p.id AND t.user_id = %(user)s AND i.end_date IS NULL
+) AS viewer_on_team,
+EXISTS (SELECT 1 FROM core_person m WHERE m.merged_into_id = p.id) AS records_merged_in,
+{columns("pr", Practitioner, "viewer__")},
+{columns("o", Organisation, "viewer_organisation__")}
+FROM core_person p
+JOIN core_practitioner pr ON pr.user_id = %(user)s
+JOIN core_organisation o ON o.id = pr.organisation_id
+WHERE p.id = %(person)s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
+"""  # noqa: S608 (column names from the models)
+
+
 def person_access(user: User, person_id: int) -> PersonAccess:
     """How `user` may see person `person_id`; Http404 when they may not know it exists
     (which looks exactly like a person who does not exist)."""
-    if practitioner_of(user) is None:
+    if not user.is_authenticated or user.role not in READER_ROLES:
         raise Http404("No such person")
-    person = next(iter(models_from_sql(Person, PERSON_WITH_TEAM_SQL, [user.pk, person_id])), None)
+    if PRACTITIONER_MEMO in user.__dict__:
+        if practitioner_of(user) is None:
+            raise Http404("No such person")
+        found = models_from_sql(Person, PERSON_WITH_TEAM_SQL, [user.pk, person_id])
+        person = next(iter(found), None)
+    else:
+        # The first read of the request: the viewer's profile comes with the person.
+        person = _person_and_viewer(user, person_id)
     if person is None:
         raise Http404("No such person")
     if person.viewer_on_team:  # type: ignore[attr-defined]

@@ -69,14 +69,14 @@ def models_from_sql(
     if not rows:
         return []
     own = [i for i, name in enumerate(names) if name.partition("__")[0] not in related]
-    build = _builder(model, [names[i] for i in own])
+    build = model_builder(model, [names[i] for i in own])
     joined: list[tuple[Any, list[int], Callable[[list[Any]], models.Model]]] = []
     for name in related:
         field = model._meta.get_field(name)
         columns = [i for i, n in enumerate(names) if n.startswith(f"{name}__")]
         other = cast(type[models.Model], field.related_model)
         joined.append(
-            (field, columns, _builder(other, [names[i][len(name) + 2 :] for i in columns]))
+            (field, columns, model_builder(other, [names[i][len(name) + 2 :] for i in columns]))
         )
     instances = []
     for row in rows:
@@ -87,8 +87,10 @@ def models_from_sql(
     return instances
 
 
-def _builder(model: type[M], names: list[str]) -> Callable[[list[Any]], M]:
-    """Makes an instance of `model` from values for these columns, as the ORM loads one."""
+def model_builder(model: type[M], names: list[str]) -> Callable[[list[Any]], M]:
+    """Makes an instance of `model` from values for these columns, as the ORM loads one
+    (columns that are not the model's fields become attributes): for a statement that
+    reads more than one model's row at once."""
     concrete = model._meta.concrete_fields
     by_column = {f.column: f for f in concrete}
     fields = [by_column.get(name) for name in names]

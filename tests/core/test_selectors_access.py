@@ -173,3 +173,35 @@ def test_a_different_child_with_the_same_birthday_is_not_matched(scenario) -> No
     """Tolerance has limits: a quite different surname is not a match."""
     query = SearchQuery(family_name="Brown", date_of_birth=date(2015, 3, 14))
     assert scenario.ava.pk not in _search_ids(scenario.teacher, query)
+
+
+def test_the_first_read_of_a_record_brings_the_viewers_profile_with_it(scenario) -> None:
+    """A record view's first statement reads the person and the viewer's practitioner
+    profile together; the profile is the one `practitioner_of` would read, and a record
+    the viewer may not know is a 404 as before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import User
+    from core.models import Practitioner
+    from core.selectors import practitioner_of
+
+    nurse = User.objects.get(pk=scenario.school_nurse.pk)  # nothing kept on it yet
+    with CaptureQueriesContext(connection) as seen:
+        access = person_access(nurse, scenario.ava.pk)
+        profile = practitioner_of(nurse)
+    assert len(seen.captured_queries) == 1
+    assert access.person.pk == scenario.ava.pk and access.access == Access.TEAM
+    expected = Practitioner.objects.select_related("organisation").get(user=nurse)
+    assert profile is not None
+    assert (profile.pk, profile.job_title, profile.organisation_id) == (
+        expected.pk,
+        expected.job_title,
+        expected.organisation_id,
+    )
+    assert profile.organisation.name == expected.organisation.name
+    teacher = User.objects.get(pk=scenario.teacher.pk)
+    with pytest.raises(Http404):
+        person_access(teacher, scenario.ava.pk)
+    with pytest.raises(Http404):
+        person_access(User.objects.get(pk=scenario.school_nurse.pk), 987_654_321)
