@@ -117,6 +117,9 @@ def audit_record(
         return event
 
 
+PREPARED_EVENTS_MAX = 20
+
+
 def audit_record_many(
     *, actor: Any | None, events: list[tuple[str, int | None, dict[str, Any]]]
 ) -> list[int]:
@@ -147,9 +150,11 @@ def audit_record_many(
             values += [Jsonb(detail), previous_hash, digest]
             previous_hash = digest
         # Prepared once per number of events (a page records one, and one more per relative
-        # it shows), each value bound on the server.
+        # it shows), each value bound on the server; a larger batch (PostgreSQL takes at
+        # most 65,535 parameters to a prepared statement) is bound on the client instead.
         rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(events))
-        with prepared_cursor() as cursor:
+        hot = len(events) <= PREPARED_EVENTS_MAX
+        with prepared_cursor() if hot else connection.cursor() as cursor:
             cursor.execute(INSERT_SQL.replace("(%s, %s, %s, %s, %s, %s, %s, %s)", rows), values)
             # Ids come from the sequence in the order of the rows.
             return sorted(row[0] for row in cursor.fetchall())

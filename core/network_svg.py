@@ -267,8 +267,10 @@ def network_svg(
         f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{CENTRE_RADIUS}" fill="#ffffff" '
         f'stroke="#0b0c0c" stroke-width="4"/>'
     )
-    name_lines = _wrap(centre_name, 16)
-    caption_lines = _wrap(centre_caption, 20)
+    # The person's name and birth date are wrapped afresh each time: only the team's
+    # lines (practitioners' names, roles, organisations) are kept in the process.
+    name_lines = _wrap.__wrapped__(centre_name, 16)
+    caption_lines = _wrap.__wrapped__(centre_caption, 20)
     y = cy - (len(name_lines) * 20 + len(caption_lines) * 15) / 2 + 14
     for line in name_lines:
         out.append(_text(cx, y, line, size=17, weight="bold"))

@@ -287,10 +287,11 @@ def request_user(request: HttpRequest) -> Any:
     """The request's user itself, not the middleware's lazy stand-in: each read of the
     stand-in (a page makes dozens) goes through a proxy. Loaded here if not yet."""
     user = getattr(request, "user", None)
-    if isinstance(user, LazyObject):
+    # django-otp's stand-in wraps Django's, which wraps the user.
+    while isinstance(user, LazyObject):
         if user._wrapped is empty:
             user._setup()
-        return user._wrapped
+        user = user._wrapped
     return user
 
 

@@ -36,6 +36,7 @@ import datetime
 import random
 import re
 import select
+import time
 from typing import Any
 
 import psycopg
@@ -114,6 +115,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.search_path_on_server: list[str] | None = None
         self._prepared_next = False  # the next cursor made is a PreparedCursor
         self._kept_cursor: PreparedCursor | None = None
+        self._checked_at = float("-inf")  # when `is_usable` last looked (time.monotonic)
         super().__init__(*args, **kwargs)
 
     def set_tenant(self, tenant: Any, include_public: bool = True) -> None:
@@ -188,12 +190,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if kept is None or kept.connection is not self.connection or kept.closed:
             self._prepared_next = True
             try:
-                made = self.create_cursor()
+                with self.wrap_database_errors:
+                    made = self.create_cursor()
             finally:
                 self._prepared_next = False
-            kept = made if isinstance(made, PreparedCursor) else None
-            if kept is None:  # another cursor class was asked for: nothing to keep
-                return self._wrapped(made)
+            if not isinstance(made, PreparedCursor):  # another class was made: not kept
+                other = self._wrapped(made)
+                self._handle_search_path(other)
+                return other
+            kept = made
             kept.kept = True
             self._kept_cursor = kept
         wrapper = self._wrapped(kept)
@@ -234,21 +239,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Django's health check (`CONN_HEALTH_CHECKS`, at the start of each request) sends
         `SELECT 1` and waits for it: a round trip on every request. A server that ends a
         connection (a restart, a fail-over, `pg_terminate_backend`) says why and closes the
-        socket, so a connection with nothing to read, idle and not marked broken, is as we
-        left it; only one with something waiting is asked `SELECT 1`, as Django would."""
+        socket, so a connection checked within the last `TRUSTED_FOR` seconds (a busy
+        one), idle, not marked broken and with nothing to read, is as we left it. Any other
+        is asked `SELECT 1`, as Django would: one idle for longer may have been dropped
+        without a word (a NAT or load balancer's idle timeout)."""
         connection = self.connection
         if connection is None or connection.closed or connection.broken:
             return False
-        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            return bool(super().is_usable())
-        try:
-            waiting = select.poll()
-            waiting.register(connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-            if not waiting.poll(0):
-                return True
-        except (OSError, ValueError):
-            return False
+        now = time.monotonic()
+        checked, self._checked_at = self._checked_at, now
+        if (
+            now - checked < self.TRUSTED_FOR
+            and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
+            try:
+                waiting = select.poll()
+                waiting.register(
+                    connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP
+                )
+                if not waiting.poll(0):
+                    return True
+            except (OSError, ValueError):
+                return False
         return bool(super().is_usable())
+
+    TRUSTED_FOR = 10.0  # seconds
 
     def forget_search_path(self) -> None:
         """For code that changed the search path with its own SQL (tenants.cloning): the

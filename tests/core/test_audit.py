@@ -80,3 +80,22 @@ def test_verify_audit_passes_an_intact_chain(world, db, capsys) -> None:
     assert "E06000043 Brighton and Hove" in out and "intact" in out
     with schema_context(world.staffordshire.schema_name):
         assert AuditEvent.objects.count() == 0 or audit_verify().intact
+
+
+@pytest.mark.parametrize("count", [1, 2, 21])
+def test_events_appended_together_chain_in_order(world, db, count) -> None:
+    """`audit_record_many` (prepared for a page's few events, bound on the client for a
+    larger batch): the events follow the chain in the order given, and it verifies."""
+    from core.audit import PREPARED_EVENTS_MAX, audit_record_many
+
+    assert (count > PREPARED_EVENTS_MAX) == (count == 21)
+    with schema_context(world.brighton.schema_name):
+        before = audit_record(actor=None, action="search", detail={"result_ids": []})
+        events = [("person_viewed", n, {"n": n}) for n in range(count)]
+        ids = audit_record_many(actor=None, events=events)
+        written = list(AuditEvent.objects.filter(pk__in=ids).order_by("pk"))
+        assert [e.person_id for e in written] == list(range(count))
+        assert [e.detail for e in written] == [{"n": n} for n in range(count)]
+        assert written[0].previous_hash == before.hash
+        assert all(b.previous_hash == a.hash for a, b in zip(written, written[1:], strict=False))
+        assert audit_verify().intact

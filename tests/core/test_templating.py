@@ -88,3 +88,18 @@ def test_days_ago_on_a_page_reads_as_without_one() -> None:
         == page.render({"d": today, "page_clock": (zone, today)})
         == f"today {today.day} {today:%b} {today.year}"
     )
+
+
+def test_request_user_is_the_user_behind_every_stand_in() -> None:
+    """django-otp's lazy stand-in wraps Django's, which wraps the user: both are undone."""
+    from django.http import HttpRequest
+    from django.utils.functional import SimpleLazyObject
+
+    from core.templating import request_user
+
+    user = object()
+    request = HttpRequest()
+    request.user = SimpleLazyObject(lambda: SimpleLazyObject(lambda: user))  # type: ignore[assignment]
+    assert request_user(request) is user
+    request.user = user  # type: ignore[assignment]
+    assert request_user(request) is user

@@ -310,32 +310,45 @@ def test_the_connection_keeps_one_prepared_cursor_and_every_statement_is_seen(wo
     ]
 
 
-def test_the_health_check_finds_an_ended_connection_and_sends_nothing_on_a_live_one(db) -> None:
+def test_the_health_check_finds_an_ended_connection_and_sends_nothing_on_a_busy_one(db) -> None:
     """`CONN_HEALTH_CHECKS`: a connection the server ended (as at a restart) is found and
-    replaced before the request uses it; a live, idle one is trusted without a round trip
-    (the server's last statement from it is still the one we sent)."""
+    replaced before the request uses it; a busy one (checked within the last few seconds),
+    idle and with nothing to read, is trusted without a round trip (the server's last
+    statement from it is still the one we sent); one left longer is asked `SELECT 1`."""
     import select
 
     from django.db import connections
+
+    def last_statement(pid: int) -> str:
+        with connection.cursor() as cursor:
+            # The test's transaction keeps one snapshot of the statistics unless told.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+            return str(cursor.fetchone()[0])
+
+    def check() -> None:
+        other.health_check_done = False
+        other.close_if_health_check_failed()
 
     other = connections.create_connection("default")
     try:
         other.ensure_connection()
         assert other.health_check_enabled
+        pid = other.connection.info.backend_pid
+        check()  # the first check of a connection asks
+        assert last_statement(pid) == "SELECT 1"
         with other.connection.cursor() as cursor:
             cursor.execute("SELECT 41")
-        pid = other.connection.info.backend_pid
-        other.health_check_done = False
-        other.close_if_health_check_failed()
-        assert other.connection is not None
+        check()  # checked a moment ago: trusted
+        assert other.connection is not None and last_statement(pid) == "SELECT 41"
+        other._checked_at -= other.TRUSTED_FOR + 1  # left alone for a while: asked again
+        check()
+        assert last_statement(pid) == "SELECT 1"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
-            assert cursor.fetchone() == ("SELECT 41",)
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
         # The server says why and closes the socket; wait (at most 5 s) for that to arrive.
         select.select([other.connection.fileno()], [], [], 5)
-        other.health_check_done = False
-        other.close_if_health_check_failed()
+        check()
         assert other.connection is None
         other.ensure_connection()
         with other.connection.cursor() as cursor:
