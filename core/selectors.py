@@ -391,15 +391,15 @@ def _created_recently(user: User, person: Person) -> bool:
     ).exists()
 
 
-# Asked on every view of a record: the person, and whether the viewer is on their team now.
-PERSON_WITH_TEAM_SQL = """
-SELECT p.*, EXISTS (
-    SELECT 1 FROM core_involvement i JOIN core_practitioner pr ON pr.id = i.practitioner_id
-    WHERE i.person_id = p.id AND pr.user_id = %s AND i.end_date IS NULL
+# Asked on every view of a record: the person, whether the viewer is on their team now, and
+# whether any records were merged into theirs.
+PERSON_COLUMNS = """p.*, EXISTS (
+    SELECT 1 FROM core_involvement i JOIN core_practitioner t ON t.id = i.practitioner_id
+    WHERE i.person_id = p.id AND t.user_id = %(user)s AND i.end_date IS NULL
 ) AS viewer_on_team,
-EXISTS (SELECT 1 FROM core_person m WHERE m.merged_into_id = p.id) AS records_merged_in
-FROM core_person p WHERE p.id = %s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
-"""
+EXISTS (SELECT 1 FROM core_person m WHERE m.merged_into_id = p.id) AS records_merged_in"""
+PERSON_SHOWN = "p.id = %(person)s AND p.archived_at IS NULL AND p.merged_into_id IS NULL"
+PERSON_WITH_TEAM_SQL = f"SELECT {PERSON_COLUMNS} FROM core_person p WHERE {PERSON_SHOWN}"  # noqa: S608 (fixed text)
 
 
 def _person_and_viewer(user: User, person_id: int) -> Person | None:
@@ -439,17 +439,13 @@ def _person_and_viewer_sql() -> str:
         )
 
     return f"""
-SELECT p.*, EXISTS (
-    SELECT 1 FROM core_involvement i JOIN core_practitioner t ON t.id = i.practitioner_id
-    WHERE i.person_id = p.id AND t.user_id = %(user)s AND i.end_date IS NULL
-) AS viewer_on_team,
-EXISTS (SELECT 1 FROM core_person m WHERE m.merged_into_id = p.id) AS records_merged_in,
+SELECT {PERSON_COLUMNS},
 {columns("pr", Practitioner, "viewer__")},
 {columns("o", Organisation, "viewer_organisation__")}
 FROM core_person p
 JOIN core_practitioner pr ON pr.user_id = %(user)s
 JOIN core_organisation o ON o.id = pr.organisation_id
-WHERE p.id = %(person)s AND p.archived_at IS NULL AND p.merged_into_id IS NULL
+WHERE {PERSON_SHOWN}
 """  # noqa: S608 (column names from the models)
 
 
@@ -461,7 +457,9 @@ def person_access(user: User, person_id: int) -> PersonAccess:
     if PRACTITIONER_MEMO in user.__dict__:
         if practitioner_of(user) is None:
             raise Http404("No such person")
-        found = models_from_sql(Person, PERSON_WITH_TEAM_SQL, [user.pk, person_id])
+        found = models_from_sql(
+            Person, PERSON_WITH_TEAM_SQL, {"user": user.pk, "person": person_id}
+        )
         person = next(iter(found), None)
     else:
         # The first read of the request: the viewer's profile comes with the person.

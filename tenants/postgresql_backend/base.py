@@ -37,7 +37,7 @@ import random
 import re
 import select
 import time
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from django.conf import settings
@@ -110,6 +110,8 @@ class DatabaseOperations(BaseOperations):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
+    # `is_usable` trusts a connection checked this recently (seconds) without a round trip.
+    TRUSTED_FOR = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.search_path_on_server: list[str] | None = None
@@ -194,11 +196,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     made = self.create_cursor()
             finally:
                 self._prepared_next = False
-            if not isinstance(made, PreparedCursor):  # another class was made: not kept
-                other = self._wrapped(made)
-                self._handle_search_path(other)
-                return other
-            kept = made
+            kept = cast(PreparedCursor, made)  # `create_cursor` below, with _prepared_next
             kept.kept = True
             self._kept_cursor = kept
         wrapper = self._wrapped(kept)
@@ -262,8 +260,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             except (OSError, ValueError):
                 return False
         return bool(super().is_usable())
-
-    TRUSTED_FOR = 10.0  # seconds
 
     def forget_search_path(self) -> None:
         """For code that changed the search path with its own SQL (tenants.cloning): the
